@@ -1,0 +1,5 @@
+"""Placeholder until the edge command group lands."""
+
+import typer
+
+app = typer.Typer(help="edge commands")

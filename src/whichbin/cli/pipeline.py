@@ -1,0 +1,5 @@
+"""Placeholder until the pipeline command group lands."""
+
+import typer
+
+app = typer.Typer(help="pipeline commands")

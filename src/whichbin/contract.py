@@ -1,0 +1,150 @@
+"""SPEC interfaces as pydantic models: MQTT topics and payloads.
+
+Every payload carries ``"v": 1`` so consumers can evolve; extra keys are allowed on
+input (other programs may add fields) and never removed on output.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Decision = Literal["decided", "unsure"]
+DeploymentState = Literal["downloading", "verifying", "active", "failed", "rolled_back"]
+ONLINE = "online"
+OFFLINE = "offline"
+DEEPLENS_TOPIC = "deeplens/trash/infer"
+COMMANDS = ("pause", "resume", "reload")
+
+
+def utc_now() -> datetime:
+    """Current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def iso(ts: datetime) -> str:
+    """ISO 8601 UTC with a trailing Z."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def new_event_id() -> str:
+    """A globally unique event id."""
+    return uuid.uuid4().hex
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    v: int = 1
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+
+class LabelP(BaseModel):
+    label: str
+    p: float
+
+
+class ModelRef(BaseModel):
+    version: str
+    sha256: str
+
+
+class RulesRef(BaseModel):
+    name: str
+    version: str
+
+
+class Event(_Payload):
+    id: str = Field(default_factory=new_event_id)
+    ts: str
+    device: str
+    bin: str
+    label: str
+    confidence: float
+    decision: Decision
+    top_k: list[LabelP]
+    model: ModelRef
+    rules: RulesRef
+
+
+class State(_Payload):
+    bin: str  # a bin, "idle" or "unsure"
+    since: str
+
+
+class Deployment(_Payload):
+    version: str
+    sha256: str
+    url: str
+    ts: str
+    approved_by: str | None = None
+
+
+class DeploymentStatus(_Payload):
+    version: str
+    state: DeploymentState
+    error: str | None = None
+
+
+class Correction(_Payload):
+    event_id: str
+    bin: str
+    ts: str
+    source: str = "joystick"
+
+
+class DeepLensMessage(BaseModel):
+    """The recipe's message, verbatim: no version field, one key."""
+
+    object: Literal["Compost", "Landfill", "Recycling"]
+
+
+class Topics:
+    """Topic names for one device under a prefix."""
+
+    def __init__(self, device: str, prefix: str = "whichbin") -> None:
+        self.prefix = prefix
+        self.device = device
+
+    def _t(self, *parts: str) -> str:
+        return "/".join((self.prefix, self.device, *parts))
+
+    @property
+    def availability(self) -> str:
+        return self._t("availability")
+
+    @property
+    def event(self) -> str:
+        return self._t("event")
+
+    @property
+    def state(self) -> str:
+        return self._t("state")
+
+    @property
+    def deployment(self) -> str:
+        return self._t("deployment")
+
+    @property
+    def deployment_status(self) -> str:
+        return self._t("deployment", "status")
+
+    @property
+    def correction(self) -> str:
+        return self._t("correction")
+
+    def command(self, name: str) -> str:
+        return self._t("set", name)
+
+    @property
+    def fleet_deployment(self) -> str:
+        return f"{self.prefix}/fleet/deployment"
+
+
+def fleet_deployment_topic(prefix: str = "whichbin") -> str:
+    """The retained fleet-wide deployment topic."""
+    return f"{prefix}/fleet/deployment"

@@ -1,0 +1,1 @@
+"""The edge device: frame sources, classifier, presence, decisions, runner, deployment follower."""

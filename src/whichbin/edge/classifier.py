@@ -1,0 +1,94 @@
+"""ONNX Runtime classifier for a whichbin bundle: the one inference path used by
+``classify``, evaluation and the edge runtime."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from whichbin.errors import ModelError
+from whichbin.preprocess import to_tensor
+from whichbin.rules import Prediction, RulePack, predict_from_probs
+from whichbin.training.bundle import BundleMeta, read_meta, sha256_file
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "default_model.onnx"
+
+
+def default_model_path() -> Path:
+    """The bundled default model shipped inside the package."""
+    return Path(str(resources.files("whichbin.resources").joinpath(DEFAULT_MODEL_NAME)))
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax of logits / temperature."""
+    z = logits / max(temperature, 1e-6)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class OnnxClassifier:
+    """Loads a bundle once; classifies RGB uint8 arrays or PIL images in batches."""
+
+    def __init__(self, path: Path, rules: RulePack | None = None, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.meta: BundleMeta = read_meta(self.path)
+        self.sha256 = sha256_file(self.path)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:
+            raise ModelError(f"{self.path}: ONNX Runtime cannot load it: {e}") from e
+        self.input_name = self.session.get_inputs()[0].name
+        outputs = {o.name for o in self.session.get_outputs()}
+        if "logits" not in outputs:
+            raise ModelError(f"{self.path}: bundle has no 'logits' output")
+        self.has_embedding = "embedding" in outputs
+        self.labels = list(self.meta.labels)
+        if rules is not None:
+            self.label_to_bin = rules.restricted_to(self.labels)
+            self.threshold = rules.threshold
+            self.rules_ref = {"name": rules.name, "version": rules.version}
+        else:
+            self.label_to_bin = {lab: self.meta.bins[lab] for lab in self.labels}
+            self.threshold = self.meta.threshold
+            self.rules_ref = {
+                "name": str(self.meta.rules.get("name", "bundle")),
+                "version": str(self.meta.rules.get("version", "1")),
+            }
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+    def run(self, images: list, with_embedding: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw logits (and embeddings) for a batch of images."""
+        x = to_tensor(images, self.meta.preprocess)
+        names = ["logits", "embedding"] if with_embedding and self.has_embedding else ["logits"]
+        out = self.session.run(names, {self.input_name: x})
+        return out[0], (out[1] if len(out) > 1 else None)
+
+    def probs(self, images: list) -> np.ndarray:
+        """Calibrated probabilities [N, labels]."""
+        logits, _ = self.run(images)
+        return softmax(logits, self.meta.temperature)
+
+    def predict(self, images: list, k: int = 3) -> list[Prediction]:
+        """Bin decisions for a batch of images."""
+        return [
+            predict_from_probs(p, self.labels, self.label_to_bin, self.threshold, k)
+            for p in self.probs(images)
+        ]

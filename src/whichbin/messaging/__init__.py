@@ -1,0 +1,1 @@
+"""Messaging: the paho MQTT adapter and the on-disk outbox."""

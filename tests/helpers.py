@@ -1,0 +1,153 @@
+"""Test helpers: a mosquitto process wrapper, an MQTT recorder and a tiny ONNX bundle."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class Broker:
+    """A real mosquitto process on 127.0.0.1 that tests can stop and restart."""
+
+    def __init__(self, exe: str, port: int, workdir: Path) -> None:
+        self.exe, self.port, self.workdir = exe, port, Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        )
+        self.proc = subprocess.Popen(
+            [self.exe, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "mosquitto.log", "ab"),  # noqa: SIM115
+        )
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"mosquitto did not start on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+class Recorder:
+    """Subscribes with a real paho client and keeps every message (topic, payload, retain)."""
+
+    def __init__(self, url: str, topics: list[str]) -> None:
+        import paho.mqtt.client as mqtt
+
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        self._ready = threading.Event()
+
+        def on_connect(c, u, f, rc, p=None):  # noqa: ANN001
+            for t in topics:
+                c.subscribe(t, 1)
+            self._ready.set()
+
+        def on_message(c, u, m):  # noqa: ANN001
+            with self._lock:
+                self.messages.append((m.topic, m.payload, bool(m.retain)))
+
+        self.client.on_connect = on_connect
+        self.client.on_message = on_message
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+        if not self._ready.wait(10):
+            raise RuntimeError("recorder could not connect")
+        time.sleep(0.2)  # let SUBACKs arrive
+
+    def payloads(self, topic: str) -> list[dict | str]:
+        with self._lock:
+            out = []
+            for t, p, _ in self.messages:
+                if t == topic:
+                    try:
+                        out.append(json.loads(p))
+                    except ValueError:
+                        out.append(p.decode())
+            return out
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+COLOR_LABELS = ["trash", "organic", "plastic"]  # R, G, B
+
+
+def make_color_bundle(path: Path, version: str = "test/1", size: int = 32) -> Path:
+    """A real ONNX bundle (no torch): embedding = mean RGB in [-1, 1], logits = 6 * embedding."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from whichbin.training.bundle import BundleMeta, write_meta
+
+    w = (np.eye(3, dtype=np.float32) * 6.0)
+    b = np.zeros(3, dtype=np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["embedding"], axis=1),
+            helper.make_node("Gemm", ["embedding", "head.weight", "head.bias"], ["logits"], transB=1),
+        ],
+        "color",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3]),
+        ],
+        initializer=[
+            onnx.numpy_helper.from_array(w, "head.weight"),
+            onnx.numpy_helper.from_array(b, "head.bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    meta = BundleMeta(
+        labels=COLOR_LABELS,
+        bins={"trash": "landfill", "organic": "compost", "plastic": "recycling"},
+        preprocess={"size": size, "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)},
+        temperature=1.0,
+        version=version,
+        rules={"name": "test", "version": "1", "threshold": 0.6},
+        created="2026-01-01T00:00:00Z",
+    )
+    write_meta(path, meta)
+    return path
+
+
+COLORS = {"landfill": (220, 30, 30), "compost": (30, 220, 30), "recycling": (30, 30, 220)}
+
+
+def solid_image(path: Path, rgb: tuple[int, int, int], size: tuple[int, int] = (96, 72)) -> Path:
+    """Write a solid-colour JPEG (with a little noise so it is a real photo-like file)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(abs(hash((path.name, rgb))) % 2**32)
+    arr = np.clip(np.array(rgb)[None, None, :] + rng.normal(0, 4, (size[1], size[0], 3)), 0, 255)
+    Image.fromarray(arr.astype(np.uint8)).save(path, quality=92)
+    return path
