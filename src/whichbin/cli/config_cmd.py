@@ -1,7 +1,34 @@
-"""Placeholder."""
+"""``whichbin config check``: validate a config file against the one config tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
+from whichbin.cli.output import emit_json, err_console
+
+config_app = typer.Typer(help="Configuration tools.", no_args_is_help=True)
+
+
+@config_app.command("check")
+def check(
+    path: Path = typer.Argument(..., help="YAML config file"),
+    as_json: bool = typer.Option(False, "--json", help="Print the effective config as JSON"),
+) -> None:
+    """Validate a YAML config; errors name the key.
+
+    Example: whichbin config check pipeline.yaml
+    """
+    from whichbin.config import load_settings
+
+    settings = load_settings(path)
+    if as_json:
+        emit_json(settings.model_dump(mode="json"))
+    else:
+        err_console.print(f"{path}: ok")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add the ``config`` group to the root app."""
+    app.add_typer(config_app, name="config")

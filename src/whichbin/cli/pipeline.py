@@ -1,5 +1,55 @@
-"""Placeholder until the pipeline command group lands."""
+"""``whichbin pipeline``: run processing → training → evaluation → gate → registration."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="pipeline commands")
+from whichbin.cli.output import emit_json, err_console
+
+app = typer.Typer(help="Run the training pipeline.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML (optional)"),
+    data: list[Path] = typer.Option(
+        [], "--data", "-d", help="Image folder, .lst, .csv or dataset dir; repeatable"
+    ),
+    registry: str | None = typer.Option(None, "--registry", help="Registry URI"),
+    work_dir: Path | None = typer.Option(None, "--work-dir", help="Cache and outputs"),
+    no_register: bool = typer.Option(False, "--no-register", help="Evaluate only"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document"),
+) -> None:
+    """Run the whole pipeline; steps whose inputs did not change are reused.
+
+    Example: whichbin pipeline run --data ../shared/data/trashnet --data ../shared/data/extra
+    """
+    from whichbin.config import load_settings
+    from whichbin.pipelines.local import run_pipeline
+
+    overrides: dict = {"pipeline": {}}
+    if work_dir:
+        overrides["pipeline"]["work_dir"] = str(work_dir)
+    settings = load_settings(config, overrides)
+    cfg = settings.pipeline
+    sources = [Path(d) for d in data] or [Path(s) for s in cfg.data.sources]
+    result = run_pipeline(cfg, sources, registry, register=not no_register)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    m = result.metrics
+    err_console.print(
+        f"[bold]{result.version or 'candidate'}[/]: gate [bold]{result.gate}[/], "
+        f"status {result.status}"
+    )
+    err_console.print(
+        f"test accuracy {m.get('accuracy', 0):.3f}, bin accuracy {m.get('bin_accuracy', 0):.3f}, "
+        f"macro-F1 {m.get('macro_f1', 0):.3f}, bin recall {m.get('bin_recall')}"
+    )
+    for reason in result.reasons:
+        err_console.print(f"  [red]✗[/] {reason}")
+    for step, t in result.timings.items():
+        err_console.print(f"  {step:<18} {t['seconds']:>7.1f}s{' (cached)' if t['cached'] else ''}")
+    err_console.print(f"report: {result.report}")

@@ -1,0 +1,192 @@
+"""The local pipeline: processing → embeddings → head → bundle → evaluation → gate →
+registration, each step cached by the hash of its inputs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+import whichbin
+from whichbin.config import PipelineConfig, config_hash
+from whichbin.errors import DataError
+from whichbin.pipelines.cache import StepCache
+from whichbin.rules import RulePack, load_rules
+from whichbin.training.bundle import sha256_file
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineResult:
+    version: str | None
+    gate: str
+    reasons: list[str]
+    metrics: dict[str, Any]
+    status: str
+    bundle: Path
+    report: Path | None
+    timings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """SPEC output of ``pipeline run --json`` (plus timings and lineage)."""
+        return {
+            "version": self.version,
+            "gate": self.gate,
+            "reasons": self.reasons,
+            "metrics": self.metrics,
+            "status": self.status,
+            "bundle": str(self.bundle),
+            "report": str(self.report) if self.report else None,
+            "timings": self.timings,
+            "lineage": self.lineage,
+        }
+
+
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{whichbin.__version__}+{sha}" if sha else whichbin.__version__
+
+
+def summary_metrics(m: dict[str, Any]) -> dict[str, Any]:
+    """The metrics worth storing in the registry and the bundle (no big matrices)."""
+    keep = ("n", "accuracy", "macro_f1", "bin_accuracy", "bin_recall", "label_recall", "ece",
+            "bin_ece", "threshold", "coverage", "decided_accuracy", "temperature")
+    return {k: m[k] for k in keep if k in m}
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    sources: list[Path],
+    registry_uri: str | None = None,
+    register: bool = True,
+    progress: bool = True,
+) -> PipelineResult:
+    """Run every step; returns the registered candidate and its gate result."""
+    from whichbin.processing.prepare import prepare_dataset
+    from whichbin.registry.base import open_registry
+
+    if not sources:
+        raise DataError(
+            "no data: pass --data DIR (an image-folder tree, .lst or .csv) or set data.sources"
+        )
+    work = Path(cfg.work_dir)
+    steps = StepCache(work / "steps")
+    rules = load_rules(Path(cfg.rules) if cfg.rules else None)
+
+    t0 = time.perf_counter()
+    prepared = prepare_dataset([Path(s) for s in sources], work / "dataset", cfg.data)
+    steps.record("prepare", time.perf_counter() - t0, {"images": len(prepared.rows)})
+    labels = list(prepared.labels)
+    label_to_bin = rules.restricted_to(labels)  # every label needs a bin: fail early
+    rows = prepared.rows
+    for split in ("train", "val", "test"):
+        if not any(r.split == split for r in rows):
+            raise DataError(f"{prepared.root}: the {split} split is empty; add images")
+
+    from whichbin.pipelines.train import train_and_export
+
+    t0 = time.perf_counter()
+    trained = train_and_export(cfg, prepared, labels, rules, steps, progress)
+    bundle = trained["bundle"]
+
+    test = [r for r in rows if r.split == "test"]
+    bundle_sha = sha256_file(bundle)
+    eval_out = steps.run(
+        "evaluate",
+        {"bundle": bundle_sha, "manifest": prepared.manifest_hash, "rules": rules.model_dump()},
+        lambda d: _evaluate(d, bundle, test, rules, trained["threshold"]),
+    )
+    metrics = eval_out.result["metrics"]
+    metrics["temperature"] = trained["temperature"]
+
+    registry = open_registry(registry_uri or cfg.registry.uri) if register else None
+    approved = registry.latest_approved(cfg.registry.model_name) if registry else None
+    approved_metrics = None
+    if approved is not None:
+        approved_metrics = steps.run(
+            "evaluate_approved",
+            {"bundle": approved.sha256, "manifest": prepared.manifest_hash, "rules": rules.model_dump()},
+            lambda d: _evaluate(d, registry.artifact_path(approved.id), test, rules, None),
+        ).result["metrics"]
+    from whichbin.evaluation.gate import evaluate_gate
+
+    gate = evaluate_gate(metrics, cfg.gate, approved_metrics, approved.id if approved else None)
+    lineage = {
+        "manifest_hash": prepared.manifest_hash,
+        "config_hash": config_hash(cfg),
+        "code_version": code_version(),
+        "sources": [str(s) for s in sources],
+        "backbone": cfg.training.backbone,
+        "images": {s: sum(r.split == s for r in rows) for s in ("train", "val", "test")},
+        "compared_with": approved.id if approved else None,
+    }
+    report = _report(eval_out.dir, trained, metrics, gate, lineage)
+    version, status = None, "unregistered"
+    if registry is not None:
+        existing = [v for v in registry.list(cfg.registry.model_name) if v.sha256 == bundle_sha]
+        if existing:
+            mv = existing[-1]
+            logger.info("bundle already registered as %s", mv.id)
+        else:
+            mv = registry.register(
+                cfg.registry.model_name, bundle, summary_metrics(metrics), gate.passed,
+                gate.reasons, lineage, report=report.parent,
+            )
+        version, status = mv.id, str(getattr(mv.status, "value", mv.status))
+    steps.record("gate_register", 0.0)
+    return PipelineResult(
+        version=version, gate=gate.status, reasons=gate.reasons, metrics=summary_metrics(metrics),
+        status=status, bundle=bundle, report=report, timings=steps.timings(), lineage=lineage,
+    )
+
+
+def _evaluate(out: Path, bundle: Path, test: list, rules: RulePack, threshold: float | None) -> dict:
+    from whichbin.evaluation.evaluate import evaluate_bundle
+    from whichbin.evaluation.report import plot_confusion
+
+    m = evaluate_bundle(bundle, [r.path for r in test], [r.label for r in test], rules, threshold)
+    if "confusion" in m:
+        plot_confusion(m["confusion"], m["labels"], out / "confusion.png", "Test split: labels")
+    plot_confusion(m["bin_confusion"], m["bins"], out / "bin_confusion.png", "Test split: bins")
+    return {"metrics": m}
+
+
+def _report(eval_dir: Path, trained: dict, metrics: dict, gate: Any, lineage: dict) -> Path:
+    import shutil
+
+    from whichbin.evaluation.report import write_report
+
+    out = eval_dir / "report"
+    out.mkdir(exist_ok=True)
+    images = {}
+    for name, src in (
+        ("confusion matrix (labels)", eval_dir / "confusion.png"),
+        ("confusion matrix (bins)", eval_dir / "bin_confusion.png"),
+        ("reliability diagram (validation)", Path(trained["dir"]) / "reliability.png"),
+        ("training curves", Path(trained["dir"]) / "curves.png"),
+    ):
+        if src.is_file():
+            shutil.copy2(src, out / src.name)
+            images[name] = src.name
+    sections = {
+        "gate": gate.status, "reasons": gate.reasons, "checks": gate.checks,
+        **summary_metrics(metrics), "lineage": lineage,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return write_report(out, "whichbin training report", sections, images)
+
+

@@ -1,0 +1,169 @@
+"""Training steps of the local pipeline: backbone export, cached embeddings, head, bundle."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from whichbin.config import PipelineConfig
+from whichbin.pipelines.cache import StepCache
+from whichbin.rules import RulePack
+from whichbin.training.bundle import BundleMeta, now_iso
+
+logger = logging.getLogger(__name__)
+
+
+def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str]:
+    """Export (once) the pretrained backbone as ONNX; returns (path, preprocess, weights id)."""
+    from whichbin.training.backbones import get_backbone_spec, preprocess_for, weights_id
+
+    t = cfg.training
+    spec = get_backbone_spec(t.backbone)
+    pre = preprocess_for(spec, t.image_size, t.resize)
+    wid = weights_id(t.backbone, t.weights)
+    cache_dir = Path(cfg.work_dir) / "cache"
+
+    def export(d: Path) -> dict[str, Any]:
+        from whichbin.training.export import export_backbone_onnx
+
+        export_backbone_onnx(t.backbone, t.weights, pre.size, d / "backbone.onnx", cache_dir)
+        return {"backbone": t.backbone, "size": pre.size}
+
+    out = steps.run("backbone", {"weights": wid, "size": pre.size, "v": 1}, export)
+    return out.dir / "backbone.onnx", pre, wid
+
+
+def embed_rows(
+    cfg: PipelineConfig, rows: list, backbone: Path, pre: Any, wid: str, progress: bool
+) -> tuple[np.ndarray, str]:
+    """Embeddings for manifest rows through the per-image cache."""
+    from whichbin.training.embeddings import (
+        EmbeddingCache,
+        OnnxEncoder,
+        compute_embeddings,
+        embedding_key,
+    )
+
+    key = embedding_key(wid, pre)
+    cache = EmbeddingCache(Path(cfg.work_dir) / "cache" / "embeddings.sqlite")
+    try:
+        shas = [r.sha256 for r in rows]
+        if len(cache.get_many(shas, key)) == len(set(shas)):
+            emb = compute_embeddings([r.path for r in rows], shas, None, cache, key)  # type: ignore[arg-type]
+        else:
+            enc = OnnxEncoder(backbone, pre, cfg.training.threads)
+            emb = compute_embeddings(
+                [r.path for r in rows], shas, enc, cache, key, cfg.training.batch_size, progress
+            )
+    finally:
+        cache.close()
+    return emb, key
+
+
+def train_and_export(
+    cfg: PipelineConfig,
+    prepared: Any,
+    labels: list[str],
+    rules: RulePack,
+    steps: StepCache,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Backbone → embeddings → head (+ temperature, threshold) → bundle. Cached per step."""
+    import time
+
+    t = cfg.training
+    t0 = time.perf_counter()
+    backbone, pre, wid = backbone_step(cfg, steps)
+    rows = prepared.rows
+    emb, ekey = embed_rows(cfg, rows, backbone, pre, wid, progress)
+    steps.record("embed", time.perf_counter() - t0, {"images": len(rows)})
+    index = {lab: i for i, lab in enumerate(labels)}
+    y = np.array([index[r.label] for r in rows])
+    split = np.array([r.split for r in rows])
+    train_parts = {
+        "manifest": prepared.manifest_hash, "emb": ekey, "labels": labels,
+        "training": t.model_dump(), "v": 1,
+    }
+
+    def train(d: Path) -> dict[str, Any]:
+        return _train_head(d, emb, y, split, labels, t, rules)
+
+    trained = steps.run("train", train_parts, train)
+    head = np.load(trained.dir / "head.npz")
+    layers = [(head[f"w{i}"], head[f"b{i}"]) for i in range(len(head.files) // 2)]
+    meta = BundleMeta(
+        labels=labels,
+        bins=rules.restricted_to(labels),
+        preprocess=pre,
+        temperature=trained.result["temperature"],
+        version=f"candidate-{trained.key}",
+        metrics={"val": trained.result["val"]},
+        created=now_iso(),
+        rules={"name": rules.name, "version": rules.version, "threshold": trained.result["threshold"]},
+        backbone=t.backbone,
+    )
+
+    def export(d: Path) -> dict[str, Any]:
+        from whichbin.training.export import build_bundle
+
+        build_bundle(backbone, layers, meta, d / "model.onnx")
+        return {"created": meta.created}
+
+    exported = steps.run("export", {"train": trained.key, "rules": rules.model_dump(), "v": 1}, export)
+    return {
+        "bundle": exported.dir / "model.onnx",
+        "temperature": trained.result["temperature"],
+        "threshold": trained.result["threshold"],
+        "dir": str(trained.dir),
+        "val": trained.result["val"],
+    }
+
+
+def _train_head(
+    out: Path, emb: np.ndarray, y: np.ndarray, split: np.ndarray, labels: list[str], t: Any,
+    rules: RulePack,
+) -> dict[str, Any]:
+    from whichbin.evaluation.calibration import (
+        choose_threshold,
+        fit_temperature,
+        reliability,
+        softmax_t,
+    )
+    from whichbin.evaluation.metrics import classification_metrics
+    from whichbin.evaluation.report import plot_curves, plot_reliability
+    from whichbin.training.heads import forward, train_head
+
+    tr, va = split == "train", split == "val"
+    res = train_head(
+        emb[tr], y[tr], len(labels), emb[va], y[va],
+        hidden=256 if t.head == "mlp" else 0, epochs=t.epochs, lr=t.lr,
+        weight_decay=t.weight_decay, balance=t.balance, seed=t.seed,
+    )
+    np.savez(out / "head.npz", **{f"{k}{i}": a for i, (w, b) in enumerate(res.layers)
+                                 for k, a in (("w", w), ("b", b))})
+    logits = forward(res.layers, emb[va])
+    temp = fit_temperature(logits, y[va])
+    probs = softmax_t(logits, temp)
+    l2b = rules.restricted_to(labels)
+    m = classification_metrics(y[va], probs, labels, l2b)
+    bidx = {b: i for i, b in enumerate(m["bins"])}
+    lab2b = np.array([bidx[l2b[lab]] for lab in labels])
+    bprobs = np.zeros((len(probs), len(bidx)))
+    for j in range(len(labels)):
+        bprobs[:, lab2b[j]] += probs[:, j]
+    bconf, bcorrect = bprobs.max(1), bprobs.argmax(1) == lab2b[y[va]]
+    thr, prec, cov = choose_threshold(bconf, bcorrect, t.target_coverage_precision)
+    rel = reliability(bconf, bcorrect)
+    plot_reliability(rel, m["bin_ece"], out / "reliability.png")
+    plot_curves(res.history, out / "curves.png")
+    val = {
+        "accuracy": m["accuracy"], "bin_accuracy": m["bin_accuracy"], "macro_f1": m["macro_f1"],
+        "ece": m["ece"], "bin_ece": m["bin_ece"], "threshold": thr,
+        "decided_accuracy": prec, "coverage": cov, "best_epoch": res.best_epoch,
+    }
+    logger.info("head: val accuracy %.3f, bin accuracy %.3f, T=%.2f, threshold %.2f (coverage %.2f)",
+                m["accuracy"], m["bin_accuracy"], temp, thr, cov)
+    return {"temperature": temp, "threshold": thr, "val": val, "reliability": rel}

@@ -1,0 +1,117 @@
+"""Frozen-backbone embeddings, computed once per image and cached.
+
+Key: image sha256 + backbone identity + preprocessing. The cache is a real SQLite file,
+so adding 30 photos computes 30 embeddings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from whichbin.preprocess import PreprocessSpec, to_tensor
+from whichbin.progress import progress_bar
+
+logger = logging.getLogger(__name__)
+
+
+def embedding_key(backbone_id: str, spec: PreprocessSpec) -> str:
+    """Identity of (backbone weights, preprocessing) for cache keys."""
+    blob = json.dumps({"b": backbone_id, "p": spec.model_dump(mode="json")}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class EmbeddingCache:
+    """sha256 × key → float32 vector, in SQLite."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS emb (sha TEXT, key TEXT, vec BLOB, PRIMARY KEY (sha, key))"
+        )
+
+    def get_many(self, shas: Sequence[str], key: str) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(shas), 500):
+            chunk = list(shas[i : i + 500])
+            q = f"SELECT sha, vec FROM emb WHERE key=? AND sha IN ({','.join('?' * len(chunk))})"
+            for sha, vec in self.db.execute(q, [key, *chunk]):
+                out[sha] = np.frombuffer(vec, dtype=np.float32)
+        return out
+
+    def put_many(self, items: dict[str, np.ndarray], key: str) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
+                [(s, key, np.asarray(v, np.float32).tobytes()) for s, v in items.items()],
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decode an image as RGB (processing has already normalised it)."""
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+class OnnxEncoder:
+    """Runs an ONNX graph with an ``embedding`` output on preprocessed batches."""
+
+    def __init__(self, onnx_path: Path, spec: PreprocessSpec, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0].name
+        self.spec = spec
+
+    def encode(self, images: list[Image.Image]) -> np.ndarray:
+        return self.session.run(["embedding"], {self.input: to_tensor(images, self.spec)})[0]
+
+
+def compute_embeddings(
+    paths: Sequence[Path],
+    shas: Sequence[str],
+    encoder: OnnxEncoder,
+    cache: EmbeddingCache,
+    key: str,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> np.ndarray:
+    """Embeddings [N, D] for the images, computing only the ones not cached."""
+    have = cache.get_many(list(shas), key)
+    todo = [(p, s) for p, s in zip(paths, shas, strict=True) if s not in have]
+    todo = list({s: (p, s) for p, s in todo}.values())  # same bytes, same vector
+    if todo:
+        logger.info("embedding %d new images (%d cached)", len(todo), len(have))
+        batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+        with ThreadPoolExecutor(max_workers=2) as pool, progress_bar(progress) as bar:
+            task = bar.add_task("embeddings", total=len(todo)) if bar else None
+            # Decode the next batch while the current one runs.
+            pending = pool.submit(lambda b: [load_rgb(p) for p, _ in b], batches[0])
+            for i, batch in enumerate(batches):
+                images = pending.result()
+                if i + 1 < len(batches):
+                    pending = pool.submit(lambda b: [load_rgb(p) for p, _ in b], batches[i + 1])
+                vecs = encoder.encode(images)
+                new = {s: v for (_, s), v in zip(batch, vecs, strict=True)}
+                cache.put_many(new, key)
+                have.update(new)
+                if bar is not None:
+                    bar.advance(task, len(batch))
+    return np.stack([have[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)

@@ -1,0 +1,175 @@
+"""Export: the backbone to ONNX (torch), and the SPEC bundle by adding the head to that
+graph (onnx only, so a head-only retrain can rewrite a bundle without torch)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from whichbin.errors import ModelError
+from whichbin.training.bundle import BundleMeta, write_meta
+
+logger = logging.getLogger(__name__)
+
+INPUT = "input"
+EMBEDDING = "embedding"
+LOGITS = "logits"
+OPSET = 17
+
+
+def export_backbone_onnx(
+    name: str, weights: str | None, size: int, out: Path, cache_dir: Path
+) -> Path:
+    """Write the pretrained backbone as ONNX: input [N,3,S,S] → ``embedding`` [N,D]."""
+    import torch
+
+    from whichbin.training.backbones import create_backbone
+
+    model, _, _ = create_backbone(name, weights, cache_dir)
+    model.reset_classifier(0)
+    model.eval()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, size, size),),
+            str(tmp),
+            input_names=[INPUT],
+            output_names=[EMBEDDING],
+            dynamic_axes={INPUT: {0: "N"}, EMBEDDING: {0: "N"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    tmp.replace(out)
+    return out
+
+
+def export_module_onnx(model, size: int, out: Path) -> Path:  # noqa: ANN001
+    """Export a torch module that returns (logits, embedding) as a bundle graph."""
+    import torch
+
+    model.eval()
+    tmp = out.with_suffix(".tmp.onnx")
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, size, size),),
+            str(tmp),
+            input_names=[INPUT],
+            output_names=[LOGITS, EMBEDDING],
+            dynamic_axes={INPUT: {0: "N"}, LOGITS: {0: "N"}, EMBEDDING: {0: "N"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    tmp.replace(out)
+    return out
+
+
+def _head_nodes(layers: list[tuple[np.ndarray, np.ndarray]]):  # noqa: ANN202
+    """Gemm (+Relu) nodes and initializers for a head given as [(W [out,in], b [out]), ...]."""
+    from onnx import helper, numpy_helper
+
+    nodes, inits = [], []
+    x = EMBEDDING
+    for i, (w, b) in enumerate(layers):
+        wn, bn = f"head.{i}.weight", f"head.{i}.bias"
+        inits += [
+            numpy_helper.from_array(np.asarray(w, np.float32), wn),
+            numpy_helper.from_array(np.asarray(b, np.float32), bn),
+        ]
+        last = i == len(layers) - 1
+        y = LOGITS if last else f"head.{i}.out"
+        nodes.append(helper.make_node("Gemm", [x, wn, bn], [y if last else y + ".pre"], transB=1))
+        if not last:
+            nodes.append(helper.make_node("Relu", [y + ".pre"], [y]))
+        x = y
+    return nodes, inits
+
+
+def build_bundle(
+    backbone_onnx: Path,
+    layers: list[tuple[np.ndarray, np.ndarray]],
+    meta: BundleMeta,
+    out: Path,
+) -> Path:
+    """Backbone graph + head layers → one ONNX file with ``logits`` and ``embedding``."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(backbone_onnx))
+    graph = model.graph
+    if [o.name for o in graph.output] != [EMBEDDING]:
+        raise ModelError(f"{backbone_onnx}: expected a single 'embedding' output")
+    nodes, inits = _head_nodes(layers)
+    graph.node.extend(nodes)
+    graph.initializer.extend(inits)
+    n_out = int(np.asarray(layers[-1][0]).shape[0])
+    graph.output.insert(0, helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, ["N", n_out]))
+    onnx.checker.check_model(model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.onnx")
+    onnx.save(model, str(tmp))
+    write_meta(tmp, meta)
+    tmp.replace(out)
+    return out
+
+
+def replace_head(
+    bundle: Path, layers: list[tuple[np.ndarray, np.ndarray]], meta: BundleMeta, out: Path
+) -> Path:
+    """Rewrite the head of an existing bundle (numpy + onnx only, no torch).
+
+    Removes every node that computes ``logits`` from ``embedding`` and appends the new head.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(bundle))
+    graph = model.graph
+    producers = {o: n for n in graph.node for o in n.output}
+    if EMBEDDING not in producers or LOGITS not in producers:
+        raise ModelError(f"{bundle}: not a whichbin bundle (needs logits and embedding)")
+    # Walk back from logits to embedding: those nodes are the head.
+    head, stack = set(), [LOGITS]
+    while stack:
+        name = stack.pop()
+        if name == EMBEDDING or name not in producers:
+            continue
+        node = producers[name]
+        if id(node) in head:
+            continue
+        head.add(id(node))
+        stack.extend(node.input)
+    keep = [n for n in graph.node if id(n) not in head]
+    used = {i for n in keep for i in n.input}
+    kept_inits = [t for t in graph.initializer if t.name in used]
+    del graph.node[:]
+    graph.node.extend(keep)
+    del graph.initializer[:]
+    graph.initializer.extend(kept_inits)
+    nodes, inits = _head_nodes(layers)
+    graph.node.extend(nodes)
+    graph.initializer.extend(inits)
+    for i, o in enumerate(graph.output):
+        if o.name == LOGITS:
+            n_out = int(np.asarray(layers[-1][0]).shape[0])
+            graph.output[i].CopyFrom(
+                helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, ["N", n_out])
+            )
+    onnx.checker.check_model(model)
+    tmp = out.with_suffix(".tmp.onnx")
+    onnx.save(model, str(tmp))
+    write_meta(tmp, meta)
+    tmp.replace(out)
+    return out
+
+
+def strip_to_backbone(bundle: Path, out: Path) -> Path:
+    """The backbone part of a bundle (input → embedding), e.g. to compute embeddings on a Pi."""
+    import onnx
+
+    onnx.utils.extract_model(str(bundle), str(out), [INPUT], [EMBEDDING])
+    return out

@@ -1,0 +1,125 @@
+"""Classifier heads trained on cached embeddings, in numpy (no torch: runs on a Pi).
+
+A head is a list of dense layers ``[(W [out, in], b [out]), ...]`` with ReLU between them,
+exactly what ``export.build_bundle`` appends to the backbone graph. Input standardisation is
+folded into the first layer, so the bundle takes raw embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Layers = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class HeadResult:
+    layers: Layers
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int = 0
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def forward(layers: Layers, x: np.ndarray) -> np.ndarray:
+    """Logits of a head on embeddings."""
+    h = x
+    for i, (w, b) in enumerate(layers):
+        h = h @ w.T + b
+        if i < len(layers) - 1:
+            h = np.maximum(h, 0)
+    return h
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Inverse-frequency weights, mean 1 over samples."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
+    return w
+
+
+def train_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    hidden: int = 0,
+    epochs: int = 300,
+    lr: float = 0.05,
+    weight_decay: float = 1e-4,
+    balance: bool = True,
+    seed: int = 0,
+) -> HeadResult:
+    """Full-batch Adam on softmax cross-entropy; keeps the epoch with the best val loss.
+
+    ``hidden`` > 0 gives a one-hidden-layer MLP, else a linear (logistic) head.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, np.float64)
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    xs = (x - mu) / sd
+    xv = None if x_val is None else (np.asarray(x_val, np.float64) - mu) / sd
+    dims = [x.shape[1], *([hidden] if hidden else []), n_classes]
+    params = []
+    for a, b in zip(dims[:-1], dims[1:], strict=True):
+        params += [rng.normal(0, np.sqrt(2.0 / a), (b, a)) * (0.1 if b == n_classes else 1), np.zeros(b)]
+    cw = class_weights(y, n_classes) if balance else np.ones(n_classes)
+    sw = cw[y]
+    sw = sw / sw.sum()
+    onehot = np.eye(n_classes)[y]
+    m = [np.zeros_like(p) for p in params]
+    v = [np.zeros_like(p) for p in params]
+    b1, b2 = 0.9, 0.999
+    best = (np.inf, [p.copy() for p in params], 0)
+    hist: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_acc": []}
+    for ep in range(1, epochs + 1):
+        # forward
+        acts = [xs]
+        h = xs
+        for i in range(0, len(params), 2):
+            h = h @ params[i].T + params[i + 1]
+            if i < len(params) - 2:
+                h = np.maximum(h, 0)
+            acts.append(h)
+        p = _softmax(acts[-1])
+        loss = -np.sum(sw * np.log(p[np.arange(len(y)), y] + 1e-12))
+        grad = (p - onehot) * sw[:, None]
+        grads: list[np.ndarray] = [np.zeros(0)] * len(params)
+        for li in range(len(params) // 2 - 1, -1, -1):
+            w = params[2 * li]
+            grads[2 * li] = grad.T @ acts[li] + weight_decay * w
+            grads[2 * li + 1] = grad.sum(0)
+            if li > 0:
+                grad = (grad @ w) * (acts[li] > 0)
+        for i, g in enumerate(grads):
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            mh, vh = m[i] / (1 - b1**ep), v[i] / (1 - b2**ep)
+            params[i] = params[i] - lr * mh / (np.sqrt(vh) + 1e-8)
+        hist["train_loss"].append(float(loss))
+        if xv is not None and y_val is not None and len(y_val):
+            lv = _unfold(params)
+            pv = _softmax(forward(lv, xv))
+            vl = float(-np.mean(np.log(pv[np.arange(len(y_val)), y_val] + 1e-12)))
+            hist["val_loss"].append(vl)
+            hist["val_acc"].append(float(np.mean(pv.argmax(1) == y_val)))
+            if vl < best[0]:
+                best = (vl, [q.copy() for q in params], ep)
+    final, best_epoch = (best[1], best[2]) if best[2] else (params, epochs)
+    layers = _unfold(final)
+    # Fold standardisation into the first layer: W (x - mu)/sd + b = (W/sd) x + (b - W mu/sd)
+    w0, b0 = layers[0]
+    layers[0] = ((w0 / sd).astype(np.float32), (b0 - (w0 / sd) @ mu).astype(np.float32))
+    layers = [(w.astype(np.float32), b.astype(np.float32)) for w, b in layers]
+    return HeadResult(layers=layers, history=hist, best_epoch=best_epoch)
+
+
+def _unfold(params: list[np.ndarray]) -> Layers:
+    return [(params[i], params[i + 1]) for i in range(0, len(params), 2)]
