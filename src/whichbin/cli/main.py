@@ -16,7 +16,9 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except WhichbinError as e:
-            raise click.ClickException(str(e)) from e
+            # typer ≥0.23 vendors click: a click.ClickException escapes as a traceback.
+            typer.echo(f"Error: {e}", err=True)
+            raise typer.Exit(1) from e
 
 
 app = typer.Typer(

@@ -19,12 +19,20 @@ def run(
     ),
     registry: str | None = typer.Option(None, "--registry", help="Registry URI"),
     work_dir: Path | None = typer.Option(None, "--work-dir", help="Cache and outputs"),
+    base_model: str | None = typer.Option(
+        None,
+        "--base-model",
+        help="Retrain only the head on this bundle's backbone ('default' = bundled); no torch",
+    ),
     no_register: bool = typer.Option(False, "--no-register", help="Evaluate only"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document"),
 ) -> None:
     """Run the whole pipeline; steps whose inputs did not change are reused.
 
     Example: whichbin pipeline run --data ../shared/data/trashnet --data ../shared/data/extra
+
+    Head-only retrain on a Pi (numpy + onnx, no torch), adapting the bundled model to your
+    own photos: whichbin pipeline run --base-model default --data my-photos/
     """
     from whichbin.config import load_settings
     from whichbin.pipelines.local import run_pipeline
@@ -32,6 +40,8 @@ def run(
     overrides: dict = {"pipeline": {}}
     if work_dir:
         overrides["pipeline"]["work_dir"] = str(work_dir)
+    if base_model:
+        overrides["pipeline"]["training"] = {"base_model": base_model}
     settings = load_settings(config, overrides)
     cfg = settings.pipeline
     sources = [Path(d) for d in data] or [Path(s) for s in cfg.data.sources]

@@ -1,5 +1,278 @@
-"""Placeholder until the registry command group lands."""
+"""``whichbin registry``: list, show, approve (→ deploy), reject and re-deploy model versions."""
+
+from __future__ import annotations
+
+import getpass
+import os
 
 import typer
+from rich import box
+from rich.table import Table
 
-app = typer.Typer(help="registry commands")
+from whichbin.config import MqttConfig, RegistryConfig
+from whichbin.errors import DeployError
+from whichbin.registry.base import Registry
+
+app = typer.Typer(
+    help="Model versions: metrics, gate result, lineage and human approval.\n\n"
+    "Example: whichbin registry list",
+    no_args_is_help=True,
+)
+
+RegistryOpt = typer.Option(
+    RegistryConfig().uri,
+    "--registry",
+    envvar="WHICHBIN_REGISTRY",
+    help="Registry: a local directory or sagemaker://GROUP",
+)
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout")
+MqttOpt = typer.Option(
+    MqttConfig().url,
+    "--mqtt",
+    envvar="WHICHBIN_MQTT",
+    help="Broker for the deployment message: mqtt://\\[user@]host\\[:port] or mqtts://; "
+    "password from WHICHBIN_MQTT_PASSWORD",
+)
+BaseUrlOpt = typer.Option(
+    None,
+    "--artifact-base-url",
+    envvar="WHICHBIN_ARTIFACT_BASE_URL",
+    help="Base URL edges fetch artifacts from (whichbin web), e.g. http://host:8080; "
+    "default: a file:// URL into the registry",
+)
+PrefixOpt = typer.Option(MqttConfig().prefix, "--prefix", help="MQTT topic prefix")
+TimeoutOpt = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for the broker")
+
+
+def _default_user() -> str:
+    try:
+        return os.environ.get("USER") or getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return ""
+
+
+def _open(uri: str) -> Registry:
+    from whichbin.registry import open_registry
+
+    # Reading or approving never creates a registry: a typo in --registry should fail.
+    return open_registry(uri, default_name=RegistryConfig().model_name, create=False)
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+@app.command("list")
+def list_cmd(
+    name: str = typer.Option(None, "--name", help="Only versions of this model"),
+    registry: str = RegistryOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """List model versions with headline metrics, gate result and approval status.
+
+    Example: whichbin registry list --json
+    """
+    from whichbin.cli.output import emit_json
+    from whichbin.registry import headline_metrics
+
+    versions = _open(registry).list(name)
+    if json_out:
+        emit_json([v.model_dump(mode="json") for v in versions])
+        return
+    from rich.console import Console
+
+    console = Console()
+    wide = console.width >= 110  # leave out the date on narrow terminals
+    table = Table(title=f"Model versions in {registry}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("version", no_wrap=True)
+    if wide:
+        table.add_column("created", no_wrap=True)
+    for col in ("acc.", "bin", "F1"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("gate", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("approved by", overflow="fold")
+    for v in versions:
+        m = headline_metrics(v.metrics)
+        gate = "[green]passed[/]" if v.gate == "passed" else "[red]failed[/]"
+        metrics = [_fmt(m["accuracy"]), _fmt(m["bin_accuracy"]), _fmt(m["macro_f1"])]
+        created = [v.created[:16].replace("T", " ")] if wide else []
+        table.add_row(v.id, *created, *metrics, gate, v.status.value, v.approved_by or "")
+    if versions:
+        table.caption = "acc. = label accuracy, bin = bin accuracy, F1 = label macro-F1"
+    console.print(table if versions else f"No model versions in {registry} yet.")
+
+
+@app.command("show")
+def show_cmd(
+    version: str = typer.Argument(..., help="NAME/N (e.g. trash-classifier/7) or N"),
+    registry: str = RegistryOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Show one version: metrics, gate reasons, lineage, approval and its history.
+
+    Example: whichbin registry show trash-classifier/7 --json
+    """
+    import json
+
+    from rich.console import Console
+
+    from whichbin.cli.output import emit_json
+
+    reg = _open(registry)
+    v = reg.get(version)
+    doc = v.model_dump(mode="json")
+    doc["history"] = [e.model_dump(mode="json") for e in reg.history(v.id)]
+    if json_out:
+        emit_json(doc)
+        return
+    console = Console()
+    console.print(f"[bold]{v.id}[/]  {v.status.value}  gate {v.gate}")
+    for key in ("created", "sha256", "artifact", "size_bytes", "report"):
+        console.print(f"  {key}: {doc[key]}")
+    if v.reasons:
+        console.print("  gate reasons: " + "; ".join(v.reasons))
+    if v.approved_by:
+        console.print(f"  approved by {v.approved_by} at {v.approved_at} {v.note}".rstrip())
+    if v.rejected_reason:
+        console.print(f"  rejected: {v.rejected_reason}")
+    for key in ("metrics", "lineage"):
+        text = json.dumps(doc[key], indent=2).replace("\n", "\n  ")
+        console.print(f"  {key}: {text}", soft_wrap=True, markup=False, highlight=False)
+    for e in doc["history"]:
+        console.print(f"  {e['at']} {e['action']} {e['by']} {e['note']}".rstrip())
+
+
+def _deployer(mqtt: str, prefix: str, timeout: float):  # noqa: ANN202
+    from whichbin.deploy import MqttDeployer
+    from whichbin.messaging.mqtt import parse_mqtt_url
+
+    parse_mqtt_url(mqtt)  # a typo fails here, before anything is recorded
+    cfg = MqttConfig()
+    return MqttDeployer(
+        mqtt, prefix, timeout, password_env=cfg.password_env, password_file=cfg.password_file
+    )
+
+
+@app.command("approve")
+def approve_cmd(
+    version: str = typer.Argument(..., help="NAME/N (e.g. trash-classifier/7) or N"),
+    by: str = typer.Option(None, "--by", help="Who approves (default: $USER)"),
+    note: str = typer.Option("", "--note", help="Why, for the audit trail"),
+    registry: str = RegistryOpt,
+    mqtt: str = MqttOpt,
+    no_deploy: bool = typer.Option(
+        False, "--no-deploy", help="Record the approval without publishing the deployment"
+    ),
+    artifact_base_url: str = BaseUrlOpt,
+    prefix: str = PrefixOpt,
+    timeout: float = TimeoutOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Approve a version whose quality gate passed, and deploy it to the fleet.
+
+    Publishes the retained whichbin/fleet/deployment message (unless --no-deploy).
+
+    Approving an older approved version again rolls the fleet back to it.
+
+    Exit code 1 if the gate failed, or if the approval was recorded but not published.
+
+    Example: whichbin registry approve trash-classifier/7 --note "beats v6 on bottles"
+    """
+    from whichbin.cli.output import emit_json, err_console
+    from whichbin.contract import utc_now
+    from whichbin.deploy import approve_and_deploy, not_published_message
+
+    reg = _open(registry)
+    deployer = None if no_deploy else _deployer(mqtt, prefix, timeout)
+    outcome = approve_and_deploy(
+        reg, version, by or _default_user(), note, deployer, utc_now(), base_url=artifact_base_url
+    )
+    if json_out:
+        emit_json(outcome.to_dict())
+    v = outcome.version
+    if outcome.error:
+        raise DeployError(not_published_message(outcome, reg.uri))
+    err_console.print(f"{v.id} approved by {v.approved_by}")
+    if outcome.published:
+        err_console.print(f"deployment published to {outcome.topic} (retained): {v.sha256[:12]}")
+    else:
+        err_console.print(
+            f"deployment not published (--no-deploy); later: whichbin registry deploy {v.id}"
+        )
+
+
+@app.command("reject")
+def reject_cmd(
+    version: str = typer.Argument(..., help="NAME/N (e.g. trash-classifier/7) or N"),
+    reason: str = typer.Option(..., "--reason", help="Why, for the audit trail"),
+    by: str = typer.Option(None, "--by", help="Who rejects (default: $USER)"),
+    registry: str = RegistryOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Reject a version (or withdraw an approval).
+
+    Devices keep running a rejected current version until another one is deployed.
+
+    Example: whichbin registry reject trash-classifier/7 --reason "confuses cups and lids"
+    """
+    from whichbin.cli.output import emit_json, err_console
+
+    reg = _open(registry)
+    was_current = reg.latest_approved(reg.get(version).name)
+    v = reg.reject(version, reason=reason, by=by or _default_user())
+    if json_out:
+        emit_json(v.model_dump(mode="json"))
+    err_console.print(f"{v.id} rejected: {v.rejected_reason}")
+    if was_current is not None and was_current.id == v.id:
+        fallback = reg.latest_approved(v.name)
+        hint = (
+            f"roll back with `whichbin registry deploy {fallback.id}`"
+            if fallback
+            else "approve another version to replace it"
+        )
+        err_console.print(
+            f"[yellow]warning:[/] {v.id} was the current deployment and devices still run it; "
+            + hint
+        )
+
+
+@app.command("deploy")
+def deploy_cmd(
+    version: str = typer.Argument(None, help="NAME/N or N (default: the latest approved version)"),
+    device: str = typer.Option(
+        None, "--device", help="Publish to whichbin/<device>/deployment only (overrides the fleet)"
+    ),
+    registry: str = RegistryOpt,
+    mqtt: str = MqttOpt,
+    artifact_base_url: str = BaseUrlOpt,
+    prefix: str = PrefixOpt,
+    timeout: float = TimeoutOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Publish (again) the deployment message of an approved version.
+
+    Use it when an approval could not reach the broker, or to put one --device on a version.
+
+    The fleet topic only takes the current approved version.
+
+    Example: whichbin registry deploy trash-classifier/7 --mqtt mqtt://broker.local
+    """
+    from whichbin.cli.output import emit_json, err_console
+    from whichbin.contract import utc_now
+    from whichbin.deploy import deploy_version
+    from whichbin.errors import RegistryError
+
+    reg = _open(registry)
+    if version is None:
+        v = reg.latest_approved(reg.default_name)
+        if v is None:
+            raise RegistryError(f"{reg.default_name}: no approved version in {reg.uri} to deploy")
+    else:
+        v = reg.get(version)
+    outcome = deploy_version(
+        reg, v, _deployer(mqtt, prefix, timeout), utc_now(), artifact_base_url, device
+    )
+    if json_out:
+        emit_json(outcome.to_dict())
+    err_console.print(f"deployment of {v.id} published to {outcome.topic} (retained)")

@@ -77,7 +77,7 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run every step; returns the registered candidate and its gate result."""
     from whichbin.processing.prepare import prepare_dataset
-    from whichbin.registry.base import open_registry
+    from whichbin.registry import open_registry
 
     if not sources:
         raise DataError(
@@ -133,11 +133,15 @@ def run_pipeline(
         "backbone": cfg.training.backbone,
         "images": {s: sum(r.split == s for r in rows) for s in ("train", "val", "test")},
         "compared_with": approved.id if approved else None,
+        "candidate_sha256": bundle_sha,  # before the registry stamps the version id in
     }
     report = _report(eval_out.dir, trained, metrics, gate, lineage)
     version, status = None, "unregistered"
     if registry is not None:
-        existing = [v for v in registry.list(cfg.registry.model_name) if v.sha256 == bundle_sha]
+        existing = [
+            v for v in registry.list(cfg.registry.model_name)
+            if v.lineage.get("candidate_sha256") == bundle_sha
+        ]
         if existing:
             mv = existing[-1]
             logger.info("bundle already registered as %s", mv.id)

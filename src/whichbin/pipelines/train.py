@@ -21,6 +21,8 @@ def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str
     from whichbin.training.backbones import get_backbone_spec, preprocess_for, weights_id
 
     t = cfg.training
+    if t.base_model:
+        return _base_model_backbone(t.base_model, steps)
     spec = get_backbone_spec(t.backbone)
     pre = preprocess_for(spec, t.image_size, t.resize)
     wid = weights_id(t.backbone, t.weights)
@@ -34,6 +36,26 @@ def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str
 
     out = steps.run("backbone", {"weights": wid, "size": pre.size, "v": 1}, export)
     return out.dir / "backbone.onnx", pre, wid
+
+
+def _base_model_backbone(base: str, steps: StepCache) -> tuple[Path, Any, str]:
+    """The backbone of an existing bundle (no torch needed): the head-only retrain path."""
+    from whichbin.edge.classifier import default_model_path
+    from whichbin.errors import ConfigError
+    from whichbin.training.bundle import read_meta, sha256_file
+    from whichbin.training.export import strip_to_backbone
+
+    path = default_model_path() if base == "default" else Path(base)
+    if not path.is_file():
+        raise ConfigError(f"training.base_model: file not found: {path}")
+    sha = sha256_file(path)
+    meta = read_meta(path)
+    out = steps.run(
+        "backbone",
+        {"bundle": sha, "v": 1},
+        lambda d: (strip_to_backbone(path, d / "backbone.onnx"), {"base_model": str(path)})[1],
+    )
+    return out.dir / "backbone.onnx", meta.preprocess, f"bundle:{sha}"
 
 
 def embed_rows(
@@ -75,8 +97,8 @@ def train_and_export(
     import time
 
     t = cfg.training
-    t0 = time.perf_counter()
     backbone, pre, wid = backbone_step(cfg, steps)
+    t0 = time.perf_counter()
     rows = prepared.rows
     emb, ekey = embed_rows(cfg, rows, backbone, pre, wid, progress)
     steps.record("embed", time.perf_counter() - t0, {"images": len(rows)})
@@ -103,7 +125,7 @@ def train_and_export(
         metrics={"val": trained.result["val"]},
         created=now_iso(),
         rules={"name": rules.name, "version": rules.version, "threshold": trained.result["threshold"]},
-        backbone=t.backbone,
+        backbone=t.backbone if not t.base_model else f"base:{t.base_model}",
     )
 
     def export(d: Path) -> dict[str, Any]:

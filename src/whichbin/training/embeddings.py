@@ -114,4 +114,6 @@ def compute_embeddings(
                 have.update(new)
                 if bar is not None:
                     bar.advance(task, len(batch))
+                elif (i + 1) % max(1, len(batches) // 10) == 0:
+                    logger.info("embeddings: %d/%d", min((i + 1) * batch_size, len(todo)), len(todo))
     return np.stack([have[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)

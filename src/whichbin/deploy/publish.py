@@ -1,0 +1,158 @@
+"""Approval → deployment: build the SPEC deployment message and publish it, retained.
+
+``build_deployment`` and ``artifact_url`` are pure. ``publish_deployment`` is the one
+place that talks to the broker, and it only reports success once the broker has
+acknowledged the retained message (QoS 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from whichbin.contract import Deployment, Topics, fleet_deployment_topic, iso
+from whichbin.errors import DeployError, WhichbinError
+from whichbin.registry.base import ApprovalStatus, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+
+class DeploymentRefused(DeployError):
+    """The version may not be deployed (not approved, or not the current approval)."""
+
+
+def artifact_url(version: ModelVersion, base_url: str | None = None) -> str:
+    """Where edges download the artifact.
+
+    ``{base}/artifacts/{name}/{N}/model.onnx`` (served by ``whichbin web``) when a base URL
+    is given, else a ``file://`` URL of the registry's copy.
+
+    Raises:
+        DeploymentRefused: No base URL and the artifact is not a local file (S3).
+    """
+    if base_url:
+        return f"{base_url.rstrip('/')}/artifacts/{version.name}/{version.number}/model.onnx"
+    if "://" in version.artifact:  # e.g. s3:// from the SageMaker registry: edges cannot read it
+        raise DeploymentRefused(
+            f"{version.id}: its artifact is at {version.artifact}, which edges cannot fetch: "
+            "serve it with `whichbin web` and pass --artifact-base-url (or "
+            "WHICHBIN_ARTIFACT_BASE_URL)"
+        )
+    return Path(version.artifact).resolve().as_uri()
+
+
+def deployment_topic(prefix: str = "whichbin", device: str | None = None) -> str:
+    """``<prefix>/fleet/deployment``, or ``<prefix>/<device>/deployment`` for one device."""
+    return Topics(device, prefix).deployment if device else fleet_deployment_topic(prefix)
+
+
+def build_deployment(version: ModelVersion, url: str, now: datetime) -> Deployment:
+    """The SPEC deployment payload for an approved version.
+
+    Raises:
+        DeploymentRefused: The version is not approved.
+    """
+    if version.status != ApprovalStatus.APPROVED:
+        raise DeploymentRefused(
+            f"{version.id} is {version.status.value}, not Approved: only approved versions are "
+            f"deployed (approve it with `whichbin registry approve {version.id}`)"
+        )
+    return Deployment(
+        version=version.id,
+        sha256=version.sha256,
+        url=url,
+        ts=iso(now),
+        approved_by=version.approved_by,
+    )
+
+
+def publish_deployment(
+    deployment: Deployment,
+    mqtt_url: str,
+    prefix: str = "whichbin",
+    device: str | None = None,
+    *,
+    timeout: float = 10.0,
+    password_env: str = "WHICHBIN_MQTT_PASSWORD",
+    password_file: str | None = None,
+    ca_file: str | None = None,
+) -> str:
+    """Publish ``deployment`` retained with QoS 1 and wait for the broker's acknowledgement.
+
+    Args:
+        deployment: The payload (see ``build_deployment``).
+        mqtt_url: ``mqtt://[user@]host[:port]`` or ``mqtts://``.
+        prefix: Topic prefix.
+        device: Publish to ``<prefix>/<device>/deployment`` instead of the fleet topic.
+        timeout: Seconds to wait for the connection and for the acknowledgement, each.
+        password_env: Environment variable holding the broker password.
+        password_file: File holding the broker password (wins over the environment).
+        ca_file: CA bundle for ``mqtts://``.
+
+    Returns:
+        The topic published to.
+
+    Raises:
+        DeployError: The broker could not be reached or did not acknowledge the message.
+    """
+    from whichbin.messaging.mqtt import create_mqtt_client
+
+    topic = deployment_topic(prefix, device)
+    try:
+        client = create_mqtt_client(
+            mqtt_url,
+            f"whichbin-deploy-{uuid.uuid4().hex[:8]}",
+            password_env=password_env,
+            password_file=password_file,
+            ca_file=ca_file,
+        )
+    except WhichbinError as e:
+        raise DeployError(f"cannot publish {deployment.version}: {e}") from e
+    where = f"{client.url.host}:{client.url.port}"
+    try:
+        if not client.start(wait=timeout):
+            raise DeployError(f"cannot reach the MQTT broker at {where} within {timeout:g} s")
+        if not client.publish_confirmed(
+            topic, deployment.to_json(), qos=1, retain=True, timeout=timeout
+        ):
+            raise DeployError(f"the MQTT broker at {where} did not acknowledge {topic}")
+    finally:
+        client.stop()
+    logger.info("published deployment of %s to %s on %s", deployment.version, topic, where)
+    return topic
+
+
+class Deployer(Protocol):
+    """Sends a deployment message to the fleet (or one device)."""
+
+    def send(self, deployment: Deployment, device: str | None = None) -> str:
+        """Publish; return the topic or raise DeployError."""
+        ...
+
+
+@dataclass(frozen=True)
+class MqttDeployer:
+    """The real ``Deployer``: one short-lived MQTT connection per deployment."""
+
+    mqtt_url: str
+    prefix: str = "whichbin"
+    timeout: float = 10.0
+    password_env: str = "WHICHBIN_MQTT_PASSWORD"
+    password_file: str | None = None
+    ca_file: str | None = None
+
+    def send(self, deployment: Deployment, device: str | None = None) -> str:
+        return publish_deployment(
+            deployment,
+            self.mqtt_url,
+            self.prefix,
+            device,
+            timeout=self.timeout,
+            password_env=self.password_env,
+            password_file=self.password_file,
+            ca_file=self.ca_file,
+        )

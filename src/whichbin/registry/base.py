@@ -1,0 +1,220 @@
+"""The model registry's pure core: version records, ids and approval transitions.
+
+No I/O here. Backends (``SqliteRegistry``) load a ``ModelVersion``, apply one of the
+transition functions below and store the result, so every backend follows the same rules:
+
+* Only versions whose quality gate passed can be approved.
+* Approving an ``Approved`` version again re-stamps who/when and makes it the current
+  approval again (latest approval wins). This is how a fleet is rolled back to an older
+  model.
+* A ``Rejected`` version whose gate passed may be approved later: a human reversing a
+  decision. The rejection stays in the event history.
+* Any version that is not already ``Rejected`` can be rejected, including an ``Approved``
+  one (withdrawing it). ``latest_approved`` then falls back to the previous approval.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from whichbin.contract import iso
+from whichbin.errors import RegistryError
+
+DEFAULT_MODEL_NAME = "trash-classifier"
+# SageMaker model package group names, so local names port to sagemaker:// unchanged.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$")
+HEADLINE_METRICS = ("accuracy", "bin_accuracy", "macro_f1")
+
+Gate = Literal["passed", "failed"]
+
+
+class ApprovalStatus(StrEnum):
+    """SageMaker's ``ModelApprovalStatus`` values, verbatim."""
+
+    PENDING = "PendingManualApproval"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+
+
+class VersionNotFound(RegistryError):
+    """The version id names nothing in this registry."""
+
+
+class TransitionRefused(RegistryError):
+    """The approval/rejection is not allowed in the version's current state."""
+
+
+class ModelVersion(BaseModel):
+    """One registered model version (a SageMaker model package)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description='Semantic id, "trash-classifier/7"')
+    name: str = Field(description="Model (package group) name")
+    number: int = Field(ge=1, description="Version number within the name, from 1")
+    sha256: str = Field(description="sha256 of the artifact bytes")
+    artifact: str = Field(description="Path of the registry's copy of model.onnx")
+    size_bytes: int = Field(ge=0)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    gate: Gate
+    reasons: list[str] = Field(default_factory=list, description="Why the gate failed")
+    lineage: dict[str, Any] = Field(
+        default_factory=dict,
+        description="manifest_hash, config_hash, code_version, sources, parent version, ...",
+    )
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    approved_by: str | None = None
+    approved_at: str | None = None
+    note: str = ""
+    rejected_reason: str | None = None
+    rejected_by: str | None = None
+    rejected_at: str | None = None
+    created: str
+    report: str | None = Field(default=None, description="Path of the training/evaluation report")
+
+
+class RegistryEvent(BaseModel):
+    """One entry of the audit trail: who did what to which version, and when."""
+
+    version: str
+    action: Literal["register", "approve", "reject"]
+    by: str
+    at: str
+    note: str = ""
+
+
+def version_id(name: str, number: int) -> str:
+    """``trash-classifier/7``."""
+    return f"{name}/{number}"
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid model name, else raise RegistryError."""
+    if not NAME_PATTERN.match(name):
+        raise RegistryError(
+            f"model name {name!r} is not valid: use letters, digits and single hyphens "
+            "(SageMaker model package group rules), e.g. trash-classifier"
+        )
+    return name
+
+
+def parse_version_id(value: str, default_name: str = DEFAULT_MODEL_NAME) -> tuple[str, int]:
+    """``"trash-classifier/7"`` → ("trash-classifier", 7); ``"7"`` uses ``default_name``."""
+    text = value.strip()
+    name, sep, number = text.rpartition("/")
+    if not sep:
+        name = default_name
+    if not number.isdigit() or int(number) < 1:
+        raise RegistryError(
+            f"version {value!r} is not a version id: use NAME/N (e.g. trash-classifier/7) or N"
+        )
+    return check_name(name), int(number)
+
+
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """accuracy, bin_accuracy and macro_f1 from top level or a ``test`` section, if present."""
+    sections = [metrics]
+    if isinstance(metrics.get("test"), dict):
+        sections.append(metrics["test"])
+    out: dict[str, float | None] = {}
+    for key in HEADLINE_METRICS:
+        value = next((s[key] for s in sections if isinstance(s.get(key), int | float)), None)
+        out[key] = float(value) if value is not None else None
+    return out
+
+
+def approve_version(version: ModelVersion, by: str, note: str, now: datetime) -> ModelVersion:
+    """The version after approval by ``by``; raises TransitionRefused when not allowed."""
+    if not by.strip():
+        raise TransitionRefused(f"{version.id}: say who approves it (--by NAME)")
+    if version.gate != "passed":
+        why = "; ".join(version.reasons) or "no reasons recorded"
+        raise TransitionRefused(
+            f"{version.id} failed the quality gate ({why}) and cannot be approved: improve the "
+            f"data or config and run `whichbin pipeline run` again, or reject it with "
+            f"`whichbin registry reject {version.id} --reason TEXT`"
+        )
+    return version.model_copy(
+        update={
+            "status": ApprovalStatus.APPROVED,
+            "approved_by": by.strip(),
+            "approved_at": iso(now),
+            "note": note,
+            "rejected_reason": None,
+            "rejected_by": None,
+            "rejected_at": None,
+        }
+    )
+
+
+def reject_version(version: ModelVersion, reason: str, by: str, now: datetime) -> ModelVersion:
+    """The version after rejection; raises TransitionRefused when not allowed."""
+    if not reason.strip():
+        raise TransitionRefused(f"{version.id}: a rejection needs a reason (--reason TEXT)")
+    if version.status == ApprovalStatus.REJECTED:
+        raise TransitionRefused(
+            f"{version.id} is already rejected ({version.rejected_reason or 'no reason'})"
+        )
+    return version.model_copy(
+        update={
+            "status": ApprovalStatus.REJECTED,
+            "rejected_reason": reason.strip(),
+            "rejected_by": by.strip() or None,
+            "rejected_at": iso(now),
+        }
+    )
+
+
+class Registry(Protocol):
+    """Where model versions live and get approved (local SQLite or SageMaker)."""
+
+    uri: str
+    default_name: str
+
+    def register(
+        self,
+        name: str,
+        artifact: Path,
+        metrics: dict,
+        gate_passed: bool,
+        reasons: builtins.list[str],
+        lineage: dict,
+        report: Path | None = None,
+    ) -> ModelVersion:
+        """Store a new version (status PendingManualApproval) and return it."""
+        ...
+
+    def get(self, version_id: str) -> ModelVersion:
+        """The version named ``name/N`` (or ``N`` for the default name)."""
+        ...
+
+    def approve(self, version_id: str, by: str, note: str = "") -> ModelVersion:
+        """Approve; raises TransitionRefused when the gate failed."""
+        ...
+
+    def reject(self, version_id: str, reason: str, by: str = "") -> ModelVersion:
+        """Reject (or withdraw an approval)."""
+        ...
+
+    def latest_approved(self, name: str) -> ModelVersion | None:
+        """The most recently approved version of ``name`` that is still Approved."""
+        ...
+
+    def artifact_path(self, version_id: str) -> Path:
+        """Local path of the version's model.onnx."""
+        ...
+
+    def history(self, version_id: str) -> builtins.list[RegistryEvent]:
+        """Audit trail of the version, oldest first."""
+        ...
+
+    def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
+        """All versions (of ``name``), oldest first."""
+        ...

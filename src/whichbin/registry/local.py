@@ -1,0 +1,335 @@
+"""``SqliteRegistry``: a local registry directory.
+
+Layout::
+
+    <dir>/registry.db                          versions + events (the audit trail)
+    <dir>/artifacts/<name>/<N>/model.onnx      the registry's own copy of each artifact
+    <dir>/artifacts/<name>/<N>/report[...]     the training/evaluation report, if given
+
+Writes run in ``BEGIN IMMEDIATE`` transactions, so concurrent pipelines never get the
+same version number, and an approval and its audit entry are stored together.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from whichbin.contract import iso, utc_now
+from whichbin.errors import ModelError, RegistryError
+from whichbin.registry.base import (
+    DEFAULT_MODEL_NAME,
+    ApprovalStatus,
+    ModelVersion,
+    RegistryEvent,
+    VersionNotFound,
+    approve_version,
+    check_name,
+    parse_version_id,
+    reject_version,
+)
+from whichbin.registry.base import (
+    version_id as make_id,
+)
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    record TEXT NOT NULL,          -- ModelVersion as JSON
+    status TEXT NOT NULL,
+    gate TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created TEXT NOT NULL,
+    PRIMARY KEY (name, number)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    action TEXT NOT NULL,          -- register / approve / reject
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS events_version ON events (name, number);
+"""
+
+
+def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` and return (sha256, size)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while block := fin.read(1 << 20):
+            h.update(block)
+            fout.write(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def _stamp_version(path: Path, vid: str, source: str) -> None:
+    """Write the registered id into the bundle's ``whichbin.version`` metadata."""
+    from whichbin.training.bundle import read_meta, write_meta
+
+    try:
+        meta = read_meta(path)
+    except ModelError as e:
+        raise RegistryError(f"{source}: cannot register: {e}") from e
+    write_meta(path, meta.model_copy(update={"version": vid}))
+
+
+class SqliteRegistry:
+    """A registry in a local directory: one SQLite file plus copied artifacts."""
+
+    def __init__(
+        self,
+        root: Path,
+        default_name: str = DEFAULT_MODEL_NAME,
+        clock: Callable[[], datetime] = utc_now,
+        stamp_version: bool = True,
+        create: bool = True,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.uri = str(self.root)
+        self.default_name = check_name(default_name)
+        self.clock = clock
+        self.stamp_version = stamp_version
+        self.db_path = self.root / "registry.db"
+        self.artifacts = self.root / "artifacts"
+        if not create and not self.db_path.is_file():
+            raise RegistryError(
+                f"{self.root}: no registry here (no registry.db): pass --registry DIR "
+                "(or set WHICHBIN_REGISTRY), or create one with `whichbin pipeline run`"
+            )
+        try:
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            with self._connect() as conn:
+                conn.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as e:
+            raise RegistryError(f"{self.root}: cannot open registry ({e})") from e
+
+    # -- storage helpers -----------------------------------------------------------
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the database lock from its first statement."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @staticmethod
+    def _load(row: sqlite3.Row) -> ModelVersion:
+        return ModelVersion.model_validate_json(row["record"])
+
+    def _fetch(self, conn: sqlite3.Connection, name: str, number: int) -> ModelVersion:
+        row = conn.execute(
+            "SELECT record FROM versions WHERE name = ? AND number = ?", (name, number)
+        ).fetchone()
+        if row is None:
+            raise VersionNotFound(
+                f"{make_id(name, number)}: no such version in {self.uri} "
+                "(see `whichbin registry list`)"
+            )
+        return self._load(row)
+
+    @staticmethod
+    def _store(conn: sqlite3.Connection, v: ModelVersion, insert: bool = False) -> None:
+        values = (v.model_dump_json(), v.status.value, v.gate, v.sha256, v.created)
+        if insert:
+            conn.execute(
+                "INSERT INTO versions (record, status, gate, sha256, created, name, number) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*values, v.name, v.number),
+            )
+        else:
+            conn.execute(
+                "UPDATE versions SET record = ?, status = ?, gate = ?, sha256 = ?, created = ? "
+                "WHERE name = ? AND number = ?",
+                (*values, v.name, v.number),
+            )
+
+    @staticmethod
+    def _event(
+        conn: sqlite3.Connection, v: ModelVersion, action: str, by: str, at: str, note: str
+    ) -> None:
+        conn.execute(
+            "INSERT INTO events (name, number, action, actor, at, note) VALUES (?, ?, ?, ?, ?, ?)",
+            (v.name, v.number, action, by, at, note),
+        )
+
+    # -- Registry protocol ------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        artifact: Path,
+        metrics: dict,
+        gate_passed: bool,
+        reasons: builtins.list[str],
+        lineage: dict,
+        report: Path | None = None,
+    ) -> ModelVersion:
+        """Copy the artifact (and report) into the registry and record a new version."""
+        check_name(name)
+        artifact = Path(artifact)
+        if not artifact.is_file():
+            raise RegistryError(f"{artifact}: cannot register: artifact file not found")
+        if report is not None and not Path(report).exists():
+            raise RegistryError(f"{report}: cannot register: report not found")
+        staging = self.artifacts / ".staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        tmp = staging / f"{uuid.uuid4().hex}.onnx"
+        try:
+            source_sha, _ = _copy_hashing(artifact, tmp)
+            with self._write() as conn:
+                row = conn.execute(
+                    "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE name = ?", (name,)
+                ).fetchone()
+                number = int(row[0])
+                vid = make_id(name, number)
+                if self.stamp_version:
+                    _stamp_version(tmp, vid, str(artifact))
+                from whichbin.training.bundle import sha256_file
+
+                sha, size = sha256_file(tmp), tmp.stat().st_size
+                vdir = self.artifacts / name / str(number)
+                if vdir.exists():  # left over from a crashed registration; never reused
+                    shutil.rmtree(vdir)
+                vdir.mkdir(parents=True)
+                final = vdir / "model.onnx"
+                tmp.replace(final)
+                report_copy = self._copy_report(Path(report), vdir) if report else None
+                now = iso(self.clock())
+                version = ModelVersion(
+                    id=vid,
+                    name=name,
+                    number=number,
+                    sha256=sha,
+                    artifact=str(final),
+                    size_bytes=size,
+                    metrics=metrics,
+                    gate="passed" if gate_passed else "failed",
+                    reasons=list(reasons),
+                    lineage={
+                        **lineage,
+                        "source_artifact": str(artifact),
+                        "source_sha256": source_sha,
+                    },
+                    created=now,
+                    report=str(report_copy) if report_copy else None,
+                )
+                self._store(conn, version, insert=True)
+                self._event(conn, version, "register", "", now, version.gate)
+        except sqlite3.Error as e:
+            raise RegistryError(f"{self.db_path}: cannot register {name}: {e}") from e
+        except OSError as e:
+            raise RegistryError(f"{artifact}: cannot copy into the registry: {e}") from e
+        finally:
+            tmp.unlink(missing_ok=True)
+        logger.info("registered %s (gate %s, sha256 %s)", vid, version.gate, sha[:12])
+        return version
+
+    @staticmethod
+    def _copy_report(report: Path, vdir: Path) -> Path:
+        if report.is_dir():
+            return Path(shutil.copytree(report, vdir / "report"))
+        dest = vdir / "report"
+        dest.mkdir()
+        return Path(shutil.copy2(report, dest / report.name))
+
+    def _parse(self, vid: str) -> tuple[str, int]:
+        return parse_version_id(vid, self.default_name)
+
+    def get(self, version_id: str) -> ModelVersion:
+        name, number = self._parse(version_id)
+        with self._connect() as conn:
+            return self._fetch(conn, name, number)
+
+    def approve(self, version_id: str, by: str, note: str = "") -> ModelVersion:
+        name, number = self._parse(version_id)
+        now = self.clock()
+        with self._write() as conn:
+            version = approve_version(self._fetch(conn, name, number), by, note, now)
+            self._store(conn, version)
+            self._event(conn, version, "approve", version.approved_by or by, iso(now), note)
+        logger.info("approved %s by %s", version.id, version.approved_by)
+        return version
+
+    def reject(self, version_id: str, reason: str, by: str = "") -> ModelVersion:
+        name, number = self._parse(version_id)
+        now = self.clock()
+        with self._write() as conn:
+            version = reject_version(self._fetch(conn, name, number), reason, by, now)
+            self._store(conn, version)
+            self._event(conn, version, "reject", by, iso(now), reason)
+        logger.info("rejected %s: %s", version.id, reason)
+        return version
+
+    def latest_approved(self, name: str) -> ModelVersion | None:
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT v.record FROM versions v JOIN events e "
+                "ON e.name = v.name AND e.number = v.number AND e.action = 'approve' "
+                "WHERE v.name = ? AND v.status = ? ORDER BY e.seq DESC LIMIT 1",
+                (name, ApprovalStatus.APPROVED.value),
+            ).fetchone()
+        return self._load(row) if row else None
+
+    def artifact_path(self, version_id: str) -> Path:
+        version = self.get(version_id)
+        path = Path(version.artifact)
+        if not path.is_file():
+            raise RegistryError(f"{version.id}: artifact {path} is missing from the registry")
+        return path
+
+    def history(self, version_id: str) -> builtins.list[RegistryEvent]:
+        name, number = self._parse(version_id)
+        with self._connect() as conn:
+            self._fetch(conn, name, number)
+            rows = conn.execute(
+                "SELECT action, actor, at, note FROM events WHERE name = ? AND number = ? "
+                "ORDER BY seq",
+                (name, number),
+            ).fetchall()
+        vid = make_id(name, number)
+        return [
+            RegistryEvent(
+                version=vid, action=r["action"], by=r["actor"], at=r["at"], note=r["note"]
+            )
+            for r in rows
+        ]
+
+    def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
+        query = "SELECT record FROM versions"
+        args: tuple[Any, ...] = ()
+        if name is not None:
+            query += " WHERE name = ?"
+            args = (name,)
+        with self._connect() as conn:
+            rows = conn.execute(query + " ORDER BY name, number", args).fetchall()
+        return [self._load(r) for r in rows]

@@ -1,0 +1,367 @@
+"""``SagemakerRegistry``: the ``sagemaker://GROUP`` backend (SageMaker Model Registry).
+
+A version is a versioned model package in the package group named like the model
+(``sagemaker://trash-classifier`` → group ``trash-classifier``). SageMaker holds the
+approval status (``ModelApprovalStatus``, the same values whichbin uses) and who/when
+in ``CustomerMetadataProperties``; S3 holds the immutable parts::
+
+    s3://BUCKET/PREFIX/<name>/<sha256[:16]>-<id>/model.onnx
+    s3://BUCKET/PREFIX/<name>/<sha256[:16]>-<id>/registration.json   metrics, gate, lineage
+    s3://BUCKET/PREFIX/<name>/<sha256[:16]>-<id>/metrics.json        ModelMetrics.ModelQuality
+    s3://BUCKET/PREFIX/<name>/<sha256[:16]>-<id>/report/...
+
+URI: ``sagemaker://GROUP?bucket=B&prefix=P&region=R`` (bucket also from
+``WHICHBIN_SAGEMAKER_BUCKET``; credentials and region the usual boto3 way). Artifacts are
+downloaded to a local cache for ``artifact_path`` (``whichbin web`` serves them), and
+edges need ``--artifact-base-url`` because they cannot read S3.
+
+Differences from the local backend: the history is derived from the current record (the
+latest approval and rejection, not every one), and the artifact is not stamped with its
+version id (SageMaker allocates the number after the upload).
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from whichbin.contract import iso, utc_now
+from whichbin.errors import RegistryError
+from whichbin.registry.base import (
+    ApprovalStatus,
+    ModelVersion,
+    RegistryEvent,
+    VersionNotFound,
+    approve_version,
+    check_name,
+    parse_version_id,
+    reject_version,
+)
+from whichbin.registry.base import version_id as make_id
+
+META = "whichbin."
+# CustomerMetadataProperties keys holding the mutable approval fields.
+DECISION_FIELDS = ("approved_by", "approved_at", "rejected_reason", "rejected_by", "rejected_at")
+REGISTRATION_FIELDS = (
+    "sha256", "artifact", "size_bytes", "metrics", "gate", "reasons", "lineage", "created", "report"
+)  # fmt: skip
+
+
+@contextmanager
+def _aws(what: str) -> Iterator[None]:
+    """Turn boto errors into one-line RegistryErrors."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as e:
+        err = e.response.get("Error", {})
+        raise RegistryError(f"{what}: {err.get('Code', 'error')}: {err.get('Message', e)}") from e
+    except BotoCoreError as e:
+        raise RegistryError(f"{what}: {e}") from e
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class SagemakerRegistry:
+    """Model versions as SageMaker model packages; artifacts and records in S3."""
+
+    def __init__(
+        self,
+        group: str,
+        bucket: str,
+        prefix: str = "whichbin",
+        cache_dir: Path | None = None,
+        region: str | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        sagemaker_client: Any = None,
+        s3_client: Any = None,
+    ) -> None:
+        import boto3
+
+        self.default_name = check_name(group)
+        self.uri = f"sagemaker://{group}"
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.clock = clock
+        self.sm = sagemaker_client or boto3.client("sagemaker", region_name=region)
+        self.s3 = s3_client or boto3.client("s3", region_name=region)
+        cache = os.environ.get("WHICHBIN_CACHE", "~/.cache/whichbin")
+        self.cache_dir = Path(cache_dir or Path(cache).expanduser() / "sagemaker" / group)
+        self._registrations: dict[str, dict[str, Any]] = {}
+
+    # -- S3 ------------------------------------------------------------------------
+    def _put_file(self, path: Path, key: str) -> str:
+        with _aws(f"upload {path} to s3://{self.bucket}/{key}"):
+            self.s3.upload_file(str(path), self.bucket, key)
+        return f"s3://{self.bucket}/{key}"
+
+    def _put_json(self, doc: dict[str, Any], key: str) -> str:
+        with _aws(f"write s3://{self.bucket}/{key}"):
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=json.dumps(doc).encode(),
+                ContentType="application/json",
+            )
+        return f"s3://{self.bucket}/{key}"
+
+    def _registration(self, uri: str) -> dict[str, Any]:
+        if uri not in self._registrations:  # immutable once written: cache forever
+            bucket, key = _split_s3(uri)
+            with _aws(f"read {uri}"):
+                body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            self._registrations[uri] = json.loads(body)
+        return self._registrations[uri]
+
+    # -- SageMaker -----------------------------------------------------------------
+    def _ensure_group(self, name: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.sm.describe_model_package_group(ModelPackageGroupName=name)
+        except ClientError:
+            with _aws(f"create model package group {name}"):
+                self.sm.create_model_package_group(
+                    ModelPackageGroupName=name,
+                    ModelPackageGroupDescription="whichbin bin classifier versions",
+                )
+
+    def _summaries(self, name: str, status: str | None = None) -> builtins.list[dict[str, Any]]:
+        args: dict[str, Any] = {"ModelPackageGroupName": name, "SortBy": "CreationTime"}
+        if status:
+            args["ModelApprovalStatus"] = status
+        out: builtins.list[dict[str, Any]] = []
+        with _aws(f"list model packages of {name}"):
+            for page in self.sm.get_paginator("list_model_packages").paginate(**args):
+                out.extend(page["ModelPackageSummaryList"])
+        return sorted(out, key=lambda s: s.get("ModelPackageVersion", 0))
+
+    def _arn(self, name: str, number: int) -> str:
+        for s in self._summaries(name):
+            if s.get("ModelPackageVersion") == number:
+                return s["ModelPackageArn"]
+        raise VersionNotFound(
+            f"{make_id(name, number)}: no such version in {self.uri} (see `whichbin registry list`)"
+        )
+
+    def _describe(self, arn: str) -> tuple[ModelVersion, dict[str, str]]:
+        with _aws(f"describe {arn}"):
+            d = self.sm.describe_model_package(ModelPackageName=arn)
+        props: dict[str, str] = dict(d.get("CustomerMetadataProperties") or {})
+        reg = self._registration(props[META + "registration"])
+        reg = {k: v for k, v in reg.items() if k in REGISTRATION_FIELDS}
+        name, number = d["ModelPackageGroupName"], int(d["ModelPackageVersion"])
+        decisions = {f: props.get(META + f) or None for f in DECISION_FIELDS}
+        version = ModelVersion.model_validate(
+            {
+                **reg,
+                **decisions,
+                "id": make_id(name, number),
+                "name": name,
+                "number": number,
+                "status": d.get("ModelApprovalStatus", ApprovalStatus.PENDING.value),
+                "note": d.get("ApprovalDescription") or "",
+            }
+        )
+        return version, props
+
+    def _update(self, arn: str, version: ModelVersion, props: dict[str, str]) -> None:
+        fields = version.model_dump(include=set(DECISION_FIELDS))
+        new = {k: v for k, v in props.items() if k.removeprefix(META) not in DECISION_FIELDS}
+        new.update({META + k: str(v) for k, v in fields.items() if v is not None})
+        args: dict[str, Any] = {
+            "ModelPackageArn": arn,
+            "ModelApprovalStatus": version.status.value,
+            "ApprovalDescription": version.note[:1024],
+            "CustomerMetadataProperties": new,
+        }
+        removed = [k for k in props if k not in new]
+        if removed:
+            args["CustomerMetadataPropertiesToRemove"] = removed
+        with _aws(f"update {version.id}"):
+            self.sm.update_model_package(**args)
+
+    # -- Registry protocol ------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        artifact: Path,
+        metrics: dict,
+        gate_passed: bool,
+        reasons: builtins.list[str],
+        lineage: dict,
+        report: Path | None = None,
+    ) -> ModelVersion:
+        """Upload the artifact and records to S3 and create a versioned model package."""
+        check_name(name)
+        artifact = Path(artifact)
+        if not artifact.is_file():
+            raise RegistryError(f"{artifact}: cannot register: artifact file not found")
+        sha = hashlib.sha256(artifact.read_bytes()).hexdigest()
+        folder = f"{self.prefix}/{name}/{sha[:16]}-{uuid.uuid4().hex[:8]}"
+        artifact_uri = self._put_file(artifact, f"{folder}/model.onnx")
+        report_uri = None
+        if report is not None:
+            report = Path(report)
+            files = (
+                [report]
+                if report.is_file()
+                else sorted(p for p in report.rglob("*") if p.is_file())
+            )
+            for f in files:
+                rel = f.name if report.is_file() else f.relative_to(report).as_posix()
+                self._put_file(f, f"{folder}/report/{rel}")
+            report_uri = f"s3://{self.bucket}/{folder}/report/" + (
+                report.name if report.is_file() else ""
+            )
+        registration = {
+            "sha256": sha,
+            "artifact": artifact_uri,
+            "size_bytes": artifact.stat().st_size,
+            "metrics": metrics,
+            "gate": "passed" if gate_passed else "failed",
+            "reasons": list(reasons),
+            "lineage": {**lineage, "source_artifact": str(artifact), "source_sha256": sha},
+            "created": iso(self.clock()),
+            "report": report_uri,
+        }
+        registration_uri = self._put_json(registration, f"{folder}/registration.json")
+        metrics_uri = self._put_json(metrics, f"{folder}/metrics.json")
+        self._ensure_group(name)
+        code_version = str(lineage.get("code_version", ""))[:1024]
+        with _aws(f"create model package in {name}"):
+            arn = self.sm.create_model_package(
+                ModelPackageGroupName=name,
+                ModelPackageDescription=f"whichbin bundle, gate {registration['gate']}",
+                ModelApprovalStatus=ApprovalStatus.PENDING.value,
+                ModelMetrics={
+                    "ModelQuality": {
+                        "Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}
+                    }
+                },
+                MetadataProperties={"CommitId": code_version, "GeneratedBy": "whichbin pipeline"},
+                CustomerMetadataProperties={
+                    META + "registration": registration_uri,
+                    META + "sha256": sha,
+                    META + "gate": str(registration["gate"]),
+                    META + "artifact": artifact_uri,
+                },
+            )["ModelPackageArn"]
+        version, _ = self._describe(arn)
+        return version
+
+    def _parse(self, vid: str) -> tuple[str, int]:
+        return parse_version_id(vid, self.default_name)
+
+    def get(self, version_id: str) -> ModelVersion:
+        return self._describe(self._arn(*self._parse(version_id)))[0]
+
+    def approve(self, version_id: str, by: str, note: str = "") -> ModelVersion:
+        arn = self._arn(*self._parse(version_id))
+        version, props = self._describe(arn)
+        version = approve_version(version, by, note, self.clock())
+        self._update(arn, version, props)
+        return version
+
+    def reject(self, version_id: str, reason: str, by: str = "") -> ModelVersion:
+        arn = self._arn(*self._parse(version_id))
+        version, props = self._describe(arn)
+        version = reject_version(version, reason, by, self.clock())
+        self._update(arn, version, props)
+        return version
+
+    def latest_approved(self, name: str) -> ModelVersion | None:
+        approved = [
+            self._describe(s["ModelPackageArn"])[0]
+            for s in self._summaries(name, ApprovalStatus.APPROVED.value)
+        ]
+        return max(approved, key=lambda v: (v.approved_at or "", v.number), default=None)
+
+    def artifact_path(self, version_id: str) -> Path:
+        """Download (once) and verify the artifact; return the cached local path."""
+        from whichbin.deploy.fetch import fetch_artifact
+        from whichbin.errors import DeployError
+
+        version = self.get(version_id)
+        dest = self.cache_dir / version.name / str(version.number) / "model.onnx"
+        if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == version.sha256:
+            return dest
+        bucket, key = _split_s3(version.artifact)
+        staged = dest.with_name("download.onnx")
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        with _aws(f"download {version.artifact}"):
+            self.s3.download_file(bucket, key, str(staged))
+        try:
+            return fetch_artifact(staged.as_uri(), dest, version.sha256)
+        except DeployError as e:
+            raise RegistryError(f"{version.id}: {e}") from e
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def history(self, version_id: str) -> builtins.list[RegistryEvent]:
+        v = self.get(version_id)
+        events = [RegistryEvent(version=v.id, action="register", by="", at=v.created, note=v.gate)]
+        if v.approved_at:
+            events.append(
+                RegistryEvent(
+                    version=v.id,
+                    action="approve",
+                    by=v.approved_by or "",
+                    at=v.approved_at,
+                    note=v.note,
+                )
+            )
+        if v.rejected_at:
+            events.append(
+                RegistryEvent(
+                    version=v.id,
+                    action="reject",
+                    by=v.rejected_by or "",
+                    at=v.rejected_at,
+                    note=v.rejected_reason or "",
+                )
+            )
+        return sorted(events, key=lambda e: e.at)
+
+    def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
+        """Versions of ``name`` (default: this registry's group), oldest first."""
+        from botocore.exceptions import ClientError
+
+        group = name or self.default_name
+        try:
+            self.sm.describe_model_package_group(ModelPackageGroupName=group)
+        except ClientError:
+            return []
+        return [self._describe(s["ModelPackageArn"])[0] for s in self._summaries(group)]
+
+
+def create_sagemaker_registry(uri: str, default_name: str) -> SagemakerRegistry:
+    """Open ``sagemaker://GROUP?bucket=B&prefix=P&region=R``."""
+    parsed = urlparse(uri)
+    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    group = parsed.netloc or default_name
+    bucket = query.get("bucket") or os.environ.get("WHICHBIN_SAGEMAKER_BUCKET")
+    if not bucket:
+        raise RegistryError(
+            f"--registry {uri}: say which S3 bucket holds the artifacts: "
+            "sagemaker://GROUP?bucket=NAME or WHICHBIN_SAGEMAKER_BUCKET"
+        )
+    try:
+        import boto3  # noqa: F401
+    except ImportError as e:
+        raise RegistryError(f"--registry {uri}: needs boto3 (pip install boto3)") from e
+    return SagemakerRegistry(
+        group, bucket, prefix=query.get("prefix", "whichbin"), region=query.get("region")
+    )

@@ -1,0 +1,127 @@
+"""``/api/models``: list, show, approve (→ deploy), reject and re-deploy versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from whichbin.contract import utc_now
+from whichbin.deploy.approval import approve_and_deploy, deploy_version, not_published_message
+from whichbin.deploy.publish import DeploymentRefused
+from whichbin.registry.base import ModelVersion, VersionNotFound
+from whichbin.registry.base import version_id as make_version_id
+from whichbin.web.deps import DeployerDep, RegistryDep, SettingsDep
+
+router = APIRouter(prefix="/api/models", tags=["models"])
+
+
+class ApproveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field(min_length=1, description="Who approves")
+    note: str = Field(default="", description="Why, for the audit trail")
+
+
+class RejectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, description="Why, for the audit trail")
+    by: str = ""
+
+
+class DeployRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    device: str | None = Field(
+        default=None, description="Only this device (whichbin/<device>/deployment)"
+    )
+
+
+@router.get("")
+def list_models(registry: RegistryDep, name: str | None = None) -> list[ModelVersion]:
+    """All versions, oldest first (``?name=`` for one model)."""
+    return registry.list(name)
+
+
+@router.get("/{name}/approved")
+def latest_approved(name: str, registry: RegistryDep) -> ModelVersion:
+    """The version the fleet should run: the most recent approval still standing."""
+    version = registry.latest_approved(name)
+    if version is None:
+        raise VersionNotFound(f"{name}: no approved version yet")
+    return version
+
+
+@router.get("/{name}/{n}")
+def show_model(name: str, n: int, registry: RegistryDep) -> dict[str, Any]:
+    """One version with its audit trail under ``history``."""
+    vid = make_version_id(name, n)
+    doc = registry.get(vid).model_dump(mode="json")
+    doc["history"] = [e.model_dump(mode="json") for e in registry.history(vid)]
+    return doc
+
+
+@router.post("/{name}/{n}/approve")
+def approve_model(
+    name: str,
+    n: int,
+    body: ApproveRequest,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    deployer: DeployerDep,
+) -> JSONResponse:
+    """Approve and publish the deployment.
+
+    409 when the gate failed; 502 when the approval was recorded but the deployment could
+    not be published (the body says so and holds the version).
+    """
+    outcome = approve_and_deploy(
+        registry,
+        make_version_id(name, n),
+        body.by,
+        body.note,
+        deployer,
+        utc_now(),
+        base_url=settings.artifact_base_url,
+    )
+    doc = outcome.to_dict()
+    if outcome.error:
+        doc["detail"] = not_published_message(outcome, registry.uri)
+        return JSONResponse(doc, status_code=502)
+    if deployer is None:
+        doc["detail"] = "approved; deployment publishing is off on this server (no --mqtt)"
+    return JSONResponse(doc)
+
+
+@router.post("/{name}/{n}/reject")
+def reject_model(name: str, n: int, body: RejectRequest, registry: RegistryDep) -> ModelVersion:
+    """Reject (or withdraw an approval)."""
+    return registry.reject(make_version_id(name, n), reason=body.reason, by=body.by)
+
+
+@router.post("/{name}/{n}/deploy")
+def deploy_model(
+    name: str,
+    n: int,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    deployer: DeployerDep,
+    body: DeployRequest | None = None,
+) -> dict[str, Any]:
+    """Publish (again) the deployment of an approved version.
+
+    409 when the version is not deployable; 502 when the broker could not be reached.
+    """
+    if deployer is None:
+        raise DeploymentRefused(
+            "deployment publishing is off on this server (start it with --mqtt)"
+        )
+    outcome = deploy_version(
+        registry,
+        registry.get(make_version_id(name, n)),
+        deployer,
+        utc_now(),
+        settings.artifact_base_url,
+        body.device if body else None,
+    )
+    return outcome.to_dict()

@@ -1,0 +1,238 @@
+"""The edge loop end to end: frames → presence → ONNX Runtime → vote → a real mosquitto."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from tests.conftest import wait_for
+from tests.edge.fakes import InMemoryPublisher
+from tests.edge.scenes import scene_frame, write_scene
+from tests.helpers import COLORS, Broker, Recorder
+from whichbin.cli.main import app
+from whichbin.contract import DEEPLENS_TOPIC, Event, State, Topics
+from whichbin.edge.classifier import OnnxClassifier
+from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
+from whichbin.edge.sources import Frame
+
+BINS = ["landfill", "compost", "recycling"]
+
+
+class ListSource:
+    def __init__(self, images: list) -> None:
+        self.frames = [Frame(img, i / 10, i) for i, img in enumerate(images)]
+
+    def read(self) -> Frame | None:
+        return self.frames.pop(0) if self.frames else None
+
+    def close(self) -> None:
+        self.frames = []
+
+
+def user_message(result: Result) -> str:
+    """The one-line error: on stderr, or still on the exception if the CLI did not print it."""
+    return (result.stderr or "") + str(result.exception or "")
+
+
+def device() -> str:
+    return f"cam-{uuid.uuid4().hex[:8]}"
+
+
+def test_runner_publishes_one_event_per_item_with_a_fixed_clock(color_bundle: Path) -> None:
+    images = [scene_frame(None, i) for i in range(8)]
+    images += [scene_frame(COLORS["compost"], 10 + i) for i in range(10)]
+    images += [scene_frame(None, 30 + i) for i in range(6)]
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    ticks = iter(range(10_000))
+    pub = InMemoryPublisher()
+    model = ActiveModel.from_classifier(OnnxClassifier(color_bundle))
+    runner = EdgeRunner(
+        ListSource(images),
+        StaticModel(model),
+        pub,
+        "cam1",
+        clock=lambda: t0 + timedelta(seconds=next(ticks)),
+    )
+    stats = runner.run()
+    topics = Topics("cam1")
+    (event,) = pub.on(topics.event)
+    Event.model_validate(event)
+    assert event["bin"] == "compost" and event["label"] == "organic"
+    assert event["decision"] == "decided" and event["confidence"] > 0.9
+    assert event["model"] == {"version": "test/1", "sha256": model.sha256}
+    assert event["rules"] == {"name": "test", "version": "1"}
+    assert event["ts"] == "2026-03-01T12:00:14Z"  # frame 14: the 5th classified frame
+    # classify only while an item is present and undecided: 5 inferences, not 24
+    assert stats.classified == 5 and stats.frames == 24
+    states = [State.model_validate(s).bin for s in pub.on(topics.state)]
+    assert states == ["idle", "compost", "idle"]
+    assert all(retain and qos == 1 for t, _, qos, retain in pub.messages if t == topics.state)
+
+
+def test_runner_waits_without_a_model() -> None:
+    class NoModel:
+        def current(self) -> None:
+            return None
+
+    images = [scene_frame(None, i) for i in range(8)] + [
+        scene_frame(COLORS["landfill"], i) for i in range(8)
+    ]
+    pub = InMemoryPublisher()
+    stats = EdgeRunner(ListSource(images), NoModel(), pub, "cam1").run()
+    assert stats.events == 0 and stats.errors == 0
+    assert [s["bin"] for s in pub.on(Topics("cam1").state)] == ["idle"]
+
+
+def test_edge_run_cli_folder_to_three_events(
+    broker: Broker, color_bundle: Path, tmp_path: Path
+) -> None:
+    dev = device()
+    topics = Topics(dev)
+    frames = write_scene(tmp_path / "frames", BINS)
+    rec = Recorder(broker.url, [f"whichbin/{dev}/#", DEEPLENS_TOPIC])
+    try:
+        result = CliRunner().invoke(
+            app,
+            [
+                "edge", "run", "--model", str(color_bundle), "--source", str(frames),
+                "--fps", "50", "--exit-at-end", "--mqtt", broker.url, "--device-id", dev,
+                "--deeplens-topic", "--json",
+            ],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert summary["events"] == 3 and summary["bins"] == BINS
+        assert wait_for(lambda: len(rec.payloads(topics.availability)) >= 2, 5)
+        events = rec.payloads(topics.event)
+        assert [e["bin"] for e in events] == BINS
+        for e in events:
+            Event.model_validate(e)
+            assert e["device"] == dev and e["decision"] == "decided"
+            assert e["model"]["version"] == "test/1"
+        assert wait_for(lambda: len(rec.payloads(DEEPLENS_TOPIC)) == 3, 5)
+        assert rec.payloads(DEEPLENS_TOPIC) == [
+            {"object": "Landfill"},
+            {"object": "Compost"},
+            {"object": "Recycling"},
+        ]
+        assert rec.payloads(topics.availability) == ["online", "offline"]
+        states = [s["bin"] for s in rec.payloads(topics.state)]
+        assert states == ["idle", "landfill", "idle", "compost", "idle", "recycling", "idle"]
+    finally:
+        rec.close()
+    # What a newcomer sees: retained offline and idle.
+    late = Recorder(broker.url, [topics.availability, topics.state])
+    try:
+        assert wait_for(lambda: len(late.messages) >= 2, 5)
+        assert late.payloads(topics.availability) == ["offline"]
+        assert late.payloads(topics.state)[0]["bin"] == "idle"
+        assert all(retain for _, _, retain in late.messages)
+    finally:
+        late.close()
+
+
+def test_sigterm_publishes_offline(broker: Broker, color_bundle: Path, tmp_path: Path) -> None:
+    dev = device()
+    topics = Topics(dev)
+    frames = write_scene(tmp_path / "frames", ["compost"])
+    rec = Recorder(broker.url, [topics.availability, topics.event])
+    cmd = [
+        sys.executable, "-c", "from whichbin.cli.main import app; app()",
+        "edge", "run", "--model", str(color_bundle), "--source", str(frames), "--fps", "50",
+        "--mqtt", broker.url, "--device-id", dev,
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+    try:
+        # The folder replays (no --exit-at-end): wait for an event, then terminate.
+        assert wait_for(lambda: rec.payloads(topics.event), 20), proc.stderr
+        assert rec.payloads(topics.availability) == ["online"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert wait_for(lambda: rec.payloads(topics.availability) == ["online", "offline"], 5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        rec.close()
+
+
+def test_edge_run_help_has_an_example() -> None:
+    result = CliRunner().invoke(app, ["edge", "run", "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output and "whichbin edge run --source" in result.output
+
+
+@pytest.mark.parametrize("bad", ["a/b", "#", ""])
+def test_bad_device_id_is_a_user_error(bad: str, color_bundle: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "edge",
+            "run",
+            "--source",
+            str(tmp_path),
+            "--device-id",
+            bad,
+            "--model",
+            str(color_bundle),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "--device-id" in user_message(result)
+
+
+def test_missing_model_is_a_user_error(tmp_path: Path) -> None:
+    write_scene(tmp_path / "f", [], background_frames=2)
+    result = CliRunner().invoke(
+        app,
+        [
+            "edge",
+            "run",
+            "--source",
+            str(tmp_path / "f"),
+            "--device-id",
+            "x",
+            "--model",
+            "nope.onnx",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "nope.onnx" in user_message(result)
+
+
+def test_pause_and_resume_commands(broker: Broker, color_bundle: Path, tmp_path: Path) -> None:
+    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.messaging.mqtt import MqttClient
+
+    dev = device()
+    topics = Topics(dev)
+    frames = write_scene(tmp_path / "frames", ["compost"])
+    svc = EdgeService(
+        EdgeOptions(
+            source=str(frames), device_id=dev, mqtt_url=broker.url, model=color_bundle, fps=50
+        )
+    ).start()
+    pub = MqttClient(broker.url, f"pub-{dev}")
+    try:
+        assert pub.start(wait=5) and svc.client.wait_connected(5)
+        assert wait_for(lambda: svc.runner.stats.events >= 1, 10)
+        assert pub.publish_confirmed(topics.command("pause"), b"")
+        assert wait_for(lambda: svc.runner.paused, 5)
+        paused_at = svc.runner.stats.events
+        frames_at = svc.runner.stats.frames
+        assert wait_for(lambda: svc.runner.stats.frames > frames_at + 40, 10)
+        assert svc.runner.stats.events == paused_at
+        assert pub.publish_confirmed(topics.command("resume"), b"{}")
+        assert wait_for(lambda: svc.runner.stats.events > paused_at, 10)
+    finally:
+        pub.stop()
+        svc.stop()

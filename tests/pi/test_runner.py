@@ -1,0 +1,145 @@
+"""The display against a real mosquitto: events, state, DeepLens, outages, joystick."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.helpers import Broker, Recorder
+from tests.pi.support import connect, make_event
+from whichbin.contract import State, Topics, iso, utc_now
+from whichbin.messaging.mqtt import MqttClient
+from whichbin.pi.displays import RecorderDisplay
+from whichbin.pi.render import render
+from whichbin.pi.runner import DisplayRunner, start_display
+
+
+@pytest.fixture()
+def device() -> str:
+    return f"bin-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture()
+def publisher(broker: Broker) -> Iterator[MqttClient]:
+    c = connect(broker.url)
+    yield c
+    c.stop()
+
+
+@pytest.fixture()
+def shown() -> RecorderDisplay:
+    return RecorderDisplay()
+
+
+@pytest.fixture()
+def runner(broker: Broker, device: str, shown: RecorderDisplay) -> Iterator[DisplayRunner]:
+    r = start_display(
+        broker.url,
+        device,
+        shown,
+        hold=0.6,
+        tick_interval=0.05,
+        wait=10,
+        deeplens_topic="deeplens/trash/infer",
+    )
+    yield r
+    r.stop()
+
+
+def test_event_shows_icon_then_idle(
+    runner: DisplayRunner, publisher: MqttClient, shown: RecorderDisplay, device: str
+) -> None:
+    assert shown.wait_for(render("idle"))
+    assert shown.frames[0] == render("disconnected")  # never shown as up before connecting
+    ev = make_event(device, "compost")
+    assert publisher.publish_confirmed(Topics(device).event, ev.to_json())
+    assert shown.wait_for(render("compost"))
+    assert shown.wait_for(render("idle"))  # after the 0.6 s hold
+    assert shown.frames[-3:] == [render("idle"), render("compost"), render("idle")]
+    assert runner.app.last_event_id == ev.id
+
+
+def test_other_devices_and_unsure(
+    runner: DisplayRunner, publisher: MqttClient, shown: RecorderDisplay, device: str
+) -> None:
+    assert shown.wait_for(render("idle"))
+    publisher.publish_confirmed(Topics("someone-else").event, make_event("x", "landfill").to_json())
+    publisher.publish_confirmed(
+        Topics(device).event, make_event(device, "landfill", "unsure").to_json()
+    )
+    assert wait_for(lambda: runner.app.icon_at(runner.clock()) == "unsure", 5)
+    assert render("landfill") not in shown.frames
+
+
+def test_retained_state_is_the_initial_picture(
+    broker: Broker, publisher: MqttClient, shown: RecorderDisplay, device: str
+) -> None:
+    state = State(bin="recycling", since=iso(utc_now()))
+    assert publisher.publish_confirmed(Topics(device).state, state.to_json(), retain=True)
+    r = start_display(broker.url, device, shown, hold=5.0, tick_interval=0.05)
+    try:
+        assert shown.wait_for(render("recycling"))
+    finally:
+        r.stop()
+        publisher.publish_confirmed(Topics(device).state, b"", retain=True)  # clear retained
+
+
+def test_deeplens_topic(
+    runner: DisplayRunner, publisher: MqttClient, shown: RecorderDisplay
+) -> None:
+    assert shown.wait_for(render("idle"))
+    assert publisher.publish_confirmed(
+        "deeplens/trash/infer", json.dumps({"object": "Recycling"}), qos=0
+    )
+    assert shown.wait_for(render("recycling"))
+
+
+def test_joystick_correction_is_published(
+    broker: Broker,
+    runner: DisplayRunner,
+    publisher: MqttClient,
+    shown: RecorderDisplay,
+    device: str,
+) -> None:
+    topics = Topics(device)
+    rec = Recorder(broker.url, [topics.correction])
+    try:
+        assert shown.wait_for(render("idle"))
+        ev = make_event(device, "landfill")
+        publisher.publish_confirmed(topics.event, ev.to_json())
+        assert shown.wait_for(render("landfill"))
+        shown.press("left")
+        assert wait_for(lambda: rec.payloads(topics.correction), 5)
+        (c,) = rec.payloads(topics.correction)
+        assert isinstance(c, dict)
+        assert (c["event_id"], c["bin"], c["source"], c["v"]) == (ev.id, "compost", "joystick", 1)
+        assert c["ts"].endswith("Z")
+        assert render("compost") in shown.frames
+    finally:
+        rec.close()
+
+
+def test_broker_restart_shows_disconnected_then_recovers(
+    fresh_broker: Broker, shown: RecorderDisplay, device: str
+) -> None:
+    r = start_display(fresh_broker.url, device, shown, hold=5.0, tick_interval=0.05, wait=10)
+    try:
+        assert shown.wait_for(render("idle"))
+        fresh_broker.stop()
+        assert shown.wait_for(render("disconnected"), 10)
+        fresh_broker.start()
+        assert shown.wait_for(render("idle"), 20)  # reconnected (paho backs off 1, 2, 4 s)
+        pub = connect(fresh_broker.url)
+        try:
+            assert pub.publish_confirmed(
+                Topics(device).event, make_event(device, "landfill").to_json()
+            )
+            assert shown.wait_for(render("landfill"))  # resubscribed
+        finally:
+            pub.stop()
+    finally:
+        r.stop()

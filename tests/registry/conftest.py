@@ -1,0 +1,1 @@
+from tests.registry.fixtures import prefix, registry  # noqa: F401

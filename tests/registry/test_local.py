@@ -1,0 +1,147 @@
+"""SqliteRegistry on a real SQLite file with real copied ONNX bundles."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.registry.fixtures import BAD_REASONS, GOOD_METRICS, LINEAGE, register
+from whichbin.errors import RegistryError
+from whichbin.registry import ApprovalStatus, TransitionRefused, VersionNotFound, open_registry
+from whichbin.registry.local import SqliteRegistry
+from whichbin.training.bundle import read_meta
+
+
+def test_register_list_show(registry: SqliteRegistry, color_bundle: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "index.html").write_text("<h1>eval</h1>")
+    v1 = register(registry, color_bundle, report=report)
+    v2 = register(registry, color_bundle, passed=False)
+
+    assert [v.id for v in registry.list()] == ["trash-classifier/1", "trash-classifier/2"]
+    assert registry.list("other") == []
+    shown = registry.get("trash-classifier/1")
+    assert shown == v1 and registry.get("2") == v2
+    assert shown.status == ApprovalStatus.PENDING and shown.gate == "passed"
+    assert shown.metrics == GOOD_METRICS and v2.reasons == BAD_REASONS
+    assert shown.lineage["manifest_hash"] == LINEAGE["manifest_hash"]
+    assert shown.lineage["source_sha256"] == hashlib.sha256(color_bundle.read_bytes()).hexdigest()
+
+    # The registry holds its own copy, stamped with the registered id; sha256 is of that copy.
+    artifact = registry.artifact_path(v1.id)
+    assert artifact == registry.root / "artifacts" / "trash-classifier" / "1" / "model.onnx"
+    assert hashlib.sha256(artifact.read_bytes()).hexdigest() == v1.sha256
+    assert v1.size_bytes == artifact.stat().st_size
+    assert read_meta(artifact).version == "trash-classifier/1"
+    assert read_meta(color_bundle).version == "test/1"  # the source is untouched
+    assert Path(v1.report or "").joinpath("index.html").read_text() == "<h1>eval</h1>"
+    assert [e.action for e in registry.history(v1.id)] == ["register"]
+
+
+def test_report_file_is_copied(
+    registry: SqliteRegistry, color_bundle: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "report.md").write_text("# eval")
+    v = register(registry, color_bundle, report=tmp_path / "report.md")
+    assert Path(v.report or "").read_text() == "# eval"
+    assert Path(v.report or "").is_relative_to(registry.root)
+
+
+def test_version_numbers_are_allocated_atomically(tmp_path: Path, color_bundle: Path) -> None:
+    root = tmp_path / "registry"
+    SqliteRegistry(root)
+    ids: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:  # one registry object per thread, like separate pipeline processes
+            ids.append(register(SqliteRegistry(root), color_bundle).id)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(ids, key=lambda i: int(i.split("/")[1])) == [
+        f"trash-classifier/{n}" for n in range(1, 7)
+    ]
+    assert not list((root / "artifacts" / ".staging").iterdir())
+
+
+def test_unknown_and_invalid_versions(registry: SqliteRegistry) -> None:
+    with pytest.raises(VersionNotFound, match="trash-classifier/9"):
+        registry.get("9")
+    with pytest.raises(RegistryError, match="not a version id"):
+        registry.approve("latest", by="ana")
+
+
+def test_register_refuses_missing_or_foreign_files(
+    registry: SqliteRegistry, tmp_path: Path
+) -> None:
+    with pytest.raises(RegistryError, match="nothere.onnx"):
+        registry.register("trash-classifier", tmp_path / "nothere.onnx", {}, True, [], {})
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not onnx")
+    with pytest.raises(RegistryError, match="junk.onnx"):
+        registry.register("trash-classifier", junk, {}, True, [], {})
+    with pytest.raises(RegistryError, match="model name"):
+        registry.register("bad name", junk, {}, True, [], {})
+    assert registry.list() == []
+
+
+def test_failed_gate_is_refused_and_nothing_is_recorded(
+    registry: SqliteRegistry, color_bundle: Path
+) -> None:
+    v = register(registry, color_bundle, passed=False)
+    with pytest.raises(TransitionRefused) as e:
+        registry.approve(v.id, by="ana")
+    assert v.id in str(e.value) and BAD_REASONS[0] in str(e.value)
+    assert registry.get(v.id).status == ApprovalStatus.PENDING
+    assert [e.action for e in registry.history(v.id)] == ["register"]
+    assert registry.latest_approved("trash-classifier") is None
+
+
+def test_latest_approval_wins_and_history_persists(
+    registry: SqliteRegistry, color_bundle: Path
+) -> None:
+    v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
+    registry.approve(v1.id, by="ana", note="first")
+    registry.approve(v2.id, by="bo")
+    assert registry.latest_approved("trash-classifier").id == v2.id  # type: ignore[union-attr]
+    assert registry.get(v1.id).status == ApprovalStatus.APPROVED  # stays Approved in history
+
+    registry.approve(v1.id, by="cy", note="roll back")  # re-approval makes it current again
+    assert registry.latest_approved("trash-classifier").id == v1.id  # type: ignore[union-attr]
+
+    registry.reject(v1.id, reason="mislabels cups", by="cy")
+    assert registry.latest_approved("trash-classifier").id == v2.id  # type: ignore[union-attr]
+    with pytest.raises(TransitionRefused, match="already rejected"):
+        registry.reject(v1.id, reason="again")
+
+    reopened = SqliteRegistry(registry.root)
+    history = [(e.action, e.by, e.note) for e in reopened.history(v1.id)]
+    assert history == [
+        ("register", "", "passed"),
+        ("approve", "ana", "first"),
+        ("approve", "cy", "roll back"),
+        ("reject", "cy", "mislabels cups"),
+    ]
+    assert all(e.at.endswith("Z") for e in reopened.history(v1.id))
+    with sqlite3.connect(registry.db_path) as conn:  # a real SQLite file others can query
+        assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 6
+
+
+def test_open_registry_uris(tmp_path: Path) -> None:
+    assert isinstance(open_registry(str(tmp_path / "a")), SqliteRegistry)
+    reg = open_registry((tmp_path / "b").as_uri())
+    assert reg.uri == str(tmp_path / "b")
+    with pytest.raises(RegistryError, match="unknown scheme"):
+        open_registry("s3://bucket/x")

@@ -1,0 +1,102 @@
+"""The sagemaker:// backend against moto's SageMaker and S3 (AWS is the one thing mocked)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.registry.fixtures import BAD_REASONS, GOOD_METRICS, register
+from whichbin.deploy import DeploymentRefused, artifact_url
+from whichbin.errors import RegistryError
+from whichbin.registry import ApprovalStatus, TransitionRefused, VersionNotFound, open_registry
+
+moto = pytest.importorskip("moto", reason="needs moto for the mocked SageMaker registry")
+boto3 = pytest.importorskip("boto3")
+
+
+class Clock:
+    """Advances one minute per call, so approvals have distinct times."""
+
+    def __init__(self) -> None:
+        self.t = datetime(2026, 3, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.t += timedelta(minutes=1)
+        return self.t
+
+
+@pytest.fixture()
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "WHICHBIN_CACHE": str(tmp_path / "cache"),
+    }.items():
+        monkeypatch.setenv(key, value)
+    with moto.mock_aws():
+        boto3.client("s3").create_bucket(Bucket="models")
+        yield
+
+
+def test_sagemaker_register_approve_reject(aws: None, color_bundle: Path, tmp_path: Path) -> None:
+    reg = open_registry("sagemaker://trash-classifier?bucket=models&prefix=wb")
+    reg.clock = Clock()  # type: ignore[attr-defined]
+    assert reg.list() == []
+    (tmp_path / "report.md").write_text("# eval")
+    v1 = register(reg, color_bundle, report=tmp_path / "report.md")  # type: ignore[arg-type]
+    v2 = register(reg, color_bundle, passed=False)  # type: ignore[arg-type]
+    v3 = register(reg, color_bundle)  # type: ignore[arg-type]
+
+    assert (
+        [v.id for v in reg.list()]
+        == [v1.id, v2.id, v3.id]
+        == [
+            "trash-classifier/1",
+            "trash-classifier/2",
+            "trash-classifier/3",
+        ]
+    )
+    got = reg.get("1")
+    assert got.metrics == GOOD_METRICS and got.status == ApprovalStatus.PENDING
+    assert got.artifact.startswith("s3://models/wb/trash-classifier/")
+    assert got.report and got.report.endswith("/report/report.md")
+    assert reg.get("2").reasons == BAD_REASONS
+
+    with pytest.raises(TransitionRefused, match="failed the quality gate"):
+        reg.approve("2", by="ana")
+    with pytest.raises(VersionNotFound, match="trash-classifier/9"):
+        reg.get("9")
+
+    reg.approve("1", by="ana", note="first")
+    reg.approve("3", by="bo")
+    assert reg.latest_approved("trash-classifier").id == "trash-classifier/3"  # type: ignore[union-attr]
+    reg.approve("1", by="cy", note="roll back")
+    assert reg.latest_approved("trash-classifier").id == "trash-classifier/1"  # type: ignore[union-attr]
+    rejected = reg.reject("1", reason="bad on lids", by="cy")
+    assert rejected.status == ApprovalStatus.REJECTED and rejected.approved_by == "cy"
+    assert reg.latest_approved("trash-classifier").id == "trash-classifier/3"  # type: ignore[union-attr]
+
+    described = boto3.client("sagemaker").list_model_packages(
+        ModelPackageGroupName="trash-classifier", ModelApprovalStatus="Approved"
+    )["ModelPackageSummaryList"]
+    assert [s["ModelPackageVersion"] for s in described] == [3]  # SageMaker's own view agrees
+    assert [e.action for e in reg.history("1")] == ["register", "approve", "reject"]
+
+    path = reg.artifact_path("3")
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == reg.get("3").sha256
+
+    # Edges cannot read s3:// URLs: deploying needs the web server's base URL.
+    with pytest.raises(DeploymentRefused, match="--artifact-base-url"):
+        artifact_url(reg.get("3"))
+    assert artifact_url(reg.get("3"), "http://h:8080").endswith("/trash-classifier/3/model.onnx")
+
+
+def test_sagemaker_uri_needs_a_bucket(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WHICHBIN_SAGEMAKER_BUCKET", raising=False)
+    with pytest.raises(RegistryError, match="bucket"):
+        open_registry("sagemaker://trash-classifier")

@@ -1,0 +1,147 @@
+"""The REST API, artifact serving and dashboard through FastAPI's TestClient."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import free_port, wait_for
+from tests.helpers import Broker, Recorder
+from tests.registry.fixtures import BAD_REASONS, register
+from whichbin.deploy import MqttDeployer
+from whichbin.registry.local import SqliteRegistry
+from whichbin.web import WebSettings, create_app
+
+
+@pytest.fixture()
+def client(registry: SqliteRegistry) -> TestClient:
+    return TestClient(create_app(registry=registry))
+
+
+def test_list_show_and_health(
+    client: TestClient, registry: SqliteRegistry, color_bundle: Path
+) -> None:
+    register(registry, color_bundle)
+    register(registry, color_bundle, passed=False)
+    r = client.get("/api/models")
+    assert r.status_code == 200
+    assert [v["id"] for v in r.json()] == ["trash-classifier/1", "trash-classifier/2"]
+    assert client.get("/api/models", params={"name": "nope"}).json() == []
+
+    r = client.get("/api/models/trash-classifier/2")
+    assert r.json()["reasons"] == BAD_REASONS and r.json()["history"][0]["action"] == "register"
+    r = client.get("/api/models/trash-classifier/9")
+    assert r.status_code == 404 and "trash-classifier/9" in r.json()["detail"]
+    assert client.get("/api/models/trash-classifier/approved").status_code == 404
+
+    health = client.get("/healthz").json()
+    assert health == {
+        "status": "ok",
+        "registry": registry.uri,
+        "versions": 2,
+        "deploy_on_approval": False,
+    }
+
+
+def test_approve_and_reject_rules(
+    client: TestClient, registry: SqliteRegistry, color_bundle: Path
+) -> None:
+    register(registry, color_bundle)
+    register(registry, color_bundle, passed=False)
+    r = client.post("/api/models/trash-classifier/2/approve", json={"by": "ana"})
+    assert r.status_code == 409 and BAD_REASONS[0] in r.json()["detail"]
+    assert client.post("/api/models/trash-classifier/1/approve", json={}).status_code == 422
+
+    r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana", "note": "ok"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["version"]["status"] == "Approved" and body["published"] is False
+    assert "publishing is off" in body["detail"]
+    assert client.get("/api/models/trash-classifier/approved").json()["id"] == "trash-classifier/1"
+
+    r = client.post("/api/models/trash-classifier/2/reject", json={"reason": "gate", "by": "bo"})
+    assert r.status_code == 200 and r.json()["status"] == "Rejected"
+    r = client.post("/api/models/trash-classifier/2/reject", json={"reason": "again"})
+    assert r.status_code == 409 and "already rejected" in r.json()["detail"]
+    assert client.post("/api/models/trash-classifier/1/deploy").status_code == 409  # no broker
+
+
+def test_web_approval_publishes_deployment(
+    registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
+) -> None:
+    register(registry, color_bundle)
+    settings = WebSettings(mqtt_url=broker.url, mqtt_prefix=prefix, artifact_base_url="http://h:1")
+    client = TestClient(create_app(settings, registry=registry))
+    r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana"})
+    assert r.status_code == 200 and r.json()["published"] is True
+    late = Recorder(broker.url, [f"{prefix}/fleet/deployment"])
+    try:
+        assert wait_for(lambda: late.payloads(f"{prefix}/fleet/deployment"), timeout=5)
+        msg = late.payloads(f"{prefix}/fleet/deployment")[0]
+    finally:
+        late.close()
+    assert msg["sha256"] == registry.get("1").sha256  # type: ignore[index]
+    assert msg["url"] == "http://h:1/artifacts/trash-classifier/1/model.onnx"  # type: ignore[index]
+
+    r = client.post("/api/models/trash-classifier/1/deploy", json={"device": "cam1"})
+    assert r.status_code == 200 and r.json()["topic"] == f"{prefix}/cam1/deployment"
+
+
+def test_web_approval_with_broker_down_is_502_but_recorded(
+    registry: SqliteRegistry, color_bundle: Path, prefix: str
+) -> None:
+    register(registry, color_bundle)
+    dead = MqttDeployer(f"mqtt://127.0.0.1:{free_port()}", prefix, timeout=0.5)
+    client = TestClient(create_app(registry=registry, deployer=dead))
+    r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana"})
+    assert r.status_code == 502
+    assert "NOT published" in r.json()["detail"] and r.json()["published"] is False
+    assert registry.get("1").status == "Approved"
+    assert client.post("/api/models/trash-classifier/1/deploy").status_code == 502
+
+
+def test_artifact_download_headers(
+    client: TestClient, registry: SqliteRegistry, color_bundle: Path
+) -> None:
+    v = register(registry, color_bundle)
+    r = client.get("/artifacts/trash-classifier/1/model.onnx")
+    assert r.status_code == 200
+    assert hashlib.sha256(r.content).hexdigest() == v.sha256
+    assert r.headers["x-sha256"] == v.sha256 and r.headers["etag"] == f'"{v.sha256}"'
+    assert r.headers["content-type"] == "application/octet-stream"
+    r = client.get(
+        "/artifacts/trash-classifier/1/model.onnx", headers={"If-None-Match": f'"{v.sha256}"'}
+    )
+    assert r.status_code == 304
+    assert client.head("/artifacts/trash-classifier/1/model.onnx").headers["x-sha256"] == v.sha256
+    assert client.get("/artifacts/trash-classifier/2/model.onnx").status_code == 404
+    assert client.get("/artifacts/bad name/1/model.onnx").status_code == 404
+
+
+def test_dashboard_lists_versions(
+    client: TestClient, registry: SqliteRegistry, color_bundle: Path, tmp_path: Path
+) -> None:
+    assert "No model versions yet" in client.get("/").text
+    report = tmp_path / "eval"
+    report.mkdir()
+    (report / "report.html").write_text("<h1>confusion matrix</h1>")
+    (report / "secret.txt").write_text("x")
+    register(registry, color_bundle, report=report)
+    register(registry, color_bundle, passed=False)
+    registry.approve("1", by="ana")
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    for text in ("trash-classifier/1", "trash-classifier/2", "0.953", "0.880", "failed", "ana"):
+        assert text in html
+    assert "bin_accuracy 0.510 &lt; 0.800" in html  # escaped
+    assert "Approved (current)" in html
+    assert 'href="/reports/trash-classifier/1/"' in html
+    assert "confusion matrix" in client.get("/reports/trash-classifier/1/").text
+    assert client.get("/reports/trash-classifier/1/secret.txt").status_code == 200
+    escape = "/reports/trash-classifier/1/" + "..%2F" * 4 + "registry.db"  # would exist
+    assert (registry.root / "registry.db").exists() and client.get(escape).status_code == 404
+    assert client.get("/reports/trash-classifier/2/").status_code == 404
