@@ -127,8 +127,14 @@ def test_awkward_images_are_normalised_not_rejected(tmp_path: Path) -> None:
     assert report.quarantined == []
     assert report.ok == 6
     samples = {Path(s.path).name: s for s in DatasetDir(ds).load_samples()}
-    assert set(samples) == {"grey.jpg", "cmyk.jpg", "alpha.png", "deep.png", "palette.png",
-                            "rotated.jpg"}
+    assert set(samples) == {
+        "grey.jpg",
+        "cmyk.jpg",
+        "alpha.png",
+        "deep.png",
+        "palette.png",
+        "rotated.jpg",
+    }
     for name, s in samples.items():
         with Image.open(ds / s.path) as im:
             assert im.mode == "RGB", name
@@ -175,8 +181,10 @@ def test_near_duplicates_found_and_kept_in_one_split(tmp_path: Path) -> None:
     ]
     assert report.ok == 43  # reported, not removed
     for seed in range(6):
-        rows = {r.path.name: r.split for r in split_dataset(ds, 0.2, 0.2, seed,
-                                                            reporter=silent_reporter).rows}
+        rows = {
+            r.path.name: r.split
+            for r in split_dataset(ds, 0.2, 0.2, seed, reporter=silent_reporter).rows
+        }
         assert rows["a_0.jpg"] == rows["zz_flipped.jpg"] == rows["zz_rotated.jpg"]
         assert rows["b_3.jpg"] == rows["zz_small_turned.jpg"]
 

@@ -43,9 +43,12 @@ def test_lst_with_labels_file(tmp_path: Path) -> None:
     labels_txt.write_text("compost\nlandfill\nrecycling\n")
     items = read_source(lst, labels_file=labels_txt)
     got = sorted((i.path.parent.name, i.label) for i in items)
-    assert got == [("Compost", "compost")] * 2 + [("Landfill", "landfill")] * 2 + [
-        ("Recycling", "recycling")
-    ] * 3
+    assert (
+        got
+        == [("Compost", "compost")] * 2
+        + [("Landfill", "landfill")] * 2
+        + [("Recycling", "recycling")] * 3
+    )
     assert all(i.path.is_absolute() and i.path.is_file() for i in items)
 
 
@@ -55,7 +58,9 @@ def test_lst_without_labels_uses_first_folder(tmp_path: Path) -> None:
     assert report.imported == 7
     assert report.labels == {"Compost": 2, "Landfill": 2, "Recycling": 3}
     assert sorted(p.name for p in (tmp_path / "ds/images/Recycling").iterdir()) == [
-        "Recycling_0.jpg", "Recycling_1.jpg", "Recycling_2.jpg"
+        "Recycling_0.jpg",
+        "Recycling_1.jpg",
+        "Recycling_2.jpg",
     ]
 
 
@@ -66,7 +71,10 @@ def test_lst_with_root_and_multi_label_columns(tmp_path: Path) -> None:
     lst.write_text("0\t1\t0.5\ta/a_0.jpg\n1\t0\t0.5\tb/b_0.jpg\n")  # extra label columns
     (tmp_path / "l.txt").write_text("zero\none\n")
     items = read_source(lst, labels_file=tmp_path / "l.txt", root=root)
-    assert sorted((i.path.name, i.label) for i in items) == [("a_0.jpg", "one"), ("b_0.jpg", "zero")]
+    assert sorted((i.path.name, i.label) for i in items) == [
+        ("a_0.jpg", "one"),
+        ("b_0.jpg", "zero"),
+    ]
 
 
 def test_lst_errors_name_file_and_line(tmp_path: Path) -> None:
@@ -88,7 +96,11 @@ def test_lst_errors_name_file_and_line(tmp_path: Path) -> None:
 
 def test_csv_with_and_without_header(tmp_path: Path) -> None:
     image_tree(tmp_path / "src", {"glass": 2, "paper": 1})
-    rows = ["src/glass/glass_0.jpg,glass", "src/glass/glass_1.jpg,glass", "src/paper/paper_0.jpg,paper"]
+    rows = [
+        "src/glass/glass_0.jpg,glass",
+        "src/glass/glass_1.jpg,glass",
+        "src/paper/paper_0.jpg,paper",
+    ]
     with_header = tmp_path / "with.csv"
     with_header.write_text("label,path\n" + "\n".join(",".join(r.split(",")[::-1]) for r in rows))
     no_header = tmp_path / "without.csv"
@@ -96,7 +108,9 @@ def test_csv_with_and_without_header(tmp_path: Path) -> None:
     for f in (with_header, no_header):
         items = read_source(f)
         assert sorted((i.path.name, i.label) for i in items) == [
-            ("glass_0.jpg", "glass"), ("glass_1.jpg", "glass"), ("paper_0.jpg", "paper")
+            ("glass_0.jpg", "glass"),
+            ("glass_1.jpg", "glass"),
+            ("paper_0.jpg", "paper"),
         ]
     bad = tmp_path / "bad.csv"
     bad.write_text("src/glass/glass_0.jpg,glass\nsrc/glass/glass_1.jpg\n")
@@ -151,7 +165,9 @@ def test_label_map_renames(tmp_path: Path) -> None:
     src = image_tree(tmp_path / "src", {"Compost": 1, "Recycling": 1})
     m = tmp_path / "map.yaml"
     m.write_text("Compost: organic\nRecycling: plastic\n")
-    report = import_source(src, tmp_path / "ds", mapping=load_label_map(m), reporter=silent_reporter)
+    report = import_source(
+        src, tmp_path / "ds", mapping=load_label_map(m), reporter=silent_reporter
+    )
     assert report.labels == {"organic": 1, "plastic": 1}
     assert (tmp_path / "ds/images/organic/Compost_0.jpg").is_file()
 

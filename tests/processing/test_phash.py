@@ -35,8 +35,14 @@ def test_phash_rejects_wrong_shape() -> None:
 
 @pytest.mark.parametrize(
     "transform",
-    [np.fliplr, np.flipud, lambda a: np.rot90(a, 1), lambda a: np.rot90(a, 2),
-     lambda a: np.rot90(a, 3), lambda a: np.rot90(a, 1)[:, ::-1]],
+    [
+        np.fliplr,
+        np.flipud,
+        lambda a: np.rot90(a, 1),
+        lambda a: np.rot90(a, 2),
+        lambda a: np.rot90(a, 3),
+        lambda a: np.rot90(a, 1)[:, ::-1],
+    ],
     ids=["mirror", "flip", "rot90", "rot180", "rot270", "transpose"],
 )
 def test_flipped_and_rotated_copies_are_near(transform) -> None:  # noqa: ANN001

@@ -145,3 +145,16 @@ def test_open_registry_uris(tmp_path: Path) -> None:
     assert reg.uri == str(tmp_path / "b")
     with pytest.raises(RegistryError, match="unknown scheme"):
         open_registry("s3://bucket/x")
+
+
+def test_numpy_metrics_are_stored_as_plain_json(
+    registry: SqliteRegistry, color_bundle: Path
+) -> None:
+    import numpy as np
+
+    metrics = {"accuracy": np.float32(0.5), "n": np.int64(12), "recall": np.array([0.5, 1.0])}
+    v = registry.register("trash-classifier", color_bundle, metrics, True, [], {"p": Path("/x")})
+    assert registry.get(v.id).metrics == {"accuracy": 0.5, "n": 12, "recall": [0.5, 1.0]}
+    assert v.lineage["p"] == "/x"
+    with pytest.raises(RegistryError, match="metrics must be plain JSON"):
+        registry.register("trash-classifier", color_bundle, {"x": object()}, True, [], {})

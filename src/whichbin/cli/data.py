@@ -17,7 +17,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DEFAULTS = DataConfig()
+_DEFAULTS = DataConfig.model_validate({})
 
 
 class SourceFormat(StrEnum):
@@ -31,7 +31,7 @@ class SourceFormat(StrEnum):
 def _data_config(**flags: object) -> DataConfig:
     """Validate flags with the config's own rules; errors name the flag."""
     try:
-        return DataConfig(**flags)  # type: ignore[arg-type]
+        return DataConfig.model_validate(flags)
     except ValidationError as e:
         err = e.errors()[0]
         flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "flags"

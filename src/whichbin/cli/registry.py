@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
@@ -12,6 +13,9 @@ from rich.table import Table
 from whichbin.config import MqttConfig, RegistryConfig
 from whichbin.errors import DeployError
 from whichbin.registry.base import Registry
+
+if TYPE_CHECKING:
+    from whichbin.deploy.publish import MqttDeployer
 
 app = typer.Typer(
     help="Model versions: metrics, gate result, lineage and human approval.\n\n"
@@ -143,14 +147,20 @@ def show_cmd(
         console.print(f"  {e['at']} {e['action']} {e['by']} {e['note']}".rstrip())
 
 
-def _deployer(mqtt: str, prefix: str, timeout: float):  # noqa: ANN202
+def _deployer(mqtt: str, prefix: str, timeout: float) -> MqttDeployer:
+    from whichbin.config import load_settings
     from whichbin.deploy import MqttDeployer
     from whichbin.messaging.mqtt import parse_mqtt_url
 
     parse_mqtt_url(mqtt)  # a typo fails here, before anything is recorded
-    cfg = MqttConfig()
+    cfg = load_settings().mqtt  # password file and CA bundle: WHICHBIN_MQTT__PASSWORD_FILE, ...
     return MqttDeployer(
-        mqtt, prefix, timeout, password_env=cfg.password_env, password_file=cfg.password_file
+        mqtt,
+        prefix,
+        timeout,
+        password_env=cfg.password_env,
+        password_file=cfg.password_file,
+        ca_file=cfg.ca_file,
     )
 
 

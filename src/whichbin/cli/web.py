@@ -46,15 +46,20 @@ def web(
     import uvicorn
 
     from whichbin.cli.output import err_console
+    from whichbin.config import load_settings
     from whichbin.messaging.mqtt import parse_mqtt_url
     from whichbin.web import WebSettings, create_app
 
     if not no_deploy:
         parse_mqtt_url(mqtt)
+    cfg = load_settings().mqtt  # password file and CA bundle: WHICHBIN_MQTT__PASSWORD_FILE, ...
     settings = WebSettings(
         registry_uri=registry,
         mqtt_url=None if no_deploy else mqtt,
         mqtt_prefix=prefix,
+        mqtt_password_env=cfg.password_env,
+        mqtt_password_file=cfg.password_file,
+        mqtt_ca_file=cfg.ca_file,
         artifact_base_url=artifact_base_url,
     )
     application = create_app(settings)

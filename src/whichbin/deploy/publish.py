@@ -110,7 +110,7 @@ def publish_deployment(
             password_file=password_file,
             ca_file=ca_file,
         )
-    except WhichbinError as e:
+    except (WhichbinError, OSError, ValueError) as e:  # bad URL, password file, CA file
         raise DeployError(f"cannot publish {deployment.version}: {e}") from e
     where = f"{client.url.host}:{client.url.port}"
     try:

@@ -117,7 +117,7 @@ def check_dataset(
         loaded = ds.load_samples()
         before = [x.to_json() for x in loaded]
         samples = _reconcile(ds, loaded, hashes)
-        todo = {}
+        todo: dict[str, Path] = {}
         for s in samples:
             if s.sha256 not in cache.results:
                 todo.setdefault(s.sha256, ds.root / s.path)

@@ -47,7 +47,7 @@ def phash(grey: np.ndarray) -> int:
 
 def dihedral(grey: np.ndarray) -> list[np.ndarray]:
     """The 8 orientations of an array: 4 rotations, each also mirrored. Index 0 is upright."""
-    out = []
+    out: list[np.ndarray] = []
     for k in range(4):
         r = np.rot90(grey, k)
         out.extend((r, np.fliplr(r)))

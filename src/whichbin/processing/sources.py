@@ -79,6 +79,8 @@ def read_source(
         raise DataError(f"{src}: --format {fmt} needs a directory")
     if fmt in ("lst", "csv") and not src.is_file():
         raise DataError(f"{src}: --format {fmt} needs a file")
+    if labels_file is not None and fmt != "lst":
+        raise DataError(f"--labels {labels_file}: only applies to .lst sources, not {fmt}")
     if fmt == "folder":
         items = _read_folder(src)
     elif fmt == "dataset":

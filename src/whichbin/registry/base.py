@@ -118,6 +118,23 @@ def parse_version_id(value: str, default_name: str = DEFAULT_MODEL_NAME) -> tupl
     return check_name(name), int(number)
 
 
+def plain_json(value: Any, what: str) -> Any:
+    """``value`` as plain JSON types (numpy scalars and arrays included), else RegistryError."""
+    import json
+
+    def default(o: Any) -> Any:
+        if hasattr(o, "tolist"):  # numpy scalars and arrays, without importing numpy
+            return o.tolist()
+        if isinstance(o, Path | datetime):
+            return str(o)
+        raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+    try:
+        return json.loads(json.dumps(value, default=default))
+    except (TypeError, ValueError) as e:
+        raise RegistryError(f"cannot register: {what} must be plain JSON values ({e})") from e
+
+
 def headline_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
     """accuracy, bin_accuracy and macro_f1 from top level or a ``test`` section, if present."""
     sections = [metrics]

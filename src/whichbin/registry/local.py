@@ -34,6 +34,7 @@ from whichbin.registry.base import (
     approve_version,
     check_name,
     parse_version_id,
+    plain_json,
     reject_version,
 )
 from whichbin.registry.base import (
@@ -196,6 +197,7 @@ class SqliteRegistry:
     ) -> ModelVersion:
         """Copy the artifact (and report) into the registry and record a new version."""
         check_name(name)
+        metrics, lineage = plain_json(metrics, "metrics"), plain_json(lineage, "lineage")
         artifact = Path(artifact)
         if not artifact.is_file():
             raise RegistryError(f"{artifact}: cannot register: artifact file not found")

@@ -44,6 +44,7 @@ from whichbin.registry.base import (
     approve_version,
     check_name,
     parse_version_id,
+    plain_json,
     reject_version,
 )
 from whichbin.registry.base import version_id as make_id
@@ -206,6 +207,7 @@ class SagemakerRegistry:
     ) -> ModelVersion:
         """Upload the artifact and records to S3 and create a versioned model package."""
         check_name(name)
+        metrics, lineage = plain_json(metrics, "metrics"), plain_json(lineage, "lineage")
         artifact = Path(artifact)
         if not artifact.is_file():
             raise RegistryError(f"{artifact}: cannot register: artifact file not found")

@@ -28,6 +28,11 @@ class WebSettings(BaseModel):
     )
     mqtt_prefix: str = Field(default=MqttConfig().prefix, description="MQTT topic prefix")
     mqtt_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for the broker")
+    mqtt_password_env: str = Field(
+        default=MqttConfig().password_env, description="Env var with the broker password"
+    )
+    mqtt_password_file: str | None = Field(default=None, description="File with the password")
+    mqtt_ca_file: str | None = Field(default=None, description="CA bundle for mqtts://")
     artifact_base_url: str | None = Field(
         default=None, description="Base URL put in deployment messages; default: file:// URLs"
     )
@@ -65,13 +70,13 @@ def create_app(
 
         registry = open_registry(settings.registry_uri, default_name=settings.model_name)
     if deployer is None and settings.mqtt_url:
-        cfg = MqttConfig()
         deployer = MqttDeployer(
             settings.mqtt_url,
             settings.mqtt_prefix,
             settings.mqtt_timeout,
-            password_env=cfg.password_env,
-            password_file=cfg.password_file,
+            password_env=settings.mqtt_password_env,
+            password_file=settings.mqtt_password_file,
+            ca_file=settings.mqtt_ca_file,
         )
 
     app = FastAPI(

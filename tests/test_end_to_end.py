@@ -1,0 +1,204 @@
+"""The whole loop on one machine, all real parts: real images → pipeline → registry →
+approval → an already-running edge that follows deployments swaps to the new model →
+items shown to the "camera" → one MQTT event per item → the Pi display shows the icon."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.conftest import wait_for
+from tests.helpers import Recorder
+from whichbin.cli.main import app
+
+pytestmark = pytest.mark.slow
+
+SUBSET = {  # (set, label) → images taken; small but real
+    ("trashnet", "glass"): 24,
+    ("trashnet", "cardboard"): 24,
+    ("trashnet", "plastic"): 24,
+    ("trashnet", "trash"): 24,
+    ("extra", "organic"): 24,
+    ("extra", "textile"): 24,
+}
+ITEM_LABELS = {"recycling": "glass", "landfill": "trash", "compost": "organic"}
+COUNTER = (90, 70, 50)  # a brown counter top the camera looks at
+FRAME = (160, 120)
+
+
+def counter_frame(rng: np.random.Generator) -> np.ndarray:
+    w, h = FRAME
+    arr = np.empty((h, w, 3), np.float32)
+    arr[:] = COUNTER
+    arr += rng.normal(0, 3, arr.shape)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def item_frame(photo: Path, rng: np.random.Generator) -> np.ndarray:
+    """The photo laid on the counter, covering its central 80 %."""
+    arr = counter_frame(rng)
+    h, w = arr.shape[:2]
+    y0, x0 = h // 10, w // 10
+    with Image.open(photo) as im:
+        item = np.asarray(im.convert("RGB").resize((w - 2 * x0, h - 2 * y0)))
+    arr[y0 : h - y0, x0 : w - x0] = item
+    return arr
+
+
+class CounterCamera:
+    """A FrameSource: the empty counter until ``go`` is set, then the folder of frames
+    played once (through the real FolderSource), then the empty counter again."""
+
+    def __init__(self, folder: Path, fps: float) -> None:
+        from whichbin.edge.sources import FolderSource
+
+        self.folder = FolderSource(folder, fps=fps)
+        self.go = threading.Event()
+        self.played = threading.Event()
+        self.rng = np.random.default_rng(0)
+        self.period = 1.0 / fps
+        self.closed = False
+
+    def read(self):  # noqa: ANN201
+        from whichbin.contract import utc_now
+        from whichbin.edge.sources import Frame
+
+        if self.closed:
+            return None
+        if self.go.is_set() and not self.played.is_set():
+            frame = self.folder.read()
+            if frame is not None:
+                return frame
+            self.played.set()
+        time.sleep(self.period)
+        return Frame(image=counter_frame(self.rng), ts=utc_now(), index=-1)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_images_to_pipeline_to_approval_to_edge_to_display(
+    shared_data: Path, fresh_broker, tmp_path: Path
+) -> None:
+    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.pi.displays import RecorderDisplay
+    from whichbin.pi.render import render
+    from whichbin.pi.runner import start_display
+
+    # -- 1. a small real-image subset ---------------------------------------------------
+    data = tmp_path / "photos"
+    for (source, label), n in SUBSET.items():
+        (data / label).mkdir(parents=True)
+        for f in sorted((shared_data / source / label).glob("*.jpg"))[:n]:
+            shutil.copy(f, data / label / f.name)
+    registry = tmp_path / "registry"
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(
+        f"work_dir: {tmp_path / 'work'}\n"
+        "training: {epochs: 200}\n"
+        "gate: {min_accuracy: 0.6, min_bin_recall: {compost: 0.5, landfill: 0.3, recycling: 0.5}}\n"
+    )
+    runner = CliRunner()
+
+    # -- 2. pipeline → candidate in the registry ----------------------------------------
+    res = runner.invoke(
+        app, ["pipeline", "run", "--config", str(config), "--data", str(data),
+              "--registry", str(registry), "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["gate"] == "passed", out["reasons"]
+    assert out["status"] == "PendingManualApproval"
+    version = out["version"]
+    assert version == "trash-classifier/1"
+    assert set(out["metrics"]["bin_recall"]) == {"compost", "landfill", "recycling"}
+
+    # Pick, per bin, a training photo the candidate gets right when laid on the counter.
+    artifact = registry / "artifacts" / "trash-classifier" / "1" / "model.onnx"
+    clf = OnnxClassifier(artifact)
+    rng = np.random.default_rng(1)
+    frames_dir = tmp_path / "frames"
+    frames_dir.mkdir()
+    order = ["landfill", "compost", "recycling"]
+    frames: list[np.ndarray] = []
+    for b in order:
+        for photo in sorted((data / ITEM_LABELS[b]).glob("*.jpg")):
+            pred = clf.predict([item_frame(photo, rng)])[0]
+            if pred.bin == b and pred.decision == "decided":
+                break
+        else:
+            pytest.fail(f"no {ITEM_LABELS[b]} photo is classified as {b} by the candidate")
+        frames += [counter_frame(rng) for _ in range(4)]
+        frames += [item_frame(photo, rng) for _ in range(8)]
+    frames += [counter_frame(rng) for _ in range(6)]
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(frames_dir / f"{i:04d}.jpg", quality=92)
+
+    # -- 3. an edge already running, following deployments; a Pi display ----------------
+    device = "kitchen"
+    rec = Recorder(fresh_broker.url, ["whichbin/#", "deeplens/#"])
+    display = RecorderDisplay()
+    pi = start_display(fresh_broker.url, device, display, hold=60.0, wait=5)
+    camera = CounterCamera(frames_dir, fps=20)
+    edge = EdgeService(
+        EdgeOptions(source=str(frames_dir), device_id=device, mqtt_url=fresh_broker.url,
+                    models_dir=tmp_path / "models", deeplens=True),
+        source=camera,
+    ).start()
+    try:
+        assert wait_for(lambda: rec.payloads(f"whichbin/{device}/availability")[-1:] == ["online"])
+        assert display.wait_for(render("idle"), timeout=5)
+
+        # -- 4. a person approves → retained fleet deployment → the edge swaps models ----
+        res = runner.invoke(
+            app, ["registry", "approve", version, "--registry", str(registry),
+                  "--mqtt", fresh_broker.url, "--by", "alice", "--note", "e2e"],
+        )
+        assert res.exit_code == 0, res.output
+        status_topic = f"whichbin/{device}/deployment/status"
+        assert wait_for(
+            lambda: any(s.get("state") == "active" for s in rec.payloads(status_topic)), 30
+        ), rec.payloads(status_topic)
+        states = [s["state"] for s in rec.payloads(status_topic)]
+        assert states[:3] == ["downloading", "verifying", "active"]
+        deployment = rec.payloads("whichbin/fleet/deployment")[-1]
+        assert deployment["version"] == version and deployment["approved_by"] == "alice"
+
+        # -- 5. items shown to the camera → one event per item with the right bin ---------
+        camera.go.set()
+        assert camera.played.wait(30)
+        events_topic = f"whichbin/{device}/event"
+        assert wait_for(lambda: len(rec.payloads(events_topic)) >= 3, 15)
+        time.sleep(1.0)  # nothing more must come from the empty counter
+        events = rec.payloads(events_topic)
+        assert [e["bin"] for e in events] == order, events
+        assert all(e["decision"] == "decided" for e in events)
+        assert {e["model"]["version"] for e in events} == {version}
+        assert {e["model"]["sha256"] for e in events} == {deployment["sha256"]}
+        assert len({e["id"] for e in events}) == 3
+        assert [m["object"] for m in rec.payloads("deeplens/trash/infer")] == [
+            "Landfill", "Compost", "Recycling"
+        ]
+
+        # -- 6. the display showed each icon in turn, the last one still held -----------
+        assert display.wait_for(render("recycling"), timeout=5)
+        icons = {name: render(name) for name in ("compost", "landfill", "recycling")}
+        shown = []
+        for frame in display.frames:
+            for name, pixels in icons.items():
+                if frame == pixels and (not shown or shown[-1] != name):
+                    shown.append(name)
+        assert shown == order
+    finally:
+        edge.stop()
+        pi.stop()
+        rec.close()
