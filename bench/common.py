@@ -19,14 +19,26 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 def machine() -> dict[str, Any]:
     """Where and with what a benchmark ran."""
     versions = {}
-    for pkg in ("whichbin", "numpy", "onnxruntime", "onnx", "torch", "timm", "opencv-python-headless"):
+    for pkg in (
+        "whichbin",
+        "numpy",
+        "onnxruntime",
+        "onnx",
+        "torch",
+        "timm",
+        "opencv-python-headless",
+    ):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, cwd=Path(__file__).parent).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except OSError:
         commit = ""
     cpu = ""
@@ -38,8 +50,12 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-        "python": sys.version.split()[0], "versions": versions, "commit": commit,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": versions,
+        "commit": commit,
     }
 
 

@@ -19,8 +19,16 @@ from common import SHARED, write_result  # noqa: E402
 
 
 def run(work: Path, data: list[Path], config: Path | None) -> tuple[dict, float]:
-    cmd = ["whichbin", "pipeline", "run", "--json", "--work-dir", str(work / "work"),
-           "--registry", str(work / "registry")]
+    cmd = [
+        "whichbin",
+        "pipeline",
+        "run",
+        "--json",
+        "--work-dir",
+        str(work / "work"),
+        "--registry",
+        str(work / "registry"),
+    ]
     for d in data:
         cmd += ["--data", str(d)]
     if config:
@@ -66,13 +74,20 @@ def main() -> None:
         f.rename(dst)
     added, added_wall = run(args.work, data, args.config)
     bundle = Path(cold["bundle"])
-    write_result(args.name, {
-        "cold": {"wall_seconds": round(cold_wall, 1), **cold},
-        "warm_rerun": {"wall_seconds": round(warm_wall, 1), "timings": warm["timings"]},
-        "add_30_photos": {"wall_seconds": round(added_wall, 1), "timings": added["timings"],
-                          "metrics": added["metrics"], "gate": added["gate"]},
-        "bundle_bytes": bundle.stat().st_size,
-    })
+    write_result(
+        args.name,
+        {
+            "cold": {"wall_seconds": round(cold_wall, 1), **cold},
+            "warm_rerun": {"wall_seconds": round(warm_wall, 1), "timings": warm["timings"]},
+            "add_30_photos": {
+                "wall_seconds": round(added_wall, 1),
+                "timings": added["timings"],
+                "metrics": added["metrics"],
+                "gate": added["gate"],
+            },
+            "bundle_bytes": bundle.stat().st_size,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -105,13 +105,15 @@ def make_color_bundle(path: Path, version: str = "test/1", size: int = 32) -> Pa
 
     from whichbin.training.bundle import BundleMeta, write_meta
 
-    w = (np.eye(3, dtype=np.float32) * 6.0)
+    w = np.eye(3, dtype=np.float32) * 6.0
     b = np.zeros(3, dtype=np.float32)
     graph = helper.make_graph(
         [
             helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
             helper.make_node("Flatten", ["pooled"], ["embedding"], axis=1),
-            helper.make_node("Gemm", ["embedding", "head.weight", "head.bias"], ["logits"], transB=1),
+            helper.make_node(
+                "Gemm", ["embedding", "head.weight", "head.bias"], ["logits"], transB=1
+            ),
         ],
         "color",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])],

@@ -111,8 +111,18 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
 
     # -- 2. pipeline → candidate in the registry ----------------------------------------
     res = runner.invoke(
-        app, ["pipeline", "run", "--config", str(config), "--data", str(data),
-              "--registry", str(registry), "--json"],
+        app,
+        [
+            "pipeline",
+            "run",
+            "--config",
+            str(config),
+            "--data",
+            str(data),
+            "--registry",
+            str(registry),
+            "--json",
+        ],
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -150,8 +160,13 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     pi = start_display(fresh_broker.url, device, display, hold=60.0, wait=5)
     camera = CounterCamera(frames_dir, fps=20)
     edge = EdgeService(
-        EdgeOptions(source=str(frames_dir), device_id=device, mqtt_url=fresh_broker.url,
-                    models_dir=tmp_path / "models", deeplens=True),
+        EdgeOptions(
+            source=str(frames_dir),
+            device_id=device,
+            mqtt_url=fresh_broker.url,
+            models_dir=tmp_path / "models",
+            deeplens=True,
+        ),
         source=camera,
     ).start()
     try:
@@ -160,8 +175,20 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
 
         # -- 4. a person approves → retained fleet deployment → the edge swaps models ----
         res = runner.invoke(
-            app, ["registry", "approve", version, "--registry", str(registry),
-                  "--mqtt", fresh_broker.url, "--by", "alice", "--note", "e2e"],
+            app,
+            [
+                "registry",
+                "approve",
+                version,
+                "--registry",
+                str(registry),
+                "--mqtt",
+                fresh_broker.url,
+                "--by",
+                "alice",
+                "--note",
+                "e2e",
+            ],
         )
         assert res.exit_code == 0, res.output
         status_topic = f"whichbin/{device}/deployment/status"
@@ -186,7 +213,9 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
         assert {e["model"]["sha256"] for e in events} == {deployment["sha256"]}
         assert len({e["id"] for e in events}) == 3
         assert [m["object"] for m in rec.payloads("deeplens/trash/infer")] == [
-            "Landfill", "Compost", "Recycling"
+            "Landfill",
+            "Compost",
+            "Recycling",
         ]
 
         # -- 6. the display showed each icon in turn, the last one still held -----------

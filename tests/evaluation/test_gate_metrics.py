@@ -63,7 +63,11 @@ def test_threshold_meets_target_precision() -> None:
     assert prec == 1.0 and cov == pytest.approx(4 / 7)
 
 
-GOOD = {"bin_accuracy": 0.95, "macro_f1": 0.9, "bin_recall": {"compost": 0.9, "landfill": 0.8, "recycling": 0.97}}
+GOOD = {
+    "bin_accuracy": 0.95,
+    "macro_f1": 0.9,
+    "bin_recall": {"compost": 0.9, "landfill": 0.8, "recycling": 0.97},
+}
 
 
 def test_gate_passes_good_candidate() -> None:
@@ -72,7 +76,11 @@ def test_gate_passes_good_candidate() -> None:
 
 
 def test_gate_records_every_failed_condition() -> None:
-    bad = {"bin_accuracy": 0.5, "macro_f1": 0.4, "bin_recall": {"compost": 0.1, "landfill": 0.9, "recycling": 0.5}}
+    bad = {
+        "bin_accuracy": 0.5,
+        "macro_f1": 0.4,
+        "bin_recall": {"compost": 0.1, "landfill": 0.9, "recycling": 0.5},
+    }
     g = evaluate_gate(bad, GateConfig(min_macro_f1=0.5))
     assert not g.passed
     text = " | ".join(g.reasons)
@@ -82,8 +90,15 @@ def test_gate_records_every_failed_condition() -> None:
 
 def test_gate_refuses_candidate_worse_than_approved() -> None:
     worse = dict(GOOD, bin_accuracy=0.91)
-    g = evaluate_gate(worse, GateConfig(tolerance=0.01), approved={"bin_accuracy": 0.95}, approved_id="trash-classifier/3")
+    g = evaluate_gate(
+        worse,
+        GateConfig(tolerance=0.01),
+        approved={"bin_accuracy": 0.95},
+        approved_id="trash-classifier/3",
+    )
     assert not g.passed
     assert "worse than the approved model trash-classifier/3" in g.reasons[0]
-    within = evaluate_gate(dict(GOOD, bin_accuracy=0.945), GateConfig(tolerance=0.01), approved={"bin_accuracy": 0.95})
+    within = evaluate_gate(
+        dict(GOOD, bin_accuracy=0.945), GateConfig(tolerance=0.01), approved={"bin_accuracy": 0.95}
+    )
     assert within.passed

@@ -70,7 +70,7 @@ def test_terminal_output_end_to_end(broker: Broker, tmp_path: Path) -> None:
             pub.stop()
         assert wait_for(lambda: to_text(icon_pixels("recycling")) in err.read_text(), 10)
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # how systemd stops it
         out, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0, err.read_text()
     assert out == b""  # the display prints nothing on stdout

@@ -16,8 +16,8 @@ from whichbin.processing.check import check_dataset
 from whichbin.processing.ingest import import_source
 from whichbin.processing.layout import DatasetDir, sha256_file
 from whichbin.processing.manifest import split_dataset
-from whichbin.processing.progress import silent_reporter
 from whichbin.processing.validate import inspect_image
+from whichbin.progress import silent_reporter
 
 
 def _import(src: Path, ds: Path) -> Path:

@@ -11,8 +11,8 @@ from tests.processing.images import image_tree, photo
 from whichbin.errors import DataError
 from whichbin.processing.ingest import import_source
 from whichbin.processing.layout import DatasetDir
-from whichbin.processing.progress import silent_reporter
 from whichbin.processing.sources import load_label_map, read_source
+from whichbin.progress import silent_reporter
 
 
 def _snapshot(root: Path) -> dict[str, tuple[int, int]]:

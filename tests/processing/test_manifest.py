@@ -19,7 +19,7 @@ from whichbin.processing import (
     prepare_dataset,
     split_dataset,
 )
-from whichbin.processing.progress import silent_reporter
+from whichbin.progress import silent_reporter
 
 
 @pytest.fixture()

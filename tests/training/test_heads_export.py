@@ -68,7 +68,10 @@ def test_build_bundle_then_replace_head_without_torch(tmp_path: Path) -> None:
     assert emb is not None and emb.shape == (1, 3)
     # Swap the head for a 2-layer MLP that maps red to "plastic".
     perm = np.eye(3, dtype=np.float32)[[1, 2, 0]] * 5  # logit 2 (plastic) reads red
-    mlp = [(np.eye(3, dtype=np.float32), np.full(3, 1.0, np.float32)), (perm, np.zeros(3, np.float32))]
+    mlp = [
+        (np.eye(3, dtype=np.float32), np.full(3, 1.0, np.float32)),
+        (perm, np.zeros(3, np.float32)),
+    ]
     new_meta = META.model_copy(update={"version": "retrained"})
     out2 = replace_head(out, mlp, new_meta, tmp_path / "m2.onnx")
     clf2 = OnnxClassifier(out2)

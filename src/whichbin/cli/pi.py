@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from enum import StrEnum
 
 import typer
@@ -82,6 +83,8 @@ def display(
         password=password,
         ca_file=ca_file,
     )
+    # systemd stops services with SIGTERM: leave the LEDs dark and the broker told
+    signal.signal(signal.SIGTERM, lambda *_: runner.request_stop())
     try:
         runner.run_forever()
     finally:

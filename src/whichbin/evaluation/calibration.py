@@ -41,7 +41,12 @@ def reliability(conf: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict[s
     """Per-bin mean confidence, accuracy and count (for the reliability diagram)."""
     edges = np.linspace(0, 1, bins + 1)
     idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
-    out: dict[str, list[float]] = {"confidence": [], "accuracy": [], "count": [], "edges": list(edges)}
+    out: dict[str, list[float]] = {
+        "confidence": [],
+        "accuracy": [],
+        "count": [],
+        "edges": list(edges),
+    }
     for i in range(bins):
         m = idx == i
         out["count"].append(float(m.sum()))
@@ -57,7 +62,10 @@ def expected_calibration_error(conf: np.ndarray, correct: np.ndarray, bins: int 
     r = reliability(conf, correct, bins)
     n = len(conf)
     return float(
-        sum(c / n * abs(a - m) for c, a, m in zip(r["count"], r["accuracy"], r["confidence"], strict=True))
+        sum(
+            c / n * abs(a - m)
+            for c, a, m in zip(r["count"], r["accuracy"], r["confidence"], strict=True)
+        )
     )
 
 

@@ -15,7 +15,9 @@ from whichbin.training.embeddings import load_rgb
 logger = logging.getLogger(__name__)
 
 
-def bundle_probs(bundle: Path, paths: Sequence[Path], batch: int = 32) -> tuple[np.ndarray, list[str]]:
+def bundle_probs(
+    bundle: Path, paths: Sequence[Path], batch: int = 32
+) -> tuple[np.ndarray, list[str]]:
     """Calibrated probabilities of a bundle on image files, and its label list."""
     from whichbin.edge.classifier import OnnxClassifier
 
@@ -28,7 +30,10 @@ def bundle_probs(bundle: Path, paths: Sequence[Path], batch: int = 32) -> tuple[
 
 
 def evaluate_bundle(
-    bundle: Path, paths: Sequence[Path], true_labels: Sequence[str], rules: RulePack,
+    bundle: Path,
+    paths: Sequence[Path],
+    true_labels: Sequence[str],
+    rules: RulePack,
     threshold: float | None = None,
 ) -> dict:
     """Metrics of a bundle on labelled images.

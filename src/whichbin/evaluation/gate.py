@@ -53,8 +53,11 @@ def evaluate_gate(
         key = cfg.compare_metric
         cand, base = float(metrics.get(key, 0.0)), float(approved.get(key, 0.0))
         checks["vs_approved"] = {
-            "metric": key, "candidate": cand, "approved": base,
-            "tolerance": cfg.tolerance, "approved_version": approved_id,
+            "metric": key,
+            "candidate": cand,
+            "approved": base,
+            "tolerance": cfg.tolerance,
+            "approved_version": approved_id,
         }
         if cand < base - cfg.tolerance:
             reasons.append(

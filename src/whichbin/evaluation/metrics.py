@@ -80,7 +80,10 @@ def classification_metrics(
 
 
 def bin_metrics(
-    probs: np.ndarray, true_bins: Sequence[str], labels: Sequence[str], label_to_bin: Mapping[str, str]
+    probs: np.ndarray,
+    true_bins: Sequence[str],
+    labels: Sequence[str],
+    label_to_bin: Mapping[str, str],
 ) -> dict:
     """Bin accuracy and per-bin recall when truth is given as bins."""
     bins = sorted(set(true_bins) | {label_to_bin[lab] for lab in labels})

@@ -32,8 +32,15 @@ def plot_confusion(cm: list[list[int]], labels: list[str], out: Path, title: str
     for i in range(len(labels)):
         for j in range(len(labels)):
             if a[i, j]:
-                ax.text(j, i, int(a[i, j]), ha="center", va="center",
-                        color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+                ax.text(
+                    j,
+                    i,
+                    int(a[i, j]),
+                    ha="center",
+                    va="center",
+                    color="white" if norm[i, j] > 0.5 else "black",
+                    fontsize=8,
+                )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
@@ -51,10 +58,21 @@ def plot_reliability(rel: dict[str, list[float]], ece: float, out: Path) -> Path
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
     cnt = np.asarray(rel["count"])
     m = cnt > 0
-    ax.bar(centers[m], np.asarray(rel["accuracy"])[m], width=edges[1] - edges[0],
-           edgecolor="black", alpha=0.7, label="accuracy")
-    ax.plot(np.asarray(rel["confidence"])[m], np.asarray(rel["accuracy"])[m], "o-", color="C1",
-            label="mean confidence")
+    ax.bar(
+        centers[m],
+        np.asarray(rel["accuracy"])[m],
+        width=edges[1] - edges[0],
+        edgecolor="black",
+        alpha=0.7,
+        label="accuracy",
+    )
+    ax.plot(
+        np.asarray(rel["confidence"])[m],
+        np.asarray(rel["accuracy"])[m],
+        "o-",
+        color="C1",
+        label="mean confidence",
+    )
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability (ECE {ece:.3f})")
@@ -80,7 +98,9 @@ def plot_curves(history: dict[str, list[float]], out: Path) -> Path:
     return out
 
 
-def write_report(out_dir: Path, title: str, sections: dict[str, Any], images: dict[str, str]) -> Path:
+def write_report(
+    out_dir: Path, title: str, sections: dict[str, Any], images: dict[str, str]
+) -> Path:
     """index.html with the figures and a metrics table; returns its path."""
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td><pre>{html.escape(_fmt(v))}</pre></td></tr>"

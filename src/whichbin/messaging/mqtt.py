@@ -127,7 +127,12 @@ class MqttClient:
         return info.rc == self._mqtt.MQTT_ERR_SUCCESS
 
     def publish_confirmed(
-        self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False, timeout: float = 5
+        self,
+        topic: str,
+        payload: str | bytes,
+        qos: int = 1,
+        retain: bool = False,
+        timeout: float = 5,
     ) -> bool:
         """Publish and wait until the broker acknowledged it (QoS ≥ 1)."""
         if not self._connected.is_set():
@@ -150,7 +155,9 @@ class MqttClient:
     # -- paho callbacks ----------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:  # noqa: ANN001
         if reason_code.is_failure:
-            logger.warning("MQTT connect to %s:%s refused: %s", self.url.host, self.url.port, reason_code)
+            logger.warning(
+                "MQTT connect to %s:%s refused: %s", self.url.host, self.url.port, reason_code
+            )
             return
         logger.info("MQTT connected to %s:%s", self.url.host, self.url.port)
         with self._lock:

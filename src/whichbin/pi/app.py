@@ -150,6 +150,7 @@ class DisplayApp:
             self.last_event_id = event_id if isinstance(event_id, str) else None
             self._seen_event = True
             self._hold(icon, now)
+        logger.info("display: %s (event %s)", icon, self.last_event_id)
         return icon
 
     def on_deeplens(self, payload: Mapping[str, Any] | bytes | str, now: float) -> str | None:

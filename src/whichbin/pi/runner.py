@@ -90,6 +90,10 @@ class DisplayRunner:
             self._thread = None
         self.client.stop()
 
+    def request_stop(self) -> None:
+        """Make ``run_forever`` return (safe from a signal handler)."""
+        self._stop.set()
+
     def run_forever(self) -> None:
         """Run until Ctrl+C or ``stop()`` (the CLI's loop); starts the runner if needed."""
         if self._thread is None:

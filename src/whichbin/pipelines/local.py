@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 import whichbin
 from whichbin.config import PipelineConfig, config_hash
 from whichbin.errors import DataError
@@ -53,7 +52,10 @@ def code_version() -> str:
     """Package version plus the git commit when run from a checkout."""
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).parent,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -63,8 +65,20 @@ def code_version() -> str:
 
 def summary_metrics(m: dict[str, Any]) -> dict[str, Any]:
     """The metrics worth storing in the registry and the bundle (no big matrices)."""
-    keep = ("n", "accuracy", "macro_f1", "bin_accuracy", "bin_recall", "label_recall", "ece",
-            "bin_ece", "threshold", "coverage", "decided_accuracy", "temperature")
+    keep = (
+        "n",
+        "accuracy",
+        "macro_f1",
+        "bin_accuracy",
+        "bin_recall",
+        "label_recall",
+        "ece",
+        "bin_ece",
+        "threshold",
+        "coverage",
+        "decided_accuracy",
+        "temperature",
+    )
     return {k: m[k] for k in keep if k in m}
 
 
@@ -119,7 +133,11 @@ def run_pipeline(
     if approved is not None:
         approved_metrics = steps.run(
             "evaluate_approved",
-            {"bundle": approved.sha256, "manifest": prepared.manifest_hash, "rules": rules.model_dump()},
+            {
+                "bundle": approved.sha256,
+                "manifest": prepared.manifest_hash,
+                "rules": rules.model_dump(),
+            },
             lambda d: _evaluate(d, registry.artifact_path(approved.id), test, rules, None),
         ).result["metrics"]
     from whichbin.evaluation.gate import evaluate_gate
@@ -139,7 +157,8 @@ def run_pipeline(
     version, status = None, "unregistered"
     if registry is not None:
         existing = [
-            v for v in registry.list(cfg.registry.model_name)
+            v
+            for v in registry.list(cfg.registry.model_name)
             if v.lineage.get("candidate_sha256") == bundle_sha
         ]
         if existing:
@@ -147,18 +166,32 @@ def run_pipeline(
             logger.info("bundle already registered as %s", mv.id)
         else:
             mv = registry.register(
-                cfg.registry.model_name, bundle, summary_metrics(metrics), gate.passed,
-                gate.reasons, lineage, report=report.parent,
+                cfg.registry.model_name,
+                bundle,
+                summary_metrics(metrics),
+                gate.passed,
+                gate.reasons,
+                lineage,
+                report=report.parent,
             )
         version, status = mv.id, str(getattr(mv.status, "value", mv.status))
     steps.record("gate_register", 0.0)
     return PipelineResult(
-        version=version, gate=gate.status, reasons=gate.reasons, metrics=summary_metrics(metrics),
-        status=status, bundle=bundle, report=report, timings=steps.timings(), lineage=lineage,
+        version=version,
+        gate=gate.status,
+        reasons=gate.reasons,
+        metrics=summary_metrics(metrics),
+        status=status,
+        bundle=bundle,
+        report=report,
+        timings=steps.timings(),
+        lineage=lineage,
     )
 
 
-def _evaluate(out: Path, bundle: Path, test: list, rules: RulePack, threshold: float | None) -> dict:
+def _evaluate(
+    out: Path, bundle: Path, test: list, rules: RulePack, threshold: float | None
+) -> dict:
     from whichbin.evaluation.evaluate import evaluate_bundle
     from whichbin.evaluation.report import plot_confusion
 
@@ -187,10 +220,11 @@ def _report(eval_dir: Path, trained: dict, metrics: dict, gate: Any, lineage: di
             shutil.copy2(src, out / src.name)
             images[name] = src.name
     sections = {
-        "gate": gate.status, "reasons": gate.reasons, "checks": gate.checks,
-        **summary_metrics(metrics), "lineage": lineage,
+        "gate": gate.status,
+        "reasons": gate.reasons,
+        "checks": gate.checks,
+        **summary_metrics(metrics),
+        "lineage": lineage,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return write_report(out, "whichbin training report", sections, images)
-
-

@@ -106,8 +106,11 @@ def train_and_export(
     y = np.array([index[r.label] for r in rows])
     split = np.array([r.split for r in rows])
     train_parts = {
-        "manifest": prepared.manifest_hash, "emb": ekey, "labels": labels,
-        "training": t.model_dump(), "v": 1,
+        "manifest": prepared.manifest_hash,
+        "emb": ekey,
+        "labels": labels,
+        "training": t.model_dump(),
+        "v": 1,
     }
 
     def train(d: Path) -> dict[str, Any]:
@@ -124,7 +127,11 @@ def train_and_export(
         version=f"candidate-{trained.key}",
         metrics={"val": trained.result["val"]},
         created=now_iso(),
-        rules={"name": rules.name, "version": rules.version, "threshold": trained.result["threshold"]},
+        rules={
+            "name": rules.name,
+            "version": rules.version,
+            "threshold": trained.result["threshold"],
+        },
         backbone=t.backbone if not t.base_model else f"base:{t.base_model}",
     )
 
@@ -134,7 +141,9 @@ def train_and_export(
         build_bundle(backbone, layers, meta, d / "model.onnx")
         return {"created": meta.created}
 
-    exported = steps.run("export", {"train": trained.key, "rules": rules.model_dump(), "v": 1}, export)
+    exported = steps.run(
+        "export", {"train": trained.key, "rules": rules.model_dump(), "v": 1}, export
+    )
     return {
         "bundle": exported.dir / "model.onnx",
         "temperature": trained.result["temperature"],
@@ -145,7 +154,12 @@ def train_and_export(
 
 
 def _train_head(
-    out: Path, emb: np.ndarray, y: np.ndarray, split: np.ndarray, labels: list[str], t: Any,
+    out: Path,
+    emb: np.ndarray,
+    y: np.ndarray,
+    split: np.ndarray,
+    labels: list[str],
+    t: Any,
     rules: RulePack,
 ) -> dict[str, Any]:
     from whichbin.evaluation.calibration import (
@@ -160,12 +174,22 @@ def _train_head(
 
     tr, va = split == "train", split == "val"
     res = train_head(
-        emb[tr], y[tr], len(labels), emb[va], y[va],
-        hidden=256 if t.head == "mlp" else 0, epochs=t.epochs, lr=t.lr,
-        weight_decay=t.weight_decay, balance=t.balance, seed=t.seed,
+        emb[tr],
+        y[tr],
+        len(labels),
+        emb[va],
+        y[va],
+        hidden=256 if t.head == "mlp" else 0,
+        epochs=t.epochs,
+        lr=t.lr,
+        weight_decay=t.weight_decay,
+        balance=t.balance,
+        seed=t.seed,
     )
-    np.savez(out / "head.npz", **{f"{k}{i}": a for i, (w, b) in enumerate(res.layers)
-                                 for k, a in (("w", w), ("b", b))})
+    np.savez(
+        out / "head.npz",
+        **{f"{k}{i}": a for i, (w, b) in enumerate(res.layers) for k, a in (("w", w), ("b", b))},
+    )
     logits = forward(res.layers, emb[va])
     temp = fit_temperature(logits, y[va])
     probs = softmax_t(logits, temp)
@@ -182,10 +206,22 @@ def _train_head(
     plot_reliability(rel, m["bin_ece"], out / "reliability.png")
     plot_curves(res.history, out / "curves.png")
     val = {
-        "accuracy": m["accuracy"], "bin_accuracy": m["bin_accuracy"], "macro_f1": m["macro_f1"],
-        "ece": m["ece"], "bin_ece": m["bin_ece"], "threshold": thr,
-        "decided_accuracy": prec, "coverage": cov, "best_epoch": res.best_epoch,
+        "accuracy": m["accuracy"],
+        "bin_accuracy": m["bin_accuracy"],
+        "macro_f1": m["macro_f1"],
+        "ece": m["ece"],
+        "bin_ece": m["bin_ece"],
+        "threshold": thr,
+        "decided_accuracy": prec,
+        "coverage": cov,
+        "best_epoch": res.best_epoch,
     }
-    logger.info("head: val accuracy %.3f, bin accuracy %.3f, T=%.2f, threshold %.2f (coverage %.2f)",
-                m["accuracy"], m["bin_accuracy"], temp, thr, cov)
+    logger.info(
+        "head: val accuracy %.3f, bin accuracy %.3f, T=%.2f, threshold %.2f (coverage %.2f)",
+        m["accuracy"],
+        m["bin_accuracy"],
+        temp,
+        thr,
+        cov,
+    )
     return {"temperature": temp, "threshold": thr, "val": val, "reliability": rel}

@@ -24,7 +24,6 @@ from whichbin.processing.layout import (
     walk_files,
 )
 from whichbin.processing.phash import near_duplicate_groups
-from whichbin.processing.progress import Reporter, default_reporter
 from whichbin.processing.validate import (
     CHECK_VERSION,
     Inspection,
@@ -33,6 +32,7 @@ from whichbin.processing.validate import (
     save_image,
     too_small,
 )
+from whichbin.progress import Reporter, default_reporter
 
 logger = logging.getLogger(__name__)
 

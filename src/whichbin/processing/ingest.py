@@ -9,8 +9,8 @@ from pathlib import Path
 
 from whichbin.errors import DataError
 from whichbin.processing.layout import DatasetDir, HashCache, Sample, unique_path
-from whichbin.processing.progress import Reporter, default_reporter
 from whichbin.processing.sources import SourceItem, read_source
+from whichbin.progress import Reporter, default_reporter
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import Any
 from whichbin.errors import ConfigError, DataError
 from whichbin.processing.check import CheckReport, check_dataset
 from whichbin.processing.layout import DatasetDir, atomic_write
-from whichbin.processing.progress import Reporter
 from whichbin.processing.split import SPLITS, SplitSample, split_samples
+from whichbin.progress import Reporter
 
 logger = logging.getLogger(__name__)
 

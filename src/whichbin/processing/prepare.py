@@ -13,7 +13,7 @@ from whichbin.errors import DataError
 from whichbin.processing.ingest import ImportReport, import_source
 from whichbin.processing.layout import DatasetDir
 from whichbin.processing.manifest import ManifestRow, split_dataset
-from whichbin.processing.progress import Reporter
+from whichbin.progress import Reporter
 
 logger = logging.getLogger(__name__)
 

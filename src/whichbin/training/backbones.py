@@ -75,7 +75,10 @@ def get_backbone_spec(name: str) -> BackboneSpec:
 def preprocess_for(spec: BackboneSpec, size: int | None, resize: str) -> PreprocessSpec:
     """The preprocessing contract a backbone expects."""
     return PreprocessSpec(
-        size=size or spec.default_size, mean=spec.mean, std=spec.std, resize=resize  # type: ignore[arg-type]
+        size=size or spec.default_size,
+        mean=spec.mean,
+        std=spec.std,
+        resize=resize,  # type: ignore[arg-type]
     )
 
 

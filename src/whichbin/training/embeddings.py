@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from whichbin.preprocess import PreprocessSpec, to_tensor
-from whichbin.progress import progress_bar
+from whichbin.progress import default_reporter, log_reporter
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,9 @@ class OnnxEncoder:
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(onnx_path), opts, providers=["CPUExecutionProvider"]
+        )
         self.input = self.session.get_inputs()[0].name
         self.spec = spec
 
@@ -100,8 +102,11 @@ def compute_embeddings(
     if todo:
         logger.info("embedding %d new images (%d cached)", len(todo), len(have))
         batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-        with ThreadPoolExecutor(max_workers=2) as pool, progress_bar(progress) as bar:
-            task = bar.add_task("embeddings", total=len(todo)) if bar else None
+        reporter = default_reporter() if progress else log_reporter
+        with (
+            ThreadPoolExecutor(max_workers=2) as pool,
+            reporter("embeddings", len(todo)) as advance,
+        ):
             # Decode the next batch while the current one runs.
             pending = pool.submit(lambda b: [load_rgb(p) for p, _ in b], batches[0])
             for i, batch in enumerate(batches):
@@ -112,8 +117,5 @@ def compute_embeddings(
                 new = {s: v for (_, s), v in zip(batch, vecs, strict=True)}
                 cache.put_many(new, key)
                 have.update(new)
-                if bar is not None:
-                    bar.advance(task, len(batch))
-                elif (i + 1) % max(1, len(batches) // 10) == 0:
-                    logger.info("embeddings: %d/%d", min((i + 1) * batch_size, len(todo)), len(todo))
+                advance(len(batch))
     return np.stack([have[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)

@@ -69,7 +69,10 @@ def train_head(
     dims = [x.shape[1], *([hidden] if hidden else []), n_classes]
     params = []
     for a, b in zip(dims[:-1], dims[1:], strict=True):
-        params += [rng.normal(0, np.sqrt(2.0 / a), (b, a)) * (0.1 if b == n_classes else 1), np.zeros(b)]
+        params += [
+            rng.normal(0, np.sqrt(2.0 / a), (b, a)) * (0.1 if b == n_classes else 1),
+            np.zeros(b),
+        ]
     cw = class_weights(y, n_classes) if balance else np.ones(n_classes)
     sw = cw[y]
     sw = sw / sw.sum()

@@ -65,10 +65,14 @@ def quantize_bundle(src: Path, calibration: Sequence[Path], out: Path) -> Path:
             calibrate_method=CalibrationMethod.MinMax,
             # The head stays in float: it is tiny and its logits feed calibration.
             nodes_to_exclude=[
-                n.name for n in onnx.load(str(pre)).graph.node if n.output[0].startswith(("head.", "logits"))
+                n.name
+                for n in onnx.load(str(pre)).graph.node
+                if n.output[0].startswith(("head.", "logits"))
             ],
         )
-    meta = meta.model_copy(update={"metrics": {**meta.metrics, "quantization": "int8-static-per-channel"}})
+    meta = meta.model_copy(
+        update={"metrics": {**meta.metrics, "quantization": "int8-static-per-channel"}}
+    )
     write_meta(tmp_out, meta)
     tmp_out.replace(out)
     return out
