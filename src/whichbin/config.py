@@ -58,6 +58,15 @@ class TrainingConfig(_Section):
     seed: int = Field(0, description="Training seed")
     batch_size: int = Field(32, ge=1, description="Batch size for embedding computation")
     threads: int = Field(0, ge=0, description="torch threads (0 = all cores)")
+    int8: bool = Field(
+        True,
+        description="Ship the INT8 (static, per-channel) bundle when it loses at most "
+        "int8_max_loss accuracy against FP32 on the test split",
+    )
+    int8_max_loss: float = Field(0.005, ge=0, le=1, description="Allowed INT8 accuracy loss")
+    int8_calibration_images: int = Field(
+        128, ge=8, description="Training images used to calibrate INT8 activations"
+    )
     target_coverage_precision: float = Field(
         0.98, gt=0.5, le=1.0, description="Unsure threshold: decided items this accurate on val"
     )

@@ -104,6 +104,7 @@ class MqttClient:
         return self._connected.wait(wait) if wait else self._connected.is_set()
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
         self._connected.clear()
@@ -173,7 +174,10 @@ class MqttClient:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:  # noqa: ANN001
         self._connected.clear()
-        logger.warning("MQTT disconnected (%s); reconnecting", reason_code)
+        if getattr(self, "_stopping", False):
+            logger.info("MQTT disconnected")
+        else:
+            logger.warning("MQTT disconnected (%s); reconnecting", reason_code)
 
     def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
         with self._lock:

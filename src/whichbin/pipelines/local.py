@@ -78,6 +78,7 @@ def summary_metrics(m: dict[str, Any]) -> dict[str, Any]:
         "coverage",
         "decided_accuracy",
         "temperature",
+        "int8",
     )
     return {k: m[k] for k in keep if k in m}
 
@@ -125,6 +126,10 @@ def run_pipeline(
         lambda d: _evaluate(d, bundle, test, rules, trained["threshold"]),
     )
     metrics = eval_out.result["metrics"]
+    if cfg.training.int8:
+        bundle, bundle_sha, eval_out, metrics = _maybe_int8(
+            cfg, steps, prepared, rules, trained, bundle, bundle_sha, eval_out, metrics
+        )
     metrics["temperature"] = trained["temperature"]
 
     registry = open_registry(registry_uri or cfg.registry.uri) if register else None
@@ -187,6 +192,44 @@ def run_pipeline(
         timings=steps.timings(),
         lineage=lineage,
     )
+
+
+def _maybe_int8(cfg, steps, prepared, rules, trained, bundle, bundle_sha, eval_out, metrics):  # noqa: ANN001, ANN202
+    """Quantize; keep the INT8 bundle when it loses at most ``int8_max_loss`` accuracy."""
+    from whichbin.training.quantize import quantize_bundle
+
+    train = [r for r in prepared.rows if r.split == "train"]
+    n = cfg.training.int8_calibration_images
+    calib_rows = train[:: max(1, len(train) // n)][:n]
+    q = steps.run(
+        "quantize",
+        {"bundle": bundle_sha, "calib": [r.sha256 for r in calib_rows], "v": 1},
+        lambda d: (quantize_bundle(bundle, [r.path for r in calib_rows], d / "model.onnx"), {})[1],
+    )
+    qbundle = q.dir / "model.onnx"
+    qsha = sha256_file(qbundle)
+    test = [r for r in prepared.rows if r.split == "test"]
+    q_eval = steps.run(
+        "evaluate_int8",
+        {"bundle": qsha, "manifest": prepared.manifest_hash, "rules": rules.model_dump()},
+        lambda d: _evaluate(d, qbundle, test, rules, trained["threshold"]),
+    )
+    qm = q_eval.result["metrics"]
+    loss = metrics["accuracy"] - qm["accuracy"]
+    fp32 = {
+        "accuracy": metrics["accuracy"],
+        "bin_accuracy": metrics["bin_accuracy"],
+        "bytes": bundle.stat().st_size,
+    }
+    if loss <= cfg.training.int8_max_loss:
+        logger.info(
+            "shipping INT8: accuracy %.4f vs FP32 %.4f", qm["accuracy"], metrics["accuracy"]
+        )
+        qm["int8"] = {"shipped": True, "fp32": fp32, "loss": loss, "bytes": qbundle.stat().st_size}
+        return qbundle, qsha, q_eval, qm
+    logger.info("keeping FP32: INT8 loses %.4f accuracy (> %.4f)", loss, cfg.training.int8_max_loss)
+    metrics["int8"] = {"shipped": False, "int8_accuracy": qm["accuracy"], "loss": loss}
+    return bundle, bundle_sha, eval_out, metrics
 
 
 def _evaluate(
