@@ -74,7 +74,9 @@ class OnnxClassifier:
     def version(self) -> str:
         return self.meta.version
 
-    def run(self, images: list, with_embedding: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    def run(
+        self, images: list, with_embedding: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw logits (and embeddings) for a batch of images."""
         x = to_tensor(images, self.meta.preprocess)
         names = ["logits", "embedding"] if with_embedding and self.has_embedding else ["logits"]

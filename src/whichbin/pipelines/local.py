@@ -106,7 +106,7 @@ def run_pipeline(
     prepared = prepare_dataset([Path(s) for s in sources], work / "dataset", cfg.data)
     steps.record("prepare", time.perf_counter() - t0, {"images": len(prepared.rows)})
     labels = list(prepared.labels)
-    label_to_bin = rules.restricted_to(labels)  # every label needs a bin: fail early
+    rules.restricted_to(labels)  # every label needs a bin: fail early
     rows = prepared.rows
     for split in ("train", "val", "test"):
         if not any(r.split == split for r in rows):
