@@ -15,22 +15,59 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+_CONFIG_HELP = "YAML config file (its edge: and mqtt: sections); flags override it"
+
+
+def _roi(value: str | None) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        parts = [float(p) for p in value.replace(" ", "").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4:
+        raise typer.BadParameter("four fractions x0,y0,x1,y1, e.g. 0.2,0.1,0.8,0.9")
+    return parts
+
+
+def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Put a flag's value at ``a.b.c`` in the overrides tree, unless it was not given."""
+    if value is None:
+        return
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = str(value) if isinstance(value, Path) else value
+
+
+def _load(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, Any]:
+    """The validated ``edge`` section (an EdgeConfig) and ``mqtt`` section."""
+    from whichbin.config import load_settings
+    from whichbin.edge.config import as_edge_config
+
+    settings = load_settings(config, overrides)
+    return as_edge_config(settings.edge, str(config) if config else "edge"), settings.mqtt
+
 
 @app.command("run")
 def run(
-    source: str = typer.Option(
-        ...,
+    source: str | None = typer.Option(
+        None,
         "--source",
         help="Camera index (0), device path (/dev/video0), rtsp:// or http:// stream, "
         "video file, or a folder of images played as frames",
     ),
-    device_id: str = typer.Option(..., "--device-id", help="This device's id in MQTT topics"),
-    mqtt: str = typer.Option(
-        "mqtt://127.0.0.1:1883",
+    device_id: str | None = typer.Option(
+        None, "--device-id", help="This device's id in MQTT topics"
+    ),
+    mqtt: str | None = typer.Option(
+        None,
         "--mqtt",
         help="Broker URL: mqtt://host:port, mqtt://user@host or mqtts:// (TLS); the password from "
-        "$WHICHBIN_MQTT_PASSWORD or --password-file",
+        "$WHICHBIN_MQTT_PASSWORD or --password-file [default: mqtt://127.0.0.1:1883]",
     ),
+    config: Path | None = typer.Option(None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP),
     model: Path | None = typer.Option(
         None, "--model", help="Run this bundle (.onnx) instead of following deployments"
     ),
@@ -40,35 +77,74 @@ def run(
         help="Frames per second: playback rate of a folder (default 5) or video file "
         "(default its own rate); a rate cap for cameras and streams",
     ),
-    deeplens_topic: bool = typer.Option(
-        False,
+    deeplens_topic: bool | None = typer.Option(
+        None,
         "--deeplens-topic",
         help='Also publish the recipe\'s {"object": "Recycling"} to deeplens/trash/infer',
     ),
-    prefix: str = typer.Option("whichbin", "--prefix", help="MQTT topic prefix"),
-    models_dir: Path = typer.Option(
-        Path("whichbin-models"),
+    prefix: str | None = typer.Option(None, "--prefix", help="MQTT topic prefix [default: whichbin]"),
+    models_dir: Path | None = typer.Option(
+        None,
         "--models-dir",
-        help="Where deployed models and current.json (the active model) are kept",
+        help="Where deployed models and current.json (the active model) are kept "
+        "[default: whichbin-models]",
+    ),
+    data_dir: Path | None = typer.Option(
+        None,
+        "--data-dir",
+        help="Outbox (events kept while the broker is away), snapshots, corrections and "
+        "counters [default: whichbin-edge]",
     ),
     max_frames: int | None = typer.Option(
         None, "--max-frames", min=1, help="Stop after this many frames"
     ),
-    exit_at_end: bool = typer.Option(
-        False,
+    exit_at_end: bool | None = typer.Option(
+        None,
         "--exit-at-end",
         help="Stop when a video file or folder ends (default: replay it from the start)",
     ),
-    default_model: bool = typer.Option(
-        False,
+    default_model: bool | None = typer.Option(
+        None,
         "--default-model",
         help="Following deployments: use the bundled default model until the first one",
     ),
     rules: Path | None = typer.Option(
         None, "--rules", help="Rule pack YAML overriding the bundle's label → bin rules"
     ),
-    vote_frames: int = typer.Option(
-        5, "--vote-frames", min=1, help="Frames of an item to vote over before deciding"
+    vote_frames: int | None = typer.Option(
+        None, "--vote-frames", min=1, help="N: the window of latest frames that vote [default: 5]"
+    ),
+    agree_frames: int | None = typer.Option(
+        None, "--agree-frames", min=1, help="K: votes a bin needs in the window [default: N//2+1]"
+    ),
+    unsure_after: float | None = typer.Option(
+        None, "--unsure-after", help="Seconds without K agreeing frames → unsure [default: 10]"
+    ),
+    roi: str | None = typer.Option(
+        None, "--roi", help="Region of interest x0,y0,x1,y1 as fractions, e.g. 0.2,0.1,0.8,0.9"
+    ),
+    drop_frames: bool | None = typer.Option(
+        None,
+        "--drop-frames/--no-drop-frames",
+        help="Skip to the latest frame when classification is slower than the source "
+        "[default: on for cameras/streams, off for files/folders]",
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=0, help="ONNX Runtime threads (0 = its default)"
+    ),
+    snapshots: bool | None = typer.Option(
+        None, "--snapshots/--no-snapshots", help="Save each decision's image [default: on]"
+    ),
+    publish_snapshots: bool | None = typer.Option(
+        None,
+        "--publish-snapshots",
+        help="Also publish each decision's JPEG (retained) on <prefix>/<device>/snapshot",
+    ),
+    home_assistant: bool | None = typer.Option(
+        None, "--ha/--no-ha", help="Home Assistant MQTT discovery [default: off]"
+    ),
+    http: int | None = typer.Option(
+        None, "--http", min=0, max=65535, help="Serve a live MJPEG view on this port"
     ),
     password_file: str | None = typer.Option(
         None, "--password-file", help="File holding the MQTT password"
@@ -80,37 +156,54 @@ def run(
 ) -> None:
     """Classify what the camera sees and publish it over MQTT.
 
-    One event per item shown (not per frame), retained state and availability, and
-    without --model the edge follows deployments published by `whichbin registry approve`.
-    Stops on Ctrl-C or SIGTERM, publishing availability "offline".
+    One event per item shown (not per frame), retained state, counters and availability;
+    events wait in an on-disk outbox while the broker is away. Without --model the edge
+    follows deployments published by `whichbin registry approve`. Stops on Ctrl-C or
+    SIGTERM, publishing availability "offline".
 
     Example:
       whichbin edge run --source 0 --mqtt mqtt://broker.local --device-id kitchen
 
     Example (a folder of images, a fixed model, stop at the end):
       whichbin edge run --source ./frames --fps 10 --device-id cam1 --model m.onnx --exit-at-end
+
+    Example (everything from a config file, with a live view on port 8081):
+      whichbin edge run --config /etc/whichbin/whichbin.yaml --http 8081
     """
     from whichbin.cli.output import emit_json, err_console
     from whichbin.edge.service import EdgeOptions, EdgeService
 
-    options = EdgeOptions(
-        source=source,
-        device_id=device_id,
-        mqtt_url=mqtt,
-        model=model,
-        fps=fps,
-        deeplens=deeplens_topic,
-        prefix=prefix,
-        models_dir=models_dir,
-        max_frames=max_frames,
-        exit_at_end=exit_at_end,
-        default_model=default_model,
-        rules=rules,
-        vote_frames=vote_frames,
-        password_file=password_file,
-        ca_file=ca_file,
-    )
-    service = EdgeService(options)
+    over: dict[str, Any] = {}
+    for key, value in (
+        ("edge.source", source),
+        ("edge.device_id", device_id),
+        ("mqtt.url", mqtt),
+        ("mqtt.prefix", prefix),
+        ("mqtt.password_file", password_file),
+        ("mqtt.ca_file", ca_file),
+        ("edge.model", model),
+        ("edge.fps", fps),
+        ("edge.deeplens_topic", deeplens_topic),
+        ("edge.models_dir", models_dir),
+        ("edge.data_dir", data_dir),
+        ("edge.max_frames", max_frames),
+        ("edge.capture.exit_at_end", exit_at_end),
+        ("edge.capture.drop_frames", drop_frames),
+        ("edge.default_model", default_model),
+        ("edge.rules", rules),
+        ("edge.threads", threads),
+        ("edge.decision.vote_frames", vote_frames),
+        ("edge.decision.agree_frames", agree_frames),
+        ("edge.decision.timeout", unsure_after),
+        ("edge.presence.roi", _roi(roi)),
+        ("edge.snapshots.enabled", snapshots),
+        ("edge.snapshots.publish", publish_snapshots),
+        ("edge.homeassistant.enabled", home_assistant),
+        ("edge.http.port", http),
+    ):
+        _set(over, key, value)
+    edge_cfg, mqtt_cfg = _load(config, over)
+    service = EdgeService(EdgeOptions.from_config(edge_cfg, mqtt_cfg))
 
     def on_signal(signum: int, frame: Any) -> None:
         service.runner.stop()
@@ -129,3 +222,88 @@ def run(
         err_console.print(
             f"{stats.frames} frames, {stats.events} events ({', '.join(stats.bins) or 'none'})"
         )
+
+
+@app.command("uninstall-ha")
+def uninstall_ha(
+    device_id: str | None = typer.Option(None, "--device-id", help="The edge device to remove"),
+    mqtt: str | None = typer.Option(
+        None, "--mqtt", help="Broker URL [default: mqtt://127.0.0.1:1883]"
+    ),
+    config: Path | None = typer.Option(None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP),
+    prefix: str | None = typer.Option(None, "--prefix", help="MQTT topic prefix [default: whichbin]"),
+    discovery_prefix: str | None = typer.Option(
+        None, "--ha-prefix", help="Home Assistant's discovery prefix [default: homeassistant]"
+    ),
+    password_file: str | None = typer.Option(
+        None, "--password-file", help="File holding the MQTT password"
+    ),
+    ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://"),
+    json_out: bool = typer.Option(False, "--json", help="Print {removed: [topics]}"),
+) -> None:
+    """Remove a device from Home Assistant: clear its retained discovery configs.
+
+    Example: whichbin edge uninstall-ha --device-id kitchen --mqtt mqtt://broker.local
+    """
+    from whichbin.cli.output import emit_json, err_console
+    from whichbin.edge.service import uninstall_home_assistant
+    from whichbin.errors import ConfigError
+    from whichbin.messaging.mqtt import create_mqtt_client
+
+    over: dict[str, Any] = {}
+    for key, value in (
+        ("edge.device_id", device_id),
+        ("edge.homeassistant.discovery_prefix", discovery_prefix),
+        ("mqtt.url", mqtt),
+        ("mqtt.prefix", prefix),
+        ("mqtt.password_file", password_file),
+        ("mqtt.ca_file", ca_file),
+    ):
+        _set(over, key, value)
+    edge_cfg, mqtt_cfg = _load(config, over)
+    if not edge_cfg.device_id:
+        raise ConfigError("edge.device_id: required (set --device-id or edge.device_id)")
+    client = create_mqtt_client(
+        mqtt_cfg.url,
+        client_id=f"whichbin-ha-uninstall-{edge_cfg.device_id}",
+        password_env=mqtt_cfg.password_env,
+        password_file=mqtt_cfg.password_file,
+        ca_file=mqtt_cfg.ca_file,
+    )
+    if not client.start(wait=10.0):
+        client.stop()
+        raise ConfigError(f"--mqtt {mqtt_cfg.url}: broker not reachable")
+    try:
+        removed = uninstall_home_assistant(
+            client,
+            edge_cfg.device_id,
+            prefix=mqtt_cfg.prefix,
+            discovery_prefix=edge_cfg.homeassistant.discovery_prefix,
+        )
+    finally:
+        client.stop()
+    if json_out:
+        emit_json({"removed": removed})
+    else:
+        err_console.print(f"removed {len(removed)} Home Assistant configs of {edge_cfg.device_id}")
+
+
+@app.command("show-config")
+def show_config(
+    config: Path | None = typer.Option(None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the effective edge config as JSON"),
+) -> None:
+    """Validate and print the effective edge config (file + environment + defaults).
+
+    Example: whichbin edge show-config --config /etc/whichbin/whichbin.yaml --json
+    """
+    import yaml
+
+    from whichbin.cli.output import emit_json
+
+    edge_cfg, mqtt_cfg = _load(config, {})
+    doc = {"edge": edge_cfg.model_dump(mode="json"), "mqtt": mqtt_cfg.model_dump(mode="json")}
+    if json_out:
+        emit_json(doc)
+    else:
+        typer.echo(yaml.safe_dump(doc, sort_keys=False).rstrip())

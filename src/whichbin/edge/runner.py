@@ -1,46 +1,52 @@
-"""The edge loop: source → presence → classify → decide → publish.
+"""The edge loop: source → presence → classify → decide → output.
 
-The runner owns no I/O of its own: it is handed a ``FrameSource``, a ``ModelProvider``
-(the deployment follower, or a fixed model), a ``Publisher`` and a clock, so a test can
-drive it frame by frame.
+The runner owns no I/O of its own: it is handed a ``FrameSource`` (in production a
+``ThreadedSource``, so capture overlaps classification), a ``ModelProvider`` (the
+deployment follower, or a fixed model), an ``EdgeOutput`` (or a bare ``Publisher``) and
+a clock, so a test can drive it frame by frame.
 
-Classification runs only while an item is present and undecided: an empty scene costs a
-downscale and a subtraction, and once an item's decision is out no more inference is
-spent on it (on a Pi this is the difference between idling and a hot CPU). The model is
-read from the provider once per frame, so a deployment swaps it between frames.
+Classification runs only on still frames while an item is present and undecided: an
+empty scene costs a downscale and a subtraction, a hand moving in is not classified,
+and once an item's decision is out no more inference is spent on it (on a Pi this is
+the difference between idling and a hot CPU). The classifier sees the region of
+interest only. The model is read from the provider once per frame, so a deployment
+swaps it between frames.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from whichbin.contract import (
-    DEEPLENS_TOPIC,
-    DeepLensMessage,
-    Event,
-    LabelP,
-    ModelRef,
-    RulesRef,
-    State,
-    Topics,
-    iso,
-    utc_now,
-)
+import numpy as np
+
+from whichbin.contract import utc_now
 from whichbin.edge.decide import UNSURE, Decider, Decision, FramePrediction
+from whichbin.edge.liveview import Overlay
+from whichbin.edge.output import IDLE, EdgeOutput, event_from_decision
 from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.sources import Frame, FrameSource
 from whichbin.messaging.mqtt import Publisher
-from whichbin.rules import DEEPLENS_NAMES, aggregate_bins
+from whichbin.rules import aggregate_bins
 
 logger = logging.getLogger(__name__)
 
-IDLE = "idle"
+__all__ = [
+    "IDLE",
+    "ActiveModel",
+    "EdgeRunner",
+    "ModelProvider",
+    "RunStats",
+    "StaticModel",
+    "event_from_decision",
+    "frame_prediction",
+]
 
 
 class Classifier(Protocol):
@@ -74,13 +80,23 @@ class ModelProvider(Protocol):
 
 
 class StaticModel:
-    """A ModelProvider for ``--model PATH``: always the same model."""
+    """A ModelProvider for ``--model PATH``: always the same model (``replace`` swaps it)."""
 
     def __init__(self, model: ActiveModel) -> None:
         self.model = model
 
     def current(self) -> ActiveModel | None:
         return self.model
+
+    def replace(self, model: ActiveModel) -> None:
+        self.model = model
+
+
+def _percentiles(values: deque[float] | list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None}
+    arr = np.asarray(values, dtype=np.float64)
+    return {"p50": round(float(np.percentile(arr, 50)), 2), "p99": round(float(np.percentile(arr, 99)), 2)}
 
 
 @dataclass
@@ -92,6 +108,11 @@ class RunStats:
     events: int = 0
     errors: int = 0
     bins: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))  # the latest items' bins
+    counts: dict[str, int] = field(default_factory=dict)  # per bin, this run
+    frame_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # capture→done
+    event_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # capture→queued
+    event_ids: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))
+    dropped: int = 0  # frames the capture thread skipped (latest frame wins)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,7 +120,11 @@ class RunStats:
             "classified": self.classified,
             "events": self.events,
             "errors": self.errors,
+            "dropped": self.dropped,
             "bins": list(self.bins),
+            "counts": dict(self.counts),
+            "frame_latency_ms": _percentiles(self.frame_ms),
+            "event_latency_ms": _percentiles(self.event_ms),
         }
 
 
@@ -118,47 +143,30 @@ def frame_prediction(model: ActiveModel, prediction: Any) -> FramePrediction:
     )
 
 
-def event_from_decision(d: Decision, device: str) -> Event:
-    """The SPEC event payload for one decision (plus ``frames`` and ``started``)."""
-    return Event.model_validate(
-        {
-            "ts": iso(d.ts),
-            "device": device,
-            "bin": d.bin,
-            "label": d.label,
-            "confidence": d.confidence,
-            "decision": d.decision,
-            "top_k": [LabelP(label=str(t["label"]), p=float(t["p"])) for t in d.top_k],
-            "model": ModelRef(version=d.model_version, sha256=d.model_sha256),
-            "rules": RulesRef(name=d.rules_name, version=d.rules_version),
-            # extensions: how many frames voted, and when the item was first classified
-            "frames": d.frames,
-            "started": iso(d.started),
-        }
-    )
-
-
 class EdgeRunner:
     """Runs the frame loop and publishes events and state (availability is the service's).
 
     Args:
         source: where frames come from.
         models: gives the model for each frame (a DeploymentFollower or StaticModel).
-        publisher: MQTT (or any Publisher); events and state go out with QoS 1.
+        publisher: an ``EdgeOutput``, or a bare Publisher (events and state go straight
+            to it, QoS 1).
         device_id: the ``<device>`` in topic names and events.
         prefix: topic prefix.
-        clock: returns the current UTC datetime (event ``ts``, state ``since``).
+        clock: returns the current UTC datetime (event ``ts``, state ``since``, timeouts).
         presence: the change detector (default settings when None).
         decider: the vote (default settings when None).
-        deeplens: also publish the recipe's ``{"object": …}`` to ``deeplens/trash/infer``.
+        deeplens: with a bare Publisher, also publish the recipe's ``deeplens/trash/infer``.
         max_frames: stop after this many frames.
+        on_frame: called with each frame and its overlay (the live view).
+        classify_all: classify every frame, also the empty scene (benchmarks: worst case).
     """
 
     def __init__(
         self,
         source: FrameSource,
         models: ModelProvider,
-        publisher: Publisher,
+        publisher: EdgeOutput | Publisher,
         device_id: str,
         *,
         prefix: str = "whichbin",
@@ -167,24 +175,36 @@ class EdgeRunner:
         decider: Decider | None = None,
         deeplens: bool = False,
         max_frames: int | None = None,
+        on_frame: Callable[[np.ndarray, Overlay], None] | None = None,
+        classify_all: bool = False,
     ) -> None:
+        from whichbin.contract import Topics
+
         self.source = source
         self.models = models
-        self.publisher = publisher
         self.device_id = device_id
-        self.topics = Topics(device_id, prefix)
+        self.output = (
+            publisher
+            if isinstance(publisher, EdgeOutput)
+            else EdgeOutput(publisher, Topics(device_id, prefix), deeplens=deeplens)
+        )
+        self.publisher = self.output.publisher
+        self.topics = self.output.topics
         self.clock = clock
         self.presence = presence or PresenceDetector()
         self.decider = decider or Decider()
-        self.deeplens = deeplens
         self.max_frames = max_frames
+        self.on_frame = on_frame
+        self.classify_all = classify_all
         self.stats = RunStats()
-        self.state: str | None = None
-        self.since: datetime | None = None
-        self._state_unsent = False
         self.stop_event = threading.Event()
         self._paused = threading.Event()
+        self._relearn = threading.Event()
         self._waiting_logged = False
+        self._item_image: np.ndarray | None = None  # the latest classified view of the item
+        self._caption = ""
+        self._fps = 0.0
+        self._fps_mark = (time.monotonic(), 0)
 
     # -- control (thread-safe) ------------------------------------------------------
     def stop(self) -> None:
@@ -199,14 +219,23 @@ class EdgeRunner:
     def resume(self) -> None:
         self._paused.clear()
 
+    def relearn(self) -> None:
+        """Forget the background and learn the empty scene again (next frame)."""
+        self._relearn.set()
+
     @property
     def paused(self) -> bool:
         return self._paused.is_set()
 
+    @property
+    def state(self) -> str | None:
+        return self.output.state
+
     # -- the loop ---------------------------------------------------------------------
     def run(self) -> RunStats:
         """Read frames until the source ends, ``max_frames`` is reached or ``stop()``."""
-        self.publish_state(IDLE, self.clock())
+        self.output.publish_state(IDLE, self.clock())
+        self.output.publish_counters()
         consecutive_errors = 0
         while not self.stop_event.is_set():
             if self.max_frames is not None and self.stats.frames >= self.max_frames:
@@ -227,31 +256,39 @@ class EdgeRunner:
                 consecutive_errors += 1
                 self.stop_event.wait(min(0.05 * consecutive_errors, 2.0))
         self.finish()
+        self.stats.dropped = int(getattr(self.source, "dropped", 0))
         return self.stats
 
     def step(self, frame: Frame) -> Decision | None:
         """Process one frame; returns the decision made on it, if any."""
         self.stats.frames += 1
         now = self.clock()
+        if self._relearn.is_set():
+            self._relearn.clear()
+            self.presence.reset()
+            self.decider.reset()
+            logger.info("re-learning the empty scene")
         seen = self.presence.update(frame.image)
         decision: Decision | None = None
         if self.paused:
             self.decider.reset()  # a paused edge says nothing about the item in view
+        elif self.classify_all or (seen.present and seen.still and self.decider.wants_more):
+            prediction = self._classify(frame)
+            if prediction is not None and seen.present:
+                decision = self.decider.feed(prediction, now)
+            elif not seen.present:
+                decision = self.decider.feed(None, now)
         elif seen.present:
-            if self.decider.wants_more:
-                model = self.models.current()
-                if model is None:
-                    self._log_waiting()
-                else:
-                    prediction = model.classifier.predict([frame.image])[0]
-                    self.stats.classified += 1
-                    decision = self.decider.feed(frame_prediction(model, prediction), now)
+            decision = self.decider.tick(now)
         else:
             decision = self.decider.feed(None, now)
         if decision is not None:
-            self.publish_decision(decision)
-        if seen.left and self.state != IDLE:
-            self.publish_state(IDLE, now)
+            self._publish(decision, frame)
+        if seen.left and self.output.state != IDLE:
+            self.output.publish_state(IDLE, now)
+        self.stats.frame_ms.append((time.monotonic() - frame.captured) * 1000)
+        if self.on_frame is not None:
+            self.on_frame(frame.image, self._overlay(seen.present))
         return decision
 
     def finish(self) -> None:
@@ -261,45 +298,55 @@ class EdgeRunner:
             if self.stop_event.is_set():
                 self.decider.reset()  # stopped mid-item: no verdict on half a look
             elif (decision := self.decider.feed(None, now)) is not None:
-                self.publish_decision(decision)
-            if self.state != IDLE:
-                self.publish_state(IDLE, now)
+                self._publish(decision, None)
+            if self.output.state != IDLE:
+                self.output.publish_state(IDLE, now)
         except Exception:
             logger.exception("could not publish the final decision")
 
-    # -- output -----------------------------------------------------------------------
-    def publish_decision(self, d: Decision) -> None:
-        event = event_from_decision(d, self.device_id)
-        logger.info(
-            "item: %s (%s, %.2f, %s) by model %s",
-            d.bin,
-            d.label,
-            d.confidence,
-            d.decision,
-            d.model_version,
-        )
-        if not self.publisher.publish(self.topics.event, event.to_json(), qos=1, retain=False):
-            logger.warning("event %s not sent: broker not connected", event.id)
-        self.stats.events += 1
-        self.stats.bins.append(d.bin if d.decision != UNSURE else UNSURE)
-        self.publish_state(d.bin if d.decision != UNSURE else UNSURE, d.ts)
-        if self.deeplens and d.decision != UNSURE and d.bin in DEEPLENS_NAMES:
-            msg = DeepLensMessage(object=DEEPLENS_NAMES[d.bin])  # type: ignore[arg-type]
-            self.publisher.publish(DEEPLENS_TOPIC, msg.model_dump_json(), qos=0, retain=False)
-
-    def publish_state(self, state: str, since: datetime) -> None:
-        self.state, self.since = state, since
-        payload = State(bin=state, since=iso(since)).to_json()
-        self._state_unsent = not self.publisher.publish(
-            self.topics.state, payload, qos=1, retain=True
-        )
-
     def republish_state(self) -> None:
-        """After a reconnect: send the state if it changed while the broker was away."""
-        if self._state_unsent and self.state is not None and self.since is not None:
-            self.publish_state(self.state, self.since)
+        """After a reconnect: send the state and counters if they changed meanwhile."""
+        self.output.republish()
 
-    def _log_waiting(self) -> None:
-        if not self._waiting_logged:
-            logger.warning("an item is in view but there is no model yet: waiting for a deployment")
-            self._waiting_logged = True
+    # -- internals --------------------------------------------------------------------
+    def _classify(self, frame: Frame) -> FramePrediction | None:
+        model = self.models.current()
+        if model is None:
+            if not self._waiting_logged:
+                logger.warning(
+                    "an item is in view but there is no model yet: waiting for a deployment"
+                )
+                self._waiting_logged = True
+            return None
+        view = self.presence.crop(frame.image)
+        prediction = model.classifier.predict([view])[0]
+        self.stats.classified += 1
+        self._item_image = view
+        return frame_prediction(model, prediction)
+
+    def _publish(self, d: Decision, frame: Frame | None) -> None:
+        event = self.output.decision(d, self._item_image)
+        self._item_image = None
+        self.stats.events += 1
+        key = d.bin if d.decision != UNSURE else UNSURE
+        self.stats.bins.append(key)
+        self.stats.counts[key] = self.stats.counts.get(key, 0) + 1
+        self.stats.event_ids.append(event.id)
+        if frame is not None:
+            self.stats.event_ms.append((time.monotonic() - frame.captured) * 1000)
+        self._caption = f"{d.bin}: {d.label} {d.confidence:.2f} ({d.decision})"
+
+    def _overlay(self, present: bool) -> Overlay:
+        t0, n0 = self._fps_mark
+        t = time.monotonic()
+        if t - t0 >= 1.0:
+            self._fps = (self.stats.frames - n0) / (t - t0)
+            self._fps_mark = (t, self.stats.frames)
+        return Overlay(
+            state=self.output.state or IDLE,
+            caption=self._caption,
+            present=present,
+            paused=self.paused,
+            roi=self.presence.config.roi,
+            fps=self._fps,
+        )

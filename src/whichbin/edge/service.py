@@ -1,15 +1,18 @@
-"""One edge device, wired: MQTT client (availability, last will, commands), frame source,
-fixed model or deployment follower, and the runner. What ``whichbin edge run`` starts,
-and what a test starts in-process::
+"""One edge device, wired: MQTT client (availability, last will, commands, corrections,
+Home Assistant discovery), the on-disk outbox, frame source on a capture thread, fixed
+model or deployment follower, snapshots, the live view and the runner. What ``whichbin
+edge run`` starts, and what a test starts in-process::
 
     svc = EdgeService(EdgeOptions(source="frames/", device_id="cam1",
-                                  mqtt_url=broker.url, models_dir=tmp / "models")).start()
+                                  mqtt_url=broker.url, models_dir=tmp / "models",
+                                  data_dir=tmp / "edge")).start()
     ...                      # publish a deployment, watch events
     svc.stop()               # availability "offline" (retained), threads joined
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -17,10 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from whichbin.contract import OFFLINE, ONLINE, Topics, utc_now
-from whichbin.edge.decide import Decider
+from pydantic import ValidationError
+
+from whichbin import __version__
+from whichbin.contract import OFFLINE, ONLINE, Correction, Topics, utc_now
+from whichbin.edge.capture import ThreadedSource
+from whichbin.edge.config import (
+    DecisionSettings,
+    EdgeConfig,
+    HomeAssistantSettings,
+    HttpSettings,
+    SnapshotSettings,
+)
 from whichbin.edge.follower import DeploymentFollower
+from whichbin.edge.homeassistant import birth_topic, discovery_messages, removal_topics
+from whichbin.edge.output import EdgeOutput
 from whichbin.edge.presence import PresenceConfig, PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, ModelProvider, RunStats, StaticModel
 from whichbin.edge.sources import FrameSource, create_source
@@ -33,7 +49,11 @@ _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 @dataclass
 class EdgeOptions:
-    """Everything ``whichbin edge run`` takes (see its --help for each option)."""
+    """Everything ``whichbin edge run`` takes (see its --help for each option).
+
+    ``data_dir`` None keeps nothing on disk (no outbox, snapshots or counters): the
+    library default, so tests stay isolated; the CLI and config default to a folder.
+    """
 
     source: str
     device_id: str
@@ -47,12 +67,64 @@ class EdgeOptions:
     exit_at_end: bool = False  # files/folders: stop at the end instead of replaying
     default_model: bool = False  # follow mode: use the bundled model until a deployment
     rules: Path | None = None
-    vote_frames: int = 5
     presence: PresenceConfig = field(default_factory=PresenceConfig)
     password_env: str = "WHICHBIN_MQTT_PASSWORD"
     password_file: str | None = None
     ca_file: str | None = None
     connect_timeout: float = 5.0  # seconds to wait for the broker before running anyway
+    keepalive: int = 30
+    data_dir: Path | None = None  # outbox.sqlite, snapshots/, counters.json
+    outbox: bool = True
+    decision: DecisionSettings = field(default_factory=DecisionSettings)
+    snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)
+    homeassistant: HomeAssistantSettings = field(default_factory=HomeAssistantSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    drop_frames: bool | None = None  # None: drop for cameras/streams, queue for files
+    max_backoff: float = 30.0
+    threads: int = 0
+    classify_all: bool = False  # benchmarks: classify every frame
+
+    @classmethod
+    def from_config(cls, edge: EdgeConfig, mqtt: Any = None) -> EdgeOptions:
+        """Options from the ``edge:`` and ``mqtt:`` config sections (device_id and source set)."""
+        try:
+            edge.require()
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        extra: dict[str, Any] = {}
+        if mqtt is not None:
+            extra = {
+                "mqtt_url": mqtt.url,
+                "prefix": mqtt.prefix,
+                "password_env": mqtt.password_env,
+                "password_file": mqtt.password_file,
+                "ca_file": mqtt.ca_file,
+                "keepalive": mqtt.keepalive,
+            }
+        return cls(
+            source=str(edge.source),
+            device_id=str(edge.device_id),
+            model=edge.model,
+            fps=edge.fps,
+            deeplens=edge.deeplens_topic,
+            models_dir=edge.models_dir,
+            max_frames=edge.max_frames,
+            exit_at_end=edge.capture.exit_at_end,
+            default_model=edge.default_model,
+            rules=edge.rules,
+            presence=edge.presence.to_presence_config(),
+            connect_timeout=edge.connect_timeout,
+            data_dir=edge.data_dir,
+            outbox=edge.outbox,
+            decision=edge.decision,
+            snapshots=edge.snapshots,
+            homeassistant=edge.homeassistant,
+            http=edge.http,
+            drop_frames=edge.capture.drop_frames,
+            max_backoff=edge.capture.max_backoff,
+            threads=edge.threads,
+            **extra,
+        )
 
 
 class EdgeService:
@@ -83,7 +155,7 @@ class EdgeService:
             )
         self.options = options
         self.topics = Topics(options.device_id, options.prefix)
-        rules = load_rules(options.rules) if options.rules else None
+        self.rules = load_rules(options.rules) if options.rules else None
         self.client = create_mqtt_client(
             options.mqtt_url,
             client_id=f"whichbin-edge-{options.device_id}",
@@ -92,41 +164,99 @@ class EdgeService:
             password_file=options.password_file,
             ca_file=options.ca_file,
         )
+        self.client.keepalive = options.keepalive
         self.follower: DeploymentFollower | None = None
-        models: ModelProvider
+        self.models: ModelProvider
         if options.model is not None:
-            from whichbin.edge.classifier import OnnxClassifier
-
-            models = StaticModel(ActiveModel.from_classifier(OnnxClassifier(options.model, rules)))
+            self.models = StaticModel(self._load_model(options.model))
         else:
             self.follower = DeploymentFollower(
                 options.device_id,
                 options.models_dir,
                 self.client,
                 prefix=options.prefix,
-                rules=rules,
+                rules=self.rules,
                 clock=clock,
                 fallback_default=options.default_model,
             )
-            models = self.follower
-        self.source = source or create_source(
-            options.source, options.fps, loop=not options.exit_at_end
+            self.models = self.follower
+        self.source = self._create_source(source)
+        self.outbox: Any = None
+        self.drainer: Any = None
+        self.snapshots: Any = None
+        counters_file = None
+        if options.data_dir is not None:
+            data_dir = Path(options.data_dir)
+            data_dir.mkdir(parents=True, exist_ok=True)
+            counters_file = data_dir / "counters.json"
+            if options.outbox:
+                from whichbin.messaging.outbox import OutboxDrainer, SqliteOutbox
+
+                self.outbox = SqliteOutbox(data_dir / "outbox.sqlite")
+                self.drainer = OutboxDrainer(self.outbox, self.client, retry_interval=1.0)
+                if pending := self.outbox.pending():
+                    logger.info("%d events from an earlier run wait to be sent", pending)
+            if options.snapshots.enabled:
+                from whichbin.edge.snapshots import SnapshotStore
+
+                self.snapshots = SnapshotStore(
+                    data_dir / "snapshots", options.snapshots.policy()
+                )
+        self.output = EdgeOutput(
+            self.client,
+            self.topics,
+            event_publisher=self.outbox,
+            snapshots=self.snapshots,
+            publish_snapshots=options.snapshots.publish and self.snapshots is not None,
+            counters_file=counters_file,
+            deeplens=options.deeplens,
         )
+        self.liveview: Any = None
+        if options.http.port is not None:
+            from whichbin.edge.liveview import LiveView
+
+            self.liveview = LiveView(options.http.host, options.http.port, options.http.max_fps)
         self.runner = EdgeRunner(
             self.source,
-            models,
-            self.client,
+            self.models,
+            self.output,
             options.device_id,
             prefix=options.prefix,
             clock=clock,
             presence=PresenceDetector(options.presence),
-            decider=Decider(vote_frames=options.vote_frames),
-            deeplens=options.deeplens,
+            decider=options.decision.create_decider(),
             max_frames=options.max_frames,
+            on_frame=self.liveview.update if self.liveview is not None else None,
+            classify_all=options.classify_all,
         )
         self._thread: threading.Thread | None = None
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
+
+    def _load_model(self, path: Path) -> ActiveModel:
+        from whichbin.edge.classifier import OnnxClassifier
+
+        clf = OnnxClassifier(path, self.rules, threads=self.options.threads)
+        return ActiveModel.from_classifier(clf)
+
+    def _create_source(self, given: FrameSource | None) -> ThreadedSource:
+        opts = self.options
+        if given is not None:
+            raw, reopen = given, None
+        else:
+
+            def reopen() -> FrameSource:
+                return create_source(opts.source, opts.fps, loop=not opts.exit_at_end)
+
+            raw = reopen()
+        live = bool(getattr(raw, "live", False))
+        return ThreadedSource(
+            raw,
+            drop=live if opts.drop_frames is None else opts.drop_frames,
+            reopen=reopen,
+            restart_on_end=live,
+            max_backoff=opts.max_backoff,
+        )
 
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> RunStats:
@@ -139,6 +269,9 @@ class EdgeService:
             ("reload", self._reload),
         ):
             self.client.subscribe(self.topics.command(command), handler)
+        self.client.subscribe(self.topics.correction, self._correction)
+        if opts.homeassistant.enabled:
+            self.client.subscribe(birth_topic(opts.homeassistant.discovery_prefix), self._ha_birth)
         if self.follower is not None:
             model = self.follower.restore()
             self.follower.attach(self.client)
@@ -149,6 +282,10 @@ class EdgeService:
                     self.topics.fleet_deployment,
                     self.topics.deployment,
                 )
+        if self.liveview is not None:
+            self.liveview.start()
+        if self.drainer is not None:
+            self.drainer.start()
         if not self.client.start(wait=opts.connect_timeout):
             logger.warning(
                 "MQTT broker %s not reachable yet; running and retrying in the background",
@@ -190,19 +327,57 @@ class EdgeService:
         if self.follower is not None:
             self.follower.stop()
         self.source.close()
+        self.source.join(2.0)
+        if self.liveview is not None:
+            self.liveview.stop()
+        if self.drainer is not None:
+            self.drainer.stop()
+            if self.client.connected and self.outbox.pending():
+                # Events decided just before the stop: a last, bounded attempt.
+                self.outbox.flush(self.client, timeout=2.0)
+            if left := self.outbox.pending():
+                logger.info("%d events stay in the outbox for the next run", left)
         if self.client.connected:
             ok = self.client.publish_confirmed(self.topics.availability, OFFLINE, retain=True)
             if not ok:
                 logger.warning("could not confirm availability 'offline'; the last will covers it")
         self.client.stop()
+        if self.outbox is not None:
+            self.outbox.close()
         logger.info("edge %s stopped", self.options.device_id)
 
     # -- MQTT callbacks (network thread) ---------------------------------------------
     def _on_connect(self) -> None:
         self.client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
+        if self.options.homeassistant.enabled:
+            self.publish_discovery()
         self.runner.republish_state()
         if self.follower is not None:
             self.follower.republish_status()
+        if self.outbox is not None:
+            self.outbox.wake()  # send what waited for the broker now, not at the next retry
+
+    def publish_discovery(self) -> int:
+        """Publish the retained Home Assistant discovery configs; returns how many."""
+        ha = self.options.homeassistant
+        messages = discovery_messages(
+            self.options.device_id,
+            prefix=self.options.prefix,
+            discovery_prefix=ha.discovery_prefix,
+            sw_version=__version__,
+            device_name=ha.device_name,
+            snapshots=self.output.publish_snapshots,
+        )
+        sent = sum(
+            bool(self.client.publish(m.topic, json.dumps(m.payload), qos=1, retain=True))
+            for m in messages
+        )
+        logger.info("Home Assistant discovery: %d configs published", sent)
+        return sent
+
+    def _ha_birth(self, topic: str, payload: bytes) -> None:
+        if payload.strip() == b"online":  # HA restarted: it asks for the configs again
+            self.publish_discovery()
 
     def _pause(self, topic: str, payload: bytes) -> None:
         logger.info("paused by %s", topic)
@@ -213,8 +388,78 @@ class EdgeService:
         self.runner.resume()
 
     def _reload(self, topic: str, payload: bytes) -> None:
-        if self.follower is None:
-            logger.info("reload ignored: this edge runs a fixed --model")
+        """``reload``: re-apply the model; ``{"background": true}`` also re-learns the scene."""
+        options: dict[str, Any] = {}
+        if payload.strip():
+            try:
+                parsed = json.loads(payload)
+                options = parsed if isinstance(parsed, dict) else {}
+            except ValueError:
+                logger.warning("reload: payload is not JSON; reloading the model only")
+        if options.get("background"):
+            self.runner.relearn()
+        if options.get("model", True) is False:
             return
-        logger.info("reload requested by %s: re-applying the wanted deployment", topic)
-        self.follower.retry()
+        if self.follower is not None:
+            logger.info("reload requested by %s: re-applying the wanted deployment", topic)
+            self.follower.retry()
+        elif self.options.model is not None:
+            threading.Thread(target=self._reload_static, name="whichbin-reload", daemon=True).start()
+
+    def _reload_static(self) -> None:
+        assert isinstance(self.models, StaticModel) and self.options.model is not None
+        try:
+            model = self._load_model(self.options.model)
+        except Exception as e:
+            logger.error("reload: cannot load %s (%s); keeping the current model", self.options.model, e)
+            return
+        if model.sha256 != self.models.model.sha256:
+            self.models.replace(model)
+            logger.info("reload: now running %s (%s)", model.version, model.sha256[:12])
+        else:
+            logger.info("reload: %s is unchanged", self.options.model)
+
+    def _correction(self, topic: str, payload: bytes) -> None:
+        try:
+            correction = Correction.model_validate_json(payload)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "payload"
+            logger.error("ignoring correction on %s: %s: %s", topic, loc, err["msg"])
+            return
+        if self.snapshots is None:
+            logger.warning(
+                "correction of %s to %s ignored: snapshots are off (set --data-dir)",
+                correction.event_id,
+                correction.bin,
+            )
+            return
+        try:
+            self.snapshots.correct(correction)
+        except ValueError as e:
+            logger.error("ignoring correction on %s: %s", topic, e)
+
+
+def uninstall_home_assistant(
+    client: Any,
+    device_id: str,
+    *,
+    prefix: str = "whichbin",
+    discovery_prefix: str = "homeassistant",
+    timeout: float = 5.0,
+) -> list[str]:
+    """Clear a device's retained discovery configs (empty retained payloads).
+
+    Args:
+        client: a started, connected ``MqttClient``.
+
+    Returns:
+        The config topics cleared (acknowledged by the broker).
+    """
+    cleared = []
+    for topic in removal_topics(device_id, prefix=prefix, discovery_prefix=discovery_prefix):
+        if client.publish_confirmed(topic, b"", qos=1, retain=True, timeout=timeout):
+            cleared.append(topic)
+        else:
+            logger.warning("could not clear %s", topic)
+    return cleared

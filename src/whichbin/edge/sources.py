@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,14 +33,20 @@ DEFAULT_FOLDER_FPS = 5.0
 
 @dataclass(frozen=True)
 class Frame:
-    """One RGB uint8 HxWx3 image and when it was taken (seconds, source clock)."""
+    """One RGB uint8 HxWx3 image and when it was taken (seconds, source clock).
+
+    ``captured`` is the local monotonic clock when the frame was read, for latency figures.
+    """
 
     image: np.ndarray
     ts: float
     index: int = 0
+    captured: float = field(default_factory=time.monotonic)
 
 
 class FrameSource(Protocol):
+    """Cameras and streams also have ``live = True`` (they never end; they reconnect)."""
+
     def read(self) -> Frame | None:
         """The next frame, or None when the source has ended or was closed."""
         ...
@@ -85,6 +91,7 @@ class FolderSource:
             raise DataError(f"{self.folder}: no images to play (expected {sorted(IMAGE_SUFFIXES)})")
         self.fps = fps or DEFAULT_FOLDER_FPS
         self.loop = loop
+        self.live = False
         self._closed = threading.Event()
         self._pacer = _Pacer(self.fps, self._closed)
         self._i = 0  # frames returned
@@ -236,6 +243,12 @@ def _to_rgb(bgr: np.ndarray) -> np.ndarray:
     if bgr.ndim == 2:
         return np.repeat(bgr[..., None], 3, axis=2)
     return np.ascontiguousarray(bgr[..., 2::-1])
+
+
+def is_live_spec(spec: str) -> bool:
+    """A camera index, device path or stream URL (as opposed to a file or folder)."""
+    spec = spec.strip()
+    return spec.isdigit() or spec.lower().startswith(STREAM_SCHEMES) or spec.startswith("/dev/")
 
 
 def create_source(spec: str, fps: float | None = None, loop: bool = False) -> FrameSource:

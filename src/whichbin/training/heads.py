@@ -37,11 +37,12 @@ def forward(layers: Layers, x: np.ndarray) -> np.ndarray:
     return h
 
 
-def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Inverse-frequency weights, mean 1 over samples."""
+def class_weights(y: np.ndarray, n_classes: int, cap: float = 5.0) -> np.ndarray:
+    """Inverse-frequency weights, capped at ``cap``: a label with a handful of photos (a
+    user's first few of a new kind) must not outweigh everything else."""
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
-    return w
+    return np.minimum(w, cap)
 
 
 def train_head(

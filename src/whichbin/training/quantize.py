@@ -36,7 +36,9 @@ class _ImageReader:
         pass
 
 
-def quantize_bundle(src: Path, calibration: Sequence[Path], out: Path) -> Path:
+def quantize_bundle(
+    src: Path, calibration: Sequence[Path], out: Path, method: str = "minmax"
+) -> Path:
     """Write an INT8 copy of a bundle calibrated on ``calibration`` images."""
     import onnx
     from onnxruntime.quantization import (
@@ -62,7 +64,11 @@ def quantize_bundle(src: Path, calibration: Sequence[Path], out: Path) -> Path:
             per_channel=True,
             weight_type=QuantType.QInt8,
             activation_type=QuantType.QUInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method={
+                "minmax": CalibrationMethod.MinMax,
+                "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile,
+            }[method],
             # The head stays in float: it is tiny and its logits feed calibration.
             nodes_to_exclude=[
                 n.name

@@ -1,0 +1,238 @@
+"""The ``edge:`` section of the config: one strict model for ``whichbin edge run``.
+
+Load order (later wins): defaults → YAML (``edge:`` in the config file) → environment
+(``WHICHBIN_EDGE__<KEY>``, nested with ``__``: ``WHICHBIN_EDGE__DECISION__TIMEOUT=8``)
+→ command-line flags. The broker comes from the ``mqtt:`` section. Example::
+
+    edge:
+      device_id: kitchen
+      source: "0"                 # camera index, /dev/video0, rtsp://…, file or folder
+      data_dir: /var/lib/whichbin/edge
+      presence: {roi: [0.2, 0.1, 0.8, 0.9]}
+      decision: {vote_frames: 5, agree_frames: 3, timeout: 10}
+      snapshots: {max_count: 500, max_age_days: 7}
+      homeassistant: {enabled: true}
+      http: {port: 8081}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from whichbin.edge.decide import Decider
+from whichbin.edge.presence import FULL_FRAME, PresenceConfig, check_roi
+from whichbin.edge.snapshots import SnapshotPolicy
+from whichbin.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CaptureSettings(_Section):
+    drop_frames: bool | None = Field(
+        None,
+        description="Keep only the latest frame when classification is slower than the "
+        "source; default: yes for cameras and streams, no for files and folders",
+    )
+    exit_at_end: bool = Field(
+        False, description="Stop when a video file or folder ends (default: replay it)"
+    )
+    max_backoff: float = Field(
+        30.0, gt=0, description="Longest wait (s) between attempts to re-open a dropped source"
+    )
+
+
+class PresenceSettings(_Section):
+    roi: tuple[float, float, float, float] = Field(
+        FULL_FRAME,
+        description="Region of interest x0, y0, x1, y1 as fractions of the frame; presence "
+        "is detected and items are classified inside it",
+    )
+    width: int = Field(64, ge=4, description="Width (px) the frame is reduced to for detection")
+    learn_frames: int = Field(5, ge=1, description="Frames averaged into the first background")
+    alpha: float = Field(
+        0.05, ge=0, le=1, description="Background learning rate while the scene is empty"
+    )
+    pixel_threshold: float = Field(
+        25.0, gt=0, le=255, description="Grey levels a pixel must change by to count"
+    )
+    changed_fraction: float = Field(
+        0.10, gt=0, lt=1, description="Fraction of changed pixels that means an item"
+    )
+    still_fraction: float = Field(
+        0.05, gt=0, le=1, description="At most this fraction moved since the last frame: still"
+    )
+    enter_frames: int = Field(
+        2, ge=1, description="Consecutive changed, still frames before an item is present"
+    )
+    exit_frames: int = Field(
+        3, ge=1, description="Consecutive background frames before the item is gone"
+    )
+    absorb_frames: int = Field(
+        900,
+        ge=0,
+        description="A changed scene still for this many frames becomes the background "
+        "(a moved bin, an item left behind); 0 = never",
+    )
+    compensate_lighting: bool = Field(
+        True, description="Ignore changes that shift the whole picture alike (lights)"
+    )
+
+    @field_validator("roi")
+    @classmethod
+    def _roi(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        return check_roi(v)
+
+    def to_presence_config(self) -> PresenceConfig:
+        return PresenceConfig(**self.model_dump())
+
+
+class DecisionSettings(_Section):
+    vote_frames: int = Field(5, ge=1, description="N: the window of latest frames that vote")
+    agree_frames: int | None = Field(
+        None, ge=1, description="K: votes one bin needs in the window (default: a majority)"
+    )
+    timeout: float = Field(
+        10.0, gt=0, description="Seconds without K agreeing frames before the item is unsure"
+    )
+    threshold: float | None = Field(
+        None, ge=0, le=1, description="Unsure below this confidence (default: the rule pack's)"
+    )
+    top_k: int = Field(3, ge=1, description="Labels listed in an event's top_k")
+
+    @model_validator(mode="after")
+    def _k_of_n(self) -> DecisionSettings:
+        if self.agree_frames is not None and self.agree_frames > self.vote_frames:
+            raise ValueError("agree_frames must not exceed vote_frames")
+        return self
+
+    def create_decider(self) -> Decider:
+        return Decider(
+            vote_frames=self.vote_frames,
+            agree_frames=self.agree_frames,
+            timeout=self.timeout,
+            threshold=self.threshold,
+            k=self.top_k,
+        )
+
+
+class SnapshotSettings(_Section):
+    enabled: bool = Field(True, description="Save each decision's image under data_dir")
+    max_count: int = Field(500, ge=0, description="Decided items' snapshots kept")
+    max_age_days: float | None = Field(
+        7.0, gt=0, description="Decided items' snapshots older than this are deleted"
+    )
+    unsure_max_count: int = Field(2000, ge=0, description="Unsure items kept for review")
+    unsure_max_age_days: float | None = Field(
+        None, gt=0, description="Unsure items older than this are deleted (default: never)"
+    )
+    quality: int = Field(90, ge=10, le=100, description="JPEG quality")
+    publish: bool = Field(
+        False, description="Also publish the JPEG (retained) on <prefix>/<device>/snapshot"
+    )
+
+    def policy(self) -> SnapshotPolicy:
+        return SnapshotPolicy(
+            max_count=self.max_count,
+            max_age_days=self.max_age_days,
+            unsure_max_count=self.unsure_max_count,
+            unsure_max_age_days=self.unsure_max_age_days,
+            quality=self.quality,
+        )
+
+
+class HomeAssistantSettings(_Section):
+    enabled: bool = Field(False, description="Publish Home Assistant MQTT discovery configs")
+    discovery_prefix: str = Field("homeassistant", description="HA's discovery prefix")
+    device_name: str | None = Field(None, description="Name in HA (default: whichbin <device>)")
+
+
+class HttpSettings(_Section):
+    port: int | None = Field(
+        None, ge=0, le=65535, description="Serve the MJPEG live view on this port (off if unset)"
+    )
+    host: str = Field("0.0.0.0", description="Interface the live view listens on")
+    max_fps: float = Field(10.0, gt=0, description="Live view frames per second at most")
+
+
+class EdgeConfig(_Section):
+    """Everything ``whichbin edge run`` takes (``edge:`` in the config file)."""
+
+    device_id: str | None = Field(None, description="This device's id in MQTT topics (required)")
+    source: str | None = Field(
+        None,
+        description="Camera index, device path, rtsp:// or http:// stream, video file, or a "
+        "folder of images (required)",
+    )
+    fps: float | None = Field(
+        None, gt=0, description="Playback rate of a folder or file; a rate cap for cameras"
+    )
+    model: Path | None = Field(None, description="Run this bundle instead of following deployments")
+    models_dir: Path = Field(Path("whichbin-models"), description="Deployed models and current.json")
+    default_model: bool = Field(
+        False, description="Following deployments: the bundled model until the first one"
+    )
+    rules: Path | None = Field(None, description="Rule pack YAML overriding the bundle's rules")
+    data_dir: Path | None = Field(
+        Path("whichbin-edge"),
+        description="Outbox, snapshots and counters; unset = keep nothing on disk",
+    )
+    outbox: bool = Field(
+        True, description="Queue events on disk (data_dir/outbox.sqlite) while the broker is away"
+    )
+    threads: int = Field(0, ge=0, description="ONNX Runtime threads (0 = its default)")
+    deeplens_topic: bool = Field(
+        False, description='Also publish the recipe\'s {"object": …} on deeplens/trash/infer'
+    )
+    max_frames: int | None = Field(None, ge=1, description="Stop after this many frames")
+    connect_timeout: float = Field(
+        5.0, ge=0, description="Seconds to wait for the broker before running anyway"
+    )
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    presence: PresenceSettings = Field(default_factory=PresenceSettings)
+    decision: DecisionSettings = Field(default_factory=DecisionSettings)
+    snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
+    homeassistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EdgeConfig:
+        if self.model is not None and self.default_model:
+            raise ValueError("default_model only applies when following deployments (no model)")
+        if self.snapshots.publish and not self.snapshots.enabled:
+            raise ValueError("snapshots.publish needs snapshots.enabled")
+        return self
+
+    def require(self) -> EdgeConfig:
+        """The config for running: ``device_id`` and ``source`` must be set.
+
+        Raises:
+            ValueError: naming the missing key and the flag that sets it.
+        """
+        for key, flag in (("device_id", "--device-id"), ("source", "--source")):
+            if not getattr(self, key):
+                raise ValueError(f"edge.{key}: required (set {flag} or edge.{key} in the config)")
+        return self
+
+
+def as_edge_config(section: Any, source: str = "edge") -> EdgeConfig:
+    """The ``edge`` section of loaded settings as an EdgeConfig.
+
+    Accepts an EdgeConfig (once ``Settings.edge`` is typed) or the raw mapping
+    (``Settings.edge`` as ``dict``).
+
+    Raises:
+        ConfigError: one line naming the key, e.g. ``cfg.yaml: edge.decision.timeout: …``.
+    """
+    if isinstance(section, EdgeConfig):
+        return section
+    try:
+        return EdgeConfig.model_validate(section or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(p) for p in ("edge", *err["loc"]))
+        raise ConfigError(f"{source}: {loc}: {err['msg']}") from e
