@@ -47,7 +47,7 @@ def _load(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, Any]:
     from whichbin.edge.config import as_edge_config
 
     settings = load_settings(config, overrides)
-    return as_edge_config(settings.edge, str(config) if config else "edge"), settings.mqtt
+    return as_edge_config(settings.edge, str(config) if config else "settings"), settings.mqtt
 
 
 @app.command("run")
@@ -67,7 +67,9 @@ def run(
         help="Broker URL: mqtt://host:port, mqtt://user@host or mqtts:// (TLS); the password from "
         "$WHICHBIN_MQTT_PASSWORD or --password-file [default: mqtt://127.0.0.1:1883]",
     ),
-    config: Path | None = typer.Option(None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP),
+    config: Path | None = typer.Option(
+        None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP
+    ),
     model: Path | None = typer.Option(
         None, "--model", help="Run this bundle (.onnx) instead of following deployments"
     ),
@@ -82,7 +84,9 @@ def run(
         "--deeplens-topic",
         help='Also publish the recipe\'s {"object": "Recycling"} to deeplens/trash/infer',
     ),
-    prefix: str | None = typer.Option(None, "--prefix", help="MQTT topic prefix [default: whichbin]"),
+    prefix: str | None = typer.Option(
+        None, "--prefix", help="MQTT topic prefix [default: whichbin]"
+    ),
     models_dir: Path | None = typer.Option(
         None,
         "--models-dir",
@@ -230,8 +234,12 @@ def uninstall_ha(
     mqtt: str | None = typer.Option(
         None, "--mqtt", help="Broker URL [default: mqtt://127.0.0.1:1883]"
     ),
-    config: Path | None = typer.Option(None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP),
-    prefix: str | None = typer.Option(None, "--prefix", help="MQTT topic prefix [default: whichbin]"),
+    config: Path | None = typer.Option(
+        None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP
+    ),
+    prefix: str | None = typer.Option(
+        None, "--prefix", help="MQTT topic prefix [default: whichbin]"
+    ),
     discovery_prefix: str | None = typer.Option(
         None, "--ha-prefix", help="Home Assistant's discovery prefix [default: homeassistant]"
     ),
@@ -290,7 +298,9 @@ def uninstall_ha(
 
 @app.command("show-config")
 def show_config(
-    config: Path | None = typer.Option(None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP),
+    config: Path | None = typer.Option(
+        None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the effective edge config as JSON"),
 ) -> None:
     """Validate and print the effective edge config (file + environment + defaults).

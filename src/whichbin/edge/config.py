@@ -172,7 +172,9 @@ class EdgeConfig(_Section):
         None, gt=0, description="Playback rate of a folder or file; a rate cap for cameras"
     )
     model: Path | None = Field(None, description="Run this bundle instead of following deployments")
-    models_dir: Path = Field(Path("whichbin-models"), description="Deployed models and current.json")
+    models_dir: Path = Field(
+        Path("whichbin-models"), description="Deployed models and current.json"
+    )
     default_model: bool = Field(
         False, description="Following deployments: the bundled model until the first one"
     )

@@ -65,9 +65,7 @@ def draw_overlay(image: np.ndarray, overlay: Overlay) -> np.ndarray:
     cv2.rectangle(bgr, (0, 0), (w, bar), color, -1)
     status = overlay.state.upper() + (" (paused)" if overlay.paused else "")
     status += "  item" if overlay.present else ""
-    cv2.putText(
-        bgr, status, (6, bar - 8), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.7, (0, 0, 0), thick
-    )
+    cv2.putText(bgr, status, (6, bar - 8), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.7, (0, 0, 0), thick)
     foot = f"{overlay.caption}   {overlay.fps:.1f} fps".strip()
     cv2.putText(
         bgr, foot, (6, h - 8), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.5, (255, 255, 255), thick
@@ -166,9 +164,7 @@ class LiveView:
 
             def _stream(self) -> None:
                 self.send_response(200)
-                self.send_header(
-                    "Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}"
-                )
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
                 seq = 0

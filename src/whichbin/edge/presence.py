@@ -178,12 +178,15 @@ class PresenceDetector:
 
         changed = self._fraction(small, self._background)
         is_changed = changed > cfg.changed_fraction
-        if is_changed and self._previous_background is not None:
+        if (
+            is_changed
+            and self._previous_background is not None
+            and self._fraction(small, self._previous_background) <= cfg.changed_fraction
+        ):
             # The thing absorbed into the background was taken away: the old empty scene.
-            if self._fraction(small, self._previous_background) <= cfg.changed_fraction:
-                self._background, self._previous_background = self._previous_background, None
-                changed = self._fraction(small, self._background)
-                is_changed = changed > cfg.changed_fraction
+            self._background, self._previous_background = self._previous_background, None
+            changed = self._fraction(small, self._background)
+            is_changed = changed > cfg.changed_fraction
         entered = left = absorbed = False
         if is_changed:
             self._quiet_run = 0
@@ -205,9 +208,7 @@ class PresenceDetector:
             if not self._present:
                 # Only a quiet, empty scene teaches the background.
                 self._background += cfg.alpha * (small - self._background)
-        return PresenceUpdate(
-            self._present, entered, left, changed, False, motion, still, absorbed
-        )
+        return PresenceUpdate(self._present, entered, left, changed, False, motion, still, absorbed)
 
     def _fraction(self, a: np.ndarray, b: np.ndarray) -> float:
         """Fraction of pixels differing by more than the threshold (lighting compensated)."""

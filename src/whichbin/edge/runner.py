@@ -96,7 +96,10 @@ def _percentiles(values: deque[float] | list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p99": None}
     arr = np.asarray(values, dtype=np.float64)
-    return {"p50": round(float(np.percentile(arr, 50)), 2), "p99": round(float(np.percentile(arr, 99)), 2)}
+    return {
+        "p50": round(float(np.percentile(arr, 50)), 2),
+        "p99": round(float(np.percentile(arr, 99)), 2),
+    }
 
 
 @dataclass

@@ -199,9 +199,7 @@ class EdgeService:
             if options.snapshots.enabled:
                 from whichbin.edge.snapshots import SnapshotStore
 
-                self.snapshots = SnapshotStore(
-                    data_dir / "snapshots", options.snapshots.policy()
-                )
+                self.snapshots = SnapshotStore(data_dir / "snapshots", options.snapshots.policy())
         self.output = EdgeOutput(
             self.client,
             self.topics,
@@ -404,14 +402,18 @@ class EdgeService:
             logger.info("reload requested by %s: re-applying the wanted deployment", topic)
             self.follower.retry()
         elif self.options.model is not None:
-            threading.Thread(target=self._reload_static, name="whichbin-reload", daemon=True).start()
+            threading.Thread(
+                target=self._reload_static, name="whichbin-reload", daemon=True
+            ).start()
 
     def _reload_static(self) -> None:
         assert isinstance(self.models, StaticModel) and self.options.model is not None
         try:
             model = self._load_model(self.options.model)
         except Exception as e:
-            logger.error("reload: cannot load %s (%s); keeping the current model", self.options.model, e)
+            logger.error(
+                "reload: cannot load %s (%s); keeping the current model", self.options.model, e
+            )
             return
         if model.sha256 != self.models.model.sha256:
             self.models.replace(model)

@@ -1,0 +1,96 @@
+"""The cached local pipeline, run for real on generated photos with the torch-free
+head-only path (the colour bundle's backbone): caching, incremental re-runs, the gate
+against the approved model, registration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.helpers import COLORS, solid_image
+from whichbin.config import GateConfig, PipelineConfig, TrainingConfig
+from whichbin.errors import ConfigError
+from whichbin.pipelines.local import run_pipeline
+from whichbin.registry import open_registry
+
+LABEL_OF_BIN = {"landfill": "trash", "compost": "organic", "recycling": "plastic"}
+
+
+def make_photos(root: Path, n: int, start: int = 0) -> Path:
+    """n photos per label, each a noisy variation of its bin's colour."""
+    rng = np.random.default_rng(start)
+    for b in COLORS:
+        label = LABEL_OF_BIN[b]
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for j in range(start, start + n):
+            rgb = tuple(int(np.clip(c + rng.integers(-40, 40), 0, 255)) for c in COLORS[b])
+            solid_image(root / label / f"{b}_{j}.jpg", rgb, size=(64 + j % 7, 48))
+    return root
+
+
+def config(tmp_path: Path, color_bundle: Path, **gate) -> PipelineConfig:
+    return PipelineConfig(
+        work_dir=str(tmp_path / "work"),
+        training=TrainingConfig(base_model=str(color_bundle), int8=False, epochs=60),
+        gate=GateConfig(min_accuracy=0.5, min_bin_recall={}, **gate),
+    )
+
+
+def test_rerun_is_cached_and_new_photos_recompute_only_what_changed(
+    tmp_path: Path, color_bundle: Path
+) -> None:
+    photos = make_photos(tmp_path / "photos", 14)
+    cfg = config(tmp_path, color_bundle)
+    reg = str(tmp_path / "reg")
+    first = run_pipeline(cfg, [photos], reg, progress=False)
+    assert first.version == "trash-classifier/1"
+    assert first.gate == "passed" and first.status == "PendingManualApproval"
+    assert first.metrics["bin_accuracy"] > 0.9
+    assert not any(t["cached"] for t in first.timings.values())
+    assert Path(first.report).is_file()
+    assert (Path(first.report).parent / "confusion.png").stat().st_size > 1000
+
+    again = run_pipeline(cfg, [photos], reg, progress=False)
+    assert again.version == first.version  # the same bundle is not registered twice
+    for step in ("backbone", "train", "export", "evaluate"):
+        assert again.timings[step]["cached"], step
+    assert [v.id for v in open_registry(reg).list()] == ["trash-classifier/1"]
+
+    make_photos(photos, 2, start=100)
+    more = run_pipeline(cfg, [photos], reg, progress=False)
+    assert more.lineage["manifest_hash"] != first.lineage["manifest_hash"]
+    assert more.timings["backbone"]["cached"]
+    assert not more.timings["train"]["cached"]
+    from whichbin.training.embeddings import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / "work" / "cache" / "embeddings.sqlite")
+    (count,) = cache.db.execute("SELECT COUNT(*) FROM emb").fetchone()
+    cache.close()
+    assert count == sum(more.lineage["images"].values())  # each image embedded once
+
+
+def test_gate_refuses_candidate_worse_than_approved(tmp_path: Path, color_bundle: Path) -> None:
+    reg = str(tmp_path / "reg")
+    photos = make_photos(tmp_path / "photos", 14)
+    good = run_pipeline(config(tmp_path, color_bundle), [photos], reg, progress=False)
+    open_registry(reg).approve(good.version, by="alice")
+    cfg = config(tmp_path, color_bundle)
+    cfg.gate.min_accuracy = 0.0
+    # Same photos, same test split, but a head that has barely trained: a worse candidate.
+    cfg.training.epochs, cfg.training.lr, cfg.training.seed = 1, 1e-6, 3
+    bad = run_pipeline(cfg, [photos], reg, progress=False)
+    assert bad.metrics["bin_accuracy"] < good.metrics["bin_accuracy"] - 0.1
+    assert bad.gate == "failed"
+    assert any("worse than the approved model trash-classifier/1" in r for r in bad.reasons)
+    assert bad.lineage["compared_with"] == "trash-classifier/1"
+    v = open_registry(reg).get(bad.version)
+    assert v.gate == "failed" and v.reasons == bad.reasons
+
+
+def test_label_without_a_bin_is_named(tmp_path: Path, color_bundle: Path) -> None:
+    photos = make_photos(tmp_path / "photos", 8)
+    (photos / "plastic").rename(photos / "mystery")
+    with pytest.raises(ConfigError, match="no bin for label 'mystery'"):
+        run_pipeline(config(tmp_path, color_bundle), [photos], str(tmp_path / "reg"))
