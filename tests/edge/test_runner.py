@@ -70,9 +70,12 @@ def test_runner_publishes_one_event_per_item_with_a_fixed_clock(color_bundle: Pa
     assert event["decision"] == "decided" and event["confidence"] > 0.9
     assert event["model"] == {"version": "test/1", "sha256": model.sha256}
     assert event["rules"] == {"name": "test", "version": "1"}
-    assert event["ts"] == "2026-03-01T12:00:14Z"  # frame 14: the 5th classified frame
-    # classify only while an item is present and undecided: 5 inferences, not 24
-    assert stats.classified == 5 and stats.frames == 24
+    # The item arrives on frame 8 (moving), is still on 9 and 10 (present), and frames
+    # 10, 11, 12 agree (K = 3 of N = 5). The clock ticks once at start and once per frame.
+    assert event["ts"] == "2026-03-01T12:00:13Z"
+    assert event["reason"] == "agreed" and event["frames"] == 3
+    # classify only still frames while an item is present and undecided: 3 inferences, not 24
+    assert stats.classified == 3 and stats.frames == 24
     states = [State.model_validate(s).bin for s in pub.on(topics.state)]
     assert states == ["idle", "compost", "idle"]
     assert all(retain and qos == 1 for t, _, qos, retain in pub.messages if t == topics.state)

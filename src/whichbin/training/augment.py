@@ -108,9 +108,7 @@ def _colour(rng: np.random.Generator) -> np.ndarray:
 def _value_noise(rng: np.random.Generator, w: int, h: int, cells: int) -> np.ndarray:
     """Smooth noise in [0, 1]: a coarse random grid scaled up bicubically."""
     grid = rng.random((cells, max(2, int(cells * w / h))))
-    img = Image.fromarray((grid * 255).astype(np.uint8)).resize(
-        (w, h), Image.Resampling.BICUBIC
-    )
+    img = Image.fromarray((grid * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
     return np.asarray(img, np.float32) / 255.0
 
 
@@ -151,7 +149,9 @@ def _background(
     return procedural_background(rng, size)
 
 
-def random_crop_to(img: Image.Image, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+def random_crop_to(
+    img: Image.Image, size: tuple[int, int], rng: np.random.Generator
+) -> Image.Image:
     """A random crop of ``img`` with the aspect ratio of ``size``, resized to ``size``."""
     w, h = img.size
     tw, th = size

@@ -82,9 +82,13 @@ def _head_nodes(layers: list[tuple[np.ndarray, np.ndarray]]):  # noqa: ANN202
         ]
         last = i == len(layers) - 1
         y = LOGITS if last else f"head.{i}.out"
-        nodes.append(helper.make_node("Gemm", [x, wn, bn], [y if last else y + ".pre"], transB=1))
+        nodes.append(
+            helper.make_node(
+                "Gemm", [x, wn, bn], [y if last else y + ".pre"], name=f"head.{i}.gemm", transB=1
+            )
+        )
         if not last:
-            nodes.append(helper.make_node("Relu", [y + ".pre"], [y]))
+            nodes.append(helper.make_node("Relu", [y + ".pre"], [y], name=f"head.{i}.relu"))
         x = y
     return nodes, inits
 

@@ -71,9 +71,7 @@ def quantize_bundle(
             }[method],
             # The head stays in float: it is tiny and its logits feed calibration.
             nodes_to_exclude=[
-                n.name
-                for n in onnx.load(str(pre)).graph.node
-                if n.output[0].startswith(("head.", "logits"))
+                n.name for n in onnx.load(str(pre)).graph.node if n.name.startswith("head.")
             ],
         )
     meta = meta.model_copy(

@@ -1,0 +1,75 @@
+"""INT8 static quantization keeps the bundle contract and the answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.helpers import COLORS, solid_image
+from whichbin.edge.classifier import OnnxClassifier
+from whichbin.training.bundle import BundleMeta, read_meta
+from whichbin.training.export import build_bundle
+from whichbin.training.quantize import quantize_bundle
+
+
+def _conv_backbone(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32)
+    w[:3, :, 1, 1] += np.eye(3, dtype=np.float32) * 2  # three filters that see R, G, B
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["input", "cw", "cb"], ["c"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["c"], ["r"]),
+            helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["embedding"], axis=1),
+        ],
+        "conv",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 8])],
+        initializer=[
+            numpy_helper.from_array(w, "cw"),
+            numpy_helper.from_array(np.zeros(8, np.float32), "cb"),
+        ],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def test_int8_bundle_keeps_outputs_metadata_and_answers(tmp_path: Path) -> None:
+    head_w = np.zeros((3, 8), np.float32)
+    head_w[:, :3] = np.eye(3) * 4
+    meta = BundleMeta(
+        labels=["trash", "organic", "plastic"],
+        bins={"trash": "landfill", "organic": "compost", "plastic": "recycling"},
+        preprocess={"size": 32},
+        rules={"name": "t", "version": "1", "threshold": 0.5},
+        version="v1",
+    )
+    fp32 = build_bundle(
+        _conv_backbone(tmp_path / "bb.onnx"),
+        [(head_w, np.zeros(3, np.float32))],
+        meta,
+        tmp_path / "fp32.onnx",
+    )
+    photos = []
+    for b, rgb in COLORS.items():
+        for j in range(8):
+            photos.append(
+                solid_image(tmp_path / f"{b}{j}.jpg", tuple(min(255, c + 4 * j) for c in rgb))
+            )
+    int8 = quantize_bundle(fp32, photos[::2], tmp_path / "int8.onnx")
+    ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert read_meta(int8).labels == meta.labels and read_meta(int8).version == "v1"
+    a, b = OnnxClassifier(fp32), OnnxClassifier(int8)
+    from PIL import Image
+
+    imgs = [Image.open(p).convert("RGB") for p in photos]
+    assert [p.bin for p in a.predict(imgs)] == [p.bin for p in b.predict(imgs)]
+    _, emb = b.run(imgs[:2], with_embedding=True)
+    assert emb is not None and emb.shape == (2, 8)
