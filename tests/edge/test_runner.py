@@ -108,7 +108,7 @@ def test_edge_run_cli_folder_to_three_events(
             [
                 "edge", "run", "--model", str(color_bundle), "--source", str(frames),
                 "--fps", "50", "--exit-at-end", "--mqtt", broker.url, "--device-id", dev,
-                "--deeplens-topic", "--json",
+                "--deeplens-topic", "--json", "--data-dir", str(tmp_path / "edge"),
             ],
         )  # fmt: skip
         assert result.exit_code == 0, result.output
@@ -151,7 +151,7 @@ def test_sigterm_publishes_offline(broker: Broker, color_bundle: Path, tmp_path:
     cmd = [
         sys.executable, "-c", "from whichbin.cli.main import app; app()",
         "edge", "run", "--model", str(color_bundle), "--source", str(frames), "--fps", "50",
-        "--mqtt", broker.url, "--device-id", dev,
+        "--mqtt", broker.url, "--device-id", dev, "--data-dir", str(tmp_path / "edge"),
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
     try:
@@ -236,6 +236,34 @@ def test_pause_and_resume_commands(broker: Broker, color_bundle: Path, tmp_path:
         assert svc.runner.stats.events == paused_at
         assert pub.publish_confirmed(topics.command("resume"), b"{}")
         assert wait_for(lambda: svc.runner.stats.events > paused_at, 10)
+    finally:
+        pub.stop()
+        svc.stop()
+
+
+def test_reload_command_reloads_a_fixed_model_and_relearns_the_scene(
+    broker: Broker, tmp_path: Path
+) -> None:
+    from tests.edge.fakes import ScriptedSource
+    from tests.helpers import make_color_bundle
+    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.messaging.mqtt import MqttClient
+
+    dev = device()
+    topics = Topics(dev)
+    model = make_color_bundle(tmp_path / "model.onnx", version="test/1")
+    svc = EdgeService(
+        EdgeOptions(source="scripted", device_id=dev, mqtt_url=broker.url, model=model),
+        source=ScriptedSource(fps=50),
+    ).start()
+    pub = MqttClient(broker.url, f"pub-{dev}")
+    try:
+        assert pub.start(wait=5) and svc.client.wait_connected(5)
+        assert wait_for(lambda: svc.runner.presence.background is not None, 5)
+        make_color_bundle(model, version="test/2")  # the operator replaced the file
+        assert pub.publish_confirmed(topics.command("reload"), b'{"background": true}')
+        assert wait_for(lambda: svc.models.current().version == "test/2", 10)
+        assert wait_for(lambda: not svc.runner._relearn.is_set(), 5)
     finally:
         pub.stop()
         svc.stop()

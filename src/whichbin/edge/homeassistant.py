@@ -191,8 +191,8 @@ def discovery_messages(
             "device": device,
             "origin": origin,
         }
-        if component != "button":
-            payload["qos"] = 1
+        if component in ("sensor", "event"):
+            payload["qos"] = 1  # (the image schema has no qos)
         topic = config_topic(component, device_id, object_id, discovery_prefix)
         out.append(DiscoveryMessage(topic, payload))
     return out

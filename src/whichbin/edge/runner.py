@@ -115,6 +115,8 @@ class RunStats:
     frame_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # capture→done
     event_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # capture→queued
     event_ids: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))
+    # (event id, monotonic capture time of its decision frame): end-to-end latency figures
+    event_captured: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=10_000))
     dropped: int = 0  # frames the capture thread skipped (latest frame wins)
 
     def as_dict(self) -> dict[str, Any]:
@@ -337,6 +339,7 @@ class EdgeRunner:
         self.stats.event_ids.append(event.id)
         if frame is not None:
             self.stats.event_ms.append((time.monotonic() - frame.captured) * 1000)
+            self.stats.event_captured.append((event.id, frame.captured))
         self._caption = f"{d.bin}: {d.label} {d.confidence:.2f} ({d.decision})"
 
     def _overlay(self, present: bool) -> Overlay:

@@ -53,3 +53,44 @@ def evaluate_bundle(
 
         m.update(bin_metrics(probs, [label_to_bin[t] for t in true_labels], labels, label_to_bin))
     return m
+
+
+def evaluate_embedded(
+    bundle: Path,
+    paths: Sequence[Path],
+    true_labels: Sequence[str],
+    embeddings: np.ndarray,
+    layers: list,
+    temperature: float,
+    rules: RulePack,
+    threshold: float | None = None,
+    parity_images: int = 16,
+) -> dict:
+    """Metrics of a head-on-cached-embeddings bundle, proven equal to the ONNX file.
+
+    The bundle is the cached-embedding backbone plus this head, so its logits are
+    ``head(embedding)``. The exported file is run on ``parity_images`` test images and its
+    logits compared; on any mismatch the whole split is run through the file instead.
+    """
+    from whichbin.edge.classifier import OnnxClassifier, softmax
+    from whichbin.training.heads import forward
+
+    clf = OnnxClassifier(bundle)
+    logits = forward(layers, embeddings)
+    n = min(parity_images, len(paths))
+    onnx_logits, _ = clf.run([load_rgb(p) for p in paths[:n]])
+    diff = float(np.max(np.abs(onnx_logits - logits[:n]))) if n else 0.0
+    if diff > 1e-3 * max(1.0, float(np.max(np.abs(logits[:n]))) if n else 1.0):
+        logger.warning(
+            "%s: ONNX logits differ from the head's by %.2g; running every image", bundle, diff
+        )
+        m = evaluate_bundle(bundle, paths, true_labels, rules, threshold)
+        m["parity"] = {"images": n, "max_abs_logit_diff": diff, "full_onnx_run": True}
+        return m
+    labels = clf.labels
+    index = {lab: i for i, lab in enumerate(labels)}
+    y = np.array([index[lab] for lab in true_labels], dtype=np.int64)
+    probs = softmax(logits, temperature)
+    m = classification_metrics(y, probs, labels, rules.restricted_to(labels), threshold)
+    m["parity"] = {"images": n, "max_abs_logit_diff": diff, "full_onnx_run": False}
+    return m

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import whichbin
 from whichbin.config import PipelineConfig, config_hash
 from whichbin.errors import DataError
@@ -118,12 +120,19 @@ def run_pipeline(
     trained = train_and_export(cfg, prepared, labels, rules, steps, progress)
     bundle = trained["bundle"]
 
+    is_test = np.array([r.split == "test" for r in rows])
     test = [r for r in rows if r.split == "test"]
+    test_emb = trained["embeddings"][is_test]
     bundle_sha = sha256_file(bundle)
     eval_out = steps.run(
         "evaluate",
-        {"bundle": bundle_sha, "manifest": prepared.manifest_hash, "rules": rules.model_dump()},
-        lambda d: _evaluate(d, bundle, test, rules, trained["threshold"]),
+        {
+            "bundle": bundle_sha,
+            "manifest": prepared.manifest_hash,
+            "rules": rules.model_dump(),
+            "v": 2,
+        },
+        lambda d: _evaluate_embedded(d, bundle, test, test_emb, trained, rules),
     )
     metrics = eval_out.result["metrics"]
     if cfg.training.int8:
@@ -195,54 +204,73 @@ def run_pipeline(
 
 
 def _maybe_int8(cfg, steps, prepared, rules, trained, bundle, bundle_sha, eval_out, metrics):  # noqa: ANN001, ANN202
-    """Quantize; keep the INT8 bundle when it loses at most ``int8_max_loss`` accuracy."""
-    from whichbin.training.quantize import quantize_bundle
+    """Keep the INT8 bundle when it loses at most ``int8_max_loss`` accuracy."""
+    from whichbin.pipelines.train import int8_bundle
 
-    train = [r for r in prepared.rows if r.split == "train"]
-    n = cfg.training.int8_calibration_images
-    calib_rows = train[:: max(1, len(train) // n)][:n]
-    q = steps.run(
-        "quantize",
-        {"bundle": bundle_sha, "calib": [r.sha256 for r in calib_rows], "v": 1},
-        lambda d: (quantize_bundle(bundle, [r.path for r in calib_rows], d / "model.onnx"), {})[1],
-    )
-    qbundle = q.dir / "model.onnx"
+    qbundle, q_emb = int8_bundle(cfg, prepared, trained, steps)
     qsha = sha256_file(qbundle)
     test = [r for r in prepared.rows if r.split == "test"]
     q_eval = steps.run(
         "evaluate_int8",
         {"bundle": qsha, "manifest": prepared.manifest_hash, "rules": rules.model_dump()},
-        lambda d: _evaluate(d, qbundle, test, rules, trained["threshold"]),
+        lambda d: _evaluate_embedded(d, qbundle, test, q_emb, trained, rules),
     )
     qm = q_eval.result["metrics"]
     loss = metrics["accuracy"] - qm["accuracy"]
-    fp32 = {
-        "accuracy": metrics["accuracy"],
-        "bin_accuracy": metrics["bin_accuracy"],
-        "bytes": bundle.stat().st_size,
+    summary = {
+        "fp32_accuracy": metrics["accuracy"],
+        "int8_accuracy": qm["accuracy"],
+        "loss": loss,
+        "fp32_bytes": bundle.stat().st_size,
+        "int8_bytes": qbundle.stat().st_size,
+        "method": cfg.training.int8_method,
     }
     if loss <= cfg.training.int8_max_loss:
         logger.info(
             "shipping INT8: accuracy %.4f vs FP32 %.4f", qm["accuracy"], metrics["accuracy"]
         )
-        qm["int8"] = {"shipped": True, "fp32": fp32, "loss": loss, "bytes": qbundle.stat().st_size}
+        qm["int8"] = {"shipped": True, **summary}
         return qbundle, qsha, q_eval, qm
     logger.info("keeping FP32: INT8 loses %.4f accuracy (> %.4f)", loss, cfg.training.int8_max_loss)
-    metrics["int8"] = {"shipped": False, "int8_accuracy": qm["accuracy"], "loss": loss}
+    metrics["int8"] = {"shipped": False, **summary}
     return bundle, bundle_sha, eval_out, metrics
+
+
+def _evaluate_embedded(
+    out: Path, bundle: Path, test: list, emb: np.ndarray, trained: dict, rules: RulePack
+) -> dict:
+    from whichbin.evaluation.evaluate import evaluate_embedded
+
+    m = evaluate_embedded(
+        bundle,
+        [r.path for r in test],
+        [r.label for r in test],
+        emb,
+        trained["layers"],
+        trained["temperature"],
+        rules,
+        trained["threshold"],
+    )
+    _plots(out, m)
+    return {"metrics": m}
 
 
 def _evaluate(
     out: Path, bundle: Path, test: list, rules: RulePack, threshold: float | None
 ) -> dict:
     from whichbin.evaluation.evaluate import evaluate_bundle
-    from whichbin.evaluation.report import plot_confusion
 
     m = evaluate_bundle(bundle, [r.path for r in test], [r.label for r in test], rules, threshold)
+    _plots(out, m)
+    return {"metrics": m}
+
+
+def _plots(out: Path, m: dict) -> None:
+    from whichbin.evaluation.report import plot_confusion
+
     if "confusion" in m:
         plot_confusion(m["confusion"], m["labels"], out / "confusion.png", "Test split: labels")
     plot_confusion(m["bin_confusion"], m["bins"], out / "bin_confusion.png", "Test split: bins")
-    return {"metrics": m}
 
 
 def _report(eval_dir: Path, trained: dict, metrics: dict, gate: Any, lineage: dict) -> Path:

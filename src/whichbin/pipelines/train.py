@@ -142,7 +142,7 @@ def train_and_export(
         return {"created": meta.created}
 
     exported = steps.run(
-        "export", {"train": trained.key, "rules": rules.model_dump(), "v": 1}, export
+        "export", {"train": trained.key, "rules": rules.model_dump(), "v": 2}, export
     )
     return {
         "bundle": exported.dir / "model.onnx",
@@ -150,7 +150,48 @@ def train_and_export(
         "threshold": trained.result["threshold"],
         "dir": str(trained.dir),
         "val": trained.result["val"],
+        "layers": layers,
+        "embeddings": emb,
+        "backbone": backbone,
+        "preprocess": pre,
+        "meta": meta,
+        "train_key": trained.key,
     }
+
+
+def int8_bundle(
+    cfg: PipelineConfig, prepared: Any, trained: dict[str, Any], steps: StepCache
+) -> tuple[Path, np.ndarray]:
+    """The INT8 bundle: the backbone quantized once (per-channel, static) plus the same head,
+    and the INT8 embeddings of the test split (cached per image like the FP32 ones)."""
+    from whichbin.training.bundle import sha256_file
+    from whichbin.training.export import build_bundle
+    from whichbin.training.quantize import quantize_onnx
+
+    t = cfg.training
+    backbone = trained["backbone"]
+    # Calibration: a fixed-size, content-ordered sample of training images. The quantized
+    # backbone is keyed by the backbone alone, so adding photos does not re-quantize it.
+    train = sorted((r for r in prepared.rows if r.split == "train"), key=lambda r: r.sha256)
+    calib = train[:: max(1, len(train) // t.int8_calibration_images)][: t.int8_calibration_images]
+
+    def quantize(d: Path) -> dict[str, Any]:
+        paths = [r.path for r in calib]
+        quantize_onnx(backbone, paths, trained["preprocess"], d / "backbone.onnx", t.int8_method)
+        return {"calibration": [r.sha256 for r in calib], "method": t.int8_method}
+
+    key = {"backbone": sha256_file(backbone), "method": t.int8_method, "v": 1}
+    q = steps.run("backbone_int8", key, quantize)
+    qbackbone = q.dir / "backbone.onnx"
+    test = [r for r in prepared.rows if r.split == "test"]
+    emb, _ = embed_rows(cfg, test, qbackbone, trained["preprocess"], f"int8:{q.key}", False)
+
+    def export(d: Path) -> dict[str, Any]:
+        build_bundle(qbackbone, trained["layers"], trained["meta"], d / "model.onnx")
+        return {}
+
+    out = steps.run("export_int8", {"train": trained["train_key"], "int8": q.key, "v": 1}, export)
+    return out.dir / "model.onnx", emb
 
 
 def _train_head(

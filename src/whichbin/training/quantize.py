@@ -3,15 +3,17 @@ on training images. The metadata (labels, bins, preprocessing) is carried over."
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from whichbin.preprocess import to_tensor
-from whichbin.training.bundle import read_meta, write_meta
+from whichbin.preprocess import PreprocessSpec, to_tensor
+from whichbin.training.bundle import PREFIX, BundleMeta, read_meta, write_meta
 from whichbin.training.embeddings import load_rgb
 
 logger = logging.getLogger(__name__)
@@ -36,47 +38,66 @@ class _ImageReader:
         pass
 
 
-def quantize_bundle(
-    src: Path, calibration: Sequence[Path], out: Path, method: str = "minmax"
+def quantize_onnx(
+    src: Path,
+    calibration: Sequence[Path],
+    spec: PreprocessSpec,
+    out: Path,
+    method: str = "minmax",
 ) -> Path:
-    """Write an INT8 copy of a bundle calibrated on ``calibration`` images."""
+    """Write an INT8 copy of an ONNX graph (a backbone or a bundle) calibrated on images.
+
+    Nodes named ``head.*`` (the classifier head) stay in float. Any whichbin metadata is
+    carried over.
+    """
     import onnx
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
         QuantType,
-        quantize_static,
     )
+    from onnxruntime.quantization import quantize_static as _quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    meta = read_meta(src)
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    if method not in methods:
+        raise ValueError(f"training.int8_method: {method!r} is not one of {sorted(methods)}")
+    props = {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props}
     input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    tmp_out = out.with_suffix(".tmp.onnx")
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        reader = _ImageReader(list(calibration), meta.preprocess, input_name)
-        tmp_out = out.with_suffix(".tmp.onnx")
-        quantize_static(
-            str(pre),
-            str(tmp_out),
-            reader,
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            activation_type=QuantType.QUInt8,
-            calibrate_method={
-                "minmax": CalibrationMethod.MinMax,
-                "entropy": CalibrationMethod.Entropy,
-                "percentile": CalibrationMethod.Percentile,
-            }[method],
-            # The head stays in float: it is tiny and its logits feed calibration.
-            nodes_to_exclude=[
-                n.name for n in onnx.load(str(pre)).graph.node if n.name.startswith("head.")
-            ],
-        )
-    meta = meta.model_copy(
-        update={"metrics": {**meta.metrics, "quantization": "int8-static-per-channel"}}
-    )
-    write_meta(tmp_out, meta)
+        # ORT's calibrators print progress on stdout, which belongs to --json output.
+        with contextlib.redirect_stdout(sys.stderr):
+            _quantize_static(
+                str(pre),
+                str(tmp_out),
+                # Histogram calibrators (entropy, percentile) need equal batch shapes: batch 1.
+                _ImageReader(list(calibration), spec, input_name, 8 if method == "minmax" else 1),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                activation_type=QuantType.QUInt8,
+                calibrate_method=methods[method],
+                nodes_to_exclude=[
+                    n.name for n in onnx.load(str(pre)).graph.node if n.name.startswith("head.")
+                ],
+            )
+    if PREFIX + "labels" in props:
+        meta = BundleMeta.from_props(props, str(src))
+        quant = {"quantization": f"int8-static-per-channel-{method}"}
+        write_meta(tmp_out, meta.model_copy(update={"metrics": {**meta.metrics, **quant}}))
     tmp_out.replace(out)
     return out
+
+
+def quantize_bundle(
+    src: Path, calibration: Sequence[Path], out: Path, method: str = "minmax"
+) -> Path:
+    """Write an INT8 copy of a bundle calibrated on ``calibration`` images."""
+    return quantize_onnx(src, calibration, read_meta(src).preprocess, out, method)

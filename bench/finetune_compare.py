@@ -1,0 +1,366 @@
+"""TrashNet (6 labels): frozen features + logistic regression, the numpy head, partial and
+full fine-tuning; test accuracy measured with ONNX Runtime on each exported bundle, wall
+time of each, and a cross-source figure (TrashNet test objects cut from their board and
+composited on photo backgrounds never used in training).
+
+Splits come from ``prepare_dataset`` (val 0.15, test 0.15, stratified, near-duplicates
+grouped) with seeds 0, 1, 2. Each (method, seed) result is kept under ``--work`` so an
+interrupted run continues where it stopped.
+
+Usage:
+  nice -n 10 python bench/finetune_compare.py [--seeds 0,1,2] [--methods lr,head,partial,full]
+      [--full-seeds 0] [--work /tmp/whichbin-bench-ft]
+  nice -n 10 python bench/finetune_compare.py --all-data   # timing on trashnet + extra
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import SHARED, write_result  # noqa: E402
+
+from whichbin.config import DataConfig  # noqa: E402
+from whichbin.evaluation.metrics import classification_metrics  # noqa: E402
+from whichbin.processing.prepare import prepare_dataset  # noqa: E402
+from whichbin.progress import silent_reporter  # noqa: E402
+from whichbin.rules import load_rules  # noqa: E402
+from whichbin.training.bundle import BundleMeta  # noqa: E402
+
+logger = logging.getLogger("finetune_compare")
+RULES = load_rules()
+
+
+def backgrounds(n: int = 150) -> tuple[list[Path], list[Path]]:
+    """Two disjoint sets of extra/ photos (by file-name hash): training backgrounds and
+    held-out backgrounds for the cross-source test."""
+    files = sorted((SHARED / "extra").rglob("*.jpg"))
+    h = [int(hashlib.sha256(f.name.encode()).hexdigest()[:8], 16) for f in files]
+    a = [f for f, v in zip(files, h, strict=True) if v % 2 == 0]
+    b = [f for f, v in zip(files, h, strict=True) if v % 2 == 1]
+    rng = np.random.default_rng(123)
+    return (
+        [a[i] for i in sorted(rng.choice(len(a), n, replace=False))],
+        [b[i] for i in sorted(rng.choice(len(b), n, replace=False))],
+    )
+
+
+def cross_source_set(test: list, held_out: list[Path]) -> tuple[list[int], list[Any]]:
+    """Test images whose object can be cut out, composited on held-out backgrounds (the same
+    pictures for every method). Returns (indices into test, images)."""
+    from whichbin.training.augment import composite_on, object_mask
+    from whichbin.training.embeddings import load_rgb
+    from whichbin.training.finetune import load_backgrounds
+
+    bgs = load_backgrounds(held_out, side=384)
+    keep, imgs = [], []
+    for i, r in enumerate(test):
+        img = load_rgb(r.path)
+        mask = object_mask(img)
+        if mask is None:
+            continue
+        rng = np.random.default_rng([7, int(r.sha256[:15], 16)])
+        imgs.append(composite_on(img, bgs[int(rng.integers(len(bgs)))], rng, mask))
+        keep.append(i)
+    return keep, imgs
+
+
+def metrics_on(bundle: Path, images: list, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    from whichbin.edge.classifier import OnnxClassifier
+
+    clf = OnnxClassifier(bundle)
+    probs = np.concatenate([clf.probs(images[i : i + 32]) for i in range(0, len(images), 32)])
+    m = classification_metrics(y, probs, labels, RULES.restricted_to(labels))
+    return {
+        k: m[k] for k in ("n", "accuracy", "macro_f1", "bin_accuracy", "bin_recall", "label_recall")
+    }
+
+
+def evaluate(bundle: Path, test: list, labels: list[str], cross: tuple) -> dict[str, Any]:
+    """In-source (all test images, and the cut-out subset) and cross-source metrics."""
+    from whichbin.training.embeddings import load_rgb
+
+    index = {lab: i for i, lab in enumerate(labels)}
+    y = np.array([index[r.label] for r in test])
+    plain = [load_rgb(r.path) for r in test]
+    keep, composited = cross
+    return {
+        "test": metrics_on(bundle, plain, y, labels),
+        "test_cutout_subset": metrics_on(bundle, [plain[i] for i in keep], y[keep], labels),
+        "cross_source": metrics_on(bundle, composited, y[keep], labels),
+    }
+
+
+def frozen_embeddings(work: Path, rows: list) -> tuple[np.ndarray, Path, float]:
+    """Frozen Lite0 embeddings through the project's ONNX backbone and embedding cache."""
+    from whichbin.training.backbones import BACKBONES, preprocess_for, weights_id
+    from whichbin.training.embeddings import (
+        EmbeddingCache,
+        OnnxEncoder,
+        compute_embeddings,
+        embedding_key,
+    )
+    from whichbin.training.export import export_backbone_onnx
+
+    pre = preprocess_for(BACKBONES["efficientnet_lite0"], 224, "squash")
+    backbone = work / "backbone.onnx"
+    t0 = time.perf_counter()
+    if not backbone.is_file():
+        export_backbone_onnx("efficientnet_lite0", None, 224, backbone, work / "cache")
+    cache = EmbeddingCache(work / "cache" / "embeddings.sqlite")
+    key = embedding_key(weights_id("efficientnet_lite0", None), pre)
+    emb = compute_embeddings(
+        [r.path for r in rows], [r.sha256 for r in rows], OnnxEncoder(backbone, pre, 2), cache, key
+    )
+    cache.close()
+    return emb, backbone, time.perf_counter() - t0
+
+
+def meta_for(labels: list[str], name: str) -> BundleMeta:
+    from whichbin.training.backbones import BACKBONES, preprocess_for
+
+    return BundleMeta(
+        labels=labels,
+        bins=RULES.restricted_to(labels),
+        preprocess=preprocess_for(BACKBONES["efficientnet_lite0"], 224, "squash"),
+        version=name,
+        backbone="efficientnet_lite0",
+    )
+
+
+def run_frozen(method: str, ctx: dict[str, Any], out: Path) -> dict[str, Any]:
+    """(a) StandardScaler + sklearn LogisticRegression, or (b) the numpy head."""
+    from whichbin.training.export import build_bundle
+    from whichbin.training.heads import train_head
+
+    emb, y, split = ctx["emb"], ctx["y"], ctx["split"]
+    tr, va = split == "train", split == "val"
+    t0 = time.perf_counter()
+    if method == "lr":
+        from sklearn.linear_model import LogisticRegression
+
+        mu, sd = emb[tr].mean(0), emb[tr].std(0) + 1e-6
+        clf = LogisticRegression(max_iter=3000, C=1.0)
+        clf.fit((emb[tr] - mu) / sd, y[tr])
+        w = clf.coef_ / sd
+        layers = [(w.astype(np.float32), (clf.intercept_ - w @ mu).astype(np.float32))]
+    else:
+        res = train_head(emb[tr], y[tr], len(ctx["labels"]), emb[va], y[va], epochs=300, lr=0.05)
+        layers = res.layers
+    fit = time.perf_counter() - t0
+    bundle = build_bundle(ctx["backbone"], layers, meta_for(ctx["labels"], method), out)
+    return {
+        "seconds": {"fit": round(fit, 2), "embed_all_images_once": ctx["embed_s"]},
+        "bundle": bundle,
+    }
+
+
+def run_finetune(method: str, ctx: dict[str, Any], out: Path, args: argparse.Namespace) -> dict:
+    from whichbin.training.finetune import FinetuneParams, finetune
+
+    rows = ctx["rows"]
+    tr = [r for r in rows if r.split == "train"]
+    va = [r for r in rows if r.split == "val"]
+    if method == "partial":
+        p = FinetuneParams(
+            mode="partial", from_block=args.from_block, epochs=args.epochs, views=args.views
+        )
+    elif method == "partial_noaug":
+        p = FinetuneParams(mode="partial", from_block=args.from_block, epochs=args.epochs, views=0)
+    else:
+        p = FinetuneParams(
+            mode="full", image_size=args.full_size, epochs=args.full_epochs, lr=args.full_lr
+        )
+    t0 = time.perf_counter()
+    res = finetune(
+        p,
+        tr,
+        va,
+        ctx["labels"],
+        args.work,
+        out.parent / out.stem,
+        meta_for(ctx["labels"], method),
+        backgrounds=ctx["train_bg"],
+        progress=False,
+    )
+    return {
+        "seconds": {**res.seconds, "wall": round(time.perf_counter() - t0, 1)},
+        "params": asdict(p),
+        "history": res.history,
+        "best_epoch": res.best_epoch,
+        "bundle": res.bundle,
+    }
+
+
+def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over seeds per method."""
+    out: dict[str, Any] = {}
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in results.values():
+        by.setdefault(r["method"], []).append(r)
+    for method, rs in sorted(by.items()):
+        s: dict[str, Any] = {"seeds": [r["seed"] for r in rs]}
+        for part in ("test", "test_cutout_subset", "cross_source"):
+            for key in ("accuracy", "bin_accuracy", "macro_f1"):
+                v = np.array([r["metrics"][part][key] for r in rs])
+                s[f"{part}.{key}"] = {
+                    "mean": round(float(v.mean()), 4),
+                    "std": round(float(v.std()), 4),
+                }
+            bins = rs[0]["metrics"][part]["bin_recall"]
+            s[f"{part}.bin_recall"] = {
+                b: round(float(np.mean([r["metrics"][part]["bin_recall"][b] for r in rs])), 4)
+                for b in bins
+            }
+        walls = [r["seconds"].get("wall", r["seconds"].get("fit")) for r in rs]
+        s["seconds_mean"] = round(float(np.mean(walls)), 1)
+        out[method] = s
+    return out
+
+
+def all_data(args: argparse.Namespace) -> None:
+    """Time the recommended partial fine-tuning on all shared data (pipeline-sized)."""
+    from whichbin.training.finetune import FinetuneParams, finetune
+
+    t0 = time.perf_counter()
+    prepared = prepare_dataset(
+        [SHARED / "trashnet", SHARED / "extra"],
+        args.work / "dataset-all",
+        DataConfig(),
+        silent_reporter,
+    )
+    prep_s = time.perf_counter() - t0
+    labels = list(prepared.labels)
+    rows = prepared.rows
+    tr = [r for r in rows if r.split == "train"]
+    va = [r for r in rows if r.split == "val"]
+    te = [r for r in rows if r.split == "test"]
+    p = FinetuneParams(
+        mode="partial", from_block=args.from_block, epochs=args.epochs, views=args.views
+    )
+    t0 = time.perf_counter()
+    res = finetune(
+        p,
+        tr,
+        va,
+        labels,
+        args.work,
+        args.work / "out" / "all-data",
+        meta_for(labels, "all"),
+        backgrounds=backgrounds()[0],
+        progress=False,
+    )
+    wall = time.perf_counter() - t0
+    from whichbin.evaluation.evaluate import evaluate_bundle
+
+    t1 = time.perf_counter()
+    m = evaluate_bundle(res.bundle, [r.path for r in te], [r.label for r in te], RULES)
+    write_result(
+        "finetune_all_data",
+        {
+            "images": {"train": len(tr), "val": len(va), "test": len(te)},
+            "prepare_seconds": round(prep_s, 1),
+            "finetune_wall_seconds": round(wall, 1),
+            "finetune_seconds": res.seconds,
+            "evaluate_seconds": round(time.perf_counter() - t1, 1),
+            "params": asdict(p),
+            "history": res.history,
+            "test": {k: m[k] for k in ("n", "accuracy", "macro_f1", "bin_accuracy", "bin_recall")},
+        },
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/whichbin-bench-ft"))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--methods", default="lr,head,partial,full")
+    ap.add_argument("--full-seeds", default="0", help="seeds for the (slow) full fine-tuning")
+    ap.add_argument("--from-block", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--views", type=int, default=3)
+    ap.add_argument("--full-size", type=int, default=176)
+    ap.add_argument("--full-epochs", type=int, default=4)
+    ap.add_argument("--full-lr", type=float, default=3e-4)
+    ap.add_argument("--all-data", action="store_true", help="time partial FT on all data")
+    ap.add_argument("--name", default="finetune_compare")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.all_data:
+        all_data(args)
+        return
+    train_bg, held_out = backgrounds()
+    done_dir = args.work / "results"
+    done_dir.mkdir(exist_ok=True)
+    methods = args.methods.split(",")
+    full_seeds = {int(s) for s in args.full_seeds.split(",") if s}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        prepared = prepare_dataset(
+            [SHARED / "trashnet"],
+            args.work / "dataset",
+            DataConfig(val=0.15, test=0.15, seed=seed),
+            silent_reporter,
+        )
+        rows, labels = prepared.rows, list(prepared.labels)
+        index = {lab: i for i, lab in enumerate(labels)}
+        test = [r for r in rows if r.split == "test"]
+        ctx: dict[str, Any] = {
+            "rows": rows,
+            "labels": labels,
+            "y": np.array([index[r.label] for r in rows]),
+            "split": np.array([r.split for r in rows]),
+            "train_bg": train_bg,
+        }
+        cross = None
+        for method in methods:
+            if method.startswith("full") and seed not in full_seeds:
+                continue
+            tag = f"{method}-{seed}"
+            if (done_dir / f"{tag}.json").is_file():
+                continue
+            logger.info("=== %s (seed %d)", method, seed)
+            if cross is None:
+                cross = cross_source_set(test, held_out)
+            out = args.work / "bundles" / f"{tag}.onnx"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if method in ("lr", "head"):
+                if "emb" not in ctx:
+                    ctx["emb"], ctx["backbone"], ctx["embed_s"] = frozen_embeddings(args.work, rows)
+                r = run_frozen(method, ctx, out)
+            else:
+                r = run_finetune(method, ctx, out, args)
+            r["metrics"] = evaluate(Path(r.pop("bundle")), test, labels, cross)
+            r.update(
+                method=method,
+                seed=seed,
+                split={s: int(sum(x.split == s for x in rows)) for s in ("train", "val", "test")},
+                cross_source_n=len(cross[0]),
+            )
+            (done_dir / f"{tag}.json").write_text(json.dumps(r, indent=1, default=str))
+            logger.info("%s: %s", tag, json.dumps(r["metrics"]["test"]))
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(done_dir.glob("*.json"))}
+    write_result(
+        args.name,
+        {
+            "dataset": "trashnet (6 labels), val 0.15 / test 0.15, stratified, near-dups grouped",
+            "cross_source": "test images whose object mask is plausible, composited on 150 "
+            "extra/ photos disjoint from the 150 used as training backgrounds",
+            "summary": summarise(results),
+            "runs": results,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

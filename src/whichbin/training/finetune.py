@@ -1,0 +1,690 @@
+"""Fine-tuning the backbone on a 2-core CPU, exported as one SPEC bundle.
+
+``partial`` (the default): the frozen early part of the network (stem and
+``blocks[:from_block]``) runs once per (image, augmented view) through ONNX Runtime; its
+fp16 activations are cached on disk (:class:`ActivationStore`), and only the last blocks,
+``conv_head``/``bn2`` and a linear classifier are trained on them, for a few epochs.
+``full``: every layer trains on augmented images at a reduced resolution.
+
+Both: AdamW with warm-up and a cosine schedule, label smoothing, class-balanced loss, the
+classifier initialised from a linear probe (LP-FT, which keeps pretrained features intact
+better and so generalises better out of distribution), a checkpoint each epoch in
+``out_dir`` that a re-run resumes from, and a bundle with ``logits`` and ``embedding``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from whichbin.errors import ConfigError
+from whichbin.preprocess import PreprocessSpec, to_tensor
+from whichbin.progress import default_reporter, log_reporter
+from whichbin.training.augment import AUGMENT_VERSION, augment, object_mask
+from whichbin.training.bundle import BundleMeta, now_iso, write_meta
+from whichbin.training.embeddings import load_rgb
+
+logger = logging.getLogger(__name__)
+Layers = list[tuple[np.ndarray, np.ndarray]]
+
+
+class Row(Protocol):
+    """What fine-tuning reads of a manifest row (``processing.manifest.ManifestRow``)."""
+
+    path: Path
+    label: str
+    sha256: str
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+class ActivationStore:
+    """fp16 activations, one row per (image sha256, view), in an append-only memmap.
+
+    ``acts.f16`` holds the rows, ``index.tsv`` one ``sha<TAB>view`` line per row, written
+    after the row's bytes: after a crash, rows without an index line are cut off.
+    """
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.data, self.index_path = root / "acts.f16", root / "index.tsv"
+        self.shape_path = root / "shape.json"
+        self.shape: tuple[int, ...] | None = None
+        if self.shape_path.is_file():
+            self.shape = tuple(json.loads(self.shape_path.read_text()))
+        text = self.index_path.read_text() if self.index_path.is_file() else ""
+        lines = text.split("\n")[:-1]  # a last line without "\n" is incomplete
+        self.rows: dict[tuple[str, int], int] = {}
+        for i, line in enumerate(lines):
+            sha, view = line.split("\t")
+            self.rows[(sha, int(view))] = i
+        if self.shape is not None and self.data.is_file():
+            with open(self.data, "r+b") as f:
+                f.truncate(len(lines) * self._row_bytes())
+        if not text.endswith("\n") and text:
+            self.index_path.write_text("".join(line + "\n" for line in lines))
+
+    def _row_bytes(self) -> int:
+        assert self.shape is not None
+        return int(np.prod(self.shape)) * 2
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def row(self, sha: str, view: int) -> int:
+        return self.rows[(sha, view)]
+
+    def append(self, keys: list[tuple[str, int]], acts: np.ndarray) -> None:
+        """Add rows (acts [len(keys), C, H, W] fp16)."""
+        if self.shape is None:
+            self.shape = tuple(int(d) for d in acts.shape[1:])
+            self.shape_path.write_text(json.dumps(list(self.shape)))
+        with open(self.data, "ab") as f:
+            f.write(np.ascontiguousarray(acts, np.float16).tobytes())
+        with open(self.index_path, "a") as f:
+            for sha, view in keys:
+                self.rows[(sha, view)] = len(self.rows)
+                f.write(f"{sha}\t{view}\n")
+
+    def reader(self) -> Callable[[np.ndarray], np.ndarray]:
+        """rows → float32 array, from a read-only memmap of everything stored so far."""
+        assert self.shape is not None, "empty activation store"
+        mm = np.memmap(self.data, np.float16, "r", shape=(len(self.rows), *self.shape))
+        return lambda rows: np.asarray(mm[np.asarray(rows)], np.float32)
+
+
+class Trainable(nn.Module):
+    """The trained part: blocks[k:] (k = 0: also the stem), conv_head, bn2, classifier."""
+
+    def __init__(self, model: nn.Module, k: int, n_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(model.conv_stem, model.bn1) if k == 0 else nn.Identity()
+        self.blocks = nn.Sequential(*model.blocks[k:])
+        self.conv_head, self.bn2 = model.conv_head, model.bn2
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(int(model.num_features), n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled embedding [N, D]."""
+        return self.bn2(self.conv_head(self.blocks(self.stem(x)))).mean((2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(self.features(x)))
+
+
+def _prefix(model: nn.Module, k: int) -> nn.Module:
+    """The frozen part: stem and blocks[:k] (nothing when k = 0)."""
+    if k == 0:
+        return nn.Identity()
+    return nn.Sequential(model.conv_stem, model.bn1, *model.blocks[:k])
+
+
+class BundleNet(nn.Module):
+    """Frozen prefix + trained part, returning (logits, embedding) for the bundle."""
+
+    def __init__(self, model: nn.Module, k: int, trained: Trainable) -> None:
+        super().__init__()
+        self.prefix, self.trained = _prefix(model, k), trained
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        emb = self.trained.features(self.prefix(x))
+        return self.trained.fc(emb), emb
+
+
+def export_prefix_onnx(model: nn.Module, k: int, size: int, out: Path) -> Path:
+    """The frozen prefix as ONNX (input → ``act``), written once per cache key."""
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    with torch.no_grad():
+        torch.onnx.export(
+            _prefix(model, k).eval(),
+            (torch.zeros(1, 3, size, size),),
+            str(tmp),
+            input_names=["input"],
+            output_names=["act"],
+            dynamic_axes={"input": {0: "N"}, "act": {0: "N"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    tmp.replace(out)
+    return out
+
+
+def load_backgrounds(paths: Sequence[Path], side: int = 320) -> list[Image.Image]:
+    """Background pictures, decoded once and shrunk."""
+    out = []
+    for p in paths:
+        img = load_rgb(Path(p))
+        img.thumbnail((side, side), Image.Resampling.BILINEAR)
+        out.append(img)
+    return out
+
+
+def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to zero, per optimiser step."""
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + float(np.cos(np.pi * min(1.0, (step - warmup) / max(1, total - warmup)))))
+
+    return f
+
+
+@dataclass(frozen=True)
+class FinetuneParams:
+    """Fine-tuning settings (proposed ``training.*`` config fields in brackets)."""
+
+    mode: Literal["partial", "full"] = "partial"  # [mode: head|partial|full]
+    backbone: str = "efficientnet_lite0"
+    weights: str | None = None
+    image_size: int = 224  # input side; full mode: use 160-192 on a CPU
+    resize: Literal["squash", "center_crop"] = "squash"
+    from_block: int = 5  # [finetune_from_block] blocks[from_block:] train (partial)
+    epochs: int = 6  # [finetune_epochs]
+    views: int = 3  # [augment_views] augmented views per training image (+ the plain one)
+    p_composite: float = 0.5  # [augment_composite] paste board objects on backgrounds
+    batch_size: int = 48
+    lr: float = 5e-4  # [finetune_lr] backbone; the classifier gets 2x
+    weight_decay: float = 0.02
+    label_smoothing: float = 0.1
+    balance: bool = True
+    dropout: float = 0.2
+    warmup_epochs: float = 0.3
+    probe_init: bool = True
+    seed: int = 0
+    aug_seed: int = 0
+    threads: int = 2
+    bf16: bool = False  # measured ~8x slower than fp32 on a CPU without AMX
+
+    @classmethod
+    def from_training(cls, t: Any, **overrides: Any) -> FinetuneParams:
+        """From a ``TrainingConfig`` (fields missing there keep their defaults here)."""
+        names = {
+            "mode": "mode",
+            "backbone": "backbone",
+            "weights": "weights",
+            "image_size": "image_size",
+            "resize": "resize",
+            "from_block": "finetune_from_block",
+            "epochs": "finetune_epochs",
+            "views": "augment_views",
+            "p_composite": "augment_composite",
+            "lr": "finetune_lr",
+            "balance": "balance",
+            "seed": "seed",
+        }
+        kw = {k: getattr(t, v) for k, v in names.items() if getattr(t, v, None) is not None}
+        kw["threads"] = getattr(t, "threads", 0) or 2
+        kw.update(overrides)
+        return cls(**kw)
+
+
+@dataclass
+class FinetuneResult:
+    """What :func:`finetune` made.
+
+    Attributes:
+        bundle: ``out_dir/model.onnx`` with ``logits`` + ``embedding`` and BundleMeta
+            (temperature 1: the pipeline calibrates on ``val_logits`` and rewrites it).
+        layers: The classifier as head layers ``[(W, b)]`` (``export.replace_head`` form).
+        preprocess: The bundle's preprocessing.
+        history: Per epoch: ``train_loss``, ``val_loss``, ``val_acc``, ``seconds``.
+        best_epoch: The epoch whose weights were exported (best val accuracy).
+        val_logits: Bundle logits on the validation images (ONNX Runtime).
+        seconds: Wall time per phase (``cache``, ``probe``, ``train``, ``export``, ``total``).
+        resumed_after: Last epoch found in a checkpoint (0: a fresh run).
+    """
+
+    bundle: Path
+    layers: Layers
+    preprocess: PreprocessSpec
+    history: dict[str, list[float]]
+    best_epoch: int
+    val_logits: np.ndarray
+    seconds: dict[str, float] = field(default_factory=dict)
+    resumed_after: int = 0
+
+
+def _hash(parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def view_rng(aug_seed: int, sha256: str, view: int) -> np.random.Generator:
+    """The generator of one augmented view: the same (image, view) always looks the same."""
+    return np.random.default_rng([aug_seed, int(sha256[:15], 16), view])
+
+
+def _make_views(
+    path: Path, sha: str, views: list[int], p: FinetuneParams, backgrounds: list[Image.Image]
+) -> list[Image.Image]:
+    img = load_rgb(path)
+    mask: Image.Image | None = None
+    if p.p_composite > 0 and any(v > 0 for v in views):
+        mask = object_mask(img)
+    out = []
+    for v in views:
+        if v == 0:
+            out.append(img)
+        else:
+            rng = view_rng(p.aug_seed, sha, v)
+            out.append(augment(img, rng, backgrounds, p.p_composite, mask))
+    return out
+
+
+def cache_activations(
+    store: ActivationStore,
+    prefix_onnx: Path,
+    items: dict[str, tuple[Path, list[int]]],
+    p: FinetuneParams,
+    spec: PreprocessSpec,
+    backgrounds: list[Image.Image],
+    progress: bool = True,
+) -> int:
+    """Compute and store the missing (sha, view) activations; returns how many were new."""
+    import onnxruntime as ort
+
+    todo = [(s, path, [v for v in vs if (s, v) not in store]) for s, (path, vs) in items.items()]
+    todo = [t for t in todo if t[2]]
+    total = sum(len(t[2]) for t in todo)
+    if not total:
+        return 0
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = p.threads
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(str(prefix_onnx), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    logger.info("caching %d activations (%d images)", total, len(todo))
+    chunks = [todo[i : i + 8] for i in range(0, len(todo), 8)]
+
+    def work(chunk: list) -> tuple[list[tuple[str, int]], list[Image.Image]]:
+        keys, imgs = [], []
+        for s, path, vs in chunk:
+            keys += [(s, v) for v in vs]
+            imgs += _make_views(path, s, vs, p, backgrounds)
+        return keys, imgs
+
+    reporter = default_reporter() if progress else log_reporter
+    with ThreadPoolExecutor(max_workers=2) as pool, reporter("activations", total) as advance:
+        pending = [pool.submit(work, c) for c in chunks[:2]]
+        for i in range(len(chunks)):
+            keys, imgs = pending.pop(0).result()
+            if i + 2 < len(chunks):
+                pending.append(pool.submit(work, chunks[i + 2]))
+            act = sess.run(None, {name: to_tensor(imgs, spec)})[0]
+            store.append(keys, act.astype(np.float16))
+            advance(len(keys))
+    return total
+
+
+def _class_weights(y: np.ndarray, n: int, balance: bool) -> np.ndarray:
+    from whichbin.training.heads import class_weights
+
+    return class_weights(y, n) if balance else np.ones(n)
+
+
+def finetune(
+    params: FinetuneParams,
+    rows_train: Sequence[Row],
+    rows_val: Sequence[Row],
+    labels: Sequence[str],
+    work_dir: Path,
+    out_dir: Path,
+    meta: BundleMeta | None = None,
+    backgrounds: Sequence[Path] = (),
+    progress: bool = True,
+    on_epoch: Callable[[int, dict[str, list[float]]], None] | None = None,
+) -> FinetuneResult:
+    """Fine-tune the backbone and write ``out_dir/model.onnx``.
+
+    Args:
+        params: Settings (:meth:`FinetuneParams.from_training` maps a TrainingConfig).
+        rows_train: Training images (``path``, ``label``, ``sha256``).
+        rows_val: Validation images: epoch selection and the returned ``val_logits``.
+        labels: Label order of the logits.
+        work_dir: Cache root shared by runs: activations, prefix graphs, weights.
+        out_dir: Checkpoint and bundle; keep it across a crash so a re-run resumes.
+        meta: Bundle metadata (labels, bins, rules...); preprocess, backbone and created
+            are filled in. Default: the bundled rule pack's bins.
+        backgrounds: Pictures to composite objects onto (never test images).
+        progress: Progress bars on a terminal (else log lines).
+        on_epoch: Called after each epoch's checkpoint with (epoch, history).
+
+    Raises:
+        ConfigError: Bad settings, or a label without a rule (default meta).
+    """
+    from whichbin.training.backbones import (
+        create_backbone,
+        get_backbone_spec,
+        preprocess_for,
+        weights_id,
+    )
+
+    t_start = time.perf_counter()
+    seconds: dict[str, float] = {}
+    work_dir, out_dir = Path(work_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(params.threads)
+    labels = list(labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    y_tr = np.array([index[r.label] for r in rows_train], np.int64)
+    y_va = np.array([index[r.label] for r in rows_val], np.int64)
+    if not len(y_tr) or not len(y_va):
+        raise ConfigError("fine-tuning needs training and validation images")
+    spec = get_backbone_spec(params.backbone)
+    pre = preprocess_for(spec, params.image_size, params.resize)
+    wid = weights_id(params.backbone, params.weights)
+    model, _, _ = create_backbone(params.backbone, params.weights, work_dir / "cache")
+    if not 1 <= params.from_block <= len(model.blocks):
+        raise ConfigError(f"training.finetune_from_block: 1..{len(model.blocks)}")
+    bgs = load_backgrounds(backgrounds)
+    k = params.from_block if params.mode == "partial" else 0
+    net = Trainable(model, k, len(labels), params.dropout)
+    net = net.to(memory_format=torch.channels_last)  # measured faster for depthwise backward
+
+    # ---- data: cached activations (partial) or decoded images (full)
+    t0 = time.perf_counter()
+    if params.mode == "partial":
+        aug = {"v": AUGMENT_VERSION, "seed": params.aug_seed, "p": params.p_composite}
+        aug["bg"] = _hash([(str(b), Path(b).stat().st_size) for b in backgrounds])
+        key = _hash({"w": wid, "pre": pre.model_dump(mode="json"), "k": k, "aug": aug})
+        prefix_onnx = export_prefix_onnx(model, k, pre.size, work_dir / "finetune" / f"{key}.onnx")
+        store = ActivationStore(work_dir / "finetune" / f"acts-{key}")
+        items: dict[str, tuple[Path, list[int]]] = {}
+        for r in rows_val:
+            items[r.sha256] = (r.path, [0])
+        for r in rows_train:
+            items[r.sha256] = (r.path, list(range(params.views + 1)))
+        cache_activations(store, prefix_onnx, items, params, pre, bgs, progress)
+        reader = store.reader()
+        va_rows = np.array([store.row(r.sha256, 0) for r in rows_val])
+        tr_rows = np.array(
+            [[store.row(r.sha256, v) for v in range(params.views + 1)] for r in rows_train]
+        )
+
+        def train_x(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            pick = tr_rows[idx, rng.integers(0, params.views + 1, len(idx))]
+            return reader(pick)
+
+        def val_x(idx: np.ndarray) -> np.ndarray:
+            return reader(va_rows[idx])
+
+        def plain_x(idx: np.ndarray) -> np.ndarray:
+            return reader(tr_rows[idx, 0])
+    else:
+        side = int(pre.size * 1.5)
+        imgs_tr = [_thumb(load_rgb(r.path), side) for r in rows_train]
+        x_val = to_tensor([load_rgb(r.path) for r in rows_val], pre)
+
+        def train_x(idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            seeds = rng.integers(0, 2**63, len(idx))
+            views = [
+                augment(imgs_tr[i], np.random.default_rng(s), bgs, params.p_composite)
+                for i, s in zip(idx, seeds, strict=True)
+            ]
+            return to_tensor(views, pre)
+
+        def val_x(idx: np.ndarray) -> np.ndarray:
+            return x_val[idx]
+
+        def plain_x(idx: np.ndarray) -> np.ndarray:
+            return to_tensor([imgs_tr[i] for i in idx], pre)
+
+    seconds["cache"] = time.perf_counter() - t0
+
+    def run(xfn: Callable[[np.ndarray], np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(features, logits) in eval mode over n items."""
+        net.eval()
+        feats, logits = [], []
+        with torch.no_grad():
+            for i in range(0, n, 64):
+                x = _tensor(xfn(np.arange(i, min(n, i + 64))))
+                f = net.features(x)
+                feats.append(f.numpy())
+                logits.append(net.fc(f).numpy())
+        return np.concatenate(feats), np.concatenate(logits)
+
+    # ---- checkpoint / resume
+    fingerprint = _hash(
+        {
+            "p": asdict(params),
+            "train": [r.sha256 for r in rows_train],
+            "val": [r.sha256 for r in rows_val],
+            "labels": labels,
+            "w": wid,
+        }
+    )
+    ckpt_path = out_dir / "checkpoint.pt"
+    steps_per_epoch = (len(y_tr) + params.batch_size - 1) // params.batch_size
+    head_params = list(net.fc.parameters())
+    head_ids = {id(q) for q in head_params}
+    body = [q for q in net.parameters() if id(q) not in head_ids]
+    opt = torch.optim.AdamW(
+        [{"params": body, "lr": params.lr}, {"params": head_params, "lr": 2 * params.lr}],
+        weight_decay=params.weight_decay,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lr_lambda(int(params.warmup_epochs * steps_per_epoch), params.epochs * steps_per_epoch),
+    )
+    history: dict[str, list[float]] = {
+        "train_loss": [],
+        "val_loss": [],
+        "val_acc": [],
+        "seconds": [],
+    }
+    best: dict[str, Any] = {"acc": -1.0, "loss": np.inf, "epoch": 0, "state": None}
+    start = 0
+    if ckpt_path.is_file():
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ck.get("fingerprint") == fingerprint:
+            net.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["opt"])
+            sched.load_state_dict(ck["sched"])
+            history, best, start = ck["history"], ck["best"], int(ck["epoch"])
+            logger.info("fine-tuning: resuming after epoch %d from %s", start, ckpt_path)
+        else:
+            logger.info("fine-tuning: %s is from other settings or data; starting over", ckpt_path)
+
+    cw = torch.tensor(_class_weights(y_tr, len(labels), params.balance), dtype=torch.float32)
+    t0 = time.perf_counter()
+    if start == 0 and params.probe_init:
+        f_tr, _ = run(plain_x, len(y_tr))
+        _fit_probe(net.fc, torch.from_numpy(f_tr), torch.from_numpy(y_tr), cw)
+    seconds["probe"] = time.perf_counter() - t0
+
+    # ---- training
+    t0 = time.perf_counter()
+    for epoch in range(start + 1, params.epochs + 1):
+        te = time.perf_counter()
+        rng = np.random.default_rng([params.seed, epoch])
+        torch.manual_seed(params.seed * 1000 + epoch)
+        order = rng.permutation(len(y_tr))
+        batches = [
+            order[i : i + params.batch_size] for i in range(0, len(order), params.batch_size)
+        ]
+        if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm needs two samples
+            batches[-2] = np.concatenate([batches[-2], batches.pop()])
+        net.train()
+        losses = []
+        for idx, x in _prefetch(batches, partial(train_x, rng=rng)):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):
+                logits = net(_tensor(x))
+            loss = torch.nn.functional.cross_entropy(
+                logits.float(),
+                torch.from_numpy(y_tr[idx]),
+                weight=cw,
+                label_smoothing=params.label_smoothing,
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        _, lv = run(val_x, len(y_va))
+        vloss = float(
+            torch.nn.functional.cross_entropy(torch.from_numpy(lv), torch.from_numpy(y_va))
+        )
+        vacc = float(np.mean(lv.argmax(1) == y_va))
+        for name, v in (
+            ("train_loss", float(np.mean(losses))),
+            ("val_loss", vloss),
+            ("val_acc", vacc),
+            ("seconds", time.perf_counter() - te),
+        ):
+            history[name].append(v)
+        if (vacc, -vloss) > (best["acc"], -best["loss"]):
+            state = {k2: v.detach().clone() for k2, v in net.state_dict().items()}
+            best = {"acc": vacc, "loss": vloss, "epoch": epoch, "state": state}
+        logger.info(
+            "fine-tuning epoch %d/%d: train loss %.3f, val loss %.3f, val acc %.3f (%.0f s)",
+            epoch,
+            params.epochs,
+            history["train_loss"][-1],
+            vloss,
+            vacc,
+            history["seconds"][-1],
+        )
+        ck = {
+            "fingerprint": fingerprint,
+            "epoch": epoch,
+            "model": net.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "history": history,
+            "best": best,
+        }
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save(ck, tmp)
+        tmp.replace(ckpt_path)
+        if on_epoch is not None:
+            on_epoch(epoch, history)
+    seconds["train"] = time.perf_counter() - t0
+
+    # ---- export
+    t0 = time.perf_counter()
+    if best["state"] is not None:
+        net.load_state_dict(best["state"])
+    bundle = _export(model, net, k, pre, labels, meta, params, best, out_dir / "model.onnx")
+    val_logits = _bundle_logits(bundle, [r.path for r in rows_val])
+    seconds["export"] = time.perf_counter() - t0
+    seconds["total"] = time.perf_counter() - t_start
+    w = net.fc.weight.detach().numpy().astype(np.float32)
+    b = net.fc.bias.detach().numpy().astype(np.float32)
+    return FinetuneResult(
+        bundle=bundle,
+        layers=[(w, b)],
+        preprocess=pre,
+        history=history,
+        best_epoch=int(best["epoch"]),
+        val_logits=val_logits,
+        seconds={k2: round(v, 2) for k2, v in seconds.items()},
+        resumed_after=start,
+    )
+
+
+def _fit_probe(
+    fc: nn.Linear, feats: torch.Tensor, y: torch.Tensor, cw: torch.Tensor, steps: int = 300
+) -> None:
+    """Linear probe on frozen features (full batch Adam), the classifier's starting point."""
+    opt = torch.optim.Adam(fc.parameters(), lr=1e-2)
+    for _ in range(steps):
+        loss = torch.nn.functional.cross_entropy(fc(feats), y, weight=cw)
+        loss = loss + 1e-3 * fc.weight.square().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def _thumb(img: Image.Image, side: int) -> Image.Image:
+    img.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return img
+
+
+def _tensor(x: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return t.contiguous(memory_format=torch.channels_last)
+
+
+def _prefetch(
+    batches: list[np.ndarray], load: Callable[[np.ndarray], np.ndarray]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Load the next batch in a thread while the current one trains."""
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        nxt = pool.submit(load, batches[0])
+        for i, idx in enumerate(batches):
+            x = nxt.result()
+            if i + 1 < len(batches):
+                nxt = pool.submit(load, batches[i + 1])
+            yield idx, x
+
+
+def _export(
+    model: Any,
+    net: Any,
+    k: int,
+    pre: PreprocessSpec,
+    labels: list[str],
+    meta: BundleMeta | None,
+    params: FinetuneParams,
+    best: dict[str, Any],
+    out: Path,
+) -> Path:
+    from whichbin.training.export import export_module_onnx
+
+    if meta is None:
+        from whichbin.rules import load_rules
+
+        meta = BundleMeta(labels=labels, bins=load_rules().restricted_to(labels))
+    meta = meta.model_copy(
+        update={
+            "labels": labels,
+            "preprocess": pre,
+            "created": meta.created or now_iso(),
+            "backbone": f"{params.backbone}+{params.mode}-ft",
+            "metrics": {
+                **meta.metrics,
+                "finetune": {
+                    "mode": params.mode,
+                    "from_block": k,
+                    "epochs": params.epochs,
+                    "best_epoch": best["epoch"],
+                    "val_acc": best["acc"],
+                },
+            },
+        }
+    )
+    export_module_onnx(BundleNet(model, k, net).eval(), pre.size, out)
+    write_meta(out, meta)
+    return out
+
+
+def _bundle_logits(bundle: Path, paths: Sequence[Path], batch: int = 32) -> np.ndarray:
+    from whichbin.edge.classifier import OnnxClassifier
+
+    clf = OnnxClassifier(bundle)
+    out = [
+        clf.run([load_rgb(p) for p in paths[i : i + batch]])[0] for i in range(0, len(paths), batch)
+    ]
+    return np.concatenate(out)

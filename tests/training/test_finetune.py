@@ -1,0 +1,143 @@
+"""Fine-tuning on a CPU: the activation store, a tiny real partial/full run exported as a
+SPEC bundle, and resuming from the checkpoint after a crash (tiny images, real Lite0)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="needs the [train] extra (torch)")
+
+from PIL import Image, ImageDraw  # noqa: E402
+
+from whichbin.training.finetune import (  # noqa: E402
+    ActivationStore,
+    FinetuneParams,
+    finetune,
+)
+
+LABELS = ["glass", "metal", "trash"]
+COLOURS = {"glass": (40, 160, 60), "metal": (60, 60, 200), "trash": (200, 60, 40)}
+
+
+@dataclass
+class Row:
+    path: Path
+    label: str
+    sha256: str
+
+
+def make_rows(root: Path, per_label: int = 4) -> list[Row]:
+    """Small photos of coloured objects on a light board, on disk like a dataset."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for lab in LABELS:
+        for i in range(per_label):
+            img = Image.new("RGB", (64, 80), (220, 222, 226))
+            x, y = (int(v) for v in rng.integers(5, 25, 2))
+            ImageDraw.Draw(img).ellipse((x, y, x + 30, y + 40), fill=COLOURS[lab])
+            p = root / lab / f"{i}.jpg"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            img.save(p, quality=95)
+            rows.append(Row(p, lab, hashlib.sha256(p.read_bytes()).hexdigest()))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Row], list[Row], Path]:
+    root = tmp_path_factory.mktemp("ft")
+    rows = make_rows(root / "images")
+    train = [r for i, r in enumerate(rows) if i % 4 != 0]
+    val = [r for i, r in enumerate(rows) if i % 4 == 0]
+    return train, val, root / "work"
+
+
+PARAMS = FinetuneParams(image_size=64, from_block=6, epochs=2, views=1, batch_size=4)
+
+
+def test_activation_store_cuts_a_torn_write(tmp_path: Path) -> None:
+    store = ActivationStore(tmp_path / "s")
+    a = np.arange(2 * 3 * 2 * 2, dtype=np.float16).reshape(2, 3, 2, 2)
+    store.append([("aa", 0), ("bb", 1)], a)
+    with open(tmp_path / "s" / "acts.f16", "ab") as f:  # a crash mid-append
+        f.write(b"\0" * 10)
+    with open(tmp_path / "s" / "index.tsv", "a") as f:
+        f.write("cc\t")
+    again = ActivationStore(tmp_path / "s")
+    assert len(again) == 2 and ("bb", 1) in again and ("cc", 0) not in again
+    again.append([("cc", 0)], a[:1] + 1)
+    read = ActivationStore(tmp_path / "s").reader()
+    np.testing.assert_array_equal(read(np.array([1, 2])), np.stack([a[1], a[0] + 1]))
+
+
+def test_partial_bundle_has_logits_embedding_and_meta(
+    data: tuple[list[Row], list[Row], Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.training.bundle import read_meta
+
+    train, val, work = data
+    res = finetune(PARAMS, train, val, LABELS, work, tmp_path / "out", progress=False)
+    meta = read_meta(res.bundle)
+    assert meta.labels == LABELS and meta.preprocess.size == 64
+    assert meta.bins == {"glass": "recycling", "metal": "recycling", "trash": "landfill"}
+    assert meta.metrics["finetune"]["mode"] == "partial"
+    clf = OnnxClassifier(res.bundle)
+    images = [Image.open(r.path).convert("RGB") for r in val]
+    logits, emb = clf.run(images, with_embedding=True)
+    assert logits.shape == (3, 3) and emb is not None and emb.shape == (3, 1280)
+    np.testing.assert_allclose(logits, res.val_logits, rtol=1e-4, atol=1e-4)
+    (w, b) = res.layers[0]  # the head as layers: what export.replace_head needs
+    np.testing.assert_allclose(emb @ w.T + b, logits, rtol=1e-3, atol=1e-3)
+    assert len(res.history["val_acc"]) == 2 and res.best_epoch in (1, 2)
+    # A second run over the same images reuses every cached activation.
+    caplog.set_level(logging.INFO, logger="whichbin.training.finetune")
+    finetune(PARAMS, train, val, LABELS, work, tmp_path / "out2", progress=False)
+    assert not any("caching" in r.message for r in caplog.records)
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(
+    data: tuple[list[Row], list[Row], Path], tmp_path: Path
+) -> None:
+    train, val, work = data
+    p = FinetuneParams(image_size=64, from_block=6, epochs=2, views=1, batch_size=4, seed=3)
+
+    def crash(epoch: int, history: dict) -> None:
+        if epoch == 1:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        finetune(p, train, val, LABELS, work, tmp_path / "a", progress=False, on_epoch=crash)
+    assert (tmp_path / "a" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "a" / "model.onnx").exists()
+    resumed = finetune(p, train, val, LABELS, work, tmp_path / "a", progress=False)
+    assert resumed.resumed_after == 1
+    assert len(resumed.history["train_loss"]) == 2
+    straight = finetune(p, train, val, LABELS, work, tmp_path / "b", progress=False)
+    assert straight.resumed_after == 0
+    np.testing.assert_allclose(resumed.history["train_loss"], straight.history["train_loss"])
+    np.testing.assert_allclose(resumed.val_logits, straight.val_logits, rtol=1e-4, atol=1e-4)
+
+
+def test_full_mode_trains_every_layer(
+    data: tuple[list[Row], list[Row], Path], tmp_path: Path
+) -> None:
+    from whichbin.training.bundle import read_meta
+
+    train, val, work = data
+    p = FinetuneParams(mode="full", image_size=64, epochs=1, batch_size=4, p_composite=1.0)
+    res = finetune(p, train, val, LABELS, work, tmp_path / "full", progress=False)
+    assert read_meta(res.bundle).metrics["finetune"]["mode"] == "full"
+    assert res.val_logits.shape == (3, 3) and np.isfinite(res.val_logits).all()
+
+
+def test_from_training_maps_config_fields() -> None:
+    from whichbin.config import TrainingConfig
+
+    p = FinetuneParams.from_training(TrainingConfig(image_size=192, seed=4), epochs=3)
+    assert (p.image_size, p.seed, p.epochs, p.mode) == (192, 4, 3, "partial")
