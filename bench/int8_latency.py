@@ -1,8 +1,10 @@
 """INT8 vs FP32: accuracy on the same test split, and latency per frame at 1 and 2 threads,
 against PyTorch eager (the reference), measured in one run.
 
-Usage: python bench/int8_latency.py --work /tmp/whichbin-bench-pipeline/work
-(a pipeline work dir: its newest exported bundle and its dataset's test split are used)
+Usage: python bench/int8_latency.py --work /tmp/whichbin-bench-pipeline/work \
+         --data ../shared/data/trashnet --data ../shared/data/extra
+(runs the pipeline's INT8 step with each calibration method on the same test split; the
+work dir's caches make the FP32 part free)
 """
 
 from __future__ import annotations
@@ -56,69 +58,51 @@ def latency_torch(backbone: str, x: np.ndarray, threads: int, runs: int) -> dict
 
 
 def main() -> None:
-    from whichbin.evaluation.evaluate import evaluate_bundle
-    from whichbin.processing import load_manifest
-    from whichbin.rules import load_rules
+    from whichbin.config import PipelineConfig, TrainingConfig
+    from whichbin.pipelines.local import run_pipeline
     from whichbin.training.bundle import read_meta
-    from whichbin.training.quantize import quantize_bundle
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True, help="a pipeline work dir")
+    ap.add_argument("--data", type=Path, action="append", required=True)
     ap.add_argument("--runs", type=int, default=100)
-    ap.add_argument("--calibration", type=int, default=128)
+    ap.add_argument("--methods", default="minmax,entropy,percentile")
     args = ap.parse_args()
-    bundles = sorted(
-        (args.work / "steps" / "export").glob("*/model.onnx"), key=lambda p: p.stat().st_mtime
-    )
-    fp32 = bundles[-1]
-    rows = load_manifest(args.work / "dataset")
-    train = [r for r in rows if r.split == "train"]
-    test = [r for r in rows if r.split == "test"]
-    meta = read_meta(fp32)
-    test = [r for r in test if r.label in meta.labels]
-    rules = load_rules()
-    out: dict = {"fp32_bundle": str(fp32), "test_images": len(test)}
-    results = {}
-    for method in ("minmax", "entropy", "percentile"):
-        q = args.work / f"int8-{method}.onnx"
+    out: dict = {"int8": {}}
+    bundles = {}
+    for method in args.methods.split(","):
+        cfg = PipelineConfig(
+            work_dir=str(args.work),
+            training=TrainingConfig(int8=True, int8_method=method, int8_max_loss=1.0),
+        )
         t0 = time.perf_counter()
-        calib = [
-            r.path for r in train[:: max(1, len(train) // args.calibration)][: args.calibration]
-        ]
-        quantize_bundle(fp32, calib, q, method=method)
-        secs = time.perf_counter() - t0
-        m = evaluate_bundle(q, [r.path for r in test], [r.label for r in test], rules)
-        results[method] = {
-            "accuracy": m["accuracy"],
-            "bin_accuracy": m["bin_accuracy"],
-            "quantize_seconds": round(secs, 1),
-            "bytes": q.stat().st_size,
+        res = run_pipeline(cfg, args.data, register=False, progress=False)
+        q = res.metrics["int8"]
+        out["fp32"] = {"accuracy": q["fp32_accuracy"], "bytes": q["fp32_bytes"]}
+        out["int8"][method] = {
+            "accuracy": q["int8_accuracy"],
+            "loss_points": round(100 * q["loss"], 2),
+            "bytes": q["int8_bytes"],
+            "pipeline_seconds": round(time.perf_counter() - t0, 1),
+            "timings": res.timings,
         }
-    m = evaluate_bundle(fp32, [r.path for r in test], [r.label for r in test], rules)
-    out["fp32"] = {
-        "accuracy": m["accuracy"],
-        "bin_accuracy": m["bin_accuracy"],
-        "bytes": fp32.stat().st_size,
-    }
-    out["int8"] = results
-    best = max(results, key=lambda k: results[k]["accuracy"])
-    out["best_int8"] = best
-    out["int8_loss_points"] = round(100 * (out["fp32"]["accuracy"] - results[best]["accuracy"]), 2)
-    x = (
-        np.random.default_rng(0)
-        .uniform(-1, 1, (1, 3, meta.preprocess.size, meta.preprocess.size))
-        .astype(np.float32)
-    )
+        bundles[method] = res.bundle
+        out["test_images"] = res.metrics["n"]
+    best = max(out["int8"], key=lambda k: out["int8"][k]["accuracy"])
+    out["best_method"] = best
+    fp32 = sorted(
+        (args.work / "steps" / "export").glob("*/model.onnx"), key=lambda p: p.stat().st_mtime
+    )[-1]
+    meta = read_meta(fp32)
+    size = meta.preprocess.size
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
     lat = {}
     for threads in (1, 2):
         lat[f"fp32_ort_{threads}t"] = latency_ort(fp32, x, threads, args.runs)
-        lat[f"int8_ort_{threads}t"] = latency_ort(
-            args.work / f"int8-{best}.onnx", x, threads, args.runs
-        )
+        lat[f"int8_ort_{threads}t"] = latency_ort(bundles[best], x, threads, args.runs)
         lat[f"torch_eager_{threads}t"] = latency_torch(
             meta.backbone or "efficientnet_lite0", x, threads, args.runs
         )
-    for threads in (1, 2):
         ref = lat[f"torch_eager_{threads}t"]["p50_ms"]
         for k in ("fp32_ort", "int8_ort"):
             lat[f"{k}_{threads}t"]["speedup_vs_torch"] = round(
