@@ -39,7 +39,8 @@ def pipeline_section(d: dict) -> list[str]:
         f"| **total wall** | **{c['wall_seconds']}** |",
         "",
         f"- test split: {m['n']} images; label accuracy {_pct(m['accuracy'])}, macro-F1 "
-        f"{_pct(m['macro_f1'])}, **bin accuracy {_pct(m['bin_accuracy'])}**; per-bin recall: {recall}",
+        f"{_pct(m['macro_f1'])}, **bin accuracy {_pct(m['bin_accuracy'])}**; "
+        f"per-bin recall: {recall}",
         f"- calibration: temperature {m['temperature']:.2f}, ECE {m['ece']:.3f} (bins "
         f"{m['bin_ece']:.3f}); unsure threshold {m['threshold']:.2f} leaves coverage "
         f"{_pct(m['coverage'])} with decided items {_pct(m['decided_accuracy'])} correct on test",
