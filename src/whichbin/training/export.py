@@ -23,12 +23,22 @@ def export_backbone_onnx(
     name: str, weights: str | None, size: int, out: Path, cache_dir: Path
 ) -> Path:
     """Write the pretrained backbone as ONNX: input [N,3,S,S] → ``embedding`` [N,D]."""
-    import torch
-
     from whichbin.training.backbones import create_backbone
 
     model, _, _ = create_backbone(name, weights, cache_dir)
     model.reset_classifier(0)
+    return _torch_export(model, size, out, [EMBEDDING])
+
+
+def export_module_onnx(model, size: int, out: Path) -> Path:  # noqa: ANN001
+    """Export a torch module that returns (logits, embedding) as a bundle graph."""
+    return _torch_export(model, size, out, [LOGITS, EMBEDDING])
+
+
+def _torch_export(model, size: int, out: Path, outputs: list[str]) -> Path:  # noqa: ANN001
+    """The TorchScript-based exporter (no onnxscript needed), batch dimension dynamic."""
+    import torch
+
     model.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.onnx")
@@ -38,29 +48,8 @@ def export_backbone_onnx(
             (torch.zeros(1, 3, size, size),),
             str(tmp),
             input_names=[INPUT],
-            output_names=[EMBEDDING],
-            dynamic_axes={INPUT: {0: "N"}, EMBEDDING: {0: "N"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
-    tmp.replace(out)
-    return out
-
-
-def export_module_onnx(model, size: int, out: Path) -> Path:  # noqa: ANN001
-    """Export a torch module that returns (logits, embedding) as a bundle graph."""
-    import torch
-
-    model.eval()
-    tmp = out.with_suffix(".tmp.onnx")
-    with torch.no_grad():
-        torch.onnx.export(
-            model,
-            (torch.zeros(1, 3, size, size),),
-            str(tmp),
-            input_names=[INPUT],
-            output_names=[LOGITS, EMBEDDING],
-            dynamic_axes={INPUT: {0: "N"}, LOGITS: {0: "N"}, EMBEDDING: {0: "N"}},
+            output_names=outputs,
+            dynamic_axes={name: {0: "N"} for name in (INPUT, *outputs)},
             opset_version=OPSET,
             dynamo=False,
         )
