@@ -65,7 +65,7 @@ class TrainingConfig(_Section):
     )
     int8_max_loss: float = Field(0.005, ge=0, le=1, description="Allowed INT8 accuracy loss")
     int8_method: Literal["minmax", "entropy", "percentile"] = Field(
-        "percentile", description="INT8 activation calibration method"
+        "minmax", description="INT8 activation calibration method"
     )
     int8_calibration_images: int = Field(
         128, ge=8, description="Training images used to calibrate INT8 activations"

@@ -17,6 +17,7 @@ Load order (later wins): defaults → YAML (``edge:`` in the config file) → en
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,83 @@ def as_edge_config(section: Any, source: str = "edge") -> EdgeConfig:
         err = e.errors()[0]
         loc = ".".join(str(p) for p in ("edge", *err["loc"]))
         raise ConfigError(f"{source}: {loc}: {err['msg']}") from e
+
+
+@dataclass
+class EdgeOptions:
+    """Everything ``whichbin edge run`` takes (see its --help for each option).
+
+    ``data_dir`` None keeps nothing on disk (no outbox, snapshots or counters): the
+    library default, so tests stay isolated; the CLI and config default to a folder.
+    """
+
+    source: str
+    device_id: str
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    model: Path | None = None  # fixed model; None follows deployments
+    fps: float | None = None
+    deeplens: bool = False
+    prefix: str = "whichbin"
+    models_dir: Path = Path("whichbin-models")
+    max_frames: int | None = None
+    exit_at_end: bool = False  # files/folders: stop at the end instead of replaying
+    default_model: bool = False  # follow mode: use the bundled model until a deployment
+    rules: Path | None = None
+    presence: PresenceConfig = field(default_factory=PresenceConfig)
+    password_env: str = "WHICHBIN_MQTT_PASSWORD"
+    password_file: str | None = None
+    ca_file: str | None = None
+    connect_timeout: float = 5.0  # seconds to wait for the broker before running anyway
+    keepalive: int = 30
+    data_dir: Path | None = None  # outbox.sqlite, snapshots/, counters.json
+    outbox: bool = True
+    decision: DecisionSettings = field(default_factory=DecisionSettings)
+    snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)
+    homeassistant: HomeAssistantSettings = field(default_factory=HomeAssistantSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    drop_frames: bool | None = None  # None: drop for cameras/streams, queue for files
+    max_backoff: float = 30.0
+    threads: int = 0
+    classify_all: bool = False  # benchmarks: classify every frame
+
+    @classmethod
+    def from_config(cls, edge: EdgeConfig, mqtt: Any = None) -> EdgeOptions:
+        """Options from the ``edge:`` and ``mqtt:`` config sections (device_id and source set)."""
+        try:
+            edge.require()
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+        extra: dict[str, Any] = {}
+        if mqtt is not None:
+            extra = {
+                "mqtt_url": mqtt.url,
+                "prefix": mqtt.prefix,
+                "password_env": mqtt.password_env,
+                "password_file": mqtt.password_file,
+                "ca_file": mqtt.ca_file,
+                "keepalive": mqtt.keepalive,
+            }
+        return cls(
+            source=str(edge.source),
+            device_id=str(edge.device_id),
+            model=edge.model,
+            fps=edge.fps,
+            deeplens=edge.deeplens_topic,
+            models_dir=edge.models_dir,
+            max_frames=edge.max_frames,
+            exit_at_end=edge.capture.exit_at_end,
+            default_model=edge.default_model,
+            rules=edge.rules,
+            presence=edge.presence.to_presence_config(),
+            connect_timeout=edge.connect_timeout,
+            data_dir=edge.data_dir,
+            outbox=edge.outbox,
+            decision=edge.decision,
+            snapshots=edge.snapshots,
+            homeassistant=edge.homeassistant,
+            http=edge.http,
+            drop_frames=edge.capture.drop_frames,
+            max_backoff=edge.capture.max_backoff,
+            threads=edge.threads,
+            **extra,
+        )

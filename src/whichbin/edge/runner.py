@@ -118,6 +118,16 @@ class RunStats:
     # (event id, monotonic capture time of its decision frame): end-to-end latency figures
     event_captured: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=10_000))
     dropped: int = 0  # frames the capture thread skipped (latest frame wins)
+    first_frame_at: float | None = None  # monotonic: the first frame's capture
+    last_frame_at: float | None = None  # monotonic: the last frame done
+
+    @property
+    def fps(self) -> float | None:
+        """Frames processed per second, first capture to last frame done."""
+        if self.first_frame_at is None or self.last_frame_at is None or self.frames < 2:
+            return None
+        span = self.last_frame_at - self.first_frame_at
+        return round(self.frames / span, 2) if span > 0 else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +136,7 @@ class RunStats:
             "events": self.events,
             "errors": self.errors,
             "dropped": self.dropped,
+            "fps": self.fps,
             "bins": list(self.bins),
             "counts": dict(self.counts),
             "frame_latency_ms": _percentiles(self.frame_ms),
@@ -291,7 +302,11 @@ class EdgeRunner:
             self._publish(decision, frame)
         if seen.left and self.output.state != IDLE:
             self.output.publish_state(IDLE, now)
-        self.stats.frame_ms.append((time.monotonic() - frame.captured) * 1000)
+        done = time.monotonic()
+        if self.stats.first_frame_at is None:
+            self.stats.first_frame_at = frame.captured
+        self.stats.last_frame_at = done
+        self.stats.frame_ms.append((done - frame.captured) * 1000)
         if self.on_frame is not None:
             self.on_frame(frame.image, self._overlay(seen.present))
         return decision

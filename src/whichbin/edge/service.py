@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,104 +27,20 @@ from pydantic import ValidationError
 from whichbin import __version__
 from whichbin.contract import OFFLINE, ONLINE, Correction, Topics, utc_now
 from whichbin.edge.capture import ThreadedSource
-from whichbin.edge.config import (
-    DecisionSettings,
-    EdgeConfig,
-    HomeAssistantSettings,
-    HttpSettings,
-    SnapshotSettings,
-)
+from whichbin.edge.config import EdgeOptions
 from whichbin.edge.follower import DeploymentFollower
 from whichbin.edge.homeassistant import birth_topic, discovery_messages, removal_topics
 from whichbin.edge.output import EdgeOutput
-from whichbin.edge.presence import PresenceConfig, PresenceDetector
+from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, ModelProvider, RunStats, StaticModel
 from whichbin.edge.sources import FrameSource, create_source
 from whichbin.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["EdgeOptions", "EdgeService", "uninstall_home_assistant"]
+
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-
-
-@dataclass
-class EdgeOptions:
-    """Everything ``whichbin edge run`` takes (see its --help for each option).
-
-    ``data_dir`` None keeps nothing on disk (no outbox, snapshots or counters): the
-    library default, so tests stay isolated; the CLI and config default to a folder.
-    """
-
-    source: str
-    device_id: str
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
-    model: Path | None = None  # fixed model; None follows deployments
-    fps: float | None = None
-    deeplens: bool = False
-    prefix: str = "whichbin"
-    models_dir: Path = Path("whichbin-models")
-    max_frames: int | None = None
-    exit_at_end: bool = False  # files/folders: stop at the end instead of replaying
-    default_model: bool = False  # follow mode: use the bundled model until a deployment
-    rules: Path | None = None
-    presence: PresenceConfig = field(default_factory=PresenceConfig)
-    password_env: str = "WHICHBIN_MQTT_PASSWORD"
-    password_file: str | None = None
-    ca_file: str | None = None
-    connect_timeout: float = 5.0  # seconds to wait for the broker before running anyway
-    keepalive: int = 30
-    data_dir: Path | None = None  # outbox.sqlite, snapshots/, counters.json
-    outbox: bool = True
-    decision: DecisionSettings = field(default_factory=DecisionSettings)
-    snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)
-    homeassistant: HomeAssistantSettings = field(default_factory=HomeAssistantSettings)
-    http: HttpSettings = field(default_factory=HttpSettings)
-    drop_frames: bool | None = None  # None: drop for cameras/streams, queue for files
-    max_backoff: float = 30.0
-    threads: int = 0
-    classify_all: bool = False  # benchmarks: classify every frame
-
-    @classmethod
-    def from_config(cls, edge: EdgeConfig, mqtt: Any = None) -> EdgeOptions:
-        """Options from the ``edge:`` and ``mqtt:`` config sections (device_id and source set)."""
-        try:
-            edge.require()
-        except ValueError as e:
-            raise ConfigError(str(e)) from e
-        extra: dict[str, Any] = {}
-        if mqtt is not None:
-            extra = {
-                "mqtt_url": mqtt.url,
-                "prefix": mqtt.prefix,
-                "password_env": mqtt.password_env,
-                "password_file": mqtt.password_file,
-                "ca_file": mqtt.ca_file,
-                "keepalive": mqtt.keepalive,
-            }
-        return cls(
-            source=str(edge.source),
-            device_id=str(edge.device_id),
-            model=edge.model,
-            fps=edge.fps,
-            deeplens=edge.deeplens_topic,
-            models_dir=edge.models_dir,
-            max_frames=edge.max_frames,
-            exit_at_end=edge.capture.exit_at_end,
-            default_model=edge.default_model,
-            rules=edge.rules,
-            presence=edge.presence.to_presence_config(),
-            connect_timeout=edge.connect_timeout,
-            data_dir=edge.data_dir,
-            outbox=edge.outbox,
-            decision=edge.decision,
-            snapshots=edge.snapshots,
-            homeassistant=edge.homeassistant,
-            http=edge.http,
-            drop_frames=edge.capture.drop_frames,
-            max_backoff=edge.capture.max_backoff,
-            threads=edge.threads,
-            **extra,
-        )
 
 
 class EdgeService:
@@ -180,26 +96,18 @@ class EdgeService:
                 fallback_default=options.default_model,
             )
             self.models = self.follower
-        self.source = self._create_source(source)
         self.outbox: Any = None
         self.drainer: Any = None
         self.snapshots: Any = None
         counters_file = None
         if options.data_dir is not None:
             data_dir = Path(options.data_dir)
-            data_dir.mkdir(parents=True, exist_ok=True)
             counters_file = data_dir / "counters.json"
-            if options.outbox:
-                from whichbin.messaging.outbox import OutboxDrainer, SqliteOutbox
-
-                self.outbox = SqliteOutbox(data_dir / "outbox.sqlite")
-                self.drainer = OutboxDrainer(self.outbox, self.client, retry_interval=1.0)
-                if pending := self.outbox.pending():
-                    logger.info("%d events from an earlier run wait to be sent", pending)
-            if options.snapshots.enabled:
-                from whichbin.edge.snapshots import SnapshotStore
-
-                self.snapshots = SnapshotStore(data_dir / "snapshots", options.snapshots.policy())
+            try:
+                self._open_data_dir(data_dir)
+            except (OSError, sqlite3.Error) as e:
+                raise ConfigError(f"--data-dir {data_dir}: cannot use it ({e})") from e
+        self.source = self._create_source(source)
         self.output = EdgeOutput(
             self.client,
             self.topics,
@@ -230,6 +138,22 @@ class EdgeService:
         self._thread: threading.Thread | None = None
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
+
+    def _open_data_dir(self, data_dir: Path) -> None:
+        """The outbox and the snapshot store under ``data_dir`` (created when missing)."""
+        options = self.options
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if options.outbox:
+            from whichbin.messaging.outbox import OutboxDrainer, SqliteOutbox
+
+            self.outbox = SqliteOutbox(data_dir / "outbox.sqlite")
+            self.drainer = OutboxDrainer(self.outbox, self.client, retry_interval=1.0)
+            if pending := self.outbox.pending():
+                logger.info("%d events from an earlier run wait to be sent", pending)
+        if options.snapshots.enabled:
+            from whichbin.edge.snapshots import SnapshotStore
+
+            self.snapshots = SnapshotStore(data_dir / "snapshots", options.snapshots.policy())
 
     def _load_model(self, path: Path) -> ActiveModel:
         from whichbin.edge.classifier import OnnxClassifier

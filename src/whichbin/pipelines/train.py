@@ -180,7 +180,7 @@ def int8_bundle(
         quantize_onnx(backbone, paths, trained["preprocess"], d / "backbone.onnx", t.int8_method)
         return {"calibration": [r.sha256 for r in calib], "method": t.int8_method}
 
-    key = {"backbone": sha256_file(backbone), "method": t.int8_method, "v": 1}
+    key = {"backbone": sha256_file(backbone), "method": t.int8_method, "v": 2}
     q = steps.run("backbone_int8", key, quantize)
     qbackbone = q.dir / "backbone.onnx"
     test = [r for r in prepared.rows if r.split == "test"]

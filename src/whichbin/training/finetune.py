@@ -179,6 +179,21 @@ def load_backgrounds(paths: Sequence[Path], side: int = 320) -> list[Image.Image
     return out
 
 
+def pick_backgrounds(rows: Sequence[Row], n: int = 150, seed: int = 0) -> list[Path]:
+    """Up to ``n`` training photos that are not board photos (no object can be cut out of
+    them): backgrounds to composite board objects onto. Looks at most ``4 n`` images."""
+    rng = np.random.default_rng(seed)
+    out: list[Path] = []
+    for i in rng.permutation(len(rows))[: 4 * n]:
+        if len(out) >= n:
+            break
+        img = load_rgb(rows[int(i)].path)
+        img.thumbnail((256, 256))
+        if object_mask(img) is None:
+            out.append(rows[int(i)].path)
+    return sorted(out)
+
+
 def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     """Linear warm-up, then cosine decay to zero, per optimiser step."""
 
@@ -275,19 +290,15 @@ def view_rng(aug_seed: int, sha256: str, view: int) -> np.random.Generator:
 
 
 def _make_views(
-    path: Path, sha: str, views: list[int], p: FinetuneParams, backgrounds: list[Image.Image]
+    path: Path, sha: str, views: list[int], p: FinetuneParams, size: int, bgs: list[Image.Image]
 ) -> list[Image.Image]:
     img = load_rgb(path)
-    mask: Image.Image | None = None
-    if p.p_composite > 0 and any(v > 0 for v in views):
-        mask = object_mask(img)
-    out = []
-    for v in views:
-        if v == 0:
-            out.append(img)
-        else:
-            rng = view_rng(p.aug_seed, sha, v)
-            out.append(augment(img, rng, backgrounds, p.p_composite, mask))
+    out = [img] if 0 in views else []
+    if any(v > 0 for v in views):
+        small = _thumb(img.copy(), int(size * 1.4))  # augmenting fewer pixels is faster
+        mask = object_mask(small) if p.p_composite > 0 else None
+        for v in sorted(v for v in views if v > 0):
+            out.append(augment(small, view_rng(p.aug_seed, sha, v), bgs, p.p_composite, mask))
     return out
 
 
@@ -319,8 +330,8 @@ def cache_activations(
     def work(chunk: list) -> tuple[list[tuple[str, int]], list[Image.Image]]:
         keys, imgs = [], []
         for s, path, vs in chunk:
-            keys += [(s, v) for v in vs]
-            imgs += _make_views(path, s, vs, p, backgrounds)
+            keys += [(s, v) for v in sorted(vs)]
+            imgs += _make_views(path, s, vs, p, spec.size, backgrounds)
         return keys, imgs
 
     reporter = default_reporter() if progress else log_reporter
@@ -398,6 +409,7 @@ def finetune(
         raise ConfigError(f"training.finetune_from_block: 1..{len(model.blocks)}")
     bgs = load_backgrounds(backgrounds)
     k = params.from_block if params.mode == "partial" else 0
+    torch.manual_seed(params.seed)  # the classifier's initial weights
     net = Trainable(model, k, len(labels), params.dropout)
     net = net.to(memory_format=torch.channels_last)  # measured faster for depthwise backward
 
@@ -505,11 +517,12 @@ def finetune(
         else:
             logger.info("fine-tuning: %s is from other settings or data; starting over", ckpt_path)
 
-    cw = torch.tensor(_class_weights(y_tr, len(labels), params.balance), dtype=torch.float32)
+    cw_np = _class_weights(y_tr, len(labels), params.balance)
+    cw = torch.tensor(cw_np, dtype=torch.float32)
     t0 = time.perf_counter()
     if start == 0 and params.probe_init:
         f_tr, _ = run(plain_x, len(y_tr))
-        _fit_probe(net.fc, torch.from_numpy(f_tr), torch.from_numpy(y_tr), cw)
+        _fit_probe(net.fc, f_tr.astype(np.float64), y_tr, cw_np)
     seconds["probe"] = time.perf_counter() - t0
 
     # ---- training
@@ -603,16 +616,31 @@ def finetune(
 
 
 def _fit_probe(
-    fc: nn.Linear, feats: torch.Tensor, y: torch.Tensor, cw: torch.Tensor, steps: int = 300
+    fc: nn.Linear, feats: np.ndarray, y: np.ndarray, cw: np.ndarray, steps: int = 300
 ) -> None:
-    """Linear probe on frozen features (full batch Adam), the classifier's starting point."""
-    opt = torch.optim.Adam(fc.parameters(), lr=1e-2)
-    for _ in range(steps):
-        loss = torch.nn.functional.cross_entropy(fc(feats), y, weight=cw)
-        loss = loss + 1e-3 * fc.weight.square().sum()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    """Linear probe on frozen features (full-batch Adam in numpy: torch's per-op overhead
+    dominates at this size), the classifier's starting point."""
+    c = fc.out_features
+    w, b = np.zeros((c, feats.shape[1])), np.zeros(c)
+    sw = cw[y] / cw[y].sum()
+    onehot = np.eye(c)[y]
+    m = [np.zeros_like(w), np.zeros_like(b)]
+    v = [np.zeros_like(w), np.zeros_like(b)]
+    for t in range(1, steps + 1):
+        z = feats @ w.T + b
+        p = np.exp(z - z.max(1, keepdims=True))
+        g = (p / p.sum(1, keepdims=True) - onehot) * sw[:, None]
+        for i, grad in enumerate((g.T @ feats + 2e-3 * w, g.sum(0))):
+            m[i] = 0.9 * m[i] + 0.1 * grad
+            v[i] = 0.999 * v[i] + 0.001 * grad * grad
+            step = 1e-2 * (m[i] / (1 - 0.9**t)) / (np.sqrt(v[i] / (1 - 0.999**t)) + 1e-8)
+            if i == 0:
+                w -= step
+            else:
+                b -= step
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+        fc.bias.copy_(torch.from_numpy(b.astype(np.float32)))
 
 
 def _thumb(img: Image.Image, side: int) -> Image.Image:

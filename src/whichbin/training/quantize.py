@@ -84,9 +84,7 @@ def quantize_onnx(
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
                 calibrate_method=methods[method],
-                nodes_to_exclude=[
-                    n.name for n in onnx.load(str(pre)).graph.node if n.name.startswith("head.")
-                ],
+                nodes_to_exclude=_float_nodes(pre),
             )
     if PREFIX + "labels" in props:
         meta = BundleMeta.from_props(props, str(src))
@@ -94,6 +92,19 @@ def quantize_onnx(
         write_meta(tmp_out, meta.model_copy(update={"metrics": {**meta.metrics, **quant}}))
     tmp_out.replace(out)
     return out
+
+
+# Pooling and flattening stay in float: a uint8 embedding is too coarse for a head whose
+# input standardisation (folded into its weights) amplifies small feature differences.
+FLOAT_OPS = {"GlobalAveragePool", "Flatten", "Reshape", "ReduceMean"}
+
+
+def _float_nodes(model_path: Path) -> list[str]:
+    """Names of the nodes left in float: the head and the pooling into ``embedding``."""
+    import onnx
+
+    graph = onnx.load(str(model_path)).graph
+    return [n.name for n in graph.node if n.name.startswith("head.") or n.op_type in FLOAT_OPS]
 
 
 def quantize_bundle(
