@@ -16,6 +16,18 @@ from whichbin.training.bundle import BundleMeta, now_iso
 logger = logging.getLogger(__name__)
 
 
+# Settings that do not change the head: leaving them out of its cache key means toggling
+# INT8 or the thread count does not retrain.
+NOT_HEAD_PARAMS = {
+    "int8",
+    "int8_max_loss",
+    "int8_method",
+    "int8_calibration_images",
+    "threads",
+    "batch_size",
+}
+
+
 def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str]:
     """Export (once) the pretrained backbone as ONNX; returns (path, preprocess, weights id)."""
     from whichbin.training.backbones import get_backbone_spec, preprocess_for, weights_id
@@ -109,7 +121,7 @@ def train_and_export(
         "manifest": prepared.manifest_hash,
         "emb": ekey,
         "labels": labels,
-        "training": t.model_dump(),
+        "training": t.model_dump(exclude=NOT_HEAD_PARAMS),
         "v": 1,
     }
 

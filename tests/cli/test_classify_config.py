@@ -1,0 +1,77 @@
+"""``whichbin classify``, ``whichbin config check`` and the help texts of the root commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.helpers import COLORS, solid_image
+from whichbin.cli.main import app
+
+runner = CliRunner()
+
+
+def test_classify_json_lines_with_a_model(tmp_path: Path, color_bundle: Path) -> None:
+    for b, rgb in COLORS.items():
+        solid_image(tmp_path / f"{b}.jpg", rgb)
+    res = runner.invoke(app, ["classify", "--json", "--model", str(color_bundle), str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    records = [json.loads(line) for line in res.stdout.splitlines()]
+    assert {Path(r["path"]).stem: r["bin"] for r in records} == {b: b for b in COLORS}
+    for r in records:
+        assert set(r) == {"path", "bin", "label", "confidence", "decision", "top_k"}
+        assert r["decision"] == "decided" and r["top_k"][0]["label"] == r["label"]
+
+
+def test_classify_default_model_on_trashnet(shared_data: Path) -> None:
+    photos = [
+        shared_data / "trashnet" / "glass" / "glass1.jpg",
+        shared_data / "trashnet" / "cardboard" / "cardboard10.jpg",
+    ]
+    res = runner.invoke(app, ["classify", "--json", *map(str, photos)])
+    assert res.exit_code == 0, res.output
+    bins = [json.loads(line)["bin"] for line in res.stdout.splitlines()]
+    assert bins == ["recycling", "recycling"]
+
+
+def test_classify_names_a_bad_file(tmp_path: Path, color_bundle: Path) -> None:
+    bad = tmp_path / "note.jpg"
+    bad.write_text("not an image")
+    res = runner.invoke(app, ["classify", "--model", str(color_bundle), str(bad)])
+    assert res.exit_code == 1
+    assert "note.jpg" in res.output and "Traceback" not in res.output
+
+
+def test_config_check_names_the_key(tmp_path: Path) -> None:
+    good = tmp_path / "ok.yaml"
+    good.write_text("training: {epochs: 10}\ngate: {min_accuracy: 0.9}\n")
+    res = runner.invoke(app, ["config", "check", "--json", str(good)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["pipeline"]["training"]["epochs"] == 10
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: {epochz: 10}\n")
+    res = runner.invoke(app, ["config", "check", str(bad)])
+    assert res.exit_code == 1
+    assert "bad.yaml" in res.output and "training.epochz" in res.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["classify"],
+        ["pipeline", "run"],
+        ["config", "check"],
+        ["data", "import"],
+        ["registry", "approve"],
+        ["edge", "run"],
+        ["pi", "display"],
+        ["web"],
+    ],
+)
+def test_help_has_an_example(command: list[str]) -> None:
+    res = runner.invoke(app, [*command, "--help"])
+    assert res.exit_code == 0
+    assert "Example" in res.output and "whichbin " + command[0] in res.output
