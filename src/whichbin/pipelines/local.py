@@ -116,7 +116,6 @@ def run_pipeline(
 
     from whichbin.pipelines.train import train_and_export
 
-    t0 = time.perf_counter()
     trained = train_and_export(cfg, prepared, labels, rules, steps, progress)
     bundle = trained["bundle"]
 
@@ -141,6 +140,7 @@ def run_pipeline(
         )
     metrics["temperature"] = trained["temperature"]
 
+    t0 = time.perf_counter()
     registry = open_registry(registry_uri or cfg.registry.uri) if register else None
     approved = registry.latest_approved(cfg.registry.model_name) if registry else None
     approved_metrics = None
@@ -189,7 +189,7 @@ def run_pipeline(
                 report=report.parent,
             )
         version, status = mv.id, str(getattr(mv.status, "value", mv.status))
-    steps.record("gate_register", 0.0)
+    steps.record("gate_register", time.perf_counter() - t0)
     return PipelineResult(
         version=version,
         gate=gate.status,
