@@ -171,12 +171,16 @@ def run_finetune(method: str, ctx: dict[str, Any], out: Path, args: argparse.Nam
     rows = ctx["rows"]
     tr = [r for r in rows if r.split == "train"]
     va = [r for r in rows if r.split == "val"]
-    if method == "partial":
+    if method.startswith("partial"):
+        # partial | partial_noaug (no augmented views) | partial_b4 (from block 4) |
+        # partial_procbg (procedural backgrounds only, no photos)
         p = FinetuneParams(
-            mode="partial", from_block=args.from_block, epochs=args.epochs, views=args.views
+            mode="partial",
+            from_block=4 if method.endswith("_b4") else args.from_block,
+            epochs=args.epochs,
+            views=0 if method.endswith("_noaug") else args.views,
+            lr=args.lr,
         )
-    elif method == "partial_noaug":
-        p = FinetuneParams(mode="partial", from_block=args.from_block, epochs=args.epochs, views=0)
     else:
         p = FinetuneParams(
             mode="full", image_size=args.full_size, epochs=args.full_epochs, lr=args.full_lr
@@ -190,13 +194,14 @@ def run_finetune(method: str, ctx: dict[str, Any], out: Path, args: argparse.Nam
         args.work,
         out.parent / out.stem,
         meta_for(ctx["labels"], method),
-        backgrounds=ctx["train_bg"],
+        backgrounds=[] if method.endswith("_procbg") else ctx["train_bg"],
         progress=False,
     )
     return {
         "seconds": {**res.seconds, "wall": round(time.perf_counter() - t0, 1)},
         "params": asdict(p),
         "history": res.history,
+        "epoch_seconds": res.epoch_seconds,
         "best_epoch": res.best_epoch,
         "bundle": res.bundle,
     }
@@ -275,6 +280,7 @@ def all_data(args: argparse.Namespace) -> None:
             "evaluate_seconds": round(time.perf_counter() - t1, 1),
             "params": asdict(p),
             "history": res.history,
+            "epoch_seconds": res.epoch_seconds,
             "test": {k: m[k] for k in ("n", "accuracy", "macro_f1", "bin_accuracy", "bin_recall")},
         },
     )
@@ -287,8 +293,9 @@ def main() -> None:
     ap.add_argument("--methods", default="lr,head,partial,full")
     ap.add_argument("--full-seeds", default="0", help="seeds for the (slow) full fine-tuning")
     ap.add_argument("--from-block", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--views", type=int, default=3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--full-size", type=int, default=176)
     ap.add_argument("--full-epochs", type=int, default=4)
     ap.add_argument("--full-lr", type=float, default=3e-4)

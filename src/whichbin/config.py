@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from whichbin.edge.config import EdgeConfig
 from whichbin.errors import ConfigError
 
 
@@ -127,7 +128,9 @@ class Settings(_Section):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
-    edge: dict[str, Any] = Field(default_factory=dict, description="Edge device options")
+    edge: EdgeConfig = Field(
+        default_factory=EdgeConfig, description="Edge device options (whichbin edge run)"
+    )
     pi: dict[str, Any] = Field(default_factory=dict, description="Pi display options")
 
     @model_validator(mode="after")

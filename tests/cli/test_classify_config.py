@@ -75,3 +75,11 @@ def test_help_has_an_example(command: list[str]) -> None:
     res = runner.invoke(app, [*command, "--help"])
     assert res.exit_code == 0
     assert "Example" in res.output and "whichbin " + command[0] in res.output
+
+
+def test_config_check_validates_the_edge_section(tmp_path: Path) -> None:
+    bad = tmp_path / "edge.yaml"
+    bad.write_text("edge: {decision: {bogus: 1}}\n")
+    res = runner.invoke(app, ["config", "check", str(bad)])
+    assert res.exit_code == 1
+    assert "edge.decision.bogus" in res.output

@@ -106,3 +106,8 @@ def test_as_edge_config_accepts_a_typed_section() -> None:
     typed = EdgeConfig(device_id="a")
     assert as_edge_config(typed) is typed
     assert as_edge_config({"device_id": "b"}).device_id == "b"
+
+
+def test_show_config_help_has_an_example() -> None:
+    result = CliRunner().invoke(app, ["edge", "show-config", "--help"])
+    assert result.exit_code == 0 and "whichbin edge show-config --config" in result.output

@@ -46,6 +46,7 @@ def test_object_mask_refuses_pictures_without_a_board() -> None:
     same = composite_on(img, Image.new("RGB", (50, 50)), rng)  # no mask: unchanged
     assert np.array_equal(np.asarray(same), np.asarray(img))
 
+
 def test_composite_replaces_the_board_keeps_the_object() -> None:
     img, truth = board_photo()
     blue = Image.new("RGB", (300, 300), (20, 40, 200))

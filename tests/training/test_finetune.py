@@ -57,7 +57,16 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Row], list[Row]
     return train, val, root / "work"
 
 
-PARAMS = FinetuneParams(image_size=64, from_block=6, epochs=2, views=1, batch_size=4)
+PARAMS = FinetuneParams(image_size=64, from_block=6, epochs=2, views=1, batch_size=4, seed=3)
+
+
+@pytest.fixture(scope="module")
+def straight(data: tuple[list[Row], list[Row], Path], tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """One uninterrupted partial run (the reference for the other tests)."""
+    train, val, work = data
+    return finetune(
+        PARAMS, train, val, LABELS, work, tmp_path_factory.mktemp("out"), progress=False
+    )
 
 
 def test_activation_store_cuts_a_torn_write(tmp_path: Path) -> None:
@@ -76,50 +85,48 @@ def test_activation_store_cuts_a_torn_write(tmp_path: Path) -> None:
 
 
 def test_partial_bundle_has_logits_embedding_and_meta(
-    data: tuple[list[Row], list[Row], Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+    data: tuple[list[Row], list[Row], Path], straight
+) -> None:  # noqa: ANN001
     from whichbin.edge.classifier import OnnxClassifier
     from whichbin.training.bundle import read_meta
 
-    train, val, work = data
-    res = finetune(PARAMS, train, val, LABELS, work, tmp_path / "out", progress=False)
-    meta = read_meta(res.bundle)
+    _, val, _ = data
+    meta = read_meta(straight.bundle)
     assert meta.labels == LABELS and meta.preprocess.size == 64
     assert meta.bins == {"glass": "recycling", "metal": "recycling", "trash": "landfill"}
     assert meta.metrics["finetune"]["mode"] == "partial"
-    clf = OnnxClassifier(res.bundle)
+    clf = OnnxClassifier(straight.bundle)
     images = [Image.open(r.path).convert("RGB") for r in val]
     logits, emb = clf.run(images, with_embedding=True)
     assert logits.shape == (3, 3) and emb is not None and emb.shape == (3, 1280)
-    np.testing.assert_allclose(logits, res.val_logits, rtol=1e-4, atol=1e-4)
-    (w, b) = res.layers[0]  # the head as layers: what export.replace_head needs
+    np.testing.assert_allclose(logits, straight.val_logits, rtol=1e-4, atol=1e-4)
+    (w, b) = straight.layers[0]  # the head as layers: what export.replace_head needs
     np.testing.assert_allclose(emb @ w.T + b, logits, rtol=1e-3, atol=1e-3)
-    assert len(res.history["val_acc"]) == 2 and res.best_epoch in (1, 2)
-    # A second run over the same images reuses every cached activation.
-    caplog.set_level(logging.INFO, logger="whichbin.training.finetune")
-    finetune(PARAMS, train, val, LABELS, work, tmp_path / "out2", progress=False)
-    assert not any("caching" in r.message for r in caplog.records)
+    assert len(straight.history["val_acc"]) == 2 and straight.best_epoch in (1, 2)
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(
-    data: tuple[list[Row], list[Row], Path], tmp_path: Path
+    data: tuple[list[Row], list[Row], Path],
+    straight,  # noqa: ANN001
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     train, val, work = data
-    p = FinetuneParams(image_size=64, from_block=6, epochs=2, views=1, batch_size=4, seed=3)
 
     def crash(epoch: int, history: dict) -> None:
         if epoch == 1:
             raise RuntimeError("power cut")
 
+    caplog.set_level(logging.INFO, logger="whichbin.training.finetune")
     with pytest.raises(RuntimeError, match="power cut"):
-        finetune(p, train, val, LABELS, work, tmp_path / "a", progress=False, on_epoch=crash)
-    assert (tmp_path / "a" / "checkpoint.pt").is_file()
-    assert not (tmp_path / "a" / "model.onnx").exists()
-    resumed = finetune(p, train, val, LABELS, work, tmp_path / "a", progress=False)
-    assert resumed.resumed_after == 1
+        finetune(PARAMS, train, val, LABELS, work, tmp_path, progress=False, on_epoch=crash)
+    # The same images again: every activation came from the cache.
+    assert not any("caching" in r.message for r in caplog.records)
+    assert (tmp_path / "checkpoint.pt").is_file()
+    assert not (tmp_path / "model.onnx").exists()
+    resumed = finetune(PARAMS, train, val, LABELS, work, tmp_path, progress=False)
+    assert resumed.resumed_after == 1 and straight.resumed_after == 0
     assert len(resumed.history["train_loss"]) == 2
-    straight = finetune(p, train, val, LABELS, work, tmp_path / "b", progress=False)
-    assert straight.resumed_after == 0
     np.testing.assert_allclose(resumed.history["train_loss"], straight.history["train_loss"])
     np.testing.assert_allclose(resumed.val_logits, straight.val_logits, rtol=1e-4, atol=1e-4)
 
@@ -141,3 +148,17 @@ def test_from_training_maps_config_fields() -> None:
 
     p = FinetuneParams.from_training(TrainingConfig(image_size=192, seed=4), epochs=3)
     assert (p.image_size, p.seed, p.epochs, p.mode) == (192, 4, 3, "partial")
+
+
+def test_pick_backgrounds_skips_board_photos(tmp_path: Path) -> None:
+    from whichbin.training.finetune import pick_backgrounds
+
+    rows = make_rows(tmp_path / "board", per_label=1)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        p = tmp_path / "clutter" / f"{i}.jpg"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(p)
+        rows.append(Row(p, "trash", str(i)))
+    got = pick_backgrounds(rows, n=10)
+    assert got == sorted(tmp_path / "clutter" / f"{i}.jpg" for i in range(3))

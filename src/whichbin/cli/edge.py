@@ -134,7 +134,7 @@ def run(
         "[default: on for cameras/streams, off for files/folders]",
     ),
     threads: int | None = typer.Option(
-        None, "--threads", min=0, help="ONNX Runtime threads (0 = its default)"
+        None, "--threads", min=0, help="ONNX Runtime threads (0 = one per core) [default: 1]"
     ),
     snapshots: bool | None = typer.Option(
         None, "--snapshots/--no-snapshots", help="Save each decision's image [default: on]"

@@ -187,7 +187,12 @@ class EdgeConfig(_Section):
     outbox: bool = Field(
         True, description="Queue events on disk (data_dir/outbox.sqlite) while the broker is away"
     )
-    threads: int = Field(0, ge=0, description="ONNX Runtime threads (0 = its default)")
+    threads: int = Field(
+        1,
+        ge=0,
+        description="ONNX Runtime threads (0 = one per core); 1 leaves the other cores to "
+        "capture and MQTT, fastest end to end on 2 cores (bench/edge_fps.py)",
+    )
     deeplens_topic: bool = Field(
         False, description='Also publish the recipe\'s {"object": …} on deeplens/trash/infer'
     )
@@ -275,7 +280,7 @@ class EdgeOptions:
     http: HttpSettings = field(default_factory=HttpSettings)
     drop_frames: bool | None = None  # None: drop for cameras/streams, queue for files
     max_backoff: float = 30.0
-    threads: int = 0
+    threads: int = 1
     classify_all: bool = False  # benchmarks: classify every frame
 
     @classmethod

@@ -94,6 +94,7 @@ class EdgeService:
                 rules=self.rules,
                 clock=clock,
                 fallback_default=options.default_model,
+                load=self._load_classifier,
             )
             self.models = self.follower
         self.outbox: Any = None
@@ -155,11 +156,13 @@ class EdgeService:
 
             self.snapshots = SnapshotStore(data_dir / "snapshots", options.snapshots.policy())
 
-    def _load_model(self, path: Path) -> ActiveModel:
+    def _load_classifier(self, path: Path) -> Any:
         from whichbin.edge.classifier import OnnxClassifier
 
-        clf = OnnxClassifier(path, self.rules, threads=self.options.threads)
-        return ActiveModel.from_classifier(clf)
+        return OnnxClassifier(path, self.rules, threads=self.options.threads)
+
+    def _load_model(self, path: Path) -> ActiveModel:
+        return ActiveModel.from_classifier(self._load_classifier(path))
 
     def _create_source(self, given: FrameSource | None) -> ThreadedSource:
         opts = self.options
@@ -175,7 +178,8 @@ class EdgeService:
         return ThreadedSource(
             raw,
             drop=live if opts.drop_frames is None else opts.drop_frames,
-            reopen=reopen,
+            # a camera or stream is re-opened; a file re-opened would replay from the start
+            reopen=reopen if live else None,
             restart_on_end=live,
             max_backoff=opts.max_backoff,
         )

@@ -113,7 +113,7 @@ class ActivationStore:
 class Trainable(nn.Module):
     """The trained part: blocks[k:] (k = 0: also the stem), conv_head, bn2, classifier."""
 
-    def __init__(self, model: nn.Module, k: int, n_classes: int, dropout: float) -> None:
+    def __init__(self, model: Any, k: int, n_classes: int, dropout: float) -> None:
         super().__init__()
         self.stem = nn.Sequential(model.conv_stem, model.bn1) if k == 0 else nn.Identity()
         self.blocks = nn.Sequential(*model.blocks[k:])
@@ -129,7 +129,7 @@ class Trainable(nn.Module):
         return self.fc(self.drop(self.features(x)))
 
 
-def _prefix(model: nn.Module, k: int) -> nn.Module:
+def _prefix(model: Any, k: int) -> nn.Module:
     """The frozen part: stem and blocks[:k] (nothing when k = 0)."""
     if k == 0:
         return nn.Identity()
@@ -139,7 +139,7 @@ def _prefix(model: nn.Module, k: int) -> nn.Module:
 class BundleNet(nn.Module):
     """Frozen prefix + trained part, returning (logits, embedding) for the bundle."""
 
-    def __init__(self, model: nn.Module, k: int, trained: Trainable) -> None:
+    def __init__(self, model: Any, k: int, trained: Trainable) -> None:
         super().__init__()
         self.prefix, self.trained = _prefix(model, k), trained
 
@@ -148,7 +148,7 @@ class BundleNet(nn.Module):
         return self.trained.fc(emb), emb
 
 
-def export_prefix_onnx(model: nn.Module, k: int, size: int, out: Path) -> Path:
+def export_prefix_onnx(model: Any, k: int, size: int, out: Path) -> Path:
     """The frozen prefix as ONNX (input → ``act``), written once per cache key."""
     if out.is_file():
         return out
@@ -216,10 +216,10 @@ class FinetuneParams:
     resize: Literal["squash", "center_crop"] = "squash"
     from_block: int = 5  # [finetune_from_block] blocks[from_block:] train (partial)
     epochs: int = 6  # [finetune_epochs]
-    views: int = 3  # [augment_views] augmented views per training image (+ the plain one)
+    views: int = 2  # [augment_views] augmented views per training image (+ the plain one)
     p_composite: float = 0.5  # [augment_composite] paste board objects on backgrounds
     batch_size: int = 48
-    lr: float = 5e-4  # [finetune_lr] backbone; the classifier gets 2x
+    lr: float = 1e-3  # [finetune_lr] backbone; the classifier gets 2x
     weight_decay: float = 0.02
     label_smoothing: float = 0.1
     balance: bool = True
@@ -263,10 +263,11 @@ class FinetuneResult:
             (temperature 1: the pipeline calibrates on ``val_logits`` and rewrites it).
         layers: The classifier as head layers ``[(W, b)]`` (``export.replace_head`` form).
         preprocess: The bundle's preprocessing.
-        history: Per epoch: ``train_loss``, ``val_loss``, ``val_acc``, ``seconds``.
+        history: Per epoch: ``train_loss``, ``val_loss``, ``val_acc`` (``report.plot_curves``).
         best_epoch: The epoch whose weights were exported (best val accuracy).
         val_logits: Bundle logits on the validation images (ONNX Runtime).
         seconds: Wall time per phase (``cache``, ``probe``, ``train``, ``export``, ``total``).
+        epoch_seconds: Wall time of each epoch.
         resumed_after: Last epoch found in a checkpoint (0: a fresh run).
     """
 
@@ -277,6 +278,7 @@ class FinetuneResult:
     best_epoch: int
     val_logits: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
+    epoch_seconds: list[float] = field(default_factory=list)
     resumed_after: int = 0
 
 
@@ -372,7 +374,8 @@ def finetune(
         rows_train: Training images (``path``, ``label``, ``sha256``).
         rows_val: Validation images: epoch selection and the returned ``val_logits``.
         labels: Label order of the logits.
-        work_dir: Cache root shared by runs: activations, prefix graphs, weights.
+        work_dir: Cache root shared by runs (the pipeline's ``<work>/cache``): activations
+            and prefix graphs under ``finetune/``, downloaded weights under ``weights/``.
         out_dir: Checkpoint and bundle; keep it across a crash so a re-run resumes.
         meta: Bundle metadata (labels, bins, rules...); preprocess, backbone and created
             are filled in. Default: the bundled rule pack's bins.
@@ -404,7 +407,8 @@ def finetune(
     spec = get_backbone_spec(params.backbone)
     pre = preprocess_for(spec, params.image_size, params.resize)
     wid = weights_id(params.backbone, params.weights)
-    model, _, _ = create_backbone(params.backbone, params.weights, work_dir / "cache")
+    model: Any
+    model, _, _ = create_backbone(params.backbone, params.weights, work_dir)
     if not 1 <= params.from_block <= len(model.blocks):
         raise ConfigError(f"training.finetune_from_block: 1..{len(model.blocks)}")
     bgs = load_backgrounds(backgrounds)
@@ -416,7 +420,11 @@ def finetune(
     # ---- data: cached activations (partial) or decoded images (full)
     t0 = time.perf_counter()
     if params.mode == "partial":
-        aug = {"v": AUGMENT_VERSION, "seed": params.aug_seed, "p": params.p_composite}
+        aug: dict[str, Any] = {
+            "v": AUGMENT_VERSION,
+            "seed": params.aug_seed,
+            "p": params.p_composite,
+        }
         aug["bg"] = _hash([(str(b), Path(b).stat().st_size) for b in backgrounds])
         key = _hash({"w": wid, "pre": pre.model_dump(mode="json"), "k": k, "aug": aug})
         prefix_onnx = export_prefix_onnx(model, k, pre.size, work_dir / "finetune" / f"{key}.onnx")
@@ -607,7 +615,8 @@ def finetune(
         bundle=bundle,
         layers=[(w, b)],
         preprocess=pre,
-        history=history,
+        history={k2: v for k2, v in history.items() if k2 != "seconds"},
+        epoch_seconds=[round(v, 1) for v in history["seconds"]],
         best_epoch=int(best["epoch"]),
         val_logits=val_logits,
         seconds={k2: round(v, 2) for k2, v in seconds.items()},
