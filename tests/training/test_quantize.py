@@ -23,7 +23,9 @@ def _conv_backbone(path: Path) -> Path:
         [
             helper.make_node("Conv", ["input", "cw", "cb"], ["c"], pads=[1, 1, 1, 1]),
             helper.make_node("Relu", ["c"], ["r"]),
-            helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+            helper.make_node("Conv", ["r", "cw2", "cb"], ["c2"]),
+            helper.make_node("Relu", ["c2"], ["r2"]),
+            helper.make_node("GlobalAveragePool", ["r2"], ["p"]),
             helper.make_node("Flatten", ["p"], ["embedding"], axis=1),
         ],
         "conv",
@@ -31,6 +33,7 @@ def _conv_backbone(path: Path) -> Path:
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 8])],
         initializer=[
             numpy_helper.from_array(w, "cw"),
+            numpy_helper.from_array(np.eye(8, dtype=np.float32)[:, :, None, None], "cw2"),
             numpy_helper.from_array(np.zeros(8, np.float32), "cb"),
         ],
     )

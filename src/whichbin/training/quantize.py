@@ -72,6 +72,7 @@ def quantize_onnx(
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        _name_nodes(pre)
         # ORT's calibrators print progress on stdout, which belongs to --json output.
         with contextlib.redirect_stdout(sys.stderr):
             _quantize_static(
@@ -97,6 +98,17 @@ def quantize_onnx(
 # Pooling and flattening stay in float: a uint8 embedding is too coarse for a head whose
 # input standardisation (folded into its weights) amplifies small feature differences.
 FLOAT_OPS = {"GlobalAveragePool", "Flatten", "Reshape", "ReduceMean"}
+
+
+def _name_nodes(model_path: Path) -> None:
+    """Give unnamed nodes a name: ORT excludes nodes by name, and "" would match them all."""
+    import onnx
+
+    model = onnx.load(str(model_path))
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+    onnx.save(model, str(model_path))
 
 
 def _float_nodes(model_path: Path) -> list[str]:
