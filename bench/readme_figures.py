@@ -58,6 +58,98 @@ def pipeline_section(d: dict) -> list[str]:
     return lines
 
 
+def _head(title: str, d: dict) -> list[str]:
+    return [f"**{title}** ({d['when']}, {d['machine']['cores']} cores): `{d['command']}`", ""]
+
+
+def int8_section(d: dict) -> list[str]:
+    lines = _head("INT8 vs FP32 and latency per frame (batch 1)", d)
+    lines += [
+        f"- test split {d['test_images']} images: FP32 accuracy {_pct(d['fp32']['accuracy'])} "
+        f"({d['fp32']['bytes'] / 1e6:.1f} MB); "
+        + "; ".join(
+            f"INT8 {k} {_pct(v['accuracy'])} "
+            f"(−{v['loss_points']} points, {v['bytes'] / 1e6:.1f} MB)"
+            for k, v in d["int8"].items()
+        ),
+        "",
+        "| engine | threads | p50 ms | p90 ms | speed-up vs PyTorch eager |",
+        "|---|---|---|---|---|",
+    ]
+    for k, v in d["latency_batch1"].items():
+        engine, threads = k.rsplit("_", 1)
+        lines.append(
+            f"| {engine} | {threads[:-1]} | {v['p50_ms']:.1f} | {v['p90_ms']:.1f} | "
+            f"{v.get('speedup_vs_torch', 'reference')} |"
+        )
+    return lines
+
+
+def fewshot_section(d: dict) -> list[str]:
+    lines = _head(f"Few-shot adaptation to a held-out source ({d['holdout_source']})", d)
+    lines += [
+        "| K photos per bin | balanced bin accuracy | bin accuracy | logistic-regression "
+        "reference (balanced) | adaptation time (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for c in d["curve"]:
+        lines.append(
+            f"| {c['k_per_bin']} | {_pct(c['balanced_bin_accuracy_mean'])} ± "
+            f"{100 * c['balanced_bin_accuracy_std']:.1f} | {_pct(c['bin_accuracy_mean'])} | "
+            f"{_pct(c['reference_logreg_balanced_bin_accuracy_mean'])} | "
+            f"{c['adapt_seconds_mean']:.1f} |"
+        )
+    return lines
+
+
+def edge_fps_section(d: dict) -> list[str]:
+    lines = _head("Edge frames per second and latency (video file, bundled model)", d)
+    lines += [
+        "| run | fps | frames classified | events (right bins) | event latency p50 / p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for k, r in d["results"].items():
+        lat = r.get("event_latency_received_ms", {})
+        lines.append(
+            f"| {k} | {r['fps']:.1f} | {r['classified']}/{r['frames']} | {r['received']} "
+            f"({'yes' if r.get('bins_right') else 'no'}) | {lat.get('p50', 0):.0f} / "
+            f"{lat.get('p99', 0):.0f} |"
+        )
+    return lines
+
+
+def soak_section(d: dict) -> list[str]:
+    r = d["rss_mb"]
+    e = d["edge_summary"]
+    return _head(f"Edge soak, {d['duration_s'] / 60:.0f} minutes", d) + [
+        f"- RSS {r['start']} MB at {r['start_at_s']:.0f} s → {r['end']} MB at the end "
+        f"(max {r['max']} MB); threads {d['threads']['start']} → {d['threads']['end']}, "
+        f"open files {d['open_files']['start']} → {d['open_files']['end']}",
+        f"- {e['frames']} frames at {e['fps']} fps, {e['events']} events sent, "
+        f"{d['events_unique']} received once each, {d['events_lost']} lost, {e['errors']} errors",
+    ]
+
+
+def finetune_section(d: dict) -> list[str]:
+    lines = _head("TrashNet: head vs fine-tuning, in-source and cross-source", d)
+    lines += [
+        f"{d.get('dataset', '')}; cross-source: {d.get('cross_source', '')}",
+        "",
+        "| method | seeds | test accuracy | test bin accuracy | cross-source bin accuracy "
+        "| cross-source bin recall | train time (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method, m in d["summary"].items():
+        acc, bacc = m["test.accuracy"], m["test.bin_accuracy"]
+        xs = m.get("cross_source.bin_accuracy", {"mean": float("nan")})
+        rec = ", ".join(f"{b} {_pct(v)}" for b, v in m.get("cross_source.bin_recall", {}).items())
+        lines.append(
+            f"| {method} | {len(m['seeds'])} | {_pct(acc['mean'])} ± {100 * acc['std']:.1f} | "
+            f"{_pct(bacc['mean'])} | {_pct(xs['mean'])} | {rec} | {m.get('seconds_mean', 0):.0f} |"
+        )
+    return lines
+
+
 def generic_section(name: str, d: dict) -> list[str]:
     body = {k: v for k, v in d.items() if k not in ("machine", "benchmark", "command", "when")}
     return [
@@ -74,17 +166,20 @@ def main() -> None:
     d = _load("pipeline_full")
     if d:
         lines += pipeline_section(d) + [""]
-    for name in (
-        "int8_latency",
-        "backbones",
-        "fewshot",
-        "finetune_compare",
-        "edge_fps",
-        "edge_soak",
-    ):
+    special = {
+        "int8_latency": int8_section,
+        "fewshot": fewshot_section,
+        "finetune_compare": finetune_section,
+        "edge_fps": edge_fps_section,
+        "edge_soak": soak_section,
+        "edge_soak_30min": soak_section,
+    }
+    names = ("int8_latency", "fewshot", "backbones", "finetune_compare", "edge_fps")
+    for name in (*names, "edge_soak", "edge_soak_30min"):
         d = _load(name)
         if d:
-            lines += generic_section(name, d) + [""]
+            section = special.get(name)
+            lines += (section(d) if section else generic_section(name, d)) + [""]
     readme = ROOT / "README.md"
     text = readme.read_text()
     start, end = "<!-- figures:start -->", "<!-- figures:end -->"
