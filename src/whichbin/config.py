@@ -54,7 +54,7 @@ class TrainingConfig(_Section):
     head: Literal["linear", "mlp"] = Field("linear", description="Classifier head type")
     epochs: int = Field(300, ge=1, description="Head training epochs (full batch)")
     lr: float = Field(0.05, gt=0, description="Head learning rate")
-    weight_decay: float = Field(1e-4, ge=0, description="L2 penalty on head weights")
+    weight_decay: float = Field(0.01, ge=0, description="L2 penalty on head weights")
     balance: bool = Field(True, description="Weight classes inversely to their frequency")
     seed: int = Field(0, description="Training seed")
     batch_size: int = Field(32, ge=1, description="Batch size for embedding computation")

@@ -57,27 +57,30 @@ def train_head(
     weight_decay: float = 1e-4,
     balance: bool = True,
     seed: int = 0,
+    patience: int = 50,
 ) -> HeadResult:
     """Full-batch Adam on softmax cross-entropy; keeps the epoch with the best val loss.
 
-    ``hidden`` > 0 gives a one-hidden-layer MLP, else a linear (logistic) head.
+    ``hidden`` > 0 gives a one-hidden-layer MLP, else a linear (logistic) head. Training
+    stops ``patience`` epochs after the best validation loss. Computed in float32.
     """
     rng = np.random.default_rng(seed)
-    x = np.asarray(x, np.float64)
-    mu, sd = x.mean(0), x.std(0) + 1e-6
+    f32 = np.float32
+    x = np.asarray(x, f32)
+    mu, sd = x.mean(0), x.std(0) + f32(1e-6)
     xs = (x - mu) / sd
-    xv = None if x_val is None else (np.asarray(x_val, np.float64) - mu) / sd
+    xv = None if x_val is None else (np.asarray(x_val, f32) - mu) / sd
     dims = [x.shape[1], *([hidden] if hidden else []), n_classes]
     params = []
     for a, b in zip(dims[:-1], dims[1:], strict=True):
         params += [
-            rng.normal(0, np.sqrt(2.0 / a), (b, a)) * (0.1 if b == n_classes else 1),
-            np.zeros(b),
+            (rng.normal(0, np.sqrt(2.0 / a), (b, a)) * (0.1 if b == n_classes else 1)).astype(f32),
+            np.zeros(b, f32),
         ]
     cw = class_weights(y, n_classes) if balance else np.ones(n_classes)
-    sw = cw[y]
+    sw = cw[y].astype(f32)
     sw = sw / sw.sum()
-    onehot = np.eye(n_classes)[y]
+    onehot = np.eye(n_classes, dtype=f32)[y]
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     b1, b2 = 0.9, 0.999
@@ -116,7 +119,9 @@ def train_head(
             hist["val_acc"].append(float(np.mean(pv.argmax(1) == y_val)))
             if vl < best[0]:
                 best = (vl, [q.copy() for q in params], ep)
-    final, best_epoch = (best[1], best[2]) if best[2] else (params, epochs)
+            elif ep - best[2] >= patience:
+                break
+    final, best_epoch = (best[1], best[2]) if best[2] else (params, len(hist["train_loss"]))
     layers = _unfold(final)
     # Fold standardisation into the first layer: W (x - mu)/sd + b = (W/sd) x + (b - W mu/sd)
     w0, b0 = layers[0]
