@@ -54,7 +54,7 @@ def train_head(
     hidden: int = 0,
     epochs: int = 300,
     lr: float = 0.05,
-    weight_decay: float = 1e-4,
+    weight_decay: float = 0.01,
     balance: bool = True,
     seed: int = 0,
     patience: int = 50,
