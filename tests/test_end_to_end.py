@@ -141,12 +141,16 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     order = ["landfill", "compost", "recycling"]
     frames: list[np.ndarray] = []
     for b in order:
+        # The photo the candidate is surest about, as laid on the counter (frames differ by
+        # noise, and the edge votes over them).
+        scored = []
         for photo in sorted((data / ITEM_LABELS[b]).glob("*.jpg")):
             pred = clf.predict([item_frame(photo, rng)])[0]
             if pred.bin == b and pred.decision == "decided":
-                break
-        else:
+                scored.append((pred.confidence, photo.name, photo))
+        if not scored:
             pytest.fail(f"no {ITEM_LABELS[b]} photo is classified as {b} by the candidate")
+        photo = max(scored)[2]
         frames += [counter_frame(rng) for _ in range(4)]
         frames += [item_frame(photo, rng) for _ in range(8)]
     frames += [counter_frame(rng) for _ in range(6)]
@@ -208,7 +212,7 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
         time.sleep(1.0)  # nothing more must come from the empty counter
         events = rec.payloads(events_topic)
         assert [e["bin"] for e in events] == order, events
-        assert all(e["decision"] == "decided" for e in events)
+        assert all(e["decision"] == "decided" for e in events), events
         assert {e["model"]["version"] for e in events} == {version}
         assert {e["model"]["sha256"] for e in events} == {deployment["sha256"]}
         assert len({e["id"] for e in events}) == 3

@@ -51,6 +51,19 @@ class TrainingConfig(_Section):
     )
     image_size: int = Field(224, ge=64, le=512, description="Input side in pixels")
     resize: Literal["squash", "center_crop"] = Field("squash", description="Resize mode")
+    mode: Literal["head", "partial", "full"] = Field(
+        "head",
+        description="head: train a head on cached frozen embeddings (minutes, no GPU); "
+        "partial: also fine-tune the last backbone stages on cached activations with "
+        "augmentation; full: fine-tune everything (slowest)",
+    )
+    finetune_from_block: int = Field(5, ge=1, le=7, description="partial: first trained block")
+    finetune_epochs: int = Field(6, ge=1, description="partial/full: epochs")
+    finetune_lr: float = Field(1e-3, gt=0, description="partial/full: backbone learning rate")
+    augment_views: int = Field(2, ge=0, description="partial/full: augmented views per image")
+    augment_composite: float = Field(
+        0.5, ge=0, le=1, description="partial/full: chance to paste a board object on a background"
+    )
     head: Literal["linear", "mlp"] = Field("linear", description="Classifier head type")
     epochs: int = Field(300, ge=1, description="Head training epochs (full batch)")
     lr: float = Field(0.05, gt=0, description="Head learning rate")

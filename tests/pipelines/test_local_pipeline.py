@@ -94,3 +94,27 @@ def test_label_without_a_bin_is_named(tmp_path: Path, color_bundle: Path) -> Non
     (photos / "plastic").rename(photos / "mystery")
     with pytest.raises(ConfigError, match="no bin for label 'mystery'"):
         run_pipeline(config(tmp_path, color_bundle), [photos], str(tmp_path / "reg"))
+
+
+@pytest.mark.slow
+def test_partial_finetuning_mode_runs_and_registers(tmp_path: Path) -> None:
+    """training.mode: partial goes through fine-tuning, ONNX evaluation and the registry."""
+    pytest.importorskip("torch", reason="fine-tuning needs the [train] extra (torch)")
+    photos = make_photos(tmp_path / "photos", 12)
+    cfg = PipelineConfig(
+        work_dir=str(tmp_path / "work"),
+        training=TrainingConfig(
+            mode="partial", finetune_epochs=1, augment_views=0, image_size=64, int8=True
+        ),
+        gate=GateConfig(min_accuracy=0.0, min_bin_recall={}),
+    )
+    res = run_pipeline(cfg, [photos], str(tmp_path / "reg"), progress=False)
+    assert res.version == "trash-classifier/1"
+    assert "finetune_partial" in res.timings and "train" not in res.timings
+    assert "int8" not in res.metrics  # INT8 applies to the head-only path
+    from whichbin.edge.classifier import OnnxClassifier
+
+    clf = OnnxClassifier(res.bundle)
+    assert clf.meta.preprocess.size == 64 and clf.meta.backbone.endswith(":partial")
+    again = run_pipeline(cfg, [photos], str(tmp_path / "reg"), progress=False)
+    assert again.timings["finetune_partial"]["cached"] and again.version == res.version

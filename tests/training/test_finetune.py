@@ -100,6 +100,7 @@ def test_partial_bundle_has_logits_embedding_and_meta(
     logits, emb = clf.run(images, with_embedding=True)
     assert logits.shape == (3, 3) and emb is not None and emb.shape == (3, 1280)
     np.testing.assert_allclose(logits, straight.val_logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(emb, straight.val_embeddings, rtol=1e-4, atol=1e-4)
     (w, b) = straight.layers[0]  # the head as layers: what export.replace_head needs
     np.testing.assert_allclose(emb @ w.T + b, logits, rtol=1e-3, atol=1e-3)
     assert len(straight.history["val_acc"]) == 2 and straight.best_epoch in (1, 2)

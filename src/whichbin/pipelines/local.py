@@ -119,22 +119,27 @@ def run_pipeline(
     trained = train_and_export(cfg, prepared, labels, rules, steps, progress)
     bundle = trained["bundle"]
 
-    is_test = np.array([r.split == "test" for r in rows])
     test = [r for r in rows if r.split == "test"]
-    test_emb = trained["embeddings"][is_test]
     bundle_sha = sha256_file(bundle)
-    eval_out = steps.run(
-        "evaluate",
-        {
-            "bundle": bundle_sha,
-            "manifest": prepared.manifest_hash,
-            "rules": rules.model_dump(),
-            "v": 2,
-        },
-        lambda d: _evaluate_embedded(d, bundle, test, test_emb, trained, rules),
-    )
+    eval_key = {
+        "bundle": bundle_sha,
+        "manifest": prepared.manifest_hash,
+        "rules": rules.model_dump(),
+        "v": 2,
+    }
+    if trained.get("finetuned"):  # a new backbone: run every test image through the file
+        eval_out = steps.run(
+            "evaluate", eval_key, lambda d: _evaluate(d, bundle, test, rules, trained["threshold"])
+        )
+    else:
+        test_emb = trained["embeddings"][np.array([r.split == "test" for r in rows])]
+        eval_out = steps.run(
+            "evaluate",
+            eval_key,
+            lambda d: _evaluate_embedded(d, bundle, test, test_emb, trained, rules),
+        )
     metrics = eval_out.result["metrics"]
-    if cfg.training.int8:
+    if cfg.training.int8 and not trained.get("finetuned"):
         bundle, bundle_sha, eval_out, metrics = _maybe_int8(
             cfg, steps, prepared, rules, trained, bundle, bundle_sha, eval_out, metrics
         )

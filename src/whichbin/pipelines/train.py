@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from whichbin.config import PipelineConfig
-from whichbin.pipelines.cache import StepCache
+from whichbin.pipelines.cache import StepCache, hash_key
 from whichbin.rules import RulePack
 from whichbin.training.bundle import BundleMeta, now_iso
 
@@ -109,6 +109,8 @@ def train_and_export(
     import time
 
     t = cfg.training
+    if t.mode != "head":
+        return finetune_and_export(cfg, prepared, labels, rules, steps, progress)
     backbone, pre, wid = backbone_step(cfg, steps)
     t0 = time.perf_counter()
     rows = prepared.rows
@@ -278,3 +280,104 @@ def _train_head(
         cov,
     )
     return {"temperature": temp, "threshold": thr, "val": val, "reliability": rel}
+
+
+def finetune_and_export(
+    cfg: PipelineConfig,
+    prepared: Any,
+    labels: list[str],
+    rules: RulePack,
+    steps: StepCache,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Partial or full fine-tuning (training/finetune.py) → calibrated bundle. Resumable:
+    the step's directory keeps the per-epoch checkpoint until the step completes."""
+    from whichbin.evaluation.calibration import choose_threshold, fit_temperature, softmax_t
+    from whichbin.evaluation.metrics import classification_metrics
+    from whichbin.evaluation.report import plot_curves
+    from whichbin.training.bundle import write_meta
+    from whichbin.training.finetune import FinetuneParams, finetune, pick_backgrounds
+
+    t = cfg.training
+    params = FinetuneParams.from_training(t)
+    rows = prepared.rows
+    train = [r for r in rows if r.split == "train"]
+    val = [r for r in rows if r.split == "val"]
+    key = {
+        "manifest": prepared.manifest_hash,
+        "labels": labels,
+        "params": repr(params),
+        "rules": rules.model_dump(),
+        "v": 1,
+    }
+    # A stable directory per key, outside the step's temporary one, so a crash resumes.
+    resume_dir = Path(cfg.work_dir) / "finetune" / hash_key(key)
+
+    def run(d: Path) -> dict[str, Any]:
+        import shutil
+
+        meta = BundleMeta(
+            labels=labels,
+            bins=rules.restricted_to(labels),
+            rules={"name": rules.name, "version": rules.version},
+        )
+        res = finetune(
+            params,
+            train,
+            val,
+            labels,
+            Path(cfg.work_dir) / "cache",
+            resume_dir,
+            meta=meta,
+            backgrounds=pick_backgrounds(train),
+            progress=progress,
+        )
+        index = {lab: i for i, lab in enumerate(labels)}
+        y_val = np.array([index[r.label] for r in val])
+        temp = fit_temperature(res.val_logits, y_val)
+        probs = softmax_t(res.val_logits, temp)
+        m = classification_metrics(y_val, probs, labels, rules.restricted_to(labels))
+        bidx = {b: i for i, b in enumerate(m["bins"])}
+        l2b = rules.restricted_to(labels)
+        lab2b = np.array([bidx[l2b[lab]] for lab in labels])
+        bprobs = np.zeros((len(probs), len(bidx)))
+        for j in range(len(labels)):
+            bprobs[:, lab2b[j]] += probs[:, j]
+        bcorrect = bprobs.argmax(1) == lab2b[y_val]
+        thr, prec, cov = choose_threshold(bprobs.max(1), bcorrect, t.target_coverage_precision)
+        shutil.copy(res.bundle, d / "model.onnx")
+        final = meta.model_copy(
+            update={
+                "preprocess": res.preprocess,
+                "temperature": temp,
+                "created": now_iso(),
+                "backbone": f"{t.backbone}:{t.mode}",
+                "version": f"candidate-{t.mode}",
+                "rules": {**meta.rules, "threshold": thr},
+                "metrics": {"val": {"accuracy": m["accuracy"], "bin_accuracy": m["bin_accuracy"]}},
+            }
+        )
+        write_meta(d / "model.onnx", final)
+        plot_curves(res.history, d / "curves.png")
+        return {
+            "temperature": temp,
+            "threshold": thr,
+            "seconds": res.seconds,
+            "val": {
+                "accuracy": m["accuracy"],
+                "bin_accuracy": m["bin_accuracy"],
+                "decided_accuracy": prec,
+                "coverage": cov,
+                "best_epoch": res.best_epoch,
+            },
+        }
+
+    out = steps.run(f"finetune_{t.mode}", key, run)
+    return {
+        "bundle": out.dir / "model.onnx",
+        "temperature": out.result["temperature"],
+        "threshold": out.result["threshold"],
+        "dir": str(out.dir),
+        "val": out.result["val"],
+        "finetuned": True,
+    }

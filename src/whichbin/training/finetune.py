@@ -266,6 +266,7 @@ class FinetuneResult:
         history: Per epoch: ``train_loss``, ``val_loss``, ``val_acc`` (``report.plot_curves``).
         best_epoch: The epoch whose weights were exported (best val accuracy).
         val_logits: Bundle logits on the validation images (ONNX Runtime).
+        val_embeddings: Bundle embeddings of the validation images.
         seconds: Wall time per phase (``cache``, ``probe``, ``train``, ``export``, ``total``).
         epoch_seconds: Wall time of each epoch.
         resumed_after: Last epoch found in a checkpoint (0: a fresh run).
@@ -277,6 +278,7 @@ class FinetuneResult:
     history: dict[str, list[float]]
     best_epoch: int
     val_logits: np.ndarray
+    val_embeddings: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
     epoch_seconds: list[float] = field(default_factory=list)
     resumed_after: int = 0
@@ -606,7 +608,7 @@ def finetune(
     if best["state"] is not None:
         net.load_state_dict(best["state"])
     bundle = _export(model, net, k, pre, labels, meta, params, best, out_dir / "model.onnx")
-    val_logits = _bundle_logits(bundle, [r.path for r in rows_val])
+    val_logits, val_emb = _bundle_outputs(bundle, [r.path for r in rows_val])
     seconds["export"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
     w = net.fc.weight.detach().numpy().astype(np.float32)
@@ -619,6 +621,7 @@ def finetune(
         epoch_seconds=[round(v, 1) for v in history["seconds"]],
         best_epoch=int(best["epoch"]),
         val_logits=val_logits,
+        val_embeddings=val_emb,
         seconds={k2: round(v, 2) for k2, v in seconds.items()},
         resumed_after=start,
     )
@@ -717,11 +720,17 @@ def _export(
     return out
 
 
-def _bundle_logits(bundle: Path, paths: Sequence[Path], batch: int = 32) -> np.ndarray:
+def _bundle_outputs(
+    bundle: Path, paths: Sequence[Path], batch: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, embeddings) of a bundle on image files, with ONNX Runtime."""
     from whichbin.edge.classifier import OnnxClassifier
 
     clf = OnnxClassifier(bundle)
-    out = [
-        clf.run([load_rgb(p) for p in paths[i : i + batch]])[0] for i in range(0, len(paths), batch)
-    ]
-    return np.concatenate(out)
+    logits, embs = [], []
+    for i in range(0, len(paths), batch):
+        lg, emb = clf.run([load_rgb(p) for p in paths[i : i + batch]], with_embedding=True)
+        assert emb is not None  # export_module_onnx always writes the embedding output
+        logits.append(lg)
+        embs.append(emb)
+    return np.concatenate(logits), np.concatenate(embs)
