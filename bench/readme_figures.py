@@ -150,6 +150,19 @@ def finetune_section(d: dict) -> list[str]:
     return lines
 
 
+def finetune_all_section(d: dict) -> list[str]:
+    t = d["test"]
+    recall = ", ".join(f"{b} {_pct(v)}" for b, v in sorted(t["bin_recall"].items()))
+    sec = d["finetune_seconds"]
+    return _head("Partial fine-tuning on all of ../shared/data", d) + [
+        f"- {d['images']['train']} training images, {d['params']['epochs']} epochs, "
+        f"{d['params']['views']} augmented views: {d['finetune_wall_seconds']:.0f} s wall "
+        f"(activation cache {sec['cache']:.0f} s, training {sec['train']:.0f} s)",
+        f"- test ({t['n']} images): accuracy {_pct(t['accuracy'])}, macro-F1 "
+        f"{_pct(t['macro_f1'])}, bin accuracy {_pct(t['bin_accuracy'])}; per-bin recall: {recall}",
+    ]
+
+
 def generic_section(name: str, d: dict) -> list[str]:
     body = {k: v for k, v in d.items() if k not in ("machine", "benchmark", "command", "when")}
     return [
@@ -170,11 +183,13 @@ def main() -> None:
         "int8_latency": int8_section,
         "fewshot": fewshot_section,
         "finetune_compare": finetune_section,
+        "finetune_all_data": finetune_all_section,
         "edge_fps": edge_fps_section,
         "edge_soak": soak_section,
         "edge_soak_30min": soak_section,
     }
-    names = ("int8_latency", "fewshot", "backbones", "finetune_compare", "edge_fps")
+    names = ("int8_latency", "fewshot", "backbones", "finetune_compare", "finetune_all_data")
+    names = (*names, "edge_fps")
     for name in (*names, "edge_soak", "edge_soak_30min"):
         d = _load(name)
         if d:
