@@ -249,6 +249,10 @@ class FinetuneParams:
             "seed": "seed",
         }
         kw = {k: getattr(t, v) for k, v in names.items() if getattr(t, v, None) is not None}
+        if kw.get("mode") not in ("partial", "full"):  # "head" is not a fine-tuning mode
+            kw.pop("mode", None)
+        if kw.get("mode") not in ("partial", "full"):  # "head" is not fine-tuning
+            kw.pop("mode", None)
         kw["threads"] = getattr(t, "threads", 0) or 2
         kw.update(overrides)
         return cls(**kw)
