@@ -208,6 +208,36 @@ def int8_bundle(
     return out.dir / "model.onnx", emb
 
 
+def calibrate_on_val(
+    logits: np.ndarray, y: np.ndarray, labels: list[str], rules: RulePack, t: Any
+) -> dict[str, Any]:
+    """Temperature on validation logits, then the lowest unsure threshold whose decided
+    validation items are ``t.target_coverage_precision`` correct (at bin level)."""
+    from whichbin.evaluation.calibration import choose_threshold, fit_temperature, softmax_t
+    from whichbin.evaluation.metrics import classification_metrics
+
+    temp = fit_temperature(logits, y)
+    probs = softmax_t(logits, temp)
+    l2b = rules.restricted_to(labels)
+    m = classification_metrics(y, probs, labels, l2b)
+    bidx = {b: i for i, b in enumerate(m["bins"])}
+    lab2b = np.array([bidx[l2b[lab]] for lab in labels])
+    bprobs = np.zeros((len(probs), len(bidx)))
+    for j in range(len(labels)):
+        bprobs[:, lab2b[j]] += probs[:, j]
+    bconf, bcorrect = bprobs.max(1), bprobs.argmax(1) == lab2b[y]
+    thr, prec, cov = choose_threshold(bconf, bcorrect, t.target_coverage_precision)
+    return {
+        "temperature": temp,
+        "threshold": thr,
+        "precision": prec,
+        "coverage": cov,
+        "m": m,
+        "bconf": bconf,
+        "bcorrect": bcorrect,
+    }
+
+
 def _train_head(
     out: Path,
     emb: np.ndarray,
@@ -217,13 +247,7 @@ def _train_head(
     t: Any,
     rules: RulePack,
 ) -> dict[str, Any]:
-    from whichbin.evaluation.calibration import (
-        choose_threshold,
-        fit_temperature,
-        reliability,
-        softmax_t,
-    )
-    from whichbin.evaluation.metrics import classification_metrics
+    from whichbin.evaluation.calibration import reliability
     from whichbin.evaluation.report import plot_curves, plot_reliability
     from whichbin.training.heads import forward, train_head
 
@@ -245,19 +269,15 @@ def _train_head(
         out / "head.npz",
         **{f"{k}{i}": a for i, (w, b) in enumerate(res.layers) for k, a in (("w", w), ("b", b))},
     )
-    logits = forward(res.layers, emb[va])
-    temp = fit_temperature(logits, y[va])
-    probs = softmax_t(logits, temp)
-    l2b = rules.restricted_to(labels)
-    m = classification_metrics(y[va], probs, labels, l2b)
-    bidx = {b: i for i, b in enumerate(m["bins"])}
-    lab2b = np.array([bidx[l2b[lab]] for lab in labels])
-    bprobs = np.zeros((len(probs), len(bidx)))
-    for j in range(len(labels)):
-        bprobs[:, lab2b[j]] += probs[:, j]
-    bconf, bcorrect = bprobs.max(1), bprobs.argmax(1) == lab2b[y[va]]
-    thr, prec, cov = choose_threshold(bconf, bcorrect, t.target_coverage_precision)
-    rel = reliability(bconf, bcorrect)
+    c = calibrate_on_val(forward(res.layers, emb[va]), y[va], labels, rules, t)
+    temp, thr, prec, cov, m = (
+        c["temperature"],
+        c["threshold"],
+        c["precision"],
+        c["coverage"],
+        c["m"],
+    )
+    rel = reliability(c["bconf"], c["bcorrect"])
     plot_reliability(rel, m["bin_ece"], out / "reliability.png")
     plot_curves(res.history, out / "curves.png")
     val = {
@@ -292,8 +312,6 @@ def finetune_and_export(
 ) -> dict[str, Any]:
     """Partial or full fine-tuning (training/finetune.py) → calibrated bundle. Resumable:
     the step's directory keeps the per-epoch checkpoint until the step completes."""
-    from whichbin.evaluation.calibration import choose_threshold, fit_temperature, softmax_t
-    from whichbin.evaluation.metrics import classification_metrics
     from whichbin.evaluation.report import plot_curves
     from whichbin.training.bundle import write_meta
     from whichbin.training.finetune import FinetuneParams, finetune, pick_backgrounds
@@ -334,17 +352,14 @@ def finetune_and_export(
         )
         index = {lab: i for i, lab in enumerate(labels)}
         y_val = np.array([index[r.label] for r in val])
-        temp = fit_temperature(res.val_logits, y_val)
-        probs = softmax_t(res.val_logits, temp)
-        m = classification_metrics(y_val, probs, labels, rules.restricted_to(labels))
-        bidx = {b: i for i, b in enumerate(m["bins"])}
-        l2b = rules.restricted_to(labels)
-        lab2b = np.array([bidx[l2b[lab]] for lab in labels])
-        bprobs = np.zeros((len(probs), len(bidx)))
-        for j in range(len(labels)):
-            bprobs[:, lab2b[j]] += probs[:, j]
-        bcorrect = bprobs.argmax(1) == lab2b[y_val]
-        thr, prec, cov = choose_threshold(bprobs.max(1), bcorrect, t.target_coverage_precision)
+        c = calibrate_on_val(res.val_logits, y_val, labels, rules, t)
+        temp, thr, prec, cov, m = (
+            c["temperature"],
+            c["threshold"],
+            c["precision"],
+            c["coverage"],
+            c["m"],
+        )
         shutil.copy(res.bundle, d / "model.onnx")
         final = meta.model_copy(
             update={
