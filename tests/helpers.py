@@ -15,8 +15,9 @@ import numpy as np
 class Broker:
     """A real mosquitto process on 127.0.0.1 that tests can stop and restart."""
 
-    def __init__(self, exe: str, port: int, workdir: Path) -> None:
+    def __init__(self, exe: str, port: int, workdir: Path, persistent: bool = False) -> None:
         self.exe, self.port, self.workdir = exe, port, Path(workdir)
+        self.persistent = persistent  # keep sessions and queued messages across a restart
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
 
@@ -26,9 +27,12 @@ class Broker:
 
     def start(self) -> None:
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        persistence = (
+            f"persistence true\npersistence_location {self.workdir}/\n"
+            if self.persistent
+            else "persistence false\n"
         )
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}")
         self.proc = subprocess.Popen(
             [self.exe, "-c", str(conf)],
             stdout=subprocess.DEVNULL,

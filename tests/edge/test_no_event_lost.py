@@ -23,37 +23,13 @@ from whichbin.contract import Topics
 from whichbin.edge.service import EdgeOptions, EdgeService
 
 
-class PersistentBroker(Broker):
-    """A mosquitto that keeps sessions and queued messages across a restart (like a real one)."""
-
-    def start(self) -> None:
-        import socket
-
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {self.workdir}/\n"
-        )
-        self.proc = subprocess.Popen(
-            [self.exe, "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "mosquitto.log", "ab"),  # noqa: SIM115
-        )
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not start on port {self.port}")
-
-
 @pytest.fixture()
 def persistent_broker(fresh_broker: Broker) -> Iterator[Broker]:
     """``fresh_broker``'s port and folder, restarted with persistence on."""
     fresh_broker.stop()
-    b = PersistentBroker(fresh_broker.exe, fresh_broker.port, fresh_broker.workdir / "persistent")
+    b = Broker(
+        fresh_broker.exe, fresh_broker.port, fresh_broker.workdir / "persistent", persistent=True
+    )
     b.start()
     yield b
     b.stop()

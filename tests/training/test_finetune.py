@@ -149,6 +149,9 @@ def test_from_training_maps_config_fields() -> None:
 
     p = FinetuneParams.from_training(TrainingConfig(image_size=192, seed=4), epochs=3)
     assert (p.image_size, p.seed, p.epochs, p.mode) == (192, 4, 3, "partial")
+    t = TrainingConfig(mode="full", finetune_epochs=2, augment_views=1, finetune_lr=3e-4)
+    p = FinetuneParams.from_training(t)
+    assert (p.mode, p.epochs, p.views, p.lr) == ("full", 2, 1, 3e-4)
 
 
 def test_pick_backgrounds_skips_board_photos(tmp_path: Path) -> None:
