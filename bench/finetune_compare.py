@@ -301,6 +301,9 @@ def main() -> None:
     ap.add_argument("--full-lr", type=float, default=3e-4)
     ap.add_argument("--all-data", action="store_true", help="time partial FT on all data")
     ap.add_argument("--name", default="finetune_compare")
+    ap.add_argument(
+        "--summary-only", action="store_true", help="only rewrite the JSON from finished runs"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -312,7 +315,7 @@ def main() -> None:
     done_dir.mkdir(exist_ok=True)
     methods = args.methods.split(",")
     full_seeds = {int(s) for s in args.full_seeds.split(",") if s}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in () if args.summary_only else (int(s) for s in args.seeds.split(",")):
         prepared = prepare_dataset(
             [SHARED / "trashnet"],
             args.work / "dataset",
@@ -363,6 +366,12 @@ def main() -> None:
             "dataset": "trashnet (6 labels), val 0.15 / test 0.15, stratified, near-dups grouped",
             "cross_source": "test images whose object mask is plausible, composited on 150 "
             "extra/ photos disjoint from the 150 used as training backgrounds",
+            "runs_by_command": {
+                "lr, head, partial (seeds 0-2), full (seed 0)": "python bench/finetune_compare.py "
+                "--seeds 0,1,2 --methods lr,head,partial,full --full-seeds 0",
+                "ablations": "python bench/finetune_compare.py --seeds 0,1,2 "
+                "--methods partial_noaug,partial_procbg (stopped after seed 1)",
+            },
             "summary": summarise(results),
             "runs": results,
         },

@@ -15,8 +15,8 @@ pytest.importorskip("torch", reason="needs the [train] extra (torch)")
 
 from PIL import Image, ImageDraw  # noqa: E402
 
+from whichbin.training.activations import ActivationStore
 from whichbin.training.finetune import (  # noqa: E402
-    ActivationStore,
     FinetuneParams,
     finetune,
 )
