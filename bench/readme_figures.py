@@ -163,6 +163,23 @@ def finetune_all_section(d: dict) -> list[str]:
     ]
 
 
+def backbones_section(d: dict) -> list[str]:
+    lines = _head(f"Backbones as frozen feature extractors, {d['dataset']}", d)
+    lines += [
+        "| backbone | input | numpy head accuracy | logistic-regression reference | "
+        "latency p50 (1 thread) | ONNX size |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in d["results"].items():
+        lines.append(
+            f"| {name} | {r['input_size']} | {_pct(r['head_accuracy_mean'])} ± "
+            f"{100 * r['head_accuracy_std']:.1f} | {_pct(r['logreg_accuracy_mean'])} ± "
+            f"{100 * r['logreg_accuracy_std']:.1f} | {r['latency_1thread']['p50_ms']:.1f} ms | "
+            f"{r['backbone_onnx_bytes'] / 1e6:.1f} MB |"
+        )
+    return lines
+
+
 def generic_section(name: str, d: dict) -> list[str]:
     body = {k: v for k, v in d.items() if k not in ("machine", "benchmark", "command", "when")}
     return [
@@ -183,6 +200,7 @@ def main() -> None:
         "int8_latency": int8_section,
         "fewshot": fewshot_section,
         "finetune_compare": finetune_section,
+        "backbones": backbones_section,
         "finetune_all_data": finetune_all_section,
         "edge_fps": edge_fps_section,
         "edge_soak": soak_section,
