@@ -76,3 +76,62 @@ def test_int8_bundle_keeps_outputs_metadata_and_answers(tmp_path: Path) -> None:
     assert [p.bin for p in a.predict(imgs)] == [p.bin for p in b.predict(imgs)]
     _, emb = b.run(imgs[:2], with_embedding=True)
     assert emb is not None and emb.shape == (2, 8)
+
+
+def _same_padding_backbone(path: Path) -> Path:
+    """A TF-style "same"-padded strided conv net, exported the way timm's Lite0 is: the
+    padding amounts are computed from the input's shape inside the graph."""
+    import torch
+    from timm.layers import create_conv2d
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        create_conv2d(3, 16, 3, stride=2, padding="same"),
+        torch.nn.ReLU6(),
+        create_conv2d(16, 16, 5, stride=2, padding="same", depthwise=True),
+        torch.nn.ReLU6(),
+        create_conv2d(16, 8, 1),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+    ).eval()
+    torch.onnx.export(
+        net,
+        torch.zeros(1, 3, 32, 32),
+        str(path),
+        input_names=["input"],
+        output_names=["embedding"],
+        dynamic_axes={"input": {0: "N"}, "embedding": {0: "N"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    return path
+
+
+def test_shape_arithmetic_stays_float_so_padding_is_not_shifted(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from whichbin.preprocess import PreprocessSpec, to_tensor
+    from whichbin.training.quantize import _shape_nodes, quantize_onnx
+
+    src = _same_padding_backbone(tmp_path / "same.onnx")
+    graph = onnx.load(str(src)).graph
+    shape_math = _shape_nodes(graph)
+    ops = {n.op_type for n in graph.node if n.name in shape_math}
+    assert "Shape" in ops and not ops & {"Conv", "Pad"}
+    rng = np.random.default_rng(1)
+    photos = []
+    for i in range(12):
+        p = tmp_path / f"noise{i}.png"
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(p)
+        photos.append(p)
+    spec = PreprocessSpec(size=32)
+    out = quantize_onnx(src, photos[:8], spec, tmp_path / "same_int8.onnx")
+    import onnxruntime as ort
+
+    x = to_tensor([Image.open(p).convert("RGB") for p in photos[8:]], spec)
+    a, b = (
+        ort.InferenceSession(str(f), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+        for f in (src, out)
+    )
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.98, cos
