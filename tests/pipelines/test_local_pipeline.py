@@ -147,3 +147,29 @@ def test_int8_bundle_has_its_own_head_calibrated_on_int8_features(
     assert read_meta(res.bundle).temperature == res.metrics["temperature"]
     again = run_pipeline(cfg, [photos], None, register=False, progress=False)
     assert again.timings["train_int8"]["cached"] and again.bundle == res.bundle
+
+
+def test_head_retrain_on_an_int8_bundle_does_not_quantize_twice(tmp_path: Path) -> None:
+    from tests.training.test_quantize import _conv_backbone
+    from whichbin.training.bundle import BundleMeta
+    from whichbin.training.export import build_bundle
+    from whichbin.training.quantize import is_quantized, quantize_bundle
+
+    meta = BundleMeta(
+        labels=["trash", "organic", "plastic"],
+        bins={"trash": "landfill", "organic": "compost", "plastic": "recycling"},
+        preprocess={"size": 32},
+        rules={"name": "t", "version": "1", "threshold": 0.5},
+        version="v1",
+    )
+    head = [(np.zeros((3, 8), np.float32), np.zeros(3, np.float32))]
+    fp32 = build_bundle(_conv_backbone(tmp_path / "bb.onnx"), head, meta, tmp_path / "f.onnx")
+    photos = make_photos(tmp_path / "photos", 14)
+    calib = sorted(photos.rglob("*.jpg"))[::6]
+    int8 = quantize_bundle(fp32, calib, tmp_path / "int8.onnx")
+    assert is_quantized(int8) and not is_quantized(fp32)
+    cfg = config(tmp_path, int8)
+    cfg.training.int8 = True
+    res = run_pipeline(cfg, [photos], None, register=False, progress=False)
+    assert "backbone_int8" not in res.timings and "int8" not in res.metrics
+    assert is_quantized(res.bundle) and res.metrics["bin_accuracy"] > 0.9

@@ -139,7 +139,7 @@ def run_pipeline(
             lambda d: _evaluate_embedded(d, bundle, test, test_emb, trained, rules),
         )
     metrics = eval_out.result["metrics"]
-    if cfg.training.int8 and not trained.get("finetuned"):
+    if cfg.training.int8 and not trained.get("finetuned") and _float_backbone(trained):
         bundle, bundle_sha, eval_out, metrics, trained = _maybe_int8(
             cfg, steps, prepared, labels, rules, trained, bundle, bundle_sha, eval_out, metrics
         )
@@ -206,6 +206,17 @@ def run_pipeline(
         timings=steps.timings(),
         lineage=lineage,
     )
+
+
+def _float_backbone(trained: dict) -> bool:
+    """False when the backbone is already INT8 (a head-only retrain of an INT8 bundle): it is
+    not quantized a second time."""
+    from whichbin.training.quantize import is_quantized
+
+    if is_quantized(trained["backbone"]):
+        logger.info("the backbone is already INT8: no second quantization")
+        return False
+    return True
 
 
 def _maybe_int8(

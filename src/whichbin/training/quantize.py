@@ -165,6 +165,14 @@ def _shape_nodes(graph) -> set[str]:  # noqa: ANN001
     return names
 
 
+def is_quantized(path: Path) -> bool:
+    """Whether an ONNX graph already holds quantized tensors (an INT8 bundle or backbone)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node)
+
+
 def quantize_bundle(
     src: Path, calibration: Sequence[Path], out: Path, method: str = "minmax"
 ) -> Path:
