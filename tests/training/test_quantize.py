@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.helpers import COLORS, solid_image
@@ -135,3 +136,26 @@ def test_shape_arithmetic_stays_float_so_padding_is_not_shifted(tmp_path: Path) 
     )
     cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert cos.min() > 0.98, cos
+
+
+@pytest.mark.parametrize("group", [1, 2, 6])
+def test_bias_shift_is_the_mean_output_change_of_7bit_weights(group: int) -> None:
+    import torch
+
+    from whichbin.training.quantize import WEIGHT_QMAX, bias_shift
+
+    rng = np.random.default_rng(group)
+    w = rng.normal(0, 1, (6, 6 // group, 3, 3)).astype(np.float32)
+    w[0, 0, 0, 0] = 9.0  # one large weight: coarse steps for channel 0
+    x = (rng.normal(2.0, 1.0, (64, 6, 9, 9)) * np.arange(1, 7)[:, None, None]).astype(np.float32)
+    scale = np.abs(w).reshape(6, -1).max(1) / WEIGHT_QMAX
+    wq = np.round(w / scale[:, None, None, None]) * scale[:, None, None, None]
+
+    def out(weights: np.ndarray) -> np.ndarray:
+        y = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weights), groups=group)
+        return y.double().mean(dim=(0, 2, 3)).numpy()
+
+    actual = out(wq.astype(np.float32)) - out(w)
+    predicted = bias_shift(w, x.astype(np.float64).mean(axis=(0, 2, 3)), group)
+    assert np.abs(actual).max() > 1e-3  # the rounding does move the outputs
+    np.testing.assert_allclose(predicted, actual, rtol=0.05, atol=5e-3)

@@ -140,8 +140,8 @@ def run_pipeline(
         )
     metrics = eval_out.result["metrics"]
     if cfg.training.int8 and not trained.get("finetuned") and _float_backbone(trained):
-        bundle, bundle_sha, eval_out, metrics, trained = _maybe_int8(
-            cfg, steps, prepared, labels, rules, trained, bundle, bundle_sha, eval_out, metrics
+        bundle, bundle_sha, eval_out, metrics = _maybe_int8(
+            cfg, steps, prepared, rules, trained, bundle, bundle_sha, eval_out, metrics
         )
     metrics["temperature"] = trained["temperature"]
 
@@ -223,24 +223,23 @@ def _maybe_int8(
     cfg: PipelineConfig,
     steps: StepCache,
     prepared: Any,
-    labels: list[str],
     rules: RulePack,
     trained: dict,
     bundle: Path,
     bundle_sha: str,
     eval_out: Any,
     metrics: dict,
-) -> tuple[Path, str, Any, dict, dict]:
+) -> tuple[Path, str, Any, dict]:
     """Keep the INT8 bundle when it loses at most ``int8_max_loss`` accuracy."""
     from whichbin.pipelines.train import int8_bundle
 
-    qbundle, q_emb, qtrained = int8_bundle(cfg, prepared, labels, rules, trained, steps)
+    qbundle, q_emb = int8_bundle(cfg, prepared, trained, steps)
     qsha = sha256_file(qbundle)
     test = [r for r in prepared.rows if r.split == "test"]
     q_eval = steps.run(
         "evaluate_int8",
         {"bundle": qsha, "manifest": prepared.manifest_hash, "rules": rules.model_dump()},
-        lambda d: _evaluate_embedded(d, qbundle, test, q_emb, qtrained, rules),
+        lambda d: _evaluate_embedded(d, qbundle, test, q_emb, trained, rules),
     )
     qm = q_eval.result["metrics"]
     loss = metrics["accuracy"] - qm["accuracy"]
@@ -259,10 +258,10 @@ def _maybe_int8(
             "shipping INT8: accuracy %.4f vs FP32 %.4f", qm["accuracy"], metrics["accuracy"]
         )
         qm["int8"] = {"shipped": True, **summary}
-        return qbundle, qsha, q_eval, qm, qtrained
+        return qbundle, qsha, q_eval, qm
     logger.info("keeping FP32: INT8 loses %.4f accuracy (> %.4f)", loss, cfg.training.int8_max_loss)
     metrics["int8"] = {"shipped": False, **summary}
-    return bundle, bundle_sha, eval_out, metrics, trained
+    return bundle, bundle_sha, eval_out, metrics
 
 
 def _evaluate_embedded(

