@@ -82,6 +82,19 @@ def int8_section(d: dict) -> list[str]:
             f"| {engine} | {threads[:-1]} | {v['p50_ms']:.1f} | {v['p90_ms']:.1f} | "
             f"{v.get('speedup_vs_torch', 'reference')} |"
         )
+    if d.get("ablation"):
+        lines += [
+            "",
+            f"The INT8 recipe step by step ({d['ablation_images']}):",
+            "",
+            "| step | embedding cosine to FP32 (mean / min) | latency p50, 1 thread |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {a['step']} | {a['cosine_mean']:.4f} / {a['cosine_min']:.4f} | "
+            f"{a['latency_1t']['p50_ms']:.1f} ms |"
+            for a in d["ablation"]
+        ]
     return lines
 
 

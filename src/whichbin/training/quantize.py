@@ -8,6 +8,7 @@ import logging
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +39,24 @@ class _ImageReader:
         pass
 
 
+@dataclass(frozen=True)
+class Int8Recipe:
+    """What keeps Lite0 accurate in INT8. Every step defaults to on (what the pipeline
+    ships); ``bench/int8_latency.py`` turns them on one by one to measure each."""
+
+    shape_math_float: bool = True  # see _shape_nodes
+    weights_7bit: bool = True  # reduce_range, against int16 saturation without VNNI
+    stem_float: bool = True  # see _stem_convs
+    bias_correction: bool = True  # see bias_shift
+
+
 def quantize_onnx(
     src: Path,
     calibration: Sequence[Path],
     spec: PreprocessSpec,
     out: Path,
     method: str = "minmax",
+    recipe: Int8Recipe = Int8Recipe(),  # noqa: B008 - frozen, so a shared default is safe
 ) -> Path:
     """Write an INT8 copy of an ONNX graph (a backbone or a bundle) calibrated on images.
 
@@ -73,8 +86,9 @@ def quantize_onnx(
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         _name_nodes(pre)
-        exclude = _float_nodes(pre)
-        _correct_biases(pre, _ImageReader(list(calibration), spec, input_name, 16), exclude)
+        exclude = _float_nodes(pre, recipe)
+        if recipe.bias_correction:
+            _correct_biases(pre, _ImageReader(list(calibration), spec, input_name, 16), exclude)
         # ORT's calibrators print progress on stdout, which belongs to --json output.
         with contextlib.redirect_stdout(sys.stderr):
             _quantize_static(
@@ -87,7 +101,7 @@ def quantize_onnx(
                 # 7-bit weights: x86 CPUs without VNNI multiply u8 x s8 pairs into int16
                 # with saturation (vpmaddubsw), which cost 6-8 accuracy points on Lite0.
                 # U8U8 avoids it too but runs ~5x slower than FP32 in ORT's kernels.
-                reduce_range=True,
+                reduce_range=recipe.weights_7bit,
                 weight_type=QuantType.QInt8,
                 activation_type=QuantType.QUInt8,
                 calibrate_method=methods[method],
@@ -192,17 +206,19 @@ def _name_nodes(model_path: Path) -> None:
     onnx.save(model, str(model_path))
 
 
-def _float_nodes(model_path: Path) -> list[str]:
-    """Names of the nodes left in float: the head and the pooling into ``embedding``."""
+def _float_nodes(model_path: Path, recipe: Int8Recipe = Int8Recipe()) -> list[str]:  # noqa: B008
+    """Names of the nodes left in float: the head, the pooling into ``embedding``, and what
+    the recipe keeps out (shape arithmetic, the stem's convolutions)."""
     import onnx
 
     graph = onnx.load(str(model_path)).graph
     shape_math = _shape_nodes(graph)
+    keep = shape_math if recipe.shape_math_float else set()
     return [
         n.name
         for n in graph.node
-        if n.name.startswith("head.") or n.op_type in FLOAT_OPS or n.name in shape_math
-    ] + _stem_convs(graph, shape_math)
+        if n.name.startswith("head.") or n.op_type in FLOAT_OPS or n.name in keep
+    ] + (_stem_convs(graph, shape_math) if recipe.stem_float else [])
 
 
 def _stem_convs(graph, shape_math: set[str]) -> list[str]:  # noqa: ANN001
