@@ -11,6 +11,10 @@ Usage:
   nice -n 10 python bench/finetune_compare.py [--seeds 0,1,2] [--methods lr,head,partial,full]
       [--full-seeds 0] [--work /tmp/whichbin-bench-ft]
   nice -n 10 python bench/finetune_compare.py --all-data   # timing on trashnet + extra
+  nice -n 10 python bench/finetune_compare.py --seeds 0 --methods partial:b4:e12:tta
+      # one-off settings after the method name (see OVERRIDES)
+
+A kept result whose fine-tuning settings differ from the current ones is run again.
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# Sleep rather than spin in OpenMP barriers: on a shared 2-core machine a spinning torch
+# thread waiting for one that lost its core was measured 4x slower per step.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED, write_result  # noqa: E402
@@ -165,26 +174,67 @@ def run_frozen(method: str, ctx: dict[str, Any], out: Path) -> dict[str, Any]:
     }
 
 
+# Per-method overrides of the defaults, ":"-separated after the method name, e.g.
+# partial:b4:e12:c0.2:tta — b from_block, e epochs, v views, c augment_composite,
+# r image_size, lr learning rate, m mixup, ls label_smoothing, tta flip averaging.
+OVERRIDES = {
+    "b": ("from_block", int),
+    "e": ("epochs", int),
+    "v": ("views", int),
+    "c": ("p_composite", float),
+    "r": ("image_size", int),
+    "lr": ("lr", float),
+    "m": ("mixup", float),
+    "ls": ("label_smoothing", float),
+}
+
+
+def finetune_params(method: str, args: argparse.Namespace) -> Any:
+    """FinetuneParams of a method name (see OVERRIDES; legacy: partial_noaug (no augmented
+    views), partial_b4 (from block 4), partial_procbg (procedural backgrounds only))."""
+    import re
+
+    from whichbin.training.finetune import FinetuneParams
+
+    base, *opts = method.split(":")
+    if base.startswith("partial"):
+        kw: dict[str, Any] = {
+            "mode": "partial",
+            "from_block": 4 if base.endswith("_b4") else args.from_block,
+            "epochs": args.epochs,
+            "views": 0 if base.endswith("_noaug") else args.views,
+            "lr": args.lr,
+            "p_composite": args.composite,
+            "image_size": args.size,
+            "mixup": args.mixup,
+            "tta_flip": args.tta,
+        }
+    else:
+        kw = {
+            "mode": "full",
+            "image_size": args.full_size,
+            "epochs": args.full_epochs,
+            "lr": args.full_lr,
+        }
+    for opt in opts:
+        if opt in ("tta", "notta"):
+            kw["tta_flip"] = opt == "tta"
+            continue
+        m = re.fullmatch(r"([a-z]+)([0-9.e-]+)", opt)
+        if m is None or m.group(1) not in OVERRIDES:
+            raise SystemExit(f"unknown method option {opt!r} in {method!r}")
+        name, cast = OVERRIDES[m.group(1)]
+        kw[name] = cast(m.group(2))
+    return FinetuneParams(**kw)
+
+
 def run_finetune(method: str, ctx: dict[str, Any], out: Path, args: argparse.Namespace) -> dict:
-    from whichbin.training.finetune import FinetuneParams, finetune
+    from whichbin.training.finetune import finetune
 
     rows = ctx["rows"]
     tr = [r for r in rows if r.split == "train"]
     va = [r for r in rows if r.split == "val"]
-    if method.startswith("partial"):
-        # partial | partial_noaug (no augmented views) | partial_b4 (from block 4) |
-        # partial_procbg (procedural backgrounds only, no photos)
-        p = FinetuneParams(
-            mode="partial",
-            from_block=4 if method.endswith("_b4") else args.from_block,
-            epochs=args.epochs,
-            views=0 if method.endswith("_noaug") else args.views,
-            lr=args.lr,
-        )
-    else:
-        p = FinetuneParams(
-            mode="full", image_size=args.full_size, epochs=args.full_epochs, lr=args.full_lr
-        )
+    p = finetune_params(method, args)
     t0 = time.perf_counter()
     res = finetune(
         p,
@@ -194,7 +244,7 @@ def run_finetune(method: str, ctx: dict[str, Any], out: Path, args: argparse.Nam
         args.work,
         out.parent / out.stem,
         meta_for(ctx["labels"], method),
-        backgrounds=[] if method.endswith("_procbg") else ctx["train_bg"],
+        backgrounds=[] if method.split(":")[0].endswith("_procbg") else ctx["train_bg"],
         progress=False,
     )
     return {
@@ -235,7 +285,7 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def all_data(args: argparse.Namespace) -> None:
     """Time the recommended partial fine-tuning on all shared data (pipeline-sized)."""
-    from whichbin.training.finetune import FinetuneParams, finetune
+    from whichbin.training.finetune import finetune
 
     t0 = time.perf_counter()
     prepared = prepare_dataset(
@@ -250,8 +300,8 @@ def all_data(args: argparse.Namespace) -> None:
     tr = [r for r in rows if r.split == "train"]
     va = [r for r in rows if r.split == "val"]
     te = [r for r in rows if r.split == "test"]
-    p = FinetuneParams(
-        mode="partial", from_block=args.from_block, epochs=args.epochs, views=args.views
+    p = finetune_params(
+        args.methods.split(",")[0] if args.methods.startswith("partial") else "partial", args
     )
     t0 = time.perf_counter()
     res = finetune(
@@ -292,10 +342,19 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default="lr,head,partial,full")
     ap.add_argument("--full-seeds", default="0", help="seeds for the (slow) full fine-tuning")
-    ap.add_argument("--from-block", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--views", type=int, default=3)
+    ap.add_argument("--from-block", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--views", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--composite", type=float, default=0.5, help="augment_composite")
+    ap.add_argument("--size", type=int, default=224, help="partial: image size")
+    ap.add_argument("--mixup", type=float, default=0.0, help="partial: activation mixup")
+    ap.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="partial: the bundle averages the image and its mirror",
+    )
     ap.add_argument("--full-size", type=int, default=176)
     ap.add_argument("--full-epochs", type=int, default=4)
     ap.add_argument("--full-lr", type=float, default=3e-4)
@@ -338,7 +397,10 @@ def main() -> None:
                 continue
             tag = f"{method}-{seed}"
             if (done_dir / f"{tag}.json").is_file():
-                continue
+                old = json.loads((done_dir / f"{tag}.json").read_text()).get("params")
+                if method in ("lr", "head") or old == asdict(finetune_params(method, args)):
+                    continue
+                logger.info("%s: kept result has other settings; running again", tag)
             logger.info("=== %s (seed %d)", method, seed)
             if cross is None:
                 cross = cross_source_set(test, held_out)
@@ -367,10 +429,18 @@ def main() -> None:
             "cross_source": "test images whose object mask is plausible, composited on 150 "
             "extra/ photos disjoint from the 150 used as training backgrounds",
             "runs_by_command": {
-                "lr, head, partial (seeds 0-2), full (seed 0)": "python bench/finetune_compare.py "
-                "--seeds 0,1,2 --methods lr,head,partial,full --full-seeds 0",
+                "lr, head, partial (seeds 0-2; defaults: from block 4, 8 epochs, 2 views, "
+                "composite 0.5, flip TTA in the bundle)": "python bench/finetune_compare.py "
+                "--seeds 0,1,2 --methods lr,head,partial",
+                "partial_prev (the previous default: from block 5, 10 epochs, 3 views, no "
+                "TTA), full (seed 0)": "python bench/finetune_compare.py --seeds 0,1,2 "
+                "--methods lr,head,partial,full --full-seeds 0 --from-block 5 --epochs 10 "
+                "--views 3 --no-tta (at commit e4dee91; partial renamed partial_prev)",
                 "ablations": "python bench/finetune_compare.py --seeds 0,1,2 "
-                "--methods partial_noaug,partial_procbg (stopped after seed 1)",
+                "--methods partial_noaug,partial_procbg (old defaults; stopped after seed 1)",
+                "seed-0 experiments": "python bench/finetune_compare.py --seeds 0 --methods "
+                "partial:b4:e12,partial:b4:e12:tta,partial:b4:e12:c0.2,partial:b4:e12:c0.2:tta,"
+                "partial:b4:e8:v2:tta (one method per run; see OVERRIDES)",
             },
             "summary": summarise(results),
             "runs": results,

@@ -57,9 +57,19 @@ class TrainingConfig(_Section):
         "partial: also fine-tune the last backbone stages on cached activations with "
         "augmentation; full: fine-tune everything (slowest)",
     )
-    finetune_from_block: int = Field(5, ge=1, le=7, description="partial: first trained block")
-    finetune_epochs: int = Field(6, ge=1, description="partial/full: epochs")
+    finetune_from_block: int = Field(4, ge=1, le=7, description="partial: first trained block")
+    finetune_epochs: int = Field(8, ge=1, description="partial/full: epochs")
     finetune_lr: float = Field(1e-3, gt=0, description="partial/full: backbone learning rate")
+    finetune_mixup: float = Field(
+        0.0,
+        ge=0,
+        description="partial/full: Beta(a, a) mixup strength a of training inputs; 0: off",
+    )
+    finetune_tta_flip: bool = Field(
+        False,
+        description="partial/full: the bundle also classifies the mirrored image and averages "
+        "(test-time augmentation; twice the inference cost)",
+    )
     augment_views: int = Field(2, ge=0, description="partial/full: augmented views per image")
     augment_composite: float = Field(
         0.5, ge=0, le=1, description="partial/full: chance to paste a board object on a background"

@@ -132,6 +132,55 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
     np.testing.assert_allclose(resumed.val_logits, straight.val_logits, rtol=1e-4, atol=1e-4)
 
 
+def test_tta_flip_bundle_averages_the_image_and_its_mirror(
+    data: tuple[list[Row], list[Row], Path],
+    straight,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    """Only the export changes: the finished checkpoint is re-exported, not retrained."""
+    import shutil
+    from dataclasses import replace
+
+    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.training.bundle import read_meta
+
+    train, val, work = data
+    shutil.copy(straight.bundle.parent / "checkpoint.pt", tmp_path / "checkpoint.pt")
+    res = finetune(
+        replace(PARAMS, tta_flip=True), train, val, LABELS, work, tmp_path, progress=False
+    )
+    assert res.resumed_after == PARAMS.epochs
+    assert read_meta(res.bundle).metrics["finetune"]["tta_flip"] is True
+    plain = OnnxClassifier(straight.bundle)
+    images = [Image.open(r.path).convert("RGB") for r in val]
+    mirrored = [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in images]
+    _, e1 = plain.run(images, with_embedding=True)
+    _, e2 = plain.run(mirrored, with_embedding=True)
+    assert e1 is not None and e2 is not None
+    np.testing.assert_allclose(res.val_embeddings, (e1 + e2) / 2, rtol=1e-3, atol=1e-3)
+    (w, b) = res.layers[0]
+    np.testing.assert_allclose(res.val_logits, res.val_embeddings @ w.T + b, atol=1e-3)
+
+
+def test_mixup_draw_keeps_each_example_dominant() -> None:
+    from whichbin.training.finetune import _mixup_draw
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        lam, perm = _mixup_draw(rng, 0.4, 6)
+        assert 0.5 <= lam <= 1 and sorted(perm) == list(range(6))
+
+
+def test_mixup_run_trains(data: tuple[list[Row], list[Row], Path], tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    train, val, work = data
+    res = finetune(
+        replace(PARAMS, mixup=0.4, epochs=1), train, val, LABELS, work, tmp_path, progress=False
+    )
+    assert np.isfinite(res.history["train_loss"]).all() and res.val_logits.shape == (3, 3)
+
+
 def test_full_mode_trains_every_layer(
     data: tuple[list[Row], list[Row], Path], tmp_path: Path
 ) -> None:
@@ -152,6 +201,9 @@ def test_from_training_maps_config_fields() -> None:
     t = TrainingConfig(mode="full", finetune_epochs=2, augment_views=1, finetune_lr=3e-4)
     p = FinetuneParams.from_training(t)
     assert (p.mode, p.epochs, p.views, p.lr) == ("full", 2, 1, 3e-4)
+    t = TrainingConfig(mode="partial", finetune_mixup=0.2, finetune_tta_flip=True)
+    p = FinetuneParams.from_training(t)
+    assert (p.mixup, p.tta_flip) == (0.2, True)
 
 
 def test_pick_backgrounds_skips_board_photos(tmp_path: Path) -> None:

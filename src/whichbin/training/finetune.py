@@ -79,14 +79,23 @@ def _prefix(model: Any, k: int) -> nn.Module:
 
 
 class BundleNet(nn.Module):
-    """Frozen prefix + trained part, returning (logits, embedding) for the bundle."""
+    """Frozen prefix + trained part, returning (logits, embedding) for the bundle.
 
-    def __init__(self, model: Any, k: int, trained: Trainable) -> None:
+    With ``tta_flip`` the graph also runs the horizontally flipped image (one batch of
+    2 N) and returns the mean embedding and its logits: test-time augmentation inside the
+    bundle, at twice the inference cost.
+    """
+
+    def __init__(self, model: Any, k: int, trained: Trainable, tta_flip: bool = False) -> None:
         super().__init__()
-        self.prefix, self.trained = _prefix(model, k), trained
+        self.prefix, self.trained, self.tta_flip = _prefix(model, k), trained, tta_flip
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        emb = self.trained.features(self.prefix(x))
+        if self.tta_flip:
+            emb = self.trained.features(self.prefix(torch.cat([x, torch.flip(x, [3])])))
+            emb = emb.reshape(2, -1, emb.shape[1]).mean(0)
+        else:
+            emb = self.trained.features(self.prefix(x))
         return self.trained.fc(emb), emb
 
 
@@ -156,8 +165,8 @@ class FinetuneParams:
     weights: str | None = None
     image_size: int = 224  # input side; full mode: use 160-192 on a CPU
     resize: Literal["squash", "center_crop"] = "squash"
-    from_block: int = 5  # [finetune_from_block] blocks[from_block:] train (partial)
-    epochs: int = 6  # [finetune_epochs]
+    from_block: int = 4  # [finetune_from_block] blocks[from_block:] train (partial)
+    epochs: int = 8  # [finetune_epochs]
     views: int = 2  # [augment_views] augmented views per training image (+ the plain one)
     p_composite: float = 0.5  # [augment_composite] paste board objects on backgrounds
     batch_size: int = 48
@@ -167,6 +176,8 @@ class FinetuneParams:
     balance: bool = True
     dropout: float = 0.2
     warmup_epochs: float = 0.3
+    mixup: float = 0.0  # [finetune_mixup] Beta(a, a) mixup of cached activations; 0: off
+    tta_flip: bool = False  # [finetune_tta_flip] bundle averages image and its mirror
     probe_init: bool = True
     seed: int = 0
     aug_seed: int = 0
@@ -187,13 +198,13 @@ class FinetuneParams:
             "views": "augment_views",
             "p_composite": "augment_composite",
             "lr": "finetune_lr",
+            "mixup": "finetune_mixup",
+            "tta_flip": "finetune_tta_flip",
             "balance": "balance",
             "seed": "seed",
         }
         kw = {k: getattr(t, v) for k, v in names.items() if getattr(t, v, None) is not None}
         if kw.get("mode") not in ("partial", "full"):  # "head" is not a fine-tuning mode
-            kw.pop("mode", None)
-        if kw.get("mode") not in ("partial", "full"):  # "head" is not fine-tuning
             kw.pop("mode", None)
         kw["threads"] = getattr(t, "threads", 0) or 2
         kw.update(overrides)
@@ -369,9 +380,10 @@ def finetune(
         return np.concatenate(feats), np.concatenate(logits)
 
     # ---- checkpoint / resume
+    export_only = ("tta_flip",)  # changing these re-exports the checkpoint, no retraining
     fingerprint = _hash(
         {
-            "p": asdict(params),
+            "p": {k2: v for k2, v in asdict(params).items() if k2 not in export_only},
             "train": [r.sha256 for r in rows_train],
             "val": [r.sha256 for r in rows_val],
             "labels": labels,
@@ -430,17 +442,25 @@ def finetune(
         ]
         if len(batches) > 1 and len(batches[-1]) < 2:  # BatchNorm needs two samples
             batches[-2] = np.concatenate([batches[-2], batches.pop()])
+        mix_rng = np.random.default_rng([params.seed, epoch, 1])  # train_x's rng is threaded
         net.train()
         losses = []
         for idx, x in _prefetch(batches, partial(train_x, rng=rng)):
+            targets = [(1.0, torch.from_numpy(y_tr[idx]))]
+            if params.mixup > 0:
+                lam, perm = _mixup_draw(mix_rng, params.mixup, len(idx))
+                x = lam * x + (1 - lam) * x[perm]
+                targets = [(lam, targets[0][1]), (1 - lam, targets[0][1][perm])]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=params.bf16):
                 logits = net(_tensor(x))
-            loss = torch.nn.functional.cross_entropy(
-                logits.float(),
-                torch.from_numpy(y_tr[idx]),
-                weight=cw,
-                label_smoothing=params.label_smoothing,
+            loss = sum(
+                w
+                * torch.nn.functional.cross_entropy(
+                    logits.float(), t, weight=cw, label_smoothing=params.label_smoothing
+                )
+                for w, t in targets
             )
+            assert isinstance(loss, torch.Tensor)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -508,6 +528,13 @@ def finetune(
         seconds={k2: round(v, 2) for k2, v in seconds.items()},
         resumed_after=start,
     )
+
+
+def _mixup_draw(rng: np.random.Generator, alpha: float, n: int) -> tuple[float, np.ndarray]:
+    """A mixup weight (``max(lam, 1 - lam)``: each example stays the main one) and a
+    pairing permutation."""
+    lam = float(rng.beta(alpha, alpha))
+    return max(lam, 1 - lam), rng.permutation(n)
 
 
 def _fit_probe(
@@ -589,11 +616,12 @@ def _export(
                     "epochs": params.epochs,
                     "best_epoch": best["epoch"],
                     "val_acc": best["acc"],
+                    "tta_flip": params.tta_flip,
                 },
             },
         }
     )
-    export_module_onnx(BundleNet(model, k, net).eval(), pre.size, out)
+    export_module_onnx(BundleNet(model, k, net, params.tta_flip).eval(), pre.size, out)
     write_meta(out, meta)
     return out
 
