@@ -123,12 +123,15 @@ def test_partial_finetuning_mode_runs_and_registers(tmp_path: Path) -> None:
 def test_int8_bundle_shares_the_fp32_head_and_is_cached(tmp_path: Path, color_bundle: Path) -> None:
     import onnx
 
+    from whichbin.training.bundle import read_meta
+
     photos = make_photos(tmp_path / "photos", 14)
     cfg = config(tmp_path, color_bundle)
     cfg.training.int8, cfg.training.int8_max_loss = True, 1.0
     res = run_pipeline(cfg, [photos], None, register=False, progress=False)
     q = res.metrics["int8"]
     assert q["shipped"] and res.bundle.parent.parent.name == "export_int8"
+    assert read_meta(res.bundle).metrics["quantization"] == "int8-static-per-channel-minmax"
     assert {"fp32_accuracy", "int8_accuracy", "fp32_bin_accuracy", "int8_bin_accuracy"} <= set(q)
     fp32 = next((tmp_path / "work" / "steps" / "export").glob("*/model.onnx"))
     heads = [
@@ -142,20 +145,12 @@ def test_int8_bundle_shares_the_fp32_head_and_is_cached(tmp_path: Path, color_bu
 
 
 def test_head_retrain_on_an_int8_bundle_does_not_quantize_twice(tmp_path: Path) -> None:
-    from tests.training.test_quantize import _conv_backbone
-    from whichbin.training.bundle import BundleMeta
+    from tests.training.test_quantize import CONV_META, _conv_backbone
     from whichbin.training.export import build_bundle
     from whichbin.training.quantize import is_quantized, quantize_bundle
 
-    meta = BundleMeta(
-        labels=["trash", "organic", "plastic"],
-        bins={"trash": "landfill", "organic": "compost", "plastic": "recycling"},
-        preprocess={"size": 32},
-        rules={"name": "t", "version": "1", "threshold": 0.5},
-        version="v1",
-    )
     head = [(np.zeros((3, 8), np.float32), np.zeros(3, np.float32))]
-    fp32 = build_bundle(_conv_backbone(tmp_path / "bb.onnx"), head, meta, tmp_path / "f.onnx")
+    fp32 = build_bundle(_conv_backbone(tmp_path / "bb.onnx"), head, CONV_META, tmp_path / "f.onnx")
     photos = make_photos(tmp_path / "photos", 14)
     calib = sorted(photos.rglob("*.jpg"))[::6]
     int8 = quantize_bundle(fp32, calib, tmp_path / "int8.onnx")

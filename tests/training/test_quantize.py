@@ -15,6 +15,15 @@ from whichbin.training.bundle import BundleMeta, read_meta
 from whichbin.training.export import build_bundle
 from whichbin.training.quantize import quantize_bundle
 
+# Metadata for a bundle built on _conv_backbone (32 px input, 8-d embedding, three labels).
+CONV_META = BundleMeta(
+    labels=["trash", "organic", "plastic"],
+    bins={"trash": "landfill", "organic": "compost", "plastic": "recycling"},
+    preprocess={"size": 32},
+    rules={"name": "t", "version": "1", "threshold": 0.5},
+    version="v1",
+)
+
 
 def _conv_backbone(path: Path) -> Path:
     rng = np.random.default_rng(0)
@@ -47,13 +56,7 @@ def _conv_backbone(path: Path) -> Path:
 def test_int8_bundle_keeps_outputs_metadata_and_answers(tmp_path: Path) -> None:
     head_w = np.zeros((3, 8), np.float32)
     head_w[:, :3] = np.eye(3) * 4
-    meta = BundleMeta(
-        labels=["trash", "organic", "plastic"],
-        bins={"trash": "landfill", "organic": "compost", "plastic": "recycling"},
-        preprocess={"size": 32},
-        rules={"name": "t", "version": "1", "threshold": 0.5},
-        version="v1",
-    )
+    meta = CONV_META
     fp32 = build_bundle(
         _conv_backbone(tmp_path / "bb.onnx"),
         [(head_w, np.zeros(3, np.float32))],

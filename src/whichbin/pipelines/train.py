@@ -182,7 +182,7 @@ def int8_bundle(
     cosine 0.997 of FP32, and a head trained on INT8 features measured no better."""
     from whichbin.training.bundle import sha256_file
     from whichbin.training.export import build_bundle
-    from whichbin.training.quantize import quantize_onnx
+    from whichbin.training.quantize import int8_marker, quantize_onnx
 
     t = cfg.training
     backbone = trained["backbone"]
@@ -202,11 +202,14 @@ def int8_bundle(
     test = [r for r in prepared.rows if r.split == "test"]
     emb, _ = embed_rows(cfg, test, qbackbone, trained["preprocess"], f"int8:{q.key}", False)
 
+    meta = trained["meta"]
+    meta = meta.model_copy(update={"metrics": {**meta.metrics, **int8_marker(t.int8_method)}})
+
     def export(d: Path) -> dict[str, Any]:
-        build_bundle(qbackbone, trained["layers"], trained["meta"], d / "model.onnx")
+        build_bundle(qbackbone, trained["layers"], meta, d / "model.onnx")
         return {}
 
-    out = steps.run("export_int8", {"train": trained["train_key"], "int8": q.key, "v": 1}, export)
+    out = steps.run("export_int8", {"train": trained["train_key"], "int8": q.key, "v": 2}, export)
     return out.dir / "model.onnx", emb
 
 

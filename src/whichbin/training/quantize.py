@@ -88,7 +88,9 @@ def quantize_onnx(
         _name_nodes(pre)
         exclude = _float_nodes(pre, recipe)
         if recipe.bias_correction:
-            _correct_biases(pre, _ImageReader(list(calibration), spec, input_name, 16), exclude)
+            qmax = WEIGHT_QMAX if recipe.weights_7bit else WEIGHT_QMAX_8BIT
+            reader = _ImageReader(list(calibration), spec, input_name, 16)
+            _correct_biases(pre, reader, exclude, qmax)
         # ORT's calibrators print progress on stdout, which belongs to --json output.
         with contextlib.redirect_stdout(sys.stderr):
             _quantize_static(
@@ -109,10 +111,15 @@ def quantize_onnx(
             )
     if PREFIX + "labels" in props:
         meta = BundleMeta.from_props(props, str(src))
-        quant = {"quantization": f"int8-static-per-channel-{method}"}
+        quant = int8_marker(method)
         write_meta(tmp_out, meta.model_copy(update={"metrics": {**meta.metrics, **quant}}))
     tmp_out.replace(out)
     return out
+
+
+def int8_marker(method: str) -> dict[str, str]:
+    """What an INT8 bundle's ``whichbin.metrics`` says about its quantization."""
+    return {"quantization": f"int8-static-per-channel-{method}"}
 
 
 # Pooling and flattening stay in float: a uint8 embedding is too coarse for a head whose
@@ -120,25 +127,29 @@ def quantize_onnx(
 FLOAT_OPS = {"GlobalAveragePool", "Flatten", "Reshape", "ReduceMean"}
 
 
-# ORT's symmetric 7-bit (reduce_range) per-channel weights: integers in [-64, 64].
+# ORT's symmetric per-channel weights are integers in [-64, 64] with reduce_range (7 bits),
+# else in [-127, 127].
 WEIGHT_QMAX = 64
+WEIGHT_QMAX_8BIT = 127
 
 
-def bias_shift(w: np.ndarray, input_mean: np.ndarray, group: int) -> np.ndarray:
-    """The mean change of a convolution's outputs when its weights are rounded to 7 bits
-    (per output channel, symmetric), given the mean of each input channel: subtracting it
-    from the bias is "bias correction" (Nagel et al., 2019)."""
+def bias_shift(
+    w: np.ndarray, input_mean: np.ndarray, group: int, qmax: int = WEIGHT_QMAX
+) -> np.ndarray:
+    """The mean change of a convolution's outputs when its weights are rounded to integers in
+    [-qmax, qmax] (per output channel, symmetric), given the mean of each input channel:
+    subtracting it from the bias is "bias correction" (Nagel et al., 2019)."""
     w = w.astype(np.float64)
-    scale = np.abs(w).reshape(len(w), -1).max(1) / WEIGHT_QMAX
+    scale = np.abs(w).reshape(len(w), -1).max(1) / qmax
     scale[scale == 0] = 1.0
     s4 = scale[:, None, None, None]
-    per_input = (np.clip(np.round(w / s4), -WEIGHT_QMAX, WEIGHT_QMAX) * s4 - w).sum(axis=(2, 3))
+    per_input = (np.clip(np.round(w / s4), -qmax, qmax) * s4 - w).sum(axis=(2, 3))
     # Output channel c belongs to group c // (outputs per group) and sees that group's inputs.
     means = np.asarray(input_mean, np.float64).reshape(group, per_input.shape[1])
     return (per_input * means[np.arange(len(w)) // (len(w) // group)]).sum(1)
 
 
-def _correct_biases(model_path: Path, reader: _ImageReader, exclude: list[str]) -> None:
+def _correct_biases(model_path: Path, reader: _ImageReader, exclude: list[str], qmax: int) -> None:
     """Fold :func:`bias_shift` into the biases of the convolutions that will be quantized,
     from their input means over the calibration images. On Lite0 it raises the INT8
     embedding's cosine to FP32 from 0.990 to 0.997."""
@@ -180,7 +191,7 @@ def _correct_biases(model_path: Path, reader: _ImageReader, exclude: list[str]) 
     for node in convs:
         w = numpy_helper.to_array(init[node.input[1]])
         group = next((a.i for a in node.attribute if a.name == "group"), 1)
-        shift = bias_shift(w, np.asarray(sums[node.input[0]]) / count, group)
+        shift = bias_shift(w, np.asarray(sums[node.input[0]]) / count, group, qmax)
         if len(node.input) > 2 and node.input[2] and uses[node.input[2]] == 1:
             b = numpy_helper.to_array(init[node.input[2]])
             init[node.input[2]].CopyFrom(
