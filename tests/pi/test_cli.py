@@ -34,6 +34,7 @@ def test_help_has_an_example() -> None:
         "--brightness",
         "--prefix",
         "--deeplens-topic",
+        "--data-dir",
     ):
         assert option in result.output
 
@@ -54,7 +55,7 @@ def test_terminal_output_end_to_end(broker: Broker, tmp_path: Path) -> None:
             [
                 sys.executable, "-c", "from whichbin.cli.main import app; app()", "pi", "display",
                 "--mqtt", broker.url, "--device-id", device,
-                "--output", "terminal", "--hold", "30",
+                "--output", "terminal", "--hold", "30", "--data-dir", str(tmp_path / "pi"),
             ],
             stdout=subprocess.PIPE,
             stderr=f,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.helpers import Broker, Recorder
 from tests.pi.support import connect, make_event
 from whichbin.contract import State, Topics, iso, utc_now
 from whichbin.messaging.mqtt import MqttClient
+from whichbin.messaging.outbox import SqliteOutbox
 from whichbin.pi.displays import RecorderDisplay
 from whichbin.pi.render import render
 from whichbin.pi.runner import DisplayRunner, start_display
@@ -143,3 +145,58 @@ def test_broker_restart_shows_disconnected_then_recovers(
             pub.stop()
     finally:
         r.stop()
+
+
+def queued(path: Path) -> int:
+    with SqliteOutbox(path) as box:
+        return box.pending()
+
+
+def test_corrections_made_while_the_broker_is_away_are_sent_when_it_is_back(
+    fresh_broker: Broker, shown: RecorderDisplay, device: str, tmp_path: Path
+) -> None:
+    topics = Topics(device)
+    outbox = tmp_path / "pi" / "outbox.sqlite"
+    r = start_display(
+        fresh_broker.url, device, shown, hold=30, tick_interval=0.05, wait=10, outbox=outbox
+    )
+    events = [make_event(device, "landfill"), make_event(device, "recycling")]
+    try:
+        pub = connect(fresh_broker.url)
+        try:
+            assert pub.publish_confirmed(topics.event, events[0].to_json())
+            assert shown.wait_for(render("landfill"))
+        finally:
+            pub.stop()
+        fresh_broker.stop()
+        assert shown.wait_for(render("disconnected"), 10)
+        shown.press("left")  # landfill → compost, made while the broker is down
+        assert wait_for(lambda: queued(outbox) == 1, 5)
+    finally:
+        r.stop()  # the process ends with the correction still queued
+    assert queued(outbox) == 1
+
+    fresh_broker.start()
+    rec = Recorder(fresh_broker.url, [topics.correction])
+    shown2 = RecorderDisplay()
+    r2 = start_display(
+        fresh_broker.url, device, shown2, hold=30, tick_interval=0.05, wait=20, outbox=outbox
+    )
+    try:
+        pub = connect(fresh_broker.url)
+        try:
+            assert pub.publish_confirmed(topics.event, events[1].to_json())
+            assert shown2.wait_for(render("recycling"))
+        finally:
+            pub.stop()
+        shown2.press("down")  # recycling → landfill, broker up
+        assert wait_for(lambda: len(rec.payloads(topics.correction)) == 2, 10)
+        sent = rec.payloads(topics.correction)
+        assert [(c["event_id"], c["bin"]) for c in sent] == [  # type: ignore[index]
+            (events[0].id, "compost"),
+            (events[1].id, "landfill"),
+        ]
+        assert queued(outbox) == 0
+    finally:
+        rec.close()
+        r2.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 
@@ -56,6 +57,11 @@ def display(
         "WHICHBIN_MQTT_PASSWORD", "--password-env", help="Env var holding the broker password"
     ),
     ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://"),
+    data_dir: Path = typer.Option(
+        Path("whichbin-pi"),
+        "--data-dir",
+        help="Joystick corrections wait here (outbox.sqlite) while the broker is away",
+    ),
 ) -> None:
     """Show each item's bin (green C, red L, blue R; orange ? idle/unsure; dim red X offline).
 
@@ -82,6 +88,7 @@ def display(
         deeplens_topic=deeplens_topic,
         password=password,
         ca_file=ca_file,
+        outbox=data_dir / "outbox.sqlite",
     )
     # systemd stops services with SIGTERM: leave the LEDs dark and the broker told
     signal.signal(signal.SIGTERM, lambda *_: runner.request_stop())

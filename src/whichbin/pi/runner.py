@@ -1,7 +1,9 @@
 """The display's MQTT side: subscribe, feed :class:`DisplayApp`, tick, publish corrections.
 
 Reconnects and resubscribes by itself (through :class:`MqttClient`); while the broker
-is unreachable the display shows the disconnected X.
+is unreachable the display shows the disconnected X. Joystick corrections go through an
+on-disk :class:`~whichbin.messaging.outbox.SqliteOutbox` when one is given, so a
+correction made while the broker is away is sent once it is back (also after a restart).
 
 In-process use (what the end-to-end tests do)::
 
@@ -19,9 +21,11 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from whichbin.contract import Topics, utc_now
 from whichbin.messaging.mqtt import MqttClient
+from whichbin.messaging.outbox import OutboxDrainer, SqliteOutbox
 from whichbin.pi.app import DisplayApp
 from whichbin.pi.displays import Display, StickSource
 
@@ -39,6 +43,8 @@ class DisplayRunner:
         stick: joystick source polled every tick (a ``SenseHatDisplay``, a
             ``RecorderDisplay`` in tests), or None.
         tick_interval: seconds between ticks (hold expiry, connection and stick polling).
+        outbox: where corrections wait for the broker; None: publish directly and drop
+            (with a warning) a correction made while disconnected.
     """
 
     def __init__(
@@ -51,6 +57,7 @@ class DisplayRunner:
         tick_interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = utc_now,
+        outbox: SqliteOutbox | None = None,
     ) -> None:
         self.app = app
         self.client = client
@@ -60,7 +67,9 @@ class DisplayRunner:
         self.tick_interval = tick_interval
         self.clock = clock
         self.wall_clock = wall_clock
-        self.corrections_sent = 0
+        self.corrections_sent = 0  # published directly (no outbox)
+        self.outbox = outbox
+        self.drainer = OutboxDrainer(outbox, client) if outbox is not None else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -77,6 +86,10 @@ class DisplayRunner:
             self.client.subscribe(self.deeplens_topic, self._on_deeplens, qos=0)
         self._refresh()  # the disconnected X until the first connect
         self.client.start(wait)
+        if self.drainer is not None:
+            if pending := len(self.drainer.outbox):
+                logger.info("display: %d corrections from an earlier run wait to be sent", pending)
+            self.drainer.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="whichbin-pi-display", daemon=True)
         self._thread.start()
@@ -88,7 +101,11 @@ class DisplayRunner:
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+        if self.drainer is not None:
+            self.drainer.stop()
         self.client.stop()
+        if self.outbox is not None:
+            self.outbox.close()
 
     def request_stop(self) -> None:
         """Make ``run_forever`` return (safe from a signal handler)."""
@@ -127,7 +144,9 @@ class DisplayRunner:
             correction = self.app.on_stick(event, self.clock(), self.wall_clock())
             if correction is None:
                 continue
-            if self.client.publish(self.topics.correction, correction.to_json(), qos=1):
+            if self.outbox is not None:
+                self.outbox.put(self.topics.correction, correction.to_json(), qos=1)
+            elif self.client.publish(self.topics.correction, correction.to_json(), qos=1):
                 self.corrections_sent += 1
             else:
                 logger.warning(
@@ -164,11 +183,14 @@ def start_display(
     tick_interval: float = 0.1,
     wait: float = 0.0,
     client_id: str | None = None,
+    outbox: Path | None = None,
 ) -> DisplayRunner:
     """Build and start a display for ``device_id`` on the broker at ``url``.
 
     ``stick`` defaults to the display itself when it reports joystick events (the Sense
-    HAT, the emulator, ``RecorderDisplay``). Returns the started runner; call ``stop()``.
+    HAT, the emulator, ``RecorderDisplay``). ``outbox`` is the SQLite file where
+    corrections wait while the broker is unreachable (None: they are dropped then).
+    Returns the started runner; call ``stop()``.
     """
     app = DisplayApp(display, hold=hold, rotation=rotation, brightness=brightness)
     client = MqttClient(
@@ -186,5 +208,6 @@ def start_display(
         deeplens_topic=deeplens_topic,
         stick=stick,
         tick_interval=tick_interval,
+        outbox=SqliteOutbox(outbox) if outbox is not None else None,
     )
     return runner.start(wait)
