@@ -189,6 +189,39 @@ OVERRIDES = {
 }
 
 
+VAL = 0.15  # the validation share unless a method says ``val<fraction>``
+
+
+def val_fraction(method: str) -> float:
+    """The validation share a method name asks for (``...:val0.05``; default ``VAL``).
+    The test split depends only on the seed and the test share, so it is the same."""
+    for opt in method.split(":")[1:]:
+        if opt.startswith("val"):
+            return float(opt[3:])
+    return VAL
+
+
+def seed_context(work: Path, seed: int, val: float, train_bg: list[Path]) -> dict[str, Any]:
+    """The prepared TrashNet split of one seed (val share ``val``, test 0.15)."""
+    name = "dataset" if val == VAL else f"dataset-val{val:g}"
+    prepared = prepare_dataset(
+        [SHARED / "trashnet"],
+        work / name,
+        DataConfig(val=val, test=0.15, seed=seed),
+        silent_reporter,
+    )
+    rows, labels = prepared.rows, list(prepared.labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    return {
+        "rows": rows,
+        "labels": labels,
+        "test": [r for r in rows if r.split == "test"],
+        "y": np.array([index[r.label] for r in rows]),
+        "split": np.array([r.split for r in rows]),
+        "train_bg": train_bg,
+    }
+
+
 def finetune_params(method: str, args: argparse.Namespace) -> Any:
     """FinetuneParams of a method name (see OVERRIDES; legacy: partial_noaug (no augmented
     views), partial_b4 (from block 4), partial_procbg (procedural backgrounds only))."""
@@ -217,6 +250,8 @@ def finetune_params(method: str, args: argparse.Namespace) -> Any:
             "lr": args.full_lr,
         }
     for opt in opts:
+        if opt.startswith("val"):  # the split, not a fine-tuning setting (val_fraction)
+            continue
         if opt in ("tta", "notta"):
             kw["tta_flip"] = opt == "tta"
             continue
@@ -375,26 +410,18 @@ def main() -> None:
     methods = args.methods.split(",")
     full_seeds = {int(s) for s in args.full_seeds.split(",") if s}
     for seed in () if args.summary_only else (int(s) for s in args.seeds.split(",")):
-        prepared = prepare_dataset(
-            [SHARED / "trashnet"],
-            args.work / "dataset",
-            DataConfig(val=0.15, test=0.15, seed=seed),
-            silent_reporter,
-        )
-        rows, labels = prepared.rows, list(prepared.labels)
-        index = {lab: i for i, lab in enumerate(labels)}
-        test = [r for r in rows if r.split == "test"]
-        ctx: dict[str, Any] = {
-            "rows": rows,
-            "labels": labels,
-            "y": np.array([index[r.label] for r in rows]),
-            "split": np.array([r.split for r in rows]),
-            "train_bg": train_bg,
-        }
+        contexts: dict[float, dict[str, Any]] = {}
         cross = None
         for method in methods:
             if method.startswith("full") and seed not in full_seeds:
                 continue
+            val = val_fraction(method)
+            if val not in contexts:
+                contexts[val] = seed_context(args.work, seed, val, train_bg)
+                tests = {tuple(r.sha256 for r in c["test"]) for c in contexts.values()}
+                assert len(tests) == 1, "the test split must not depend on the val share"
+            ctx = contexts[val]
+            rows, labels, test = ctx["rows"], ctx["labels"], ctx["test"]
             tag = f"{method}-{seed}"
             if (done_dir / f"{tag}.json").is_file():
                 old = json.loads((done_dir / f"{tag}.json").read_text()).get("params")

@@ -171,13 +171,24 @@ def test_mixup_draw_keeps_each_example_dominant() -> None:
         assert 0.5 <= lam <= 1 and sorted(perm) == list(range(6))
 
 
-def test_mixup_run_trains(data: tuple[list[Row], list[Row], Path], tmp_path: Path) -> None:
+def test_mixup_run_trains_and_leaves_torch_threads_as_they_were(
+    data: tuple[list[Row], list[Row], Path], tmp_path: Path
+) -> None:
     from dataclasses import replace
 
+    import torch
+
     train, val, work = data
-    res = finetune(
-        replace(PARAMS, mixup=0.4, epochs=1), train, val, LABELS, work, tmp_path, progress=False
-    )
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = finetune(
+            replace(PARAMS, mixup=0.4, epochs=1, threads=2),
+            train, val, LABELS, work, tmp_path, progress=False,
+        )  # fmt: skip
+        assert torch.get_num_threads() == 1  # the caller's setting, not params.threads
+    finally:
+        torch.set_num_threads(before)
     assert np.isfinite(res.history["train_loss"]).all() and res.val_logits.shape == (3, 3)
 
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -251,6 +251,23 @@ def _class_weights(y: np.ndarray, n: int, balance: bool) -> np.ndarray:
     return class_weights(y, n) if balance else np.ones(n)
 
 
+def _own_torch_threads(fn: Callable[..., FinetuneResult]) -> Callable[..., FinetuneResult]:
+    """Run ``fn(params, ...)`` with ``params.threads`` torch threads, then restore the
+    caller's count (torch's setting is process-wide)."""
+
+    @wraps(fn)
+    def run(params: FinetuneParams, *args: Any, **kwargs: Any) -> FinetuneResult:
+        before = torch.get_num_threads()
+        torch.set_num_threads(params.threads)
+        try:
+            return fn(params, *args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return run
+
+
+@_own_torch_threads
 def finetune(
     params: FinetuneParams,
     rows_train: Sequence[Row],
@@ -293,7 +310,6 @@ def finetune(
     seconds: dict[str, float] = {}
     work_dir, out_dir = Path(work_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(params.threads)
     labels = list(labels)
     index = {lab: i for i, lab in enumerate(labels)}
     y_tr = np.array([index[r.label] for r in rows_train], np.int64)
