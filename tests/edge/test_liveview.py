@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import io
 import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import wait_for
@@ -15,13 +17,26 @@ from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import scene_frame
 from tests.helpers import Broker
 from whichbin.edge.config import HttpSettings
-from whichbin.edge.liveview import BOUNDARY, LiveView, Overlay, draw_overlay
+from whichbin.edge.liveview import (
+    BOUNDARY,
+    LiveView,
+    Overlay,
+    basic_auth_ok,
+    draw_overlay,
+    is_loopback,
+    load_password,
+)
+from whichbin.errors import ConfigError
 
 
-def first_part(port: int) -> tuple[str, bytes]:
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def first_part(port: int, headers: dict[str, str] | None = None) -> tuple[str, bytes]:
     """GET /stream.mjpg and return its content type and first JPEG."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.request("GET", "/stream.mjpg")
+    conn.request("GET", "/stream.mjpg", headers=headers or {})
     resp = conn.getresponse()
     ctype = resp.getheader("Content-Type") or ""
     head = b""
@@ -84,6 +99,62 @@ def test_edge_serves_its_live_view(broker: Broker, color_bundle: Path) -> None:
     try:
         assert wait_for(lambda: svc.runner.stats.frames > 3, 5)
         _, jpeg = first_part(svc.liveview.port)
+        assert jpeg[:2] == b"\xff\xd8"
+    finally:
+        svc.stop()
+
+
+def test_basic_auth_header_checks() -> None:
+    assert basic_auth_ok(basic("viewer", "s3cret"), "s3cret")
+    assert basic_auth_ok(basic("", "s3cret"), "s3cret")  # any user name
+    assert basic_auth_ok("basic " + basic("a", "s3cret")[6:], "s3cret")  # scheme is caseless
+    assert not basic_auth_ok(basic("viewer", "wrong"), "s3cret")
+    assert not basic_auth_ok(basic("viewer", "s3cret "), "s3cret")
+    assert not basic_auth_ok(None, "s3cret")
+    assert not basic_auth_ok("Bearer s3cret", "s3cret")
+    assert not basic_auth_ok("Basic !!!not-base64", "s3cret")
+    assert not basic_auth_ok("Basic " + base64.b64encode(b"no-colon").decode(), "no-colon")
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.20")
+
+
+def test_password_file_errors_name_the_file(tmp_path: Path) -> None:
+    assert load_password(None) is None
+    (tmp_path / "pw").write_text("s3cret\n")
+    assert load_password(tmp_path / "pw") == "s3cret"
+    (tmp_path / "empty").write_text("\n")
+    for bad in (tmp_path / "empty", tmp_path / "missing"):
+        with pytest.raises(ConfigError, match=str(bad)):
+            load_password(bad)
+
+
+def test_edge_live_view_with_a_password_needs_it(
+    broker: Broker, color_bundle: Path, tmp_path: Path
+) -> None:
+    from whichbin.edge.service import EdgeOptions, EdgeService
+
+    (tmp_path / "http-password").write_text("s3cret\n")
+    svc = EdgeService(
+        EdgeOptions(
+            source="scripted",
+            device_id=f"cam-{uuid.uuid4().hex[:8]}",
+            mqtt_url=broker.url,
+            model=color_bundle,
+            http=HttpSettings(host="127.0.0.1", port=0, password_file=tmp_path / "http-password"),
+        ),
+        source=ScriptedSource(fps=50),
+    ).start()
+    try:
+        assert wait_for(lambda: svc.runner.stats.frames > 3, 5)
+        for path in ("/", "/stream.mjpg", "/snapshot.jpg"):
+            for headers in ({}, {"Authorization": basic("viewer", "guess")}):
+                conn = http.client.HTTPConnection("127.0.0.1", svc.liveview.port, timeout=5)
+                conn.request("GET", path, headers=headers)
+                resp = conn.getresponse()
+                assert resp.status == 401, path
+                assert resp.getheader("WWW-Authenticate", "").startswith("Basic ")
+                conn.close()
+        _, jpeg = first_part(svc.liveview.port, {"Authorization": basic("viewer", "s3cret")})
         assert jpeg[:2] == b"\xff\xd8"
     finally:
         svc.stop()

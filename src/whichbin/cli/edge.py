@@ -150,6 +150,11 @@ def run(
     http: int | None = typer.Option(
         None, "--http", min=0, max=65535, help="Serve a live MJPEG view on this port"
     ),
+    http_password_file: Path | None = typer.Option(
+        None,
+        "--http-password-file",
+        help="Require this file's password for the live view (HTTP Basic, any user name)",
+    ),
     password_file: str | None = typer.Option(
         None, "--password-file", help="File holding the MQTT password"
     ),
@@ -204,6 +209,7 @@ def run(
         ("edge.snapshots.publish", publish_snapshots),
         ("edge.homeassistant.enabled", home_assistant),
         ("edge.http.port", http),
+        ("edge.http.password_file", http_password_file),
     ):
         _set(over, key, value)
     edge_cfg, mqtt_cfg = _load(config, over)

@@ -158,6 +158,11 @@ class HttpSettings(_Section):
     )
     host: str = Field("0.0.0.0", description="Interface the live view listens on")
     max_fps: float = Field(10.0, gt=0, description="Live view frames per second at most")
+    password_file: Path | None = Field(
+        None,
+        description="File holding the live view's password (HTTP Basic, any user name); "
+        "unset: no password",
+    )
 
 
 class EdgeConfig(_Section):

@@ -5,20 +5,31 @@
 The frame loop only hands over a reference to its latest frame (``update``); drawing and
 JPEG encoding happen here, on the HTTP threads, at most ``max_fps`` times a second and
 only while someone watches, so an unwatched live view costs nothing.
+
+With a password (``http.password_file``) every request needs HTTP Basic auth (any user
+name, that password): browsers, VLC and Home Assistant's MJPEG camera all send it. Without
+one the view is open to whoever reaches the port, and a warning says so unless it listens
+on loopback only.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import http.server
+import ipaddress
 import logging
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from whichbin.edge.presence import FULL_FRAME, roi_box
+from whichbin.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +58,41 @@ class Overlay:
     paused: bool = False
     roi: tuple[float, float, float, float] = FULL_FRAME
     fps: float = 0.0
+
+
+def basic_auth_ok(header: str | None, password: str) -> bool:
+    """Whether an ``Authorization`` header carries ``password`` (HTTP Basic, any user)."""
+    if not header or header[:6].lower() != "basic ":
+        return False
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    _, sep, given = decoded.partition(":")
+    return bool(sep) and hmac.compare_digest(given.encode(), password.encode())
+
+
+def load_password(path: Path | None) -> str | None:
+    """The live view's password from ``edge.http.password_file`` (None when unset)."""
+    if path is None:
+        return None
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read edge.http.password_file ({e.strerror})") from e
+    if not value:
+        raise ConfigError(f"{path}: edge.http.password_file is empty")
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an interface to listen on) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def draw_overlay(image: np.ndarray, overlay: Overlay) -> np.ndarray:
@@ -81,12 +127,21 @@ class LiveView:
         port: TCP port (0 picks a free one; see ``port`` after ``start``).
         max_fps: frames per second sent to each viewer at most.
         quality: JPEG quality.
+        password: require HTTP Basic auth with this password (any user name); None: open.
     """
 
     def __init__(
-        self, host: str = "0.0.0.0", port: int = 8081, max_fps: float = 10.0, quality: int = 75
+        self,
+        host: str = "0.0.0.0",
+        port: int = 8081,
+        max_fps: float = 10.0,
+        quality: int = 75,
+        password: str | None = None,
     ) -> None:
+        if password is not None and not password:
+            raise ValueError("live view password is empty")
         self.host, self.requested_port = host, port
+        self.password = password
         self.period = 1.0 / max_fps if max_fps > 0 else 0.0
         self.quality = quality
         self._cond = threading.Condition()
@@ -140,6 +195,14 @@ class LiveView:
                 logger.debug("live view: " + format, *args)
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if view.password is not None and not basic_auth_ok(
+                    self.headers.get("Authorization"), view.password
+                ):
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="whichbin live view"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 path = self.path.split("?", 1)[0]
                 if path in ("/", "/index.html"):
                     self._send(200, "text/html; charset=utf-8", PAGE)
@@ -195,6 +258,12 @@ class LiveView:
         )
         self._thread.start()
         logger.info("live view on http://%s:%d/", self.host, self.port)
+        if self.password is None and not is_loopback(self.host):
+            logger.warning(
+                "live view: anyone who can reach port %d sees the camera; set "
+                "edge.http.password_file (or --http-password-file) to require a password",
+                self.port,
+            )
         return self
 
     def stop(self) -> None:

@@ -120,9 +120,14 @@ class EdgeService:
         )
         self.liveview: Any = None
         if options.http.port is not None:
-            from whichbin.edge.liveview import LiveView
+            from whichbin.edge.liveview import LiveView, load_password
 
-            self.liveview = LiveView(options.http.host, options.http.port, options.http.max_fps)
+            self.liveview = LiveView(
+                options.http.host,
+                options.http.port,
+                options.http.max_fps,
+                password=load_password(options.http.password_file),
+            )
         self.runner = EdgeRunner(
             self.source,
             self.models,
