@@ -176,7 +176,8 @@ def run_frozen(method: str, ctx: dict[str, Any], out: Path) -> dict[str, Any]:
 
 # Per-method overrides of the defaults, ":"-separated after the method name, e.g.
 # partial:b4:e12:c0.2:tta — b from_block, e epochs, v views, c augment_composite,
-# r image_size, lr learning rate, m mixup, ls label_smoothing, tta flip averaging.
+# r image_size, lr learning rate, m mixup, ls label_smoothing, tta flip averaging, last
+# (export the last epoch, not the best on val), val0.05 (validation share; same test split).
 OVERRIDES = {
     "b": ("from_block", int),
     "e": ("epochs", int),
@@ -255,12 +256,25 @@ def finetune_params(method: str, args: argparse.Namespace) -> Any:
         if opt in ("tta", "notta"):
             kw["tta_flip"] = opt == "tta"
             continue
+        if opt in ("last", "best"):
+            kw["select"] = opt
+            continue
         m = re.fullmatch(r"([a-z]+)([0-9.e-]+)", opt)
         if m is None or m.group(1) not in OVERRIDES:
             raise SystemExit(f"unknown method option {opt!r} in {method!r}")
         name, cast = OVERRIDES[m.group(1)]
         kw[name] = cast(m.group(2))
     return FinetuneParams(**kw)
+
+
+def same_params(old: dict[str, Any] | None, new: Any) -> bool:
+    """Whether a kept result used ``new``'s settings (a field added since then counts as
+    its default)."""
+    from dataclasses import fields
+
+    if old is None:
+        return False
+    return all(old.get(f.name, f.default) == getattr(new, f.name) for f in fields(new))
 
 
 def run_finetune(method: str, ctx: dict[str, Any], out: Path, args: argparse.Namespace) -> dict:
@@ -425,7 +439,7 @@ def main() -> None:
             tag = f"{method}-{seed}"
             if (done_dir / f"{tag}.json").is_file():
                 old = json.loads((done_dir / f"{tag}.json").read_text()).get("params")
-                if method in ("lr", "head") or old == asdict(finetune_params(method, args)):
+                if method in ("lr", "head") or same_params(old, finetune_params(method, args)):
                     continue
                 logger.info("%s: kept result has other settings; running again", tag)
             logger.info("=== %s (seed %d)", method, seed)

@@ -70,6 +70,11 @@ class TrainingConfig(_Section):
         description="partial/full: the bundle also classifies the mirrored image and averages "
         "(test-time augmentation; twice the inference cost)",
     )
+    finetune_select: Literal["best", "last"] = Field(
+        "best",
+        description="partial/full: the epoch exported: best validation accuracy, or the last "
+        "(steadier when the validation split is small)",
+    )
     augment_views: int = Field(2, ge=0, description="partial/full: augmented views per image")
     augment_composite: float = Field(
         0.5, ge=0, le=1, description="partial/full: chance to paste a board object on a background"

@@ -212,9 +212,28 @@ def test_from_training_maps_config_fields() -> None:
     t = TrainingConfig(mode="full", finetune_epochs=2, augment_views=1, finetune_lr=3e-4)
     p = FinetuneParams.from_training(t)
     assert (p.mode, p.epochs, p.views, p.lr) == ("full", 2, 1, 3e-4)
-    t = TrainingConfig(mode="partial", finetune_mixup=0.2, finetune_tta_flip=True)
+    t = TrainingConfig(
+        mode="partial", finetune_mixup=0.2, finetune_tta_flip=True, finetune_select="last"
+    )
     p = FinetuneParams.from_training(t)
-    assert (p.mixup, p.tta_flip) == (0.2, True)
+    assert (p.mixup, p.tta_flip, p.select) == (0.2, True, "last")
+
+
+def test_select_last_exports_the_final_weights(
+    data: tuple[list[Row], list[Row], Path], tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    import torch
+
+    train, val, work = data
+    res = finetune(
+        replace(PARAMS, select="last", epochs=3), train, val, LABELS, work, tmp_path,
+        progress=False,
+    )  # fmt: skip
+    assert res.best_epoch == 3
+    final = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    np.testing.assert_array_equal(res.layers[0][0], final["fc.weight"].numpy())
 
 
 def test_pick_backgrounds_skips_board_photos(tmp_path: Path) -> None:

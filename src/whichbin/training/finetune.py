@@ -178,6 +178,8 @@ class FinetuneParams:
     warmup_epochs: float = 0.3
     mixup: float = 0.0  # [finetune_mixup] Beta(a, a) mixup of cached activations; 0: off
     tta_flip: bool = False  # [finetune_tta_flip] bundle averages image and its mirror
+    select: Literal["best", "last"] = "best"  # [finetune_select] epoch exported: best val
+    # accuracy (ties: lower val loss), or the last one (the cosine schedule ends at lr 0)
     probe_init: bool = True
     seed: int = 0
     aug_seed: int = 0
@@ -200,6 +202,7 @@ class FinetuneParams:
             "lr": "finetune_lr",
             "mixup": "finetune_mixup",
             "tta_flip": "finetune_tta_flip",
+            "select": "finetune_select",
             "balance": "balance",
             "seed": "seed",
         }
@@ -221,7 +224,7 @@ class FinetuneResult:
         layers: The classifier as head layers ``[(W, b)]`` (``export.replace_head`` form).
         preprocess: The bundle's preprocessing.
         history: Per epoch: ``train_loss``, ``val_loss``, ``val_acc`` (``report.plot_curves``).
-        best_epoch: The epoch whose weights were exported (best val accuracy).
+        best_epoch: The epoch whose weights were exported (``params.select``).
         val_logits: Bundle logits on the validation images (ONNX Runtime).
         val_embeddings: Bundle embeddings of the validation images.
         seconds: Wall time per phase (``cache``, ``probe``, ``train``, ``export``, ``total``).
@@ -494,7 +497,7 @@ def finetune(
             ("seconds", time.perf_counter() - te),
         ):
             history[name].append(v)
-        if (vacc, -vloss) > (best["acc"], -best["loss"]):
+        if params.select == "last" or (vacc, -vloss) > (best["acc"], -best["loss"]):
             state = {k2: v.detach().clone() for k2, v in net.state_dict().items()}
             best = {"acc": vacc, "loss": vloss, "epoch": epoch, "state": state}
         logger.info(
