@@ -7,6 +7,7 @@ import http.client
 import io
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -82,22 +83,27 @@ def test_stream_page_and_snapshot() -> None:
         view.stop()
 
 
-def test_edge_serves_its_live_view(broker: Broker, color_bundle: Path) -> None:
+def start_edge(broker: Broker, bundle: Path, settings: HttpSettings) -> Any:
+    """A running EdgeService on a scripted camera with a live view, frames flowing."""
     from whichbin.edge.service import EdgeOptions, EdgeService
 
-    camera = ScriptedSource(fps=50)
     svc = EdgeService(
         EdgeOptions(
             source="scripted",
             device_id=f"cam-{uuid.uuid4().hex[:8]}",
             mqtt_url=broker.url,
-            model=color_bundle,
-            http=HttpSettings(host="127.0.0.1", port=0),
+            model=bundle,
+            http=settings,
         ),
-        source=camera,
+        source=ScriptedSource(fps=50),
     ).start()
+    assert wait_for(lambda: svc.runner.stats.frames > 3, 5)
+    return svc
+
+
+def test_edge_serves_its_live_view(broker: Broker, color_bundle: Path) -> None:
+    svc = start_edge(broker, color_bundle, HttpSettings(host="127.0.0.1", port=0))
     try:
-        assert wait_for(lambda: svc.runner.stats.frames > 3, 5)
         _, jpeg = first_part(svc.liveview.port)
         assert jpeg[:2] == b"\xff\xd8"
     finally:
@@ -131,21 +137,10 @@ def test_password_file_errors_name_the_file(tmp_path: Path) -> None:
 def test_edge_live_view_with_a_password_needs_it(
     broker: Broker, color_bundle: Path, tmp_path: Path
 ) -> None:
-    from whichbin.edge.service import EdgeOptions, EdgeService
-
     (tmp_path / "http-password").write_text("s3cret\n")
-    svc = EdgeService(
-        EdgeOptions(
-            source="scripted",
-            device_id=f"cam-{uuid.uuid4().hex[:8]}",
-            mqtt_url=broker.url,
-            model=color_bundle,
-            http=HttpSettings(host="127.0.0.1", port=0, password_file=tmp_path / "http-password"),
-        ),
-        source=ScriptedSource(fps=50),
-    ).start()
+    settings = HttpSettings(host="127.0.0.1", port=0, password_file=tmp_path / "http-password")
+    svc = start_edge(broker, color_bundle, settings)
     try:
-        assert wait_for(lambda: svc.runner.stats.frames > 3, 5)
         for path in ("/", "/stream.mjpg", "/snapshot.jpg"):
             for headers in ({}, {"Authorization": basic("viewer", "guess")}):
                 conn = http.client.HTTPConnection("127.0.0.1", svc.liveview.port, timeout=5)
