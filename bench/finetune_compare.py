@@ -176,7 +176,8 @@ def run_frozen(method: str, ctx: dict[str, Any], out: Path) -> dict[str, Any]:
 
 # Per-method overrides of the defaults, ":"-separated after the method name, e.g.
 # partial:b4:e12:c0.2:tta — b from_block, e epochs, v views, c augment_composite,
-# r image_size, lr learning rate, m mixup, ls label_smoothing, tta flip averaging, last
+# r image_size, lr learning rate, m mixup, ls label_smoothing, n ensemble members,
+# tta flip averaging, last
 # (export the last epoch, not the best on val), val0.05 (validation share; same test split).
 OVERRIDES = {
     "b": ("from_block", int),
@@ -187,6 +188,7 @@ OVERRIDES = {
     "lr": ("lr", float),
     "m": ("mixup", float),
     "ls": ("label_smoothing", float),
+    "n": ("members", int),
 }
 
 

@@ -70,6 +70,14 @@ class TrainingConfig(_Section):
         description="partial/full: the bundle also classifies the mirrored image and averages "
         "(test-time augmentation; twice the inference cost)",
     )
+    finetune_members: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="partial/full: ensemble size: members trained with their own seeds and "
+        "augmented views, merged into one bundle (n x training time; inference shares the "
+        "frozen layers)",
+    )
     finetune_select: Literal["best", "last"] = Field(
         "best",
         description="partial/full: the epoch exported: best validation accuracy, or the last "

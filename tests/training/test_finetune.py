@@ -219,6 +219,26 @@ def test_from_training_maps_config_fields() -> None:
     assert (p.mixup, p.tta_flip, p.select) == (0.2, True, "last")
 
 
+def test_ensemble_bundle_averages_its_members(
+    data: tuple[list[Row], list[Row], Path], tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from whichbin.training.finetune import _bundle_outputs
+
+    train, val, work = data
+    res = finetune(replace(PARAMS, members=2), train, val, LABELS, work, tmp_path, progress=False)
+    paths = [r.path for r in val]
+    members = [_bundle_outputs(tmp_path / f"member-{i}" / "model.onnx", paths) for i in (0, 1)]
+    assert not np.allclose(members[0][0], members[1][0], atol=1e-3)  # two different models
+    np.testing.assert_allclose(res.val_logits, (members[0][0] + members[1][0]) / 2, atol=1e-4)
+    np.testing.assert_allclose(
+        res.val_embeddings, np.concatenate([members[0][1], members[1][1]], 1), atol=1e-4
+    )
+    (w, b), = res.layers  # fmt: skip
+    np.testing.assert_allclose(res.val_embeddings @ w.T + b, res.val_logits, atol=1e-4)
+
+
 def test_select_last_exports_the_final_weights(
     data: tuple[list[Row], list[Row], Path], tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial, wraps
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -79,24 +79,50 @@ def _prefix(model: Any, k: int) -> nn.Module:
 
 
 class BundleNet(nn.Module):
-    """Frozen prefix + trained part, returning (logits, embedding) for the bundle.
+    """Frozen prefix + trained part(s), returning (logits, embedding) for the bundle.
 
     With ``tta_flip`` the graph also runs the horizontally flipped image (one batch of
     2 N) and returns the mean embedding and its logits: test-time augmentation inside the
     bundle, at twice the inference cost.
+
+    Several trained parts (an ensemble sharing the prefix) give the concatenation of their
+    embeddings and one linear classifier on it, ``[W1 .. Wn] / n`` and the mean bias, whose
+    logits are the mean of the members' logits; ``retrain-head`` can still replace it.
     """
 
-    def __init__(self, model: Any, k: int, trained: Trainable, tta_flip: bool = False) -> None:
+    def __init__(
+        self,
+        model: Any,
+        k: int,
+        trained: Trainable | Sequence[Trainable],
+        tta_flip: bool = False,
+    ) -> None:
         super().__init__()
-        self.prefix, self.trained, self.tta_flip = _prefix(model, k), trained, tta_flip
+        parts = [trained] if isinstance(trained, Trainable) else list(trained)
+        self.prefix, self.parts, self.tta_flip = _prefix(model, k), nn.ModuleList(parts), tta_flip
+        self.members = parts  # the same modules, typed
+        self.fc = parts[0].fc if len(parts) == 1 else merged_classifier([p.fc for p in parts])
+
+    def features(self, act: torch.Tensor) -> torch.Tensor:
+        return torch.cat([p.features(act) for p in self.members], 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.tta_flip:
-            emb = self.trained.features(self.prefix(torch.cat([x, torch.flip(x, [3])])))
+            emb = self.features(self.prefix(torch.cat([x, torch.flip(x, [3])])))
             emb = emb.reshape(2, -1, emb.shape[1]).mean(0)
         else:
-            emb = self.trained.features(self.prefix(x))
-        return self.trained.fc(emb), emb
+            emb = self.features(self.prefix(x))
+        return self.fc(emb), emb
+
+
+def merged_classifier(fcs: Sequence[nn.Linear]) -> nn.Linear:
+    """One linear layer on the concatenated inputs whose output is the mean of ``fcs``."""
+    n = len(fcs)
+    out = nn.Linear(sum(f.in_features for f in fcs), fcs[0].out_features)
+    with torch.no_grad():
+        out.weight.copy_(torch.cat([f.weight for f in fcs], 1) / n)
+        out.bias.copy_(torch.stack([f.bias for f in fcs]).mean(0))
+    return out
 
 
 def export_prefix_onnx(model: Any, k: int, size: int, out: Path) -> Path:
@@ -180,6 +206,8 @@ class FinetuneParams:
     tta_flip: bool = False  # [finetune_tta_flip] bundle averages image and its mirror
     select: Literal["best", "last"] = "best"  # [finetune_select] epoch exported: best val
     # accuracy (ties: lower val loss), or the last one (the cosine schedule ends at lr 0)
+    members: int = 1  # [finetune_members] ensemble: members trained with their own seeds
+    # and augmented views, one bundle sharing the frozen prefix (n x the training time)
     probe_init: bool = True
     seed: int = 0
     aug_seed: int = 0
@@ -203,6 +231,7 @@ class FinetuneParams:
             "mixup": "finetune_mixup",
             "tta_flip": "finetune_tta_flip",
             "select": "finetune_select",
+            "members": "finetune_members",
             "balance": "balance",
             "seed": "seed",
         }
@@ -302,6 +331,106 @@ def finetune(
     Raises:
         ConfigError: Bad settings, or a label without a rule (default meta).
     """
+    if params.members > 1:
+        return _ensemble(
+            params, rows_train, rows_val, labels, work_dir, out_dir, meta, backgrounds, progress,
+            on_epoch,
+        )  # fmt: skip
+    return _train(
+        params, rows_train, rows_val, labels, work_dir, out_dir, meta, backgrounds, progress,
+        on_epoch,
+    )  # fmt: skip
+
+
+def _ensemble(
+    params: FinetuneParams,
+    rows_train: Sequence[Row],
+    rows_val: Sequence[Row],
+    labels: Sequence[str],
+    work_dir: Path,
+    out_dir: Path,
+    meta: BundleMeta | None,
+    backgrounds: Sequence[Path],
+    progress: bool,
+    on_epoch: Callable[[int, dict[str, list[float]]], None] | None,
+) -> FinetuneResult:
+    """``params.members`` runs of :func:`_train` (seed and augmentation seed of their own,
+    each resumable under ``out_dir/member-<i>``), merged into one bundle."""
+    import copy
+
+    from whichbin.training.backbones import create_backbone
+
+    t0 = time.perf_counter()
+    runs = []
+    for i in range(params.members):
+        member = replace(
+            params, members=1, seed=params.seed + 1000 * i, aug_seed=params.aug_seed + i
+        )
+        logger.info("fine-tuning: ensemble member %d/%d", i + 1, params.members)
+        runs.append(
+            _train(
+                member,
+                rows_train,
+                rows_val,
+                labels,
+                work_dir,
+                out_dir / f"member-{i}",
+                meta,
+                backgrounds,
+                progress,
+                on_epoch,
+            )  # fmt: skip
+        )
+    t1 = time.perf_counter()
+    model, _, _ = create_backbone(params.backbone, params.weights, Path(work_dir))
+    k = params.from_block if params.mode == "partial" else 0
+    parts = []
+    for i in range(params.members):
+        part = Trainable(copy.deepcopy(model), k, len(labels), params.dropout)
+        ck = torch.load(out_dir / f"member-{i}" / "checkpoint.pt", weights_only=False)
+        part.load_state_dict(ck["best"]["state"] or ck["model"])
+        parts.append(part.eval())
+    accs = [r.history["val_acc"][r.best_epoch - 1] for r in runs]
+    best = {"epoch": [r.best_epoch for r in runs], "acc": float(np.mean(accs))}
+    bundle = _export(
+        model, parts, k, runs[0].preprocess, list(labels), meta, params, best,
+        Path(out_dir) / "model.onnx",
+    )  # fmt: skip
+    val_logits, val_emb = _bundle_outputs(bundle, [r.path for r in rows_val])
+    fc = merged_classifier([p.fc for p in parts])
+    seconds = {key: round(sum(r.seconds.get(key, 0.0) for r in runs), 2) for key in runs[0].seconds}
+    seconds["merge"] = round(time.perf_counter() - t1, 2)
+    seconds["total"] = round(time.perf_counter() - t0, 2)
+    return FinetuneResult(
+        bundle=bundle,
+        layers=[(fc.weight.detach().numpy(), fc.bias.detach().numpy())],
+        preprocess=runs[0].preprocess,
+        history={
+            key: [float(v) for v in np.mean([r.history[key] for r in runs], 0)]
+            for key in runs[0].history
+        },
+        epoch_seconds=[round(float(v), 1) for v in np.sum([r.epoch_seconds for r in runs], 0)],
+        best_epoch=runs[0].best_epoch,
+        val_logits=val_logits,
+        val_embeddings=val_emb,
+        seconds=seconds,
+        resumed_after=runs[0].resumed_after,
+    )
+
+
+def _train(
+    params: FinetuneParams,
+    rows_train: Sequence[Row],
+    rows_val: Sequence[Row],
+    labels: Sequence[str],
+    work_dir: Path,
+    out_dir: Path,
+    meta: BundleMeta | None = None,
+    backgrounds: Sequence[Path] = (),
+    progress: bool = True,
+    on_epoch: Callable[[int, dict[str, list[float]]], None] | None = None,
+) -> FinetuneResult:
+    """One fine-tuning run (:func:`finetune` without the ensemble)."""
     from whichbin.training.backbones import (
         create_backbone,
         get_backbone_spec,
@@ -636,6 +765,7 @@ def _export(
                     "best_epoch": best["epoch"],
                     "val_acc": best["acc"],
                     "tta_flip": params.tta_flip,
+                    "members": params.members,
                 },
             },
         }
