@@ -468,7 +468,8 @@ def main() -> None:
     write_result(
         args.name,
         {
-            "dataset": "trashnet (6 labels), val 0.15 / test 0.15, stratified, near-dups grouped",
+            "dataset": "trashnet (6 labels), val 0.15 (methods with val<share>: that share) / "
+            "test 0.15 (the same images for every method), stratified, near-dups grouped",
             "cross_source": "test images whose object mask is plausible, composited on 150 "
             "extra/ photos disjoint from the 150 used as training backgrounds",
             "runs_by_command": {
@@ -483,7 +484,13 @@ def main() -> None:
                 "--methods partial_noaug,partial_procbg (old defaults; stopped after seed 1)",
                 "seed-0 experiments": "python bench/finetune_compare.py --seeds 0 --methods "
                 "partial:b4:e12,partial:b4:e12:tta,partial:b4:e12:c0.2,partial:b4:e12:c0.2:tta,"
-                "partial:b4:e8:v2:tta (one method per run; see OVERRIDES)",
+                "partial:b4:e8:v2:tta, partial:b3:e12:tta, partial:b4:e12:r288:tta, "
+                "partial:b4:e12:v5:tta, partial:b4:e12:tta:last:val0.05 (one method per run; "
+                "see OVERRIDES)",
+                "ensemble of two members, last epoch, val 0.05": "python "
+                "bench/finetune_compare.py --seeds 0,1,2 --methods "
+                "partial:b4:e12:tta:n2:last:val0.05 (seed 0's first member is the "
+                "partial:b4:e12:tta:last:val0.05 run, resumed from its checkpoint)",
             },
             "summary": summarise(results),
             "runs": results,
