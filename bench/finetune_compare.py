@@ -322,12 +322,14 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 s[f"{part}.{key}"] = {
                     "mean": round(float(v.mean()), 4),
                     "std": round(float(v.std()), 4),
+                    "per_seed": [round(float(x), 4) for x in v],
                 }
             bins = rs[0]["metrics"][part]["bin_recall"]
             s[f"{part}.bin_recall"] = {
                 b: round(float(np.mean([r["metrics"][part]["bin_recall"][b] for r in rs])), 4)
                 for b in bins
             }
+        s["train_images"] = int(np.mean([r["split"]["train"] for r in rs]))
         walls = [r["seconds"].get("wall", r["seconds"].get("fit")) for r in rs]
         s["seconds_mean"] = round(float(np.mean(walls)), 1)
         out[method] = s
