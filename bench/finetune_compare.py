@@ -434,10 +434,10 @@ def main() -> None:
             if method.startswith("full") and seed not in full_seeds:
                 continue
             val = val_fraction(method)
-            if val not in contexts:
-                contexts[val] = seed_context(args.work, seed, val, train_bg)
-                tests = {tuple(r.sha256 for r in c["test"]) for c in contexts.values()}
-                assert len(tests) == 1, "the test split must not depend on the val share"
+            for v in {VAL, val} - contexts.keys():  # VAL too: the test split to compare with
+                contexts[v] = seed_context(args.work, seed, v, train_bg)
+            tests = {tuple(r.sha256 for r in c["test"]) for c in contexts.values()}
+            assert len(tests) == 1, "the test split must not depend on the val share"
             ctx = contexts[val]
             rows, labels, test = ctx["rows"], ctx["labels"], ctx["test"]
             tag = f"{method}-{seed}"
