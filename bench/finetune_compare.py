@@ -332,6 +332,10 @@ def summarise(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         s["train_images"] = int(np.mean([r["split"]["train"] for r in rs]))
         walls = [r["seconds"].get("wall", r["seconds"].get("fit")) for r in rs]
         s["seconds_mean"] = round(float(np.mean(walls)), 1)
+        # every member's epochs, also those resumed from a checkpoint (their wall is not in
+        # this run's): the training cost of the method
+        epochs = [sum(r.get("epoch_seconds") or []) for r in rs]
+        s["epoch_seconds_mean"] = round(float(np.mean(epochs)), 1)
         out[method] = s
     return out
 
@@ -493,6 +497,10 @@ def main() -> None:
                 "bench/finetune_compare.py --seeds 0,1,2 --methods "
                 "partial:b4:e12:tta:n2:last:val0.05 (seed 0's first member is the "
                 "partial:b4:e12:tta:last:val0.05 run, resumed from its checkpoint)",
+                "ensembles of three and four": "python bench/finetune_compare.py --seeds 0,1,2 "
+                "--methods partial:b4:e12:tta:n3:last:val0.05 (then n4): members 0-1 (0-2) are "
+                "the previous ensemble's, resumed from their checkpoints, so the run's wall "
+                "time counts the new member only; epoch_seconds_mean counts every member",
             },
             "summary": summarise(results),
             "runs": results,
