@@ -39,6 +39,18 @@ def test_help_has_an_example() -> None:
         assert option in result.output
 
 
+def test_unwritable_data_dir_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    bad = tmp_path / "file" / "pi"
+    result = runner.invoke(
+        app,
+        ["pi", "display", "--mqtt", "mqtt://127.0.0.1:1", "--device-id", "x",
+         "--output", "terminal", "--data-dir", str(bad)],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert f"{bad / 'outbox.sqlite'}: cannot open the corrections outbox" in result.output
+
+
 def test_usage_errors_exit_2() -> None:
     base = ["pi", "display", "--mqtt", "mqtt://127.0.0.1:1", "--device-id", "x"]
     assert runner.invoke(app, [*base, "--rotation", "45"]).exit_code == 2

@@ -16,6 +16,7 @@ In-process use (what the end-to-end tests do)::
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -24,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from whichbin.contract import Topics, utc_now
+from whichbin.errors import ConfigError
 from whichbin.messaging.mqtt import MqttClient
 from whichbin.messaging.outbox import OutboxDrainer, SqliteOutbox
 from whichbin.pi.app import DisplayApp
@@ -167,6 +169,13 @@ class DisplayRunner:
         self._refresh()
 
 
+def _open_outbox(path: Path) -> SqliteOutbox:
+    try:
+        return SqliteOutbox(path)
+    except (OSError, sqlite3.Error) as e:
+        raise ConfigError(f"{path}: cannot open the corrections outbox ({e})") from e
+
+
 def start_display(
     url: str,
     device_id: str,
@@ -208,6 +217,6 @@ def start_display(
         deeplens_topic=deeplens_topic,
         stick=stick,
         tick_interval=tick_interval,
-        outbox=SqliteOutbox(outbox) if outbox is not None else None,
+        outbox=_open_outbox(outbox) if outbox is not None else None,
     )
     return runner.start(wait)

@@ -361,6 +361,7 @@ def _ensemble(
     from whichbin.training.backbones import create_backbone
 
     t0 = time.perf_counter()
+    out_dir = Path(out_dir)
     runs = []
     for i in range(params.members):
         member = replace(
@@ -379,7 +380,7 @@ def _ensemble(
                 backgrounds,
                 progress,
                 on_epoch,
-            )  # fmt: skip
+            )
         )
     t1 = time.perf_counter()
     model, _, _ = create_backbone(params.backbone, params.weights, Path(work_dir))
@@ -394,7 +395,7 @@ def _ensemble(
     best = {"epoch": [r.best_epoch for r in runs], "acc": float(np.mean(accs))}
     bundle = _export(
         model, parts, k, runs[0].preprocess, list(labels), meta, params, best,
-        Path(out_dir) / "model.onnx",
+        out_dir / "model.onnx",
     )  # fmt: skip
     val_logits, val_emb = _bundle_outputs(bundle, [r.path for r in rows_val])
     fc = merged_classifier([p.fc for p in parts])
