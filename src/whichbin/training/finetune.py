@@ -331,28 +331,25 @@ def finetune(
     Raises:
         ConfigError: Bad settings, or a label without a rule (default meta).
     """
-    if params.members > 1:
-        return _ensemble(
-            params, rows_train, rows_val, labels, work_dir, out_dir, meta, backgrounds, progress,
-            on_epoch,
-        )  # fmt: skip
-    return _train(
-        params, rows_train, rows_val, labels, work_dir, out_dir, meta, backgrounds, progress,
-        on_epoch,
-    )  # fmt: skip
+
+    def run(p: FinetuneParams, out: Path) -> FinetuneResult:
+        return _train(
+            p, rows_train, rows_val, labels, work_dir, out, meta, backgrounds, progress, on_epoch
+        )
+
+    if params.members == 1:
+        return run(params, Path(out_dir))
+    return _ensemble(params, run, Path(work_dir), Path(out_dir), labels, rows_val, meta)
 
 
 def _ensemble(
     params: FinetuneParams,
-    rows_train: Sequence[Row],
-    rows_val: Sequence[Row],
-    labels: Sequence[str],
+    run: Callable[[FinetuneParams, Path], FinetuneResult],
     work_dir: Path,
     out_dir: Path,
+    labels: Sequence[str],
+    rows_val: Sequence[Row],
     meta: BundleMeta | None,
-    backgrounds: Sequence[Path],
-    progress: bool,
-    on_epoch: Callable[[int, dict[str, list[float]]], None] | None,
 ) -> FinetuneResult:
     """``params.members`` runs of :func:`_train` (seed and augmentation seed of their own,
     each resumable under ``out_dir/member-<i>``), merged into one bundle."""
@@ -361,29 +358,15 @@ def _ensemble(
     from whichbin.training.backbones import create_backbone
 
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
     runs = []
     for i in range(params.members):
         member = replace(
             params, members=1, seed=params.seed + 1000 * i, aug_seed=params.aug_seed + i
         )
         logger.info("fine-tuning: ensemble member %d/%d", i + 1, params.members)
-        runs.append(
-            _train(
-                member,
-                rows_train,
-                rows_val,
-                labels,
-                work_dir,
-                out_dir / f"member-{i}",
-                meta,
-                backgrounds,
-                progress,
-                on_epoch,
-            )
-        )
+        runs.append(run(member, out_dir / f"member-{i}"))
     t1 = time.perf_counter()
-    model, _, _ = create_backbone(params.backbone, params.weights, Path(work_dir))
+    model, _, _ = create_backbone(params.backbone, params.weights, work_dir)
     k = params.from_block if params.mode == "partial" else 0
     parts = []
     for i in range(params.members):
