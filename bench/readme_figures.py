@@ -189,6 +189,30 @@ def finetune_all_section(d: dict) -> list[str]:
     ]
 
 
+def bundle_latency_section(d: dict) -> list[str]:
+    ref = d["reference"]
+    lines = _head("What each TrashNet recipe costs per frame (seed-0 bundles)", d)
+    lines += [
+        f"ONNX Runtime, batch 1; reference: PyTorch eager on the plain backbone, "
+        f"{ref['torch_eager_1t']['p50_ms']:.1f} ms at 1 thread and "
+        f"{ref['torch_eager_2t']['p50_ms']:.1f} ms at 2 threads in the same run.",
+        "",
+        "| method | accuracy (3 seeds) | members | flip TTA | input | p50 1 thread | "
+        "p50 2 threads | × eager (1 thread) | size |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = sorted(d["methods"].items(), key=lambda kv: kv[1]["ort_1t"]["p50_ms"])
+    for method, r in rows:
+        acc = r.get("accuracy_mean")
+        lines.append(
+            f"| {method} | {_pct(acc) if acc is not None else ''} | {r['members']} | "
+            f"{'yes' if r['tta_flip'] else 'no'} | {r['input_size']} | "
+            f"{r['ort_1t']['p50_ms']:.1f} ms | {r['ort_2t']['p50_ms']:.1f} ms | "
+            f"{r['ort_1t']['x_torch_eager']:.2f} | {r['bytes'] / 1e6:.1f} MB |"
+        )
+    return lines
+
+
 def backbones_section(d: dict) -> list[str]:
     lines = _head(f"Backbones as frozen feature extractors, {d['dataset']}", d)
     lines += [
@@ -228,12 +252,13 @@ def main() -> None:
         "finetune_compare": finetune_section,
         "backbones": backbones_section,
         "finetune_all_data": finetune_all_section,
+        "bundle_latency": bundle_latency_section,
         "edge_fps": edge_fps_section,
         "edge_soak": soak_section,
         "edge_soak_30min": soak_section,
     }
     names = ("int8_latency", "fewshot", "backbones", "finetune_compare", "finetune_all_data")
-    names = (*names, "edge_fps")
+    names = (*names, "bundle_latency", "edge_fps")
     for name in (*names, "edge_soak", "edge_soak_30min"):
         d = _load(name)
         if d:

@@ -45,6 +45,6 @@ def to_tensor(imgs: list[Image.Image] | list[np.ndarray], spec: PreprocessSpec) 
         if pil.mode != "RGB":
             pil = pil.convert("RGB")
         arrs.append(np.asarray(resize_image(pil, spec), dtype=np.float32))
-    x = np.stack(arrs) / 255.0
-    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
+    x = np.stack(arrs) / np.float32(255.0)
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(((x - mean) / std).transpose(0, 3, 1, 2), dtype=np.float32)

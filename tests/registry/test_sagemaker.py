@@ -100,3 +100,22 @@ def test_sagemaker_uri_needs_a_bucket(aws: None, monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("WHICHBIN_SAGEMAKER_BUCKET", raising=False)
     with pytest.raises(RegistryError, match="bucket"):
         open_registry("sagemaker://trash-classifier")
+
+
+def test_sagemaker_register_refuses_bad_input_before_uploading(
+    aws: None, color_bundle: Path, tmp_path: Path
+) -> None:
+    reg = open_registry("sagemaker://trash-classifier?bucket=models&prefix=wb")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not onnx")
+    with pytest.raises(RegistryError, match="nothere.onnx.*artifact file not found"):
+        register(reg, tmp_path / "nothere.onnx")  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match="junk.onnx: cannot register"):
+        register(reg, junk)  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match="missing.md: cannot register: report not found"):
+        register(reg, color_bundle, report=tmp_path / "missing.md")  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match="metrics must be plain JSON"):
+        reg.register("trash-classifier", color_bundle, {"x": object()}, True, [], {})
+
+    assert reg.list() == []
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket="models")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 import typer
 from typer.core import TyperGroup
 
@@ -12,7 +13,7 @@ from whichbin.errors import WhichbinError
 class _Group(TyperGroup):
     """Turns every WhichbinError into one line on stderr and exit code 1 (SPEC)."""
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201
+    def invoke(self, ctx: Any) -> Any:  # click's Context, vendored by typer >= 0.23
         try:
             return super().invoke(ctx)
         except WhichbinError as e:

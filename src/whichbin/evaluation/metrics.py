@@ -28,7 +28,7 @@ def _recall_f1(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classification_metrics(
-    y_true: Sequence[int],
+    y_true: Sequence[int] | np.ndarray,
     probs: np.ndarray,
     labels: Sequence[str],
     label_to_bin: Mapping[str, str],

@@ -149,7 +149,7 @@ def run_pipeline(
     registry = open_registry(registry_uri or cfg.registry.uri) if register else None
     approved = registry.latest_approved(cfg.registry.model_name) if registry else None
     approved_metrics = None
-    if approved is not None:
+    if registry is not None and approved is not None:
         approved_metrics = steps.run(
             "evaluate_approved",
             {

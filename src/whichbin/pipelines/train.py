@@ -270,10 +270,10 @@ def _train_head(
         balance=t.balance,
         seed=t.seed,
     )
-    np.savez(
-        out / "head.npz",
-        **{f"{k}{i}": a for i, (w, b) in enumerate(res.layers) for k, a in (("w", w), ("b", b))},
-    )
+    arrays: dict[str, Any] = {
+        f"{k}{i}": a for i, (w, b) in enumerate(res.layers) for k, a in (("w", w), ("b", b))
+    }
+    np.savez(out / "head.npz", **arrays)
     c = calibrate_on_val(forward(res.layers, emb[va]), y[va], labels, rules, t)
     temp, thr, prec, cov, m = (
         c["temperature"],

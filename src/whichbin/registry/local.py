@@ -34,12 +34,12 @@ from whichbin.registry.base import (
     approve_version,
     check_name,
     parse_version_id,
-    plain_json,
     reject_version,
 )
 from whichbin.registry.base import (
     version_id as make_id,
 )
+from whichbin.registry.inputs import check_registration
 
 logger = logging.getLogger(__name__)
 
@@ -196,18 +196,12 @@ class SqliteRegistry:
         report: Path | None = None,
     ) -> ModelVersion:
         """Copy the artifact (and report) into the registry and record a new version."""
-        check_name(name)
-        metrics, lineage = plain_json(metrics, "metrics"), plain_json(lineage, "lineage")
-        artifact = Path(artifact)
-        if not artifact.is_file():
-            raise RegistryError(f"{artifact}: cannot register: artifact file not found")
-        if report is not None and not Path(report).exists():
-            raise RegistryError(f"{report}: cannot register: report not found")
+        reg = check_registration(name, artifact, metrics, lineage, report)
         staging = self.artifacts / ".staging"
         staging.mkdir(parents=True, exist_ok=True)
         tmp = staging / f"{uuid.uuid4().hex}.onnx"
         try:
-            source_sha, _ = _copy_hashing(artifact, tmp)
+            source_sha, _ = _copy_hashing(reg.artifact, tmp)
             with self._write() as conn:
                 row = conn.execute(
                     "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE name = ?", (name,)
@@ -215,7 +209,7 @@ class SqliteRegistry:
                 number = int(row[0])
                 vid = make_id(name, number)
                 if self.stamp_version:
-                    _stamp_version(tmp, vid, str(artifact))
+                    _stamp_version(tmp, vid, str(reg.artifact))
                 from whichbin.training.bundle import sha256_file
 
                 sha, size = sha256_file(tmp), tmp.stat().st_size
@@ -225,7 +219,7 @@ class SqliteRegistry:
                 vdir.mkdir(parents=True)
                 final = vdir / "model.onnx"
                 tmp.replace(final)
-                report_copy = self._copy_report(Path(report), vdir) if report else None
+                report_copy = self._copy_report(reg.report, vdir) if reg.report else None
                 now = iso(self.clock())
                 version = ModelVersion(
                     id=vid,
@@ -234,12 +228,12 @@ class SqliteRegistry:
                     sha256=sha,
                     artifact=str(final),
                     size_bytes=size,
-                    metrics=metrics,
+                    metrics=reg.metrics,
                     gate="passed" if gate_passed else "failed",
                     reasons=list(reasons),
                     lineage={
-                        **lineage,
-                        "source_artifact": str(artifact),
+                        **reg.lineage,
+                        "source_artifact": str(reg.artifact),
                         "source_sha256": source_sha,
                     },
                     created=now,
@@ -250,7 +244,7 @@ class SqliteRegistry:
         except sqlite3.Error as e:
             raise RegistryError(f"{self.db_path}: cannot register {name}: {e}") from e
         except OSError as e:
-            raise RegistryError(f"{artifact}: cannot copy into the registry: {e}") from e
+            raise RegistryError(f"{reg.artifact}: cannot copy into the registry: {e}") from e
         finally:
             tmp.unlink(missing_ok=True)
         logger.info("registered %s (gate %s, sha256 %s)", vid, version.gate, sha[:12])

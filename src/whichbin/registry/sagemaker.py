@@ -44,10 +44,10 @@ from whichbin.registry.base import (
     approve_version,
     check_name,
     parse_version_id,
-    plain_json,
     reject_version,
 )
 from whichbin.registry.base import version_id as make_id
+from whichbin.registry.inputs import check_registration
 
 META = "whichbin."
 # CustomerMetadataProperties keys holding the mutable approval fields.
@@ -206,43 +206,38 @@ class SagemakerRegistry:
         report: Path | None = None,
     ) -> ModelVersion:
         """Upload the artifact and records to S3 and create a versioned model package."""
-        check_name(name)
-        metrics, lineage = plain_json(metrics, "metrics"), plain_json(lineage, "lineage")
-        artifact = Path(artifact)
-        if not artifact.is_file():
-            raise RegistryError(f"{artifact}: cannot register: artifact file not found")
-        sha = hashlib.sha256(artifact.read_bytes()).hexdigest()
+        reg = check_registration(name, artifact, metrics, lineage, report)
+        sha = hashlib.sha256(reg.artifact.read_bytes()).hexdigest()
         folder = f"{self.prefix}/{name}/{sha[:16]}-{uuid.uuid4().hex[:8]}"
-        artifact_uri = self._put_file(artifact, f"{folder}/model.onnx")
+        artifact_uri = self._put_file(reg.artifact, f"{folder}/model.onnx")
         report_uri = None
-        if report is not None:
-            report = Path(report)
+        if reg.report is not None:
             files = (
-                [report]
-                if report.is_file()
-                else sorted(p for p in report.rglob("*") if p.is_file())
+                [reg.report]
+                if reg.report.is_file()
+                else sorted(p for p in reg.report.rglob("*") if p.is_file())
             )
             for f in files:
-                rel = f.name if report.is_file() else f.relative_to(report).as_posix()
+                rel = f.name if reg.report.is_file() else f.relative_to(reg.report).as_posix()
                 self._put_file(f, f"{folder}/report/{rel}")
             report_uri = f"s3://{self.bucket}/{folder}/report/" + (
-                report.name if report.is_file() else ""
+                reg.report.name if reg.report.is_file() else ""
             )
         registration = {
             "sha256": sha,
             "artifact": artifact_uri,
-            "size_bytes": artifact.stat().st_size,
-            "metrics": metrics,
+            "size_bytes": reg.artifact.stat().st_size,
+            "metrics": reg.metrics,
             "gate": "passed" if gate_passed else "failed",
             "reasons": list(reasons),
-            "lineage": {**lineage, "source_artifact": str(artifact), "source_sha256": sha},
+            "lineage": {**reg.lineage, "source_artifact": str(reg.artifact), "source_sha256": sha},
             "created": iso(self.clock()),
             "report": report_uri,
         }
         registration_uri = self._put_json(registration, f"{folder}/registration.json")
-        metrics_uri = self._put_json(metrics, f"{folder}/metrics.json")
+        metrics_uri = self._put_json(reg.metrics, f"{folder}/metrics.json")
         self._ensure_group(name)
-        code_version = str(lineage.get("code_version", ""))[:1024]
+        code_version = str(reg.lineage.get("code_version", ""))[:1024]
         with _aws(f"create model package in {name}"):
             arn = self.sm.create_model_package(
                 ModelPackageGroupName=name,

@@ -17,7 +17,7 @@ import shutil
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from whichbin.errors import ConfigError, ModelError
 from whichbin.preprocess import PreprocessSpec
@@ -148,7 +148,7 @@ def map_state_dict(
 
 def create_backbone(
     name: str, weights: str | None = None, cache_dir: Path = Path(".")
-) -> tuple[torch.nn.Module, BackboneSpec, int]:
+) -> tuple[Any, BackboneSpec, int]:
     """A timm model with pretrained weights; returns (model with 1000-way classifier
     kept, spec, embedding dim). Use ``model.forward_features``/``forward_head(pre_logits=True)``
     or ``reset_classifier(0)`` for embeddings."""
@@ -156,7 +156,7 @@ def create_backbone(
     import torch
 
     spec = get_backbone_spec(name)
-    model = timm.create_model(spec.timm_arch, pretrained=False)
+    model: Any = timm.create_model(spec.timm_arch, pretrained=False)
     path = resolve_weights(spec, weights, cache_dir)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -198,7 +198,7 @@ def _correct_biases(model_path: Path, reader: _ImageReader, exclude: list[str], 
                 numpy_helper.from_array((b - shift).astype(np.float32), node.input[2])
             )
         else:  # no bias, or one shared with another node: give this node its own
-            b = numpy_helper.to_array(init[node.input[2]]) if len(node.input) > 2 else 0.0
+            b = numpy_helper.to_array(init[node.input[2]]) if len(node.input) > 2 else np.zeros(1)
             name = f"{node.name}.corrected_bias"
             graph.initializer.append(numpy_helper.from_array((b - shift).astype(np.float32), name))
             del node.input[2:]
@@ -237,7 +237,7 @@ def _stem_convs(graph, shape_math: set[str]) -> list[str]:  # noqa: ANN001
     two blocks). Their channels have 9-27 weights each, so 7-bit rounding costs them the
     most; in float they raise the embedding's cosine to FP32 from 0.962 to 0.989 for
     about 5 % of the multiply-adds."""
-    names = []
+    names: list[str] = []
     for node in graph.node:
         if node.op_type == "Add" and node.name not in shape_math:
             return names
