@@ -178,7 +178,8 @@ def run_frozen(method: str, ctx: dict[str, Any], out: Path) -> dict[str, Any]:
 # partial:b4:e12:c0.2:tta — b from_block, e epochs, v views, c augment_composite,
 # r image_size, lr learning rate, m mixup, ls label_smoothing, n ensemble members,
 # tta flip averaging, last
-# (export the last epoch, not the best on val), val0.05 (validation share; same test split).
+# (export the last epoch, not the best on val), val0.05 (validation share; same test split),
+# lite1 / lite2 (backbone efficientnet_lite1/2 at its own input size unless r is given).
 OVERRIDES = {
     "b": ("from_block", int),
     "e": ("epochs", int),
@@ -260,6 +261,13 @@ def finetune_params(method: str, args: argparse.Namespace) -> Any:
             continue
         if opt in ("last", "best"):
             kw["select"] = opt
+            continue
+        if opt in ("lite0", "lite1", "lite2"):
+            from whichbin.training.backbones import get_backbone_spec
+
+            kw["backbone"] = f"efficientnet_{opt}"
+            if not any(o.startswith("r") and o[1:].isdigit() for o in opts):
+                kw["image_size"] = get_backbone_spec(kw["backbone"]).default_size
             continue
         m = re.fullmatch(r"([a-z]+)([0-9.e-]+)", opt)
         if m is None or m.group(1) not in OVERRIDES:
@@ -501,6 +509,11 @@ def main() -> None:
                 "--methods partial:b4:e12:tta:n3:last:val0.05 (then n4): members 0-1 (0-2) are "
                 "the previous ensemble's, resumed from their checkpoints, so the run's wall "
                 "time counts the new member only; epoch_seconds_mean counts every member",
+                "ensemble of five (seed 0; stopped there: no gain)": "python "
+                "bench/finetune_compare.py --seeds 0,1,2 --methods "
+                "partial:b4:e12:tta:n5:last:val0.05 (members 0-3 from n4)",
+                "EfficientNet-Lite2 at 260 px": "python bench/finetune_compare.py --seeds 0 "
+                "--methods partial:b4:e12:tta:lite2:last:val0.05",
             },
             "summary": summarise(results),
             "runs": results,

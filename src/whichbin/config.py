@@ -49,7 +49,13 @@ class TrainingConfig(_Section):
         description="Reuse this bundle's backbone and retrain only the head, without torch "
         "(numpy + onnx); 'default' means the bundled model",
     )
-    image_size: int = Field(224, ge=64, le=512, description="Input side in pixels")
+    image_size: int | None = Field(
+        None,
+        ge=64,
+        le=512,
+        description="Input side in pixels; default: the backbone's own (Lite0 224, Lite1 240, "
+        "Lite2 260)",
+    )
     resize: Literal["squash", "center_crop"] = Field("squash", description="Resize mode")
     mode: Literal["head", "partial", "full"] = Field(
         "head",

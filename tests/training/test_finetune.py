@@ -204,6 +204,23 @@ def test_full_mode_trains_every_layer(
     assert res.val_logits.shape == (3, 3) and np.isfinite(res.val_logits).all()
 
 
+@pytest.mark.parametrize(
+    ("backbone", "side"), [("efficientnet_lite0", 224), ("efficientnet_lite2", 260)]
+)
+def test_input_size_defaults_to_the_backbones_own(backbone: str, side: int) -> None:
+    from whichbin.config import TrainingConfig
+    from whichbin.training.backbones import get_backbone_spec, preprocess_for
+
+    t = TrainingConfig(backbone=backbone, mode="partial")
+    p = FinetuneParams.from_training(t)
+    for size in (t.image_size, p.image_size):  # the head pipeline's and fine-tuning's
+        assert preprocess_for(get_backbone_spec(backbone), size, "squash").size == side
+    assert (
+        FinetuneParams.from_training(TrainingConfig(backbone=backbone, image_size=96)).image_size
+        == 96
+    )
+
+
 def test_from_training_maps_config_fields() -> None:
     from whichbin.config import TrainingConfig
 

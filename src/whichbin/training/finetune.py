@@ -189,7 +189,8 @@ class FinetuneParams:
     mode: Literal["partial", "full"] = "partial"  # [mode: head|partial|full]
     backbone: str = "efficientnet_lite0"
     weights: str | None = None
-    image_size: int = 224  # input side; full mode: use 160-192 on a CPU
+    image_size: int | None = None  # input side (None: the backbone's own, Lite0 224);
+    # full mode: use 160-192 on a CPU
     resize: Literal["squash", "center_crop"] = "squash"
     from_block: int = 4  # [finetune_from_block] blocks[from_block:] train (partial)
     epochs: int = 8  # [finetune_epochs]
