@@ -23,13 +23,13 @@ from common import RESULTS, write_result  # noqa: E402
 from int8_latency import latency_ort, latency_torch  # noqa: E402
 
 
-def bundle_of(work: Path, method: str, seed: int = 0) -> Path:
-    """Where ``finetune_compare`` left a method's bundle for one seed."""
+def bundle_of(work: Path, method: str, seed: int = 0) -> Path | None:
+    """Where ``finetune_compare`` left a method's bundle for one seed (None: not kept)."""
     for p in (work / "bundles" / f"{method}-{seed}" / "model.onnx",
               work / "bundles" / f"{method}-{seed}.onnx"):  # fmt: skip
         if p.is_file():
             return p
-    raise SystemExit(f"{work}/bundles: no bundle for {method} seed {seed}; run finetune_compare")
+    return None
 
 
 def main() -> None:
@@ -44,7 +44,7 @@ def main() -> None:
     methods = args.methods.split(",") if args.methods else [
         m for m, s in summary.items() if len(s["seeds"]) >= 3
     ]  # fmt: skip
-    out: dict = {"methods": {}, "reference": {}}
+    out: dict = {"methods": {}, "reference": {}, "skipped": {}}
     size = 224
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
     for threads in (1, 2):
@@ -53,6 +53,12 @@ def main() -> None:
         )
     for method in methods:
         bundle = bundle_of(args.work, method)
+        if bundle is None:
+            if args.methods:
+                raise SystemExit(f"{args.work}/bundles: no {method} bundle; run finetune_compare")
+            out["skipped"][method] = f"no seed-0 bundle under {args.work}/bundles"
+            print(method, "skipped: no bundle", flush=True)
+            continue
         meta = read_meta(bundle)
         side = meta.preprocess.size
         xm = np.random.default_rng(0).uniform(-1, 1, (1, 3, side, side)).astype(np.float32)

@@ -401,7 +401,8 @@ def all_data(args: argparse.Namespace) -> None:
     )
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line; its defaults are the recipe a bare method name means."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--work", type=Path, default=Path("/tmp/whichbin-bench-ft"))
     ap.add_argument("--seeds", default="0,1,2")
@@ -428,7 +429,11 @@ def main() -> None:
     ap.add_argument(
         "--summary-only", action="store_true", help="only rewrite the JSON from finished runs"
     )
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     args.work.mkdir(parents=True, exist_ok=True)
     if args.all_data:
@@ -512,8 +517,8 @@ def main() -> None:
                 "ensemble of five (seed 0; stopped there: no gain)": "python "
                 "bench/finetune_compare.py --seeds 0,1,2 --methods "
                 "partial:b4:e12:tta:n5:last:val0.05 (members 0-3 from n4)",
-                "EfficientNet-Lite2 at 260 px": "python bench/finetune_compare.py --seeds 0 "
-                "--methods partial:b4:e12:tta:lite2:last:val0.05",
+                "EfficientNet-Lite2 at 260 px": "python bench/finetune_compare.py --seeds 0,1,2 "
+                "--methods partial:b4:e12:tta:lite2:last:val0.05 (seed 0 first, then 1,2)",
             },
             "summary": summarise(results),
             "runs": results,

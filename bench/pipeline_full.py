@@ -2,6 +2,7 @@
 with 30 new photos: wall time per step, test metrics, gate, bundle size.
 
 Usage: python bench/pipeline_full.py [--work /tmp/wb-bench] [--config pipeline.yaml]
+  [--cold-only]   # one cold run on all the photos (for slow recipes, e.g. configs/accurate.yaml)
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/whichbin-bench-pipeline"))
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--name", default="pipeline_full")
+    ap.add_argument("--cold-only", action="store_true", help="no warm or +30 photos re-run")
     args = ap.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
@@ -61,19 +63,23 @@ def main() -> None:
             dst.symlink_to(f)
     moved = 0
     for i, f in enumerate(sorted(base.rglob("*.jpg"))):
-        if i % 200 == 7 and moved < 30:
+        if i % 200 == 7 and moved < 30 and not args.cold_only:
             dst = held / f.relative_to(base)
             dst.parent.mkdir(parents=True, exist_ok=True)
             f.rename(dst)
             moved += 1
     data = [base / "trashnet", base / "extra"]
     cold, cold_wall = run(args.work, data, args.config)
+    bundle = Path(cold["bundle"])
+    if args.cold_only:
+        cold = {"wall_seconds": round(cold_wall, 1), **cold}
+        write_result(args.name, {"cold": cold, "bundle_bytes": bundle.stat().st_size})
+        return
     warm, warm_wall = run(args.work, data, args.config)
     for f in sorted(held.rglob("*.jpg")):
         dst = base / f.relative_to(held)
         f.rename(dst)
     added, added_wall = run(args.work, data, args.config)
-    bundle = Path(cold["bundle"])
     write_result(
         args.name,
         {
