@@ -519,6 +519,9 @@ def main() -> None:
                 "partial:b4:e12:tta:n5:last:val0.05 (members 0-3 from n4)",
                 "EfficientNet-Lite2 at 260 px": "python bench/finetune_compare.py --seeds 0,1,2 "
                 "--methods partial:b4:e12:tta:lite2:last:val0.05 (seed 0 first, then 1,2)",
+                "two Lite2 members (seed 0; stopped there: no gain)": "python "
+                "bench/finetune_compare.py --seeds 0,1,2 --methods "
+                "partial:b4:e12:tta:lite2:n2:last:val0.05 (member 0 from the Lite2 run)",
             },
             "summary": summarise(results),
             "runs": results,

@@ -3,6 +3,7 @@ with 30 new photos: wall time per step, test metrics, gate, bundle size.
 
 Usage: python bench/pipeline_full.py [--work /tmp/wb-bench] [--config pipeline.yaml]
   [--cold-only]   # one cold run on all the photos (for slow recipes, e.g. configs/accurate.yaml)
+  [--base-model BUNDLE]   # head-only retrains on a bundle's backbone (e.g. a fine-tuned one)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED, write_result  # noqa: E402
 
 
-def run(work: Path, data: list[Path], config: Path | None) -> tuple[dict, float]:
+def run(work: Path, data: list[Path], flags: list[str]) -> tuple[dict, float]:
     cmd = [
         "whichbin",
         "pipeline",
@@ -32,8 +33,7 @@ def run(work: Path, data: list[Path], config: Path | None) -> tuple[dict, float]
     ]
     for d in data:
         cmd += ["--data", str(d)]
-    if config:
-        cmd += ["--config", str(config)]
+    cmd += flags
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -47,6 +47,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/whichbin-bench-pipeline"))
     ap.add_argument("--config", type=Path, default=None)
+    ap.add_argument("--base-model", default=None, help="head-only retrain on this bundle")
     ap.add_argument("--name", default="pipeline_full")
     ap.add_argument("--cold-only", action="store_true", help="no warm or +30 photos re-run")
     args = ap.parse_args()
@@ -69,17 +70,19 @@ def main() -> None:
             f.rename(dst)
             moved += 1
     data = [base / "trashnet", base / "extra"]
-    cold, cold_wall = run(args.work, data, args.config)
+    flags = ["--config", str(args.config)] if args.config else []
+    flags += ["--base-model", args.base_model] if args.base_model else []
+    cold, cold_wall = run(args.work, data, flags)
     bundle = Path(cold["bundle"])
     if args.cold_only:
         cold = {"wall_seconds": round(cold_wall, 1), **cold}
         write_result(args.name, {"cold": cold, "bundle_bytes": bundle.stat().st_size})
         return
-    warm, warm_wall = run(args.work, data, args.config)
+    warm, warm_wall = run(args.work, data, flags)
     for f in sorted(held.rglob("*.jpg")):
         dst = base / f.relative_to(held)
         f.rename(dst)
-    added, added_wall = run(args.work, data, args.config)
+    added, added_wall = run(args.work, data, flags)
     write_result(
         args.name,
         {

@@ -252,10 +252,16 @@ def main() -> None:
     d = _load("pipeline_full")
     if d:
         lines += pipeline_section(d) + [""]
-    d = _load("pipeline_accurate")
-    if d:
-        title = "The accurate preset (configs/accurate.yaml) through the pipeline, all data"
-        lines += pipeline_section(d, title) + [""]
+    titles = {
+        "pipeline_accurate": "The accurate preset (configs/accurate.yaml) through the pipeline, "
+        "all data",
+        "pipeline_accurate_head": "Head-only retrains on the accurate model's fine-tuned backbone "
+        "(`--base-model`), all data",
+    }
+    for name, title in titles.items():
+        d = _load(name)
+        if d:
+            lines += pipeline_section(d, title) + [""]
     special = {
         "int8_latency": int8_section,
         "fewshot": fewshot_section,
