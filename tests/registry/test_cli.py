@@ -207,3 +207,36 @@ def test_missing_registry_is_an_error_not_created(tmp_path: Path) -> None:
     r = run("registry", "list", "--registry", tmp_path / "typo")
     assert r.exit_code == 1 and "no registry here" in r.stderr
     assert not (tmp_path / "typo").exists()
+
+
+def test_show_prints_accuracy_per_data_source(registry: SqliteRegistry, color_bundle: Path) -> None:
+    per_source = {
+        "real/takeaway": {
+            "n": 80,
+            "accuracy": 0.5,
+            "bin_accuracy": 0.483,
+            "bin_recall": {"compost": 0.33, "landfill": 0.49},
+            "coverage": 0.93,
+            "decided_accuracy": 0.494,
+        },
+        "trashnet": {"n": 300, "accuracy": 0.91, "bin_accuracy": 0.984, "bin_recall": {}},
+    }
+    registry.register(
+        "trash-classifier",
+        color_bundle,
+        metrics={"accuracy": 0.8, "bin_accuracy": 0.9, "per_source": per_source},
+        gate_passed=True,
+        reasons=[],
+        lineage={"sources": ["real/takeaway", "trashnet"]},
+    )
+    r = runner.invoke(
+        app, ["registry", "show", "1", "--registry", str(registry.root)], env={"COLUMNS": "140"}
+    )
+    assert r.exit_code == 0, r.output
+    assert "Test split per data source" in r.stdout
+    line = next(ln for ln in r.stdout.splitlines() if "real/takeaway" in ln and "%" in ln)
+    for cell in ("80", "48.3 %", "compost 33.0 %", "93.0 %", "49.4 %"):
+        assert cell in line, (cell, line)
+    assert '"per_source"' not in r.stdout  # the table replaces the raw JSON
+    r = run("registry", "show", "1", "--registry", registry.root, "--json")
+    assert json.loads(r.stdout)["metrics"]["per_source"] == per_source

@@ -58,6 +58,12 @@ def run(
         f"test accuracy {m.get('accuracy', 0):.3f}, bin accuracy {m.get('bin_accuracy', 0):.3f}, "
         f"macro-F1 {m.get('macro_f1', 0):.3f}, bin recall {m.get('bin_recall')}"
     )
+    for source, sm in (m.get("per_source") or {}).items():
+        err_console.print(
+            f"  {source}: {sm['n']} test images, bin accuracy {sm['bin_accuracy']:.3f}, "
+            f"bin recall {sm['bin_recall']}",
+            markup=False,
+        )
     for reason in result.reasons:
         err_console.print(f"  [red]✗[/] {reason}")
     for step, t in result.timings.items():

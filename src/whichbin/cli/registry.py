@@ -113,7 +113,8 @@ def show_cmd(
     registry: str = RegistryOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """Show one version: metrics, gate reasons, lineage, approval and its history.
+    """Show one version: metrics, gate reasons, lineage, approval and its history, and the
+    test split per data source (how it does on each place's photos).
 
     Example: whichbin registry show trash-classifier/7 --json
     """
@@ -140,11 +141,34 @@ def show_cmd(
         console.print(f"  approved by {v.approved_by} at {v.approved_at} {v.note}".rstrip())
     if v.rejected_reason:
         console.print(f"  rejected: {v.rejected_reason}")
+    per_source = v.metrics.get("per_source")
     for key in ("metrics", "lineage"):
-        text = json.dumps(doc[key], indent=2).replace("\n", "\n  ")
+        shown = doc[key]
+        if key == "metrics" and isinstance(per_source, dict):
+            shown = {k: val for k, val in shown.items() if k != "per_source"}
+        text = json.dumps(shown, indent=2).replace("\n", "\n  ")
         console.print(f"  {key}: {text}", soft_wrap=True, markup=False, highlight=False)
+    if isinstance(per_source, dict) and per_source:
+        console.print(_per_source_table(per_source))
     for e in doc["history"]:
         console.print(f"  {e['at']} {e['action']} {e['by']} {e['note']}".rstrip())
+
+
+def _per_source_table(per_source: dict) -> Table:
+    """The test split per data source, one row each (``--json`` keeps the full data)."""
+    from whichbin.evaluation.per_source import PER_SOURCE_COLUMNS, per_source_rows
+
+    table = Table(title="Test split per data source", box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, col in enumerate(PER_SOURCE_COLUMNS):
+        table.add_column(
+            col,
+            justify="left" if i in (0, 4) else "right",
+            overflow="fold",
+            no_wrap=i not in (0, 4),
+        )
+    for row in per_source_rows(per_source):
+        table.add_row(*row)
+    return table
 
 
 def _deployer(mqtt: str, prefix: str, timeout: float) -> MqttDeployer:

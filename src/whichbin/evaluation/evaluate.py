@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,33 +16,43 @@ from whichbin.training.embeddings import load_rgb
 logger = logging.getLogger(__name__)
 
 
+def bundle_logits(bundle: Path, paths: Sequence[Path], batch: int = 32) -> np.ndarray:
+    """Raw logits [N, labels] of a bundle on image files."""
+    from whichbin.edge.classifier import OnnxClassifier
+
+    clf = OnnxClassifier(bundle)
+    out = [
+        clf.run([load_rgb(p) for p in paths[i : i + batch]])[0] for i in range(0, len(paths), batch)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, len(clf.labels)), np.float32)
+
+
 def bundle_probs(
     bundle: Path, paths: Sequence[Path], batch: int = 32
 ) -> tuple[np.ndarray, list[str]]:
     """Calibrated probabilities of a bundle on image files, and its label list."""
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.edge.classifier import softmax
+    from whichbin.training.bundle import read_meta
 
-    clf = OnnxClassifier(bundle)
-    out = []
-    for i in range(0, len(paths), batch):
-        out.append(clf.probs([load_rgb(p) for p in paths[i : i + batch]]))
-    probs = np.concatenate(out) if out else np.zeros((0, len(clf.labels)))
-    return probs, clf.labels
+    meta = read_meta(bundle)
+    return softmax(bundle_logits(bundle, paths, batch), meta.temperature), list(meta.labels)
 
 
-def evaluate_bundle(
-    bundle: Path,
-    paths: Sequence[Path],
+def metrics_from_probs(
+    probs: np.ndarray,
+    model_labels: Sequence[str],
     true_labels: Sequence[str],
     rules: RulePack,
     threshold: float | None = None,
-) -> dict:
-    """Metrics of a bundle on labelled images.
+    sources: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Metrics of calibrated probabilities against true labels (no I/O).
 
     Bin-level metrics use every image; label-level ones only the images whose label the
-    bundle knows (an older model may have fewer labels).
+    model knows (an older model may have fewer labels). With ``sources`` (each row's data
+    source), ``per_source`` holds the same per source.
     """
-    probs, labels = bundle_probs(bundle, paths)
+    labels = list(model_labels)
     index = {lab: i for i, lab in enumerate(labels)}
     known = np.array([lab in index for lab in true_labels], dtype=bool)
     label_to_bin = rules.restricted_to(sorted(set(labels) | set(true_labels)))
@@ -52,7 +63,57 @@ def evaluate_bundle(
         from whichbin.evaluation.metrics import bin_metrics
 
         m.update(bin_metrics(probs, [label_to_bin[t] for t in true_labels], labels, label_to_bin))
+    if sources is not None:
+        from whichbin.evaluation.per_source import per_source_metrics
+
+        m["per_source"] = per_source_metrics(
+            probs, labels, true_labels, sources, label_to_bin, threshold
+        )
     return m
+
+
+def evaluate_bundle(
+    bundle: Path,
+    paths: Sequence[Path],
+    true_labels: Sequence[str],
+    rules: RulePack,
+    threshold: float | None = None,
+    sources: Sequence[str] | None = None,
+) -> dict:
+    """Metrics of a bundle on labelled images (see :func:`metrics_from_probs`)."""
+    probs, labels = bundle_probs(bundle, paths)
+    return metrics_from_probs(probs, labels, true_labels, rules, threshold, sources)
+
+
+def embedded_logits(
+    bundle: Path,
+    paths: Sequence[Path],
+    embeddings: np.ndarray,
+    layers: list,
+    parity_images: int = 16,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Logits of a head-on-cached-embeddings bundle, proven equal to the ONNX file.
+
+    The bundle is the cached-embedding backbone plus this head, so its logits are
+    ``head(embedding)``. The exported file is run on ``parity_images`` images and its
+    logits compared; on any mismatch every image is run through the file instead.
+    Returns the logits and the parity record.
+    """
+    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.training.heads import forward
+
+    clf = OnnxClassifier(bundle)
+    logits = forward(layers, embeddings)
+    n = min(parity_images, len(paths))
+    onnx_logits, _ = clf.run([load_rgb(p) for p in paths[:n]])
+    diff = float(np.max(np.abs(onnx_logits - logits[:n]))) if n else 0.0
+    if diff > 1e-3 * max(1.0, float(np.max(np.abs(logits[:n]))) if n else 1.0):
+        logger.warning(
+            "%s: ONNX logits differ from the head's by %.2g; running every image", bundle, diff
+        )
+        full = bundle_logits(bundle, paths)
+        return full, {"images": n, "max_abs_logit_diff": diff, "full_onnx_run": True}
+    return logits, {"images": n, "max_abs_logit_diff": diff, "full_onnx_run": False}
 
 
 def evaluate_embedded(
@@ -65,32 +126,16 @@ def evaluate_embedded(
     rules: RulePack,
     threshold: float | None = None,
     parity_images: int = 16,
+    sources: Sequence[str] | None = None,
 ) -> dict:
-    """Metrics of a head-on-cached-embeddings bundle, proven equal to the ONNX file.
+    """Metrics of a head-on-cached-embeddings bundle (see :func:`embedded_logits`)."""
+    from whichbin.edge.classifier import softmax
+    from whichbin.training.bundle import read_meta
 
-    The bundle is the cached-embedding backbone plus this head, so its logits are
-    ``head(embedding)``. The exported file is run on ``parity_images`` test images and its
-    logits compared; on any mismatch the whole split is run through the file instead.
-    """
-    from whichbin.edge.classifier import OnnxClassifier, softmax
-    from whichbin.training.heads import forward
-
-    clf = OnnxClassifier(bundle)
-    logits = forward(layers, embeddings)
-    n = min(parity_images, len(paths))
-    onnx_logits, _ = clf.run([load_rgb(p) for p in paths[:n]])
-    diff = float(np.max(np.abs(onnx_logits - logits[:n]))) if n else 0.0
-    if diff > 1e-3 * max(1.0, float(np.max(np.abs(logits[:n]))) if n else 1.0):
-        logger.warning(
-            "%s: ONNX logits differ from the head's by %.2g; running every image", bundle, diff
-        )
-        m = evaluate_bundle(bundle, paths, true_labels, rules, threshold)
-        m["parity"] = {"images": n, "max_abs_logit_diff": diff, "full_onnx_run": True}
-        return m
-    labels = clf.labels
-    index = {lab: i for i, lab in enumerate(labels)}
-    y = np.array([index[lab] for lab in true_labels], dtype=np.int64)
-    probs = softmax(logits, temperature)
-    m = classification_metrics(y, probs, labels, rules.restricted_to(labels), threshold)
-    m["parity"] = {"images": n, "max_abs_logit_diff": diff, "full_onnx_run": False}
+    logits, parity = embedded_logits(bundle, paths, embeddings, layers, parity_images)
+    labels = list(read_meta(bundle).labels)
+    m = metrics_from_probs(
+        softmax(logits, temperature), labels, true_labels, rules, threshold, sources
+    )
+    m["parity"] = parity
     return m

@@ -99,9 +99,14 @@ def plot_curves(history: dict[str, list[float]], out: Path) -> Path:
 
 
 def write_report(
-    out_dir: Path, title: str, sections: dict[str, Any], images: dict[str, str]
+    out_dir: Path,
+    title: str,
+    sections: dict[str, Any],
+    images: dict[str, str],
+    per_source: dict[str, dict[str, Any]] | None = None,
 ) -> Path:
-    """index.html with the figures and a metrics table; returns its path."""
+    """index.html with the figures, a per-source table (when given) and a metrics table;
+    returns its path."""
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td><pre>{html.escape(_fmt(v))}</pre></td></tr>"
         for k, v in sections.items()
@@ -115,13 +120,32 @@ def write_report(
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}figure{display:inline-block;margin:1em}"
         "img{max-width:520px}th{text-align:left;vertical-align:top;padding-right:1em}"
-        "pre{margin:0}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1>{figs}<table>{rows}</table></body></html>"
+        "pre{margin:0}table.per-source td,table.per-source th{padding:0.2em 0.8em;"
+        "border-bottom:1px solid #ddd}</style></head>"
+        f"<body><h1>{html.escape(title)}</h1>{figs}{per_source_table(per_source or {})}"
+        f"<table>{rows}</table></body></html>"
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "index.html"
     path.write_text(page)
     return path
+
+
+def per_source_table(per_source: dict[str, dict[str, Any]]) -> str:
+    """The test split per data source as an HTML table ("" when there is none)."""
+    from whichbin.evaluation.per_source import PER_SOURCE_COLUMNS, per_source_rows
+
+    if not per_source:
+        return ""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in PER_SOURCE_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+        for row in per_source_rows(per_source)
+    )
+    return (
+        "<h2>Test split per data source</h2>"
+        f"<table class='per-source'><tr>{head}</tr>{body}</table>"
+    )
 
 
 def _fmt(v: Any) -> str:

@@ -1,4 +1,5 @@
-"""Steps cached by the hash of their inputs and parameters.
+"""Steps cached by the hash of their inputs and parameters, and a bundle's outputs cached
+per image.
 
 A step's output lives in ``<work>/steps/<name>/<key>/`` with a ``result.json`` written
 last, so a crash mid-step leaves no half result and the re-run redoes just that step.
@@ -10,13 +11,28 @@ import hashlib
 import json
 import logging
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 logger = logging.getLogger(__name__)
+
+
+def graph_content_id(onnx_path: Path) -> str:
+    """sha256 of an ONNX graph's computation (nodes, weights, inputs, outputs), leaving out
+    graph names and metadata, which do not change a result."""
+    import onnx
+
+    g = onnx.load(str(onnx_path)).graph
+    h = hashlib.sha256()
+    for part in (*g.node, *g.initializer, *g.input, *g.output):
+        h.update(part.SerializeToString())
+    return h.hexdigest()
 
 
 def hash_key(parts: Any) -> str:
@@ -71,3 +87,75 @@ class StepCache:
 
     def timings(self) -> dict[str, dict[str, Any]]:
         return {o.name: {"seconds": round(o.seconds, 2), "cached": o.cached} for o in self.outcomes}
+
+
+class LogitsCache:
+    """(model key, image sha256) → a bundle's raw logits, in SQLite.
+
+    The model key is a bundle's sha256, so an image is run through a bundle once: a new
+    test photo costs one forward pass of the approved model, not the whole split. Logits,
+    not probabilities, are kept: the temperature is read from the bundle when they are used.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS bundle_logits "
+            "(model TEXT, sha TEXT, vec BLOB, PRIMARY KEY (model, sha))"
+        )
+
+    def get_many(self, model: str, shas: list[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(shas), 500):
+            chunk = shas[i : i + 500]
+            q = (
+                "SELECT sha, vec FROM bundle_logits "
+                f"WHERE model=? AND sha IN ({','.join('?' * len(chunk))})"
+            )
+            for sha, vec in self.db.execute(q, [model, *chunk]):
+                out[sha] = np.frombuffer(vec, dtype=np.float32)
+        return out
+
+    def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO bundle_logits VALUES (?, ?, ?)",
+                [(model, s, np.asarray(v, np.float32).tobytes()) for s, v in items.items()],
+            )
+
+    def count(self, model: str) -> int:
+        (n,) = self.db.execute(
+            "SELECT COUNT(*) FROM bundle_logits WHERE model=?", (model,)
+        ).fetchone()
+        return int(n)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def cached_logits(
+    cache: LogitsCache,
+    model: str,
+    shas: list[str],
+    paths: list[Path],
+    compute: Callable[[list[Path]], np.ndarray],
+) -> tuple[np.ndarray, int]:
+    """Logits [N, labels] for the images, running ``compute`` only on the uncached ones.
+
+    Returns the logits (in the order of ``shas``) and how many images were computed.
+    """
+    have = cache.get_many(model, shas)
+    todo = {s: p for s, p in zip(shas, paths, strict=True) if s not in have}
+    if todo:
+        logger.info(
+            "%s: computing logits of %d images (%d cached)", model[:12], len(todo), len(have)
+        )
+        new = compute(list(todo.values()))
+        fresh = dict(zip(todo, new, strict=True))
+        cache.put_many(model, fresh)
+        have.update({s: np.asarray(v, np.float32) for s, v in fresh.items()})
+    if not shas:
+        return np.zeros((0, 0), np.float32), 0
+    return np.stack([have[s] for s in shas]), len(todo)

@@ -3,10 +3,10 @@ registration, each step cached by the hash of its inputs."""
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,14 @@ import numpy as np
 import whichbin
 from whichbin.config import PipelineConfig, config_hash
 from whichbin.errors import DataError
-from whichbin.pipelines.cache import StepCache
+from whichbin.pipelines.cache import LogitsCache, StepCache, hash_key
+from whichbin.pipelines.evaluate_steps import (
+    approved_model_key,
+    evaluate_embedded_step,
+    evaluate_file_step,
+    logits_cache,
+    write_training_report,
+)
 from whichbin.rules import RulePack, load_rules
 from whichbin.training.bundle import sha256_file
 
@@ -81,6 +88,7 @@ def summary_metrics(m: dict[str, Any]) -> dict[str, Any]:
         "decided_accuracy",
         "temperature",
         "int8",
+        "per_source",
     )
     return {k: m[k] for k in keep if k in m}
 
@@ -120,45 +128,59 @@ def run_pipeline(
     bundle = trained["bundle"]
 
     test = [r for r in rows if r.split == "test"]
+    test_sources = [prepared.source_of(r) for r in test]
     bundle_sha = sha256_file(bundle)
     eval_key = {
-        "bundle": bundle_sha,
         "manifest": prepared.manifest_hash,
         "rules": rules.model_dump(),
-        "v": 2,
+        "sources": hash_key(test_sources),
+        "v": 3,
     }
-    if trained.get("finetuned"):  # a new backbone: run every test image through the file
-        eval_out = steps.run(
-            "evaluate", eval_key, lambda d: _evaluate(d, bundle, test, rules, trained["threshold"])
-        )
-    else:
-        test_emb = trained["embeddings"][np.array([r.split == "test" for r in rows])]
-        eval_out = steps.run(
-            "evaluate",
-            eval_key,
-            lambda d: _evaluate_embedded(d, bundle, test, test_emb, trained, rules),
-        )
-    metrics = eval_out.result["metrics"]
-    if cfg.training.int8 and not trained.get("finetuned") and _float_backbone(trained):
-        bundle, bundle_sha, eval_out, metrics = _maybe_int8(
-            cfg, steps, prepared, rules, trained, bundle, bundle_sha, eval_out, metrics
-        )
-    metrics["temperature"] = trained["temperature"]
+    logits = logits_cache(work)
+    try:
+        if trained.get("finetuned"):  # a new backbone: run every test image through the file
+            eval_out = steps.run(
+                "evaluate",
+                {"bundle": bundle_sha, **eval_key},
+                lambda d: evaluate_file_step(
+                    d, bundle, bundle_sha, test, rules, trained["threshold"], test_sources, logits
+                ),
+            )
+        else:
+            test_emb = trained["embeddings"][np.array([r.split == "test" for r in rows])]
+            eval_out = steps.run(
+                "evaluate",
+                {"bundle": bundle_sha, **eval_key},
+                lambda d: evaluate_embedded_step(
+                    d, bundle, bundle_sha, test, test_emb, trained, rules, test_sources, logits
+                ),
+            )
+        metrics = eval_out.result["metrics"]
+        if cfg.training.int8 and not trained.get("finetuned") and _float_backbone(trained):
+            fp32 = (bundle, bundle_sha, eval_out, metrics)
+            bundle, bundle_sha, eval_out, metrics = _maybe_int8(
+                cfg, steps, prepared, rules, trained, fp32, (eval_key, test_sources, logits)
+            )
+        metrics["temperature"] = trained["temperature"]
+
+        registry = open_registry(registry_uri or cfg.registry.uri) if register else None
+        approved = registry.latest_approved(cfg.registry.model_name) if registry else None
+        approved_metrics = None
+        if registry is not None and approved is not None:
+            # Per image: only test images this model has not seen go through it.
+            model_key = approved_model_key(approved.lineage, approved.sha256)
+            artifact = registry.artifact_path(approved.id)
+            approved_metrics = steps.run(
+                "evaluate_approved",
+                {"model": model_key, **eval_key},
+                lambda d: evaluate_file_step(
+                    d, artifact, model_key, test, rules, None, test_sources, logits, False
+                ),
+            ).result["metrics"]
+    finally:
+        logits.close()
 
     t0 = time.perf_counter()
-    registry = open_registry(registry_uri or cfg.registry.uri) if register else None
-    approved = registry.latest_approved(cfg.registry.model_name) if registry else None
-    approved_metrics = None
-    if registry is not None and approved is not None:
-        approved_metrics = steps.run(
-            "evaluate_approved",
-            {
-                "bundle": approved.sha256,
-                "manifest": prepared.manifest_hash,
-                "rules": rules.model_dump(),
-            },
-            lambda d: _evaluate(d, registry.artifact_path(approved.id), test, rules, None),
-        ).result["metrics"]
     from whichbin.evaluation.gate import evaluate_gate
 
     gate = evaluate_gate(metrics, cfg.gate, approved_metrics, approved.id if approved else None)
@@ -166,13 +188,16 @@ def run_pipeline(
         "manifest_hash": prepared.manifest_hash,
         "config_hash": config_hash(cfg),
         "code_version": code_version(),
-        "sources": [str(s) for s in sources],
+        # Every source the dataset holds, this run's --data and earlier runs' alike.
+        "sources": prepared.sources or [str(s) for s in sources],
+        "source_images": dict(Counter(prepared.source_of(r) for r in rows)),
         "backbone": cfg.training.backbone,
         "images": {s: sum(r.split == s for r in rows) for s in ("train", "val", "test")},
         "compared_with": approved.id if approved else None,
         "candidate_sha256": bundle_sha,  # before the registry stamps the version id in
     }
-    report = _report(eval_out.dir, trained, metrics, gate, lineage)
+    summary = summary_metrics(metrics)
+    report = write_training_report(eval_out.dir, trained, metrics, gate, lineage, summary)
     version, status = None, "unregistered"
     if registry is not None:
         existing = [
@@ -187,7 +212,7 @@ def run_pipeline(
             mv = registry.register(
                 cfg.registry.model_name,
                 bundle,
-                summary_metrics(metrics),
+                summary,
                 gate.passed,
                 gate.reasons,
                 lineage,
@@ -199,7 +224,7 @@ def run_pipeline(
         version=version,
         gate=gate.status,
         reasons=gate.reasons,
-        metrics=summary_metrics(metrics),
+        metrics=summary,
         status=status,
         bundle=bundle,
         report=report,
@@ -225,21 +250,23 @@ def _maybe_int8(
     prepared: Any,
     rules: RulePack,
     trained: dict,
-    bundle: Path,
-    bundle_sha: str,
-    eval_out: Any,
-    metrics: dict,
+    fp32: tuple[Path, str, Any, dict],
+    evaluation: tuple[dict, list[str], LogitsCache],
 ) -> tuple[Path, str, Any, dict]:
     """Keep the INT8 bundle when it loses at most ``int8_max_loss`` accuracy."""
     from whichbin.pipelines.train import int8_bundle
 
+    bundle, bundle_sha, eval_out, metrics = fp32
+    eval_key, test_sources, logits = evaluation
     qbundle, q_emb = int8_bundle(cfg, prepared, trained, steps)
     qsha = sha256_file(qbundle)
     test = [r for r in prepared.rows if r.split == "test"]
     q_eval = steps.run(
         "evaluate_int8",
-        {"bundle": qsha, "manifest": prepared.manifest_hash, "rules": rules.model_dump()},
-        lambda d: _evaluate_embedded(d, qbundle, test, q_emb, trained, rules),
+        {"bundle": qsha, **eval_key},
+        lambda d: evaluate_embedded_step(
+            d, qbundle, qsha, test, q_emb, trained, rules, test_sources, logits
+        ),
     )
     qm = q_eval.result["metrics"]
     loss = metrics["accuracy"] - qm["accuracy"]
@@ -262,68 +289,3 @@ def _maybe_int8(
     logger.info("keeping FP32: INT8 loses %.4f accuracy (> %.4f)", loss, cfg.training.int8_max_loss)
     metrics["int8"] = {"shipped": False, **summary}
     return bundle, bundle_sha, eval_out, metrics
-
-
-def _evaluate_embedded(
-    out: Path, bundle: Path, test: list, emb: np.ndarray, trained: dict, rules: RulePack
-) -> dict:
-    from whichbin.evaluation.evaluate import evaluate_embedded
-
-    m = evaluate_embedded(
-        bundle,
-        [r.path for r in test],
-        [r.label for r in test],
-        emb,
-        trained["layers"],
-        trained["temperature"],
-        rules,
-        trained["threshold"],
-    )
-    _plots(out, m)
-    return {"metrics": m}
-
-
-def _evaluate(
-    out: Path, bundle: Path, test: list, rules: RulePack, threshold: float | None
-) -> dict:
-    from whichbin.evaluation.evaluate import evaluate_bundle
-
-    m = evaluate_bundle(bundle, [r.path for r in test], [r.label for r in test], rules, threshold)
-    _plots(out, m)
-    return {"metrics": m}
-
-
-def _plots(out: Path, m: dict) -> None:
-    from whichbin.evaluation.report import plot_confusion
-
-    if "confusion" in m:
-        plot_confusion(m["confusion"], m["labels"], out / "confusion.png", "Test split: labels")
-    plot_confusion(m["bin_confusion"], m["bins"], out / "bin_confusion.png", "Test split: bins")
-
-
-def _report(eval_dir: Path, trained: dict, metrics: dict, gate: Any, lineage: dict) -> Path:
-    import shutil
-
-    from whichbin.evaluation.report import write_report
-
-    out = eval_dir / "report"
-    out.mkdir(exist_ok=True)
-    images = {}
-    for name, src in (
-        ("confusion matrix (labels)", eval_dir / "confusion.png"),
-        ("confusion matrix (bins)", eval_dir / "bin_confusion.png"),
-        ("reliability diagram (validation)", Path(trained["dir"]) / "reliability.png"),
-        ("training curves", Path(trained["dir"]) / "curves.png"),
-    ):
-        if src.is_file():
-            shutil.copy2(src, out / src.name)
-            images[name] = src.name
-    sections = {
-        "gate": gate.status,
-        "reasons": gate.reasons,
-        "checks": gate.checks,
-        **summary_metrics(metrics),
-        "lineage": lineage,
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    return write_report(out, "whichbin training report", sections, images)

@@ -54,6 +54,7 @@ def _base_model_backbone(base: str, steps: StepCache) -> tuple[Path, Any, str]:
     """The backbone of an existing bundle (no torch needed): the head-only retrain path."""
     from whichbin.edge.classifier import default_model_path
     from whichbin.errors import ConfigError
+    from whichbin.pipelines.cache import graph_content_id
     from whichbin.training.bundle import read_meta, sha256_file
     from whichbin.training.export import strip_to_backbone
 
@@ -62,12 +63,16 @@ def _base_model_backbone(base: str, steps: StepCache) -> tuple[Path, Any, str]:
         raise ConfigError(f"training.base_model: file not found: {path}")
     sha = sha256_file(path)
     meta = read_meta(path)
-    out = steps.run(
-        "backbone",
-        {"bundle": sha, "v": 1},
-        lambda d: (strip_to_backbone(path, d / "backbone.onnx"), {"base_model": str(path)})[1],
-    )
-    return out.dir / "backbone.onnx", meta.preprocess, f"bundle:{sha}"
+
+    def strip(d: Path) -> dict[str, Any]:
+        strip_to_backbone(path, d / "backbone.onnx")
+        return {"base_model": str(path), "graph": graph_content_id(d / "backbone.onnx")}
+
+    out = steps.run("backbone", {"bundle": sha, "v": 2}, strip)
+    # Embeddings are keyed by what the backbone computes, not by the bundle file: bundles
+    # that differ only in their head or metadata (a head-only retrain, a registry's
+    # version stamp) share one backbone, so their embeddings are computed once.
+    return out.dir / "backbone.onnx", meta.preprocess, f"backbone:{out.result['graph']}"
 
 
 def embed_rows(

@@ -11,9 +11,9 @@ import csv
 import hashlib
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from whichbin.errors import ConfigError, DataError
@@ -170,3 +170,43 @@ def dataset_stats(dataset: Path) -> dict[str, Any]:
         "quarantined": len(ds.load_quarantine()),
         "labels": dict(sorted(labels.items())),
     }
+
+
+def guess_source(file_source: str, label: str) -> str:
+    """The top-level source of an image copied in from ``file_source`` when nothing was
+    recorded: the folder above its label folder (``…/trashnet/glass/x.jpg`` → ``…/trashnet``),
+    else its folder."""
+    folder = PurePath(file_source).parent
+    if folder.name == label and folder.parent != folder:
+        folder = folder.parent
+    return str(folder)
+
+
+def attribute_sources(
+    samples: Iterable[tuple[str, str, str]],
+    recorded: Mapping[str, str],
+    roots: Sequence[tuple[str, Sequence[str]]],
+) -> dict[str, str]:
+    """The top-level source (a ``--data`` as given) of each image in a dataset.
+
+    Args:
+        samples: ``(dataset-relative path, label, file it was copied from)`` per image.
+        recorded: Dataset-relative path → source, written when the image was imported.
+        roots: ``(source, [absolute spellings of its path])``: a folder source holds the
+            images copied from under it (the longest match wins).
+
+    Images matched by neither (imported before sources were recorded) get
+    :func:`guess_source`.
+    """
+    prefixes = sorted(
+        ((PurePath(p).parts, name) for name, paths in roots for p in paths),
+        key=lambda t: -len(t[0]),
+    )
+    out = {}
+    for path, label, file_source in samples:
+        name = recorded.get(path)
+        if name is None:
+            parts = PurePath(file_source).parts
+            name = next((n for pre, n in prefixes if parts[: len(pre)] == pre), None)
+        out[path] = name if name is not None else guess_source(file_source, label)
+    return out

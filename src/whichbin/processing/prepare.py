@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -11,8 +12,8 @@ from typing import Any
 from whichbin.config import DataConfig
 from whichbin.errors import DataError
 from whichbin.processing.ingest import ImportReport, import_source
-from whichbin.processing.layout import DatasetDir
-from whichbin.processing.manifest import ManifestRow, split_dataset
+from whichbin.processing.layout import DatasetDir, atomic_write
+from whichbin.processing.manifest import ManifestRow, attribute_sources, split_dataset
 from whichbin.progress import Reporter
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ class PreparedDataset:
         skipped_labels: Rarer labels → their image count; their rows are not in ``rows``
             (they stay in the dataset and its manifest).
         imports: What each source's import did.
+        sources: Every source the dataset holds (a ``--data`` as first given), in the order
+            they were first imported, this run's and earlier runs' alike.
+        row_sources: Absolute image path → its source, for every row.
     """
 
     root: Path
@@ -42,6 +46,12 @@ class PreparedDataset:
     labels: list[str]
     skipped_labels: dict[str, int] = field(default_factory=dict)
     imports: list[ImportReport] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    row_sources: dict[str, str] = field(default_factory=dict)
+
+    def source_of(self, row: ManifestRow) -> str:
+        """The data source a row came from (``"?"`` when unknown)."""
+        return self.row_sources.get(str(row.path), "?")
 
 
 def prepare_dataset(
@@ -65,12 +75,22 @@ def prepare_dataset(
         DataError: A source is missing or malformed, or nothing usable is left.
     """
     dataset = Path(dataset)
+    ds = DatasetDir(dataset)
+    index = SourceIndex.load(dataset)
     imports = []
+    known = {s.path for s in ds.load_samples()}
     for src in (Path(s) for s in sources):
         if src.exists() and src.resolve() == dataset.resolve():
             continue
-        imports.append(import_source(src, dataset, "auto", reporter=reporter))
-    if not DatasetDir(dataset).is_dataset():
+        report = import_source(src, dataset, "auto", reporter=reporter)
+        imports.append(report)
+        name = index.add_source(src)
+        if report.imported:
+            now = {s.path for s in ds.load_samples()}
+            index.record(now - known, name)
+            known = now
+    index.save()
+    if not ds.is_dataset():
         raise DataError(f"{dataset}: no sources given and not a dataset yet; pass sources")
     result = split_dataset(
         dataset,
@@ -92,6 +112,12 @@ def prepare_dataset(
             cfg.min_per_label,
         )
     keep = set(labels)
+    by_path = attribute_sources(
+        ((s.path, s.label, s.source) for s in ds.load_samples()), index.samples, index.roots()
+    )
+    root = ds.root.absolute()
+    held = set(by_path.values())
+    named = [n for n in index.names() if n in held]
     return PreparedDataset(
         root=dataset,
         manifest_hash=result.manifest_hash,
@@ -101,4 +127,55 @@ def prepare_dataset(
         labels=labels,
         skipped_labels=skipped,
         imports=imports,
+        sources=named + sorted(held - set(named)),
+        row_sources={str(root / p): n for p, n in by_path.items()},
     )
+
+
+class SourceIndex:
+    """``DATASET/sources.json``: the sources imported into a dataset, and which images each
+    brought, so lineage and per-source metrics name every source, not only the last one."""
+
+    FILE = "sources.json"
+
+    def __init__(self, path: Path, doc: dict[str, Any]) -> None:
+        self.path = path
+        self.sources: list[dict[str, Any]] = list(doc.get("sources", []))
+        self.samples: dict[str, str] = dict(doc.get("samples", {}))
+        self.changed = False
+
+    @classmethod
+    def load(cls, dataset: Path) -> SourceIndex:
+        path = Path(dataset) / cls.FILE
+        try:
+            doc = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            logger.warning("%s: unreadable; sources are guessed from file paths", path)
+            doc = {}
+        return cls(path, doc if isinstance(doc, dict) else {})
+
+    def add_source(self, src: Path) -> str:
+        """The source's name: as first given, whatever spelling (relative, absolute) now."""
+        spellings = sorted({str(src.absolute()), str(src.resolve())})
+        for s in self.sources:
+            if set(s["paths"]) & set(spellings):
+                return str(s["name"])
+        self.sources.append({"name": str(src), "paths": spellings})
+        self.changed = True
+        return str(src)
+
+    def record(self, paths: set[str], name: str) -> None:
+        self.samples.update({p: name for p in paths})
+        self.changed = self.changed or bool(paths)
+
+    def names(self) -> list[str]:
+        return [str(s["name"]) for s in self.sources]
+
+    def roots(self) -> list[tuple[str, list[str]]]:
+        return [(str(s["name"]), list(s["paths"])) for s in self.sources]
+
+    def save(self) -> None:
+        if self.changed and self.path.parent.is_dir():
+            doc = {"v": 1, "sources": self.sources, "samples": dict(sorted(self.samples.items()))}
+            atomic_write(self.path, json.dumps(doc, indent=0))
+            self.changed = False
