@@ -98,6 +98,26 @@ class TrainingConfig(_Section):
     lr: float = Field(0.05, gt=0, description="Head learning rate")
     weight_decay: float = Field(0.01, ge=0, description="L2 penalty on head weights")
     balance: bool = Field(True, description="Weight classes inversely to their frequency")
+    familiarity_prototypes: int = Field(
+        16,
+        ge=0,
+        description="k-means prototypes per label kept in the bundle for the open-set "
+        "familiarity score (0: none, unsure is then a softmax threshold only)",
+    )
+    familiarity_quantile: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="Images less familiar than this share of the validation photos are "
+        "unsure: unlike anything the model was trained on",
+    )
+    bin_only_weight: float = Field(
+        10.0,
+        ge=0,
+        description="Weight of each bin-only photo (a folder named after a bin, e.g. the edge's "
+        "corrections/compost/) against one labelled stock photo: a site's own few photos must "
+        "be able to move the head",
+    )
     seed: int = Field(0, description="Training seed")
     batch_size: int = Field(32, ge=1, description="Batch size for embedding computation")
     threads: int = Field(0, ge=0, description="torch threads (0 = all cores)")

@@ -41,13 +41,29 @@ class RulePack(BaseModel):
         return {label: b for b, labels in self.bins.items() for label in labels}
 
     def bin_of(self, label: str) -> str:
-        """Bin for a label; raises ConfigError naming the label when the pack has no rule."""
+        """Bin for a label; raises ConfigError naming the label when the pack has no rule.
+        A bin's own name (a bin-only folder) is its bin."""
+        if self.is_bin_only(label):
+            return label
         mapping = self.label_to_bin()
         if label not in mapping:
             raise ConfigError(
                 f"rule pack {self.name!r} has no bin for label {label!r}; add it under bins:"
             )
         return mapping[label]
+
+    def is_bin_only(self, label: str) -> bool:
+        """A folder named after a bin (``my-photos/compost/``, the edge's
+        ``corrections/compost/``) holds bin-only examples: they say which bin, not which
+        label, so they never become a label of their own."""
+        return label in self.bins and label not in self.label_to_bin()
+
+    def model_labels(self, labels: Sequence[str]) -> list[str]:
+        """The labels a model learns: the dataset's labels less the bin-only folders. Each
+        must have a rule (ConfigError naming the first that has none)."""
+        out = [label for label in labels if not self.is_bin_only(label)]
+        self.restricted_to(out)
+        return out
 
     def restricted_to(self, labels: Sequence[str]) -> dict[str, str]:
         """label → bin for exactly these labels (every label must have a rule)."""
@@ -96,6 +112,7 @@ class Prediction(BaseModel):
     decision: str  # "decided" or "unsure"
     top_k: list[dict[str, float | str]]
     probs: dict[str, float] = Field(default_factory=dict, exclude=True)
+    familiarity: float | None = Field(None, exclude=True)
 
 
 def predict_from_probs(
@@ -104,11 +121,15 @@ def predict_from_probs(
     label_to_bin: Mapping[str, str],
     threshold: float,
     k: int = 3,
+    familiarity: float | None = None,
+    min_familiarity: float | None = None,
 ) -> Prediction:
     """Calibrated label probabilities → bin decision.
 
     The bin is the one with the largest summed probability (what the user acts on);
-    its confidence is that sum; below ``threshold`` the decision is ``unsure``.
+    its confidence is that sum; below ``threshold`` the decision is ``unsure``, and so it is
+    when the image is less familiar than ``min_familiarity`` (unlike anything in training:
+    evaluation/openset.py), however confident the softmax is.
     """
     by_label = {label: float(p) for label, p in zip(labels, probs, strict=True)}
     by_bin = aggregate_bins(by_label, label_to_bin)
@@ -117,11 +138,15 @@ def predict_from_probs(
     best_label = max(in_bin, key=lambda lab: by_label[lab])
     conf = by_bin[best_bin]
     ranked = sorted(by_label.items(), key=lambda kv: kv[1], reverse=True)[:k]
+    strange = (
+        familiarity is not None and min_familiarity is not None and familiarity < min_familiarity
+    )
     return Prediction(
         bin=best_bin,
         label=best_label,
         confidence=round(conf, 6),
-        decision="decided" if conf >= threshold else UNSURE,
+        decision="decided" if conf >= threshold and not strange else UNSURE,
         top_k=[{"label": lab, "p": round(p, 6)} for lab, p in ranked],
         probs=by_label,
+        familiarity=familiarity,
     )

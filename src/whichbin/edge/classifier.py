@@ -57,6 +57,10 @@ class OnnxClassifier:
         if "logits" not in outputs:
             raise ModelError(f"{self.path}: bundle has no 'logits' output")
         self.has_embedding = "embedding" in outputs
+        self.has_familiarity = "familiarity" in outputs
+        # Model-specific, so it comes from the bundle whatever rule pack is applied.
+        fam = self.meta.rules.get("familiarity")
+        self.min_familiarity = float(fam) if fam is not None and self.has_familiarity else None
         self.labels = list(self.meta.labels)
         if rules is not None:
             self.label_to_bin = rules.restricted_to(self.labels)
@@ -85,12 +89,29 @@ class OnnxClassifier:
 
     def probs(self, images: list) -> np.ndarray:
         """Calibrated probabilities [N, labels]."""
-        logits, _ = self.run(images)
-        return softmax(logits, self.meta.temperature)
+        return self.scores(images)[0]
+
+    def scores(self, images: list) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities [N, labels] and familiarity [N] (None when the bundle
+        has no familiarity output, e.g. bundles made before it existed)."""
+        x = to_tensor(images, self.meta.preprocess)
+        names = ["logits", "familiarity"] if self.has_familiarity else ["logits"]
+        out = self.session.run(names, {self.input_name: x})
+        fam = out[1].reshape(-1) if len(out) > 1 else None
+        return softmax(out[0], self.meta.temperature), fam
 
     def predict(self, images: list, k: int = 3) -> list[Prediction]:
         """Bin decisions for a batch of images."""
+        probs, fam = self.scores(images)
         return [
-            predict_from_probs(p, self.labels, self.label_to_bin, self.threshold, k)
-            for p in self.probs(images)
+            predict_from_probs(
+                p,
+                self.labels,
+                self.label_to_bin,
+                self.threshold,
+                k,
+                None if fam is None else float(fam[i]),
+                self.min_familiarity,
+            )
+            for i, p in enumerate(probs)
         ]

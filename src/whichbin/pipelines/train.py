@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from whichbin.config import PipelineConfig
+from whichbin.errors import DataError
 from whichbin.pipelines.cache import StepCache, hash_key
 from whichbin.rules import RulePack
 from whichbin.training.bundle import BundleMeta, now_iso
@@ -114,6 +115,7 @@ def train_and_export(
     import time
 
     t = cfg.training
+    labels = rules.model_labels(labels)
     if t.mode != "head":
         return finetune_and_export(cfg, prepared, labels, rules, steps, progress)
     backbone, pre, wid = backbone_step(cfg, steps)
@@ -121,23 +123,22 @@ def train_and_export(
     rows = prepared.rows
     emb, ekey = embed_rows(cfg, rows, backbone, pre, wid, progress)
     steps.record("embed", time.perf_counter() - t0, {"images": len(rows)})
-    index = {lab: i for i, lab in enumerate(labels)}
-    y = np.array([index[r.label] for r in rows])
-    split = np.array([r.split for r in rows])
+    y, targets, split = head_targets(rows, labels, rules)
     train_parts = {
         "manifest": prepared.manifest_hash,
         "emb": ekey,
         "labels": labels,
         "training": t.model_dump(exclude=NOT_HEAD_PARAMS),
-        "v": 1,
+        "v": 2,
     }
 
     def train(d: Path) -> dict[str, Any]:
-        return _train_head(d, emb, y, split, labels, t, rules)
+        return _train_head(d, emb, y, split, labels, t, rules, targets)
 
     trained = steps.run("train", train_parts, train)
     head = np.load(trained.dir / "head.npz")
     layers = [(head[f"w{i}"], head[f"b{i}"]) for i in range(len(head.files) // 2)]
+    protos = np.load(trained.dir / "protos.npy") if t.familiarity_prototypes else None
     meta = BundleMeta(
         labels=labels,
         bins=rules.restricted_to(labels),
@@ -150,6 +151,7 @@ def train_and_export(
             "name": rules.name,
             "version": rules.version,
             "threshold": trained.result["threshold"],
+            **({"familiarity": trained.result["familiarity"]} if protos is not None else {}),
         },
         backbone=t.backbone if not t.base_model else f"base:{t.base_model}",
     )
@@ -157,11 +159,11 @@ def train_and_export(
     def export(d: Path) -> dict[str, Any]:
         from whichbin.training.export import build_bundle
 
-        build_bundle(backbone, layers, meta, d / "model.onnx")
+        build_bundle(backbone, layers, meta, d / "model.onnx", protos)
         return {"created": meta.created}
 
     exported = steps.run(
-        "export", {"train": trained.key, "rules": rules.model_dump(), "v": 2}, export
+        "export", {"train": trained.key, "rules": rules.model_dump(), "v": 3}, export
     )
     return {
         "bundle": exported.dir / "model.onnx",
@@ -170,12 +172,43 @@ def train_and_export(
         "dir": str(trained.dir),
         "val": trained.result["val"],
         "layers": layers,
+        "protos": protos,
         "embeddings": emb,
         "backbone": backbone,
         "preprocess": pre,
         "meta": meta,
         "train_key": trained.key,
     }
+
+
+def head_targets(
+    rows: list, labels: list[str], rules: RulePack
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(class index, allowed-label mask, split) per row. A bin-only row (a folder named after
+    a bin) allows every label of its bin; its class index is the first label of that bin (it
+    only picks a class weight). It trains, or is tested at bin level (evaluation knows a bin
+    name as its own bin), but never validates: calibration needs labels."""
+    from whichbin.training.heads import bin_targets, label_targets
+
+    index = {lab: i for i, lab in enumerate(labels)}
+    l2b = rules.restricted_to(labels)
+    targets = np.zeros((len(rows), len(labels)), bool)
+    y = np.zeros(len(rows), int)
+    split = np.array([r.split for r in rows], dtype=object)
+    only = np.array([rules.is_bin_only(r.label) for r in rows], bool)
+    if (~only).any():
+        y[~only] = [index[r.label] for r in rows if not rules.is_bin_only(r.label)]
+        targets[~only] = label_targets(y[~only], len(labels))
+    if only.any():
+        targets[only] = bin_targets([r.label for r, o in zip(rows, only) if o], labels, l2b)
+        if not targets[only].any(1).all():
+            missing = sorted(
+                {r.label for r in rows if rules.is_bin_only(r.label)} - set(l2b.values())
+            )
+            raise DataError(f"bin-only photos for {missing} but no label of that bin to learn")
+        y[only] = targets[only].argmax(1)
+        split[only & (split == "val")] = "none"
+    return y, targets, split.astype(str)
 
 
 def int8_bundle(
@@ -211,10 +244,10 @@ def int8_bundle(
     meta = meta.model_copy(update={"metrics": {**meta.metrics, **int8_marker(t.int8_method)}})
 
     def export(d: Path) -> dict[str, Any]:
-        build_bundle(qbackbone, trained["layers"], meta, d / "model.onnx")
+        build_bundle(qbackbone, trained["layers"], meta, d / "model.onnx", trained["protos"])
         return {}
 
-    out = steps.run("export_int8", {"train": trained["train_key"], "int8": q.key, "v": 2}, export)
+    out = steps.run("export_int8", {"train": trained["train_key"], "int8": q.key, "v": 3}, export)
     return out.dir / "model.onnx", emb
 
 
@@ -256,12 +289,16 @@ def _train_head(
     labels: list[str],
     t: Any,
     rules: RulePack,
+    targets: np.ndarray | None = None,
 ) -> dict[str, Any]:
     from whichbin.evaluation.calibration import reliability
     from whichbin.evaluation.report import plot_curves, plot_reliability
     from whichbin.training.heads import forward, train_head
 
     tr, va = split == "train", split == "val"
+    targets = np.eye(len(labels), dtype=bool)[y] if targets is None else targets
+    # Rows whose mask is not one-hot are bin-only: they weigh ``bin_only_weight`` each.
+    row_weight = np.where(targets.sum(1) > 1, t.bin_only_weight, 1.0)
     res = train_head(
         emb[tr],
         y[tr],
@@ -274,11 +311,20 @@ def _train_head(
         weight_decay=t.weight_decay,
         balance=t.balance,
         seed=t.seed,
+        targets=targets[tr],
+        row_weight=row_weight[tr],
     )
     arrays: dict[str, Any] = {
         f"{k}{i}": a for i, (w, b) in enumerate(res.layers) for k, a in (("w", w), ("b", b))
     }
     np.savez(out / "head.npz", **arrays)
+    fam_threshold = None
+    if t.familiarity_prototypes:
+        from whichbin.evaluation.openset import familiarity, familiarity_threshold, prototypes
+
+        protos = prototypes(emb[tr], y[tr], t.familiarity_prototypes, t.seed)
+        np.save(out / "protos.npy", protos)
+        fam_threshold = familiarity_threshold(familiarity(emb[va], protos), t.familiarity_quantile)
     c = calibrate_on_val(forward(res.layers, emb[va]), y[va], labels, rules, t)
     temp, thr, prec, cov, m = (
         c["temperature"],
@@ -309,7 +355,13 @@ def _train_head(
         thr,
         cov,
     )
-    return {"temperature": temp, "threshold": thr, "val": val, "reliability": rel}
+    return {
+        "temperature": temp,
+        "threshold": thr,
+        "familiarity": fam_threshold,
+        "val": val,
+        "reliability": rel,
+    }
 
 
 def finetune_and_export(
@@ -328,7 +380,13 @@ def finetune_and_export(
 
     t = cfg.training
     params = FinetuneParams.from_training(t)
-    rows = prepared.rows
+    rows = [r for r in prepared.rows if not rules.is_bin_only(r.label)]
+    if len(rows) < len(prepared.rows):
+        logger.warning(
+            "fine-tuning learns from labelled photos only: %d bin-only photos are left to "
+            "head-only retrains (training.mode: head)",
+            len(prepared.rows) - len(rows),
+        )
     train = [r for r in rows if r.split == "train"]
     val = [r for r in rows if r.split == "val"]
     key = {

@@ -33,6 +33,7 @@ class BundleMeta(BaseModel):
         default_factory=dict, description="rule pack name, version, threshold (extension)"
     )
     backbone: str = ""
+    attribution: str = Field("", description="Data the model was trained on and its licences")
 
     def to_props(self) -> dict[str, str]:
         """ONNX metadata_props (all strings)."""
@@ -49,7 +50,7 @@ class BundleMeta(BaseModel):
             raw = props.get(PREFIX + key)
             if raw is None:
                 continue
-            if key in ("version", "created", "backbone"):
+            if key in ("version", "created", "backbone", "attribution"):
                 data[key] = raw
                 continue
             try:

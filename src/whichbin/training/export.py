@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 INPUT = "input"
 EMBEDDING = "embedding"
 LOGITS = "logits"
+FAMILIARITY = "familiarity"
 OPSET = 17
 
 
@@ -82,25 +83,50 @@ def _head_nodes(layers: list[tuple[np.ndarray, np.ndarray]]):  # noqa: ANN202
     return nodes, inits
 
 
-def build_bundle(
-    backbone_onnx: Path,
+def _familiarity_nodes(protos: np.ndarray, k: int):  # noqa: ANN202
+    """Nodes computing ``familiarity`` [N, 1]: the mean cosine similarity of the embedding
+    to its ``k`` nearest prototypes (evaluation/openset.py, the same sum in numpy)."""
+    from onnx import helper, numpy_helper
+
+    k = min(k, len(protos))
+    inits = [
+        numpy_helper.from_array(np.ascontiguousarray(protos.T, np.float32), "ood.protos_t"),
+        numpy_helper.from_array(np.array([k], np.int64), "ood.k"),
+        numpy_helper.from_array(np.full((k, 1), 1.0 / k, np.float32), "ood.mean"),
+    ]
+    nodes = [
+        helper.make_node("LpNormalization", [EMBEDDING], ["ood.unit"], axis=1, p=2),
+        helper.make_node("MatMul", ["ood.unit", "ood.protos_t"], ["ood.sims"]),
+        helper.make_node("TopK", ["ood.sims", "ood.k"], ["ood.top", "ood.top_idx"], axis=1),
+        helper.make_node("MatMul", ["ood.top", "ood.mean"], [FAMILIARITY]),
+    ]
+    return nodes, inits
+
+
+def _add_outputs(
+    model,  # noqa: ANN001
     layers: list[tuple[np.ndarray, np.ndarray]],
-    meta: BundleMeta,
-    out: Path,
-) -> Path:
-    """Backbone graph + head layers → one ONNX file with ``logits`` and ``embedding``."""
-    import onnx
+    protos: np.ndarray | None,
+    k: int,
+) -> None:
+    """Append the head (and the familiarity score) to a graph that ends in ``embedding``."""
     from onnx import TensorProto, helper
 
-    model = onnx.load(str(backbone_onnx))
     graph = model.graph
-    if [o.name for o in graph.output] != [EMBEDDING]:
-        raise ModelError(f"{backbone_onnx}: expected a single 'embedding' output")
     nodes, inits = _head_nodes(layers)
+    if protos is not None and len(protos):
+        more_nodes, more_inits = _familiarity_nodes(protos, k)
+        nodes, inits = nodes + more_nodes, inits + more_inits
+        graph.output.append(helper.make_tensor_value_info(FAMILIARITY, TensorProto.FLOAT, ["N", 1]))
     graph.node.extend(nodes)
     graph.initializer.extend(inits)
     n_out = int(np.asarray(layers[-1][0]).shape[0])
     graph.output.insert(0, helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, ["N", n_out]))
+
+
+def _save(model, meta: BundleMeta, out: Path) -> Path:  # noqa: ANN001
+    import onnx
+
     onnx.checker.check_model(model)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.onnx")
@@ -110,23 +136,47 @@ def build_bundle(
     return out
 
 
+def build_bundle(
+    backbone_onnx: Path,
+    layers: list[tuple[np.ndarray, np.ndarray]],
+    meta: BundleMeta,
+    out: Path,
+    protos: np.ndarray | None = None,
+    k: int = 5,
+) -> Path:
+    """Backbone graph + head layers → one ONNX file with ``logits`` and ``embedding`` (and
+    ``familiarity`` when training prototypes are given)."""
+    import onnx
+
+    model = onnx.load(str(backbone_onnx))
+    if [o.name for o in model.graph.output] != [EMBEDDING]:
+        raise ModelError(f"{backbone_onnx}: expected a single 'embedding' output")
+    _add_outputs(model, layers, protos, k)
+    return _save(model, meta, out)
+
+
 def replace_head(
-    bundle: Path, layers: list[tuple[np.ndarray, np.ndarray]], meta: BundleMeta, out: Path
+    bundle: Path,
+    layers: list[tuple[np.ndarray, np.ndarray]],
+    meta: BundleMeta,
+    out: Path,
+    protos: np.ndarray | None = None,
+    k: int = 5,
 ) -> Path:
     """Rewrite the head of an existing bundle (numpy + onnx only, no torch).
 
-    Removes every node that computes ``logits`` from ``embedding`` and appends the new head.
+    Removes every node that computes ``logits`` (or ``familiarity``) from ``embedding`` and
+    appends the new head (and the new prototypes' familiarity).
     """
     import onnx
-    from onnx import TensorProto, helper
 
     model = onnx.load(str(bundle))
     graph = model.graph
     producers = {o: n for n in graph.node for o in n.output}
     if EMBEDDING not in producers or LOGITS not in producers:
         raise ModelError(f"{bundle}: not a whichbin bundle (needs logits and embedding)")
-    # Walk back from logits to embedding: those nodes are the head.
-    head, stack = set(), [LOGITS]
+    # Walk back from the outputs to embedding: those nodes are the head.
+    head, stack = set(), [LOGITS, FAMILIARITY]
     while stack:
         name = stack.pop()
         if name == EMBEDDING or name not in producers:
@@ -143,21 +193,11 @@ def replace_head(
     graph.node.extend(keep)
     del graph.initializer[:]
     graph.initializer.extend(kept_inits)
-    nodes, inits = _head_nodes(layers)
-    graph.node.extend(nodes)
-    graph.initializer.extend(inits)
-    for i, o in enumerate(graph.output):
-        if o.name == LOGITS:
-            n_out = int(np.asarray(layers[-1][0]).shape[0])
-            graph.output[i].CopyFrom(
-                helper.make_tensor_value_info(LOGITS, TensorProto.FLOAT, ["N", n_out])
-            )
-    onnx.checker.check_model(model)
-    tmp = out.with_suffix(".tmp.onnx")
-    onnx.save(model, str(tmp))
-    write_meta(tmp, meta)
-    tmp.replace(out)
-    return out
+    others = [o for o in graph.output if o.name not in (LOGITS, FAMILIARITY)]
+    del graph.output[:]
+    graph.output.extend(others)
+    _add_outputs(model, layers, protos, k)
+    return _save(model, meta, out)
 
 
 def strip_to_backbone(bundle: Path, out: Path) -> Path:

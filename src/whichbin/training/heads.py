@@ -45,6 +45,18 @@ def class_weights(y: np.ndarray, n_classes: int, cap: float = 5.0) -> np.ndarray
     return np.minimum(w, cap)
 
 
+def label_targets(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """One-hot target masks for labelled rows."""
+    return np.eye(n_classes, dtype=bool)[y]
+
+
+def bin_targets(bins_of_rows: list[str], labels: list[str], label_to_bin: dict) -> np.ndarray:
+    """Target masks for bin-only rows (a correction says "compost", not which label): every
+    label of that bin is an acceptable answer, and the loss asks only that their summed
+    probability be high."""
+    return np.array([[label_to_bin[lab] == b for lab in labels] for b in bins_of_rows], bool)
+
+
 def train_head(
     x: np.ndarray,
     y: np.ndarray,
@@ -58,11 +70,18 @@ def train_head(
     balance: bool = True,
     seed: int = 0,
     patience: int = 50,
+    targets: np.ndarray | None = None,
+    row_weight: np.ndarray | None = None,
 ) -> HeadResult:
     """Full-batch Adam on softmax cross-entropy; keeps the epoch with the best val loss.
 
     ``hidden`` > 0 gives a one-hidden-layer MLP, else a linear (logistic) head. Training
     stops ``patience`` epochs after the best validation loss. Computed in float32.
+
+    ``targets`` (rows × classes, bool) generalises ``y``: a row's loss is
+    ``-log sum(p[allowed])``, so a bin-only row is satisfied by any label of its bin; for
+    those rows ``y`` only picks the class weight (any label of the bin). ``row_weight``
+    multiplies each row's weight (a site's own photos count more than one stock photo).
     """
     rng = np.random.default_rng(seed)
     f32 = np.float32
@@ -79,8 +98,10 @@ def train_head(
         ]
     cw = class_weights(y, n_classes) if balance else np.ones(n_classes)
     sw = cw[y].astype(f32)
+    if row_weight is not None:
+        sw = sw * np.asarray(row_weight, f32)
     sw = sw / sw.sum()
-    onehot = np.eye(n_classes, dtype=f32)[y]
+    mask = (label_targets(y, n_classes) if targets is None else targets).astype(f32)
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
     b1, b2 = 0.9, 0.999
@@ -96,8 +117,12 @@ def train_head(
                 h = np.maximum(h, 0)
             acts.append(h)
         p = _softmax(acts[-1])
-        loss = -np.sum(sw * np.log(p[np.arange(len(y)), y] + 1e-12))
-        grad = (p - onehot) * sw[:, None]
+        # d/dz of -log sum_{j allowed} p_j is p - (mask * p) / sum(mask * p): for one-hot
+        # masks exactly the usual p - onehot.
+        mp = mask * p
+        allowed = mp.sum(1, keepdims=True) + 1e-12
+        loss = -np.sum(sw * np.log(allowed[:, 0]))
+        grad = (p - mp / allowed) * sw[:, None]
         grads: list[np.ndarray] = [np.zeros(0)] * len(params)
         for li in range(len(params) // 2 - 1, -1, -1):
             w = params[2 * li]
