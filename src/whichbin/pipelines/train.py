@@ -200,11 +200,10 @@ def head_targets(
         y[~only] = [index[r.label] for r in rows if not rules.is_bin_only(r.label)]
         targets[~only] = label_targets(y[~only], len(labels))
     if only.any():
-        targets[only] = bin_targets([r.label for r, o in zip(rows, only) if o], labels, l2b)
+        bin_rows = [r.label for r in rows if rules.is_bin_only(r.label)]
+        targets[only] = bin_targets(bin_rows, labels, l2b)
         if not targets[only].any(1).all():
-            missing = sorted(
-                {r.label for r in rows if rules.is_bin_only(r.label)} - set(l2b.values())
-            )
+            missing = sorted(set(bin_rows) - set(l2b.values()))
             raise DataError(f"bin-only photos for {missing} but no label of that bin to learn")
         y[only] = targets[only].argmax(1)
         split[only & (split == "val")] = "none"
