@@ -45,6 +45,7 @@ def metrics_from_probs(
     rules: RulePack,
     threshold: float | None = None,
     sources: Sequence[str] | None = None,
+    familiar: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of calibrated probabilities against true labels (no I/O).
 
@@ -57,7 +58,8 @@ def metrics_from_probs(
     known = np.array([lab in index for lab in true_labels], dtype=bool)
     label_to_bin = rules.restricted_to(sorted(set(labels) | set(true_labels)))
     y = np.array([index[lab] for lab in np.asarray(true_labels)[known]], dtype=np.int64)
-    m = classification_metrics(y, probs[known], labels, label_to_bin, threshold)
+    fam_known = None if familiar is None else np.asarray(familiar, bool)[known]
+    m = classification_metrics(y, probs[known], labels, label_to_bin, threshold, fam_known)
     if not known.all():
         # Bin metrics over all images: add unknown-label rows through their true bins.
         from whichbin.evaluation.metrics import bin_metrics
@@ -67,7 +69,7 @@ def metrics_from_probs(
         from whichbin.evaluation.per_source import per_source_metrics
 
         m["per_source"] = per_source_metrics(
-            probs, labels, true_labels, sources, label_to_bin, threshold
+            probs, labels, true_labels, sources, label_to_bin, threshold, familiar
         )
     return m
 

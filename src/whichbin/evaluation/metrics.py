@@ -33,11 +33,14 @@ def classification_metrics(
     labels: Sequence[str],
     label_to_bin: Mapping[str, str],
     threshold: float | None = None,
+    familiar: np.ndarray | None = None,
 ) -> dict:
     """Accuracy, macro-F1, per-label and per-bin recall, confusion matrices, ECE.
 
     ``probs`` are calibrated label probabilities [N, labels]. The bin prediction is the bin
-    with the largest summed probability (as the edge decides).
+    with the largest summed probability (as the edge decides). An item is decided when its
+    bin confidence reaches ``threshold`` and, where ``familiar`` (bool per row) is given,
+    it passed the open-set familiarity check too.
     """
     y = np.asarray(y_true, dtype=np.int64)
     n = len(labels)
@@ -73,6 +76,8 @@ def classification_metrics(
     }
     if threshold is not None and len(y):
         decided = bconf >= threshold
+        if familiar is not None:
+            decided &= np.asarray(familiar, bool)
         out["threshold"] = float(threshold)
         out["coverage"] = float(decided.mean())
         out["decided_accuracy"] = float(bcorrect[decided].mean()) if decided.any() else 0.0

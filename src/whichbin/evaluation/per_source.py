@@ -18,6 +18,7 @@ def per_source_metrics(
     sources: Sequence[str],
     label_to_bin: Mapping[str, str],
     threshold: float | None = None,
+    familiar: np.ndarray | None = None,
 ) -> dict[str, dict[str, Any]]:
     """``{source: {n, accuracy, bin_accuracy, bin_recall, [coverage, decided_accuracy]}}``.
 
@@ -29,6 +30,7 @@ def per_source_metrics(
         label_to_bin: Bin of every model label and every true label.
         threshold: The unsure threshold on the top bin probability; when given, each source
             also gets ``coverage`` (share decided) and ``decided_accuracy``.
+        familiar: Rows that passed the open-set familiarity check (None: all did).
 
     The bin prediction is the bin with the largest summed probability (as the edge
     decides). Label accuracy counts only rows whose label the model knows (``None`` when
@@ -52,6 +54,8 @@ def per_source_metrics(
     known = np.array([t in model_set for t in true_labels], dtype=bool)
     lcorrect = np.array([p == t for p, t in zip(lpred, true_labels, strict=True)], dtype=bool)
     decided = bprobs.max(1) >= threshold if threshold is not None and n else None
+    if decided is not None and familiar is not None:
+        decided &= np.asarray(familiar, bool)
     src = np.asarray(sources, dtype=object)
     out: dict[str, dict[str, Any]] = {}
     for name in sorted(set(sources)):

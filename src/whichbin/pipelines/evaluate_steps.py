@@ -52,10 +52,21 @@ def evaluate_embedded_step(
         rules,
         trained["threshold"],
         sources,
+        familiar_rows(emb, trained),
     )
     m["parity"] = parity
     plots(out, m)
     return {"metrics": m}
+
+
+def familiar_rows(emb: np.ndarray, trained: dict) -> np.ndarray | None:
+    """Rows the bundle's open-set check lets through (None: the bundle has no such check)."""
+    from whichbin.evaluation.openset import familiarity
+
+    threshold = trained["meta"].rules.get("familiarity")
+    if trained.get("protos") is None or threshold is None or not len(emb):
+        return None
+    return familiarity(emb, trained["protos"]) >= threshold
 
 
 def evaluate_file_step(
