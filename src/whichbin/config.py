@@ -111,6 +111,13 @@ class TrainingConfig(_Section):
         description="Images less familiar than this share of the validation photos are "
         "unsure: unlike anything the model was trained on",
     )
+    warm_start: bool = Field(
+        True,
+        description="Start the head from the last head trained in this work dir on the same "
+        "labels and settings (a tenth of the learning rate, warm_epochs): an update with a few "
+        "new photos retrains in seconds. false: every head starts from scratch",
+    )
+    warm_epochs: int = Field(60, ge=1, description="Head epochs when warm-started")
     bin_only_weight: float = Field(
         10.0,
         ge=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,15 @@ def train_and_export(
         "v": 2,
     }
 
+    family = hash_key({k: v for k, v in train_parts.items() if k != "manifest"})
+    init = previous_head(steps, family) if t.warm_start else None
+
     def train(d: Path) -> dict[str, Any]:
-        return _train_head(d, emb, y, split, labels, t, rules, targets)
+        res = _train_head(d, emb, y, split, labels, t, rules, targets, init)
+        return {**res, "family": family, "warm_start": init is not None}
 
     trained = steps.run("train", train_parts, train)
-    head = np.load(trained.dir / "head.npz")
-    layers = [(head[f"w{i}"], head[f"b{i}"]) for i in range(len(head.files) // 2)]
+    layers = load_head(trained.dir)
     protos = np.load(trained.dir / "protos.npy") if t.familiarity_prototypes else None
     meta = BundleMeta(
         labels=labels,
@@ -179,6 +183,27 @@ def train_and_export(
         "meta": meta,
         "train_key": trained.key,
     }
+
+
+def load_head(step_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The head layers a train step saved."""
+    head = np.load(step_dir / "head.npz")
+    return [(head[f"w{i}"], head[f"b{i}"]) for i in range(len(head.files) // 2)]
+
+
+def previous_head(steps: StepCache, family: str) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    """The newest head trained in this work dir with the same labels, embeddings and
+    settings (``family``), only the data differing; None when there is none."""
+    done = [
+        p
+        for p in (steps.root / "train").glob("*/result.json")
+        if json.loads(p.read_text()).get("family") == family
+    ]
+    if not done:
+        return None
+    newest = max(done, key=lambda p: p.stat().st_mtime).parent
+    logger.info("head: warm start from %s", newest.name)
+    return load_head(newest)
 
 
 def head_targets(
@@ -289,6 +314,7 @@ def _train_head(
     t: Any,
     rules: RulePack,
     targets: np.ndarray | None = None,
+    init: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict[str, Any]:
     from whichbin.evaluation.calibration import reliability
     from whichbin.evaluation.report import plot_curves, plot_reliability
@@ -305,13 +331,15 @@ def _train_head(
         emb[va],
         y[va],
         hidden=256 if t.head == "mlp" else 0,
-        epochs=t.epochs,
-        lr=t.lr,
+        epochs=t.warm_epochs if init else t.epochs,
+        lr=t.lr / 10 if init else t.lr,
         weight_decay=t.weight_decay,
         balance=t.balance,
         seed=t.seed,
+        patience=15 if init else 50,
         targets=targets[tr],
         row_weight=row_weight[tr],
+        init=init,
     )
     arrays: dict[str, Any] = {
         f"{k}{i}": a for i, (w, b) in enumerate(res.layers) for k, a in (("w", w), ("b", b))

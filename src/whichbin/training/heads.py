@@ -72,6 +72,7 @@ def train_head(
     patience: int = 50,
     targets: np.ndarray | None = None,
     row_weight: np.ndarray | None = None,
+    init: Layers | None = None,
 ) -> HeadResult:
     """Full-batch Adam on softmax cross-entropy; keeps the epoch with the best val loss.
 
@@ -82,6 +83,8 @@ def train_head(
     ``-log sum(p[allowed])``, so a bin-only row is satisfied by any label of its bin; for
     those rows ``y`` only picks the class weight (any label of the bin). ``row_weight``
     multiplies each row's weight (a site's own photos count more than one stock photo).
+    ``init`` (a previous head of the same shape, as returned) warm-starts the weights: an
+    update with a few new photos then needs a fraction of the epochs.
     """
     rng = np.random.default_rng(seed)
     f32 = np.float32
@@ -96,6 +99,11 @@ def train_head(
             (rng.normal(0, np.sqrt(2.0 / a), (b, a)) * (0.1 if b == n_classes else 1)).astype(f32),
             np.zeros(b, f32),
         ]
+    if init is not None and [w.shape for w, _ in init] == [p.shape for p in params[::2]]:
+        # Unfold the previous standardisation with this data's: W' = W sd, b' = b + W mu.
+        params = [np.asarray(a, f32).copy() for layer in init for a in layer]
+        params[1] = (params[1] + params[0] @ mu).astype(f32)
+        params[0] = (params[0] * sd).astype(f32)
     cw = class_weights(y, n_classes) if balance else np.ones(n_classes)
     sw = cw[y].astype(f32)
     if row_weight is not None:
