@@ -24,7 +24,7 @@ def test_new_photos_warm_start_the_head_and_a_new_setting_does_not(
     cfg = config(tmp_path, color_bundle)
     cfg.training.epochs = 200
     work = Path(cfg.work_dir)
-    first = run_pipeline(cfg, [photos], None, register=False, progress=False)
+    run_pipeline(cfg, [photos], None, register=False, progress=False)
     cold = newest_train_result(work)
     assert cold["warm_start"] is False
 
@@ -36,5 +36,5 @@ def test_new_photos_warm_start_the_head_and_a_new_setting_does_not(
     assert more.metrics["bin_accuracy"] > 0.9
 
     cfg.training.weight_decay = 0.02  # another recipe: no head of its family yet
-    other = run_pipeline(cfg, [photos], None, register=False, progress=False)
+    run_pipeline(cfg, [photos], None, register=False, progress=False)
     assert newest_train_result(work)["warm_start"] is False
