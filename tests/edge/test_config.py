@@ -111,3 +111,26 @@ def test_as_edge_config_accepts_a_typed_section() -> None:
 def test_show_config_help_has_an_example() -> None:
     result = CliRunner().invoke(app, ["edge", "show-config", "--help"])
     assert result.exit_code == 0 and "whichbin edge show-config --config" in result.output
+
+
+def test_presence_and_stills_settings_reach_the_detector(tmp_path: Path) -> None:
+    from whichbin.edge.config import PresenceSettings
+    from whichbin.edge.presence import PresenceConfig
+
+    # The config's defaults are the detector's defaults.
+    assert PresenceSettings().to_presence_config() == PresenceConfig()
+    path = tmp_path / "whichbin.yaml"
+    path.write_text(
+        "edge:\n  device_id: k\n  source: ./photos\n  stills: true\n"
+        "  presence: {crop: false, crop_margin: 0.2, extra_crop_margins: [0.0, 0.3]}\n"
+    )
+    from whichbin.cli.edge import _load
+
+    edge_cfg, mqtt_cfg = _load(path, {})
+    options = EdgeOptions.from_config(edge_cfg, mqtt_cfg)
+    assert options.stills
+    assert options.presence.crop is False and options.presence.crop_margin == 0.2
+    assert options.presence.extra_crop_margins == (0.0, 0.3)
+    path.write_text("edge: {presence: {extra_crop_margins: [3]}}\n")
+    with pytest.raises(ConfigError, match="edge.presence.extra_crop_margins"):
+        _load(path, {})

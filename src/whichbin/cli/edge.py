@@ -73,6 +73,12 @@ def run(
     model: Path | None = typer.Option(
         None, "--model", help="Run this bundle (.onnx) instead of following deployments"
     ),
+    stills: bool | None = typer.Option(
+        None,
+        "--stills",
+        help="The --source folder holds photos, each one item: one event per photo "
+        "(classified whole, no empty scene needed), played once",
+    ),
     fps: float | None = typer.Option(
         None,
         "--fps",
@@ -176,6 +182,9 @@ def run(
     Example (a folder of images, a fixed model, stop at the end):
       whichbin edge run --source ./frames --fps 10 --device-id cam1 --model m.onnx --exit-at-end
 
+    Example (a folder of photos, one event per photo):
+      whichbin edge run --source ./photos --stills --device-id cam1 --model m.onnx
+
     Example (everything from a config file, with a live view on port 8081):
       whichbin edge run --config /etc/whichbin/whichbin.yaml --http 8081
     """
@@ -192,6 +201,7 @@ def run(
         ("mqtt.ca_file", ca_file),
         ("edge.model", model),
         ("edge.fps", fps),
+        ("edge.stills", stills),
         ("edge.deeplens_topic", deeplens_topic),
         ("edge.models_dir", models_dir),
         ("edge.data_dir", data_dir),
@@ -213,7 +223,13 @@ def run(
     ):
         _set(over, key, value)
     edge_cfg, mqtt_cfg = _load(config, over)
-    service = EdgeService(EdgeOptions.from_config(edge_cfg, mqtt_cfg))
+    options = EdgeOptions.from_config(edge_cfg, mqtt_cfg)
+    given = None
+    if options.stills:
+        from whichbin.edge.sources import create_source
+
+        given = create_source(options.source, options.fps, stills=True)
+    service = EdgeService(options, source=given)
 
     def on_signal(signum: int, frame: Any) -> None:
         service.runner.stop()

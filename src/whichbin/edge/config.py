@@ -8,7 +8,7 @@ Load order (later wins): defaults → YAML (``edge:`` in the config file) → en
       device_id: kitchen
       source: "0"                 # camera index, /dev/video0, rtsp://…, file or folder
       data_dir: /var/lib/whichbin/edge
-      presence: {roi: [0.2, 0.1, 0.8, 0.9]}
+      presence: {roi: [0.2, 0.1, 0.8, 0.9], crop_margin: 0.05}
       decision: {vote_frames: 5, agree_frames: 3, timeout: 10}
       snapshots: {max_count: 500, max_age_days: 7}
       homeassistant: {enabled: true}
@@ -51,18 +51,23 @@ class PresenceSettings(_Section):
     roi: tuple[float, float, float, float] = Field(
         FULL_FRAME,
         description="Region of interest x0, y0, x1, y1 as fractions of the frame; presence "
-        "is detected and items are classified inside it",
+        "is detected inside it (and, with crop off, items are classified inside it)",
     )
     width: int = Field(64, ge=4, description="Width (px) the frame is reduced to for detection")
-    learn_frames: int = Field(5, ge=1, description="Frames averaged into the first background")
+    learn_frames: int = Field(
+        5, ge=1, description="Consecutive still frames averaged into the first background"
+    )
     alpha: float = Field(
         0.05, ge=0, le=1, description="Background learning rate while the scene is empty"
     )
     pixel_threshold: float = Field(
-        25.0, gt=0, le=255, description="Grey levels a pixel must change by to count"
+        25.0, gt=0, le=255, description="Levels a pixel's colour channel must change by to count"
     )
     changed_fraction: float = Field(
-        0.10, gt=0, lt=1, description="Fraction of changed pixels that means an item"
+        0.04,
+        gt=0,
+        lt=1,
+        description="Fraction of changed pixels (isolated ones ignored) that means an item",
     )
     still_fraction: float = Field(
         0.05, gt=0, le=1, description="At most this fraction moved since the last frame: still"
@@ -82,6 +87,38 @@ class PresenceSettings(_Section):
     compensate_lighting: bool = Field(
         True, description="Ignore changes that shift the whole picture alike (lights)"
     )
+    crop: bool = Field(
+        True,
+        description="Classify the item: the changed region, cut out of the full frame with "
+        "a margin; off = classify the whole region of interest",
+    )
+    crop_margin: float = Field(
+        0.05,
+        ge=0,
+        le=2,
+        description="Context around the item on each side, as a fraction of its longer side "
+        "(bench/edge_drops.py: 0.05 best)",
+    )
+    crop_square: bool = Field(True, description="Square the item's crop up")
+    extra_crop_margins: tuple[float, ...] = Field(
+        (),
+        description="More crops of the item with these margins; all crops vote (their "
+        "probabilities are averaged), at one inference each",
+    )
+    min_blob: float = Field(
+        0.005,
+        ge=0,
+        lt=1,
+        description="Changed blobs smaller than this fraction of the region are noise "
+        "(ignored when locating the item)",
+    )
+
+    @field_validator("extra_crop_margins")
+    @classmethod
+    def _margins(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not all(0 <= m <= 2 for m in v):
+            raise ValueError("margins must be within [0, 2]")
+        return v
 
     @field_validator("roi")
     @classmethod
@@ -177,6 +214,11 @@ class EdgeConfig(_Section):
     fps: float | None = Field(
         None, gt=0, description="Playback rate of a folder or file; a rate cap for cameras"
     )
+    stills: bool = Field(
+        False,
+        description="The source is a folder of photos, each one item: one event per photo "
+        "(classified whole, no presence detection), played once",
+    )
     model: Path | None = Field(None, description="Run this bundle instead of following deployments")
     models_dir: Path = Field(
         Path("whichbin-models"), description="Deployed models and current.json"
@@ -264,6 +306,7 @@ class EdgeOptions:
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     model: Path | None = None  # fixed model; None follows deployments
     fps: float | None = None
+    stills: bool = False  # a folder of photos, one item (one event) each
     deeplens: bool = False
     prefix: str = "whichbin"
     models_dir: Path = Path("whichbin-models")
@@ -310,6 +353,7 @@ class EdgeOptions:
             device_id=str(edge.device_id),
             model=edge.model,
             fps=edge.fps,
+            stills=edge.stills,
             deeplens=edge.deeplens_topic,
             models_dir=edge.models_dir,
             max_frames=edge.max_frames,

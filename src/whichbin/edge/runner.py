@@ -8,9 +8,16 @@ a clock, so a test can drive it frame by frame.
 Classification runs only on still frames while an item is present and undecided: an
 empty scene costs a downscale and a subtraction, a hand moving in is not classified,
 and once an item's decision is out no more inference is spent on it (on a Pi this is
-the difference between idling and a hot CPU). The classifier sees the region of
-interest only. The model is read from the provider once per frame, so a deployment
-swaps it between frames.
+the difference between idling and a hot CPU). The classifier sees the item: the
+changed region presence detection found, cut out of the full frame with a margin and
+squared up (``PresenceConfig.crop``; several crops, when configured, vote by averaging
+their probabilities); with cropping off, the region of interest. The model is read from
+the provider once per frame, so a deployment swaps it between frames.
+
+A frame marked ``whole_item`` (``--stills``: a folder of photos, one item each) skips
+presence detection: it is classified whole and decided at once, one event per photo.
+A scene whose empty background is never learned (the frames never hold still, e.g. a
+folder of unrelated photos played as a camera) can detect nothing; the runner warns once.
 """
 
 from __future__ import annotations
@@ -18,24 +25,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 
 from whichbin.contract import utc_now
-from whichbin.edge.decide import UNSURE, Decider, Decision, FramePrediction
+from whichbin.edge.decide import UNSURE, Decider, Decision, FramePrediction, vote
 from whichbin.edge.liveview import Overlay
 from whichbin.edge.output import IDLE, EdgeOutput, event_from_decision
 from whichbin.edge.presence import PresenceDetector
+from whichbin.edge.runstats import RunStats
 from whichbin.edge.sources import Frame, FrameSource
 from whichbin.messaging.mqtt import Publisher
 from whichbin.rules import aggregate_bins
 
 logger = logging.getLogger(__name__)
+
+STILL = "still"  # an event's ``reason`` for a photo decided on its own (``--stills``)
+NO_BACKGROUND_WARN_FRAMES = 50  # frames without a learned empty scene before the warning
 
 __all__ = [
     "IDLE",
@@ -92,64 +102,23 @@ class StaticModel:
         self.model = model
 
 
-def _percentiles(values: deque[float] | list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p99": None}
-    arr = np.asarray(values, dtype=np.float64)
-    return {
-        "p50": round(float(np.percentile(arr, 50)), 2),
-        "p99": round(float(np.percentile(arr, 99)), 2),
-    }
-
-
-@dataclass
-class RunStats:
-    """What a run did (the CLI prints it at exit)."""
-
-    frames: int = 0
-    classified: int = 0
-    events: int = 0
-    errors: int = 0
-    bins: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))  # the latest items' bins
-    counts: dict[str, int] = field(default_factory=dict)  # per bin, this run
-    frame_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # capture→done
-    event_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))  # capture→queued
-    event_ids: deque[str] = field(default_factory=lambda: deque(maxlen=10_000))
-    # (event id, monotonic capture time of its decision frame): end-to-end latency figures
-    event_captured: deque[tuple[str, float]] = field(default_factory=lambda: deque(maxlen=10_000))
-    dropped: int = 0  # frames the capture thread skipped (latest frame wins)
-    first_frame_at: float | None = None  # monotonic: the first frame's capture
-    last_frame_at: float | None = None  # monotonic: the last frame done
-
-    @property
-    def fps(self) -> float | None:
-        """Frames processed per second, first capture to last frame done."""
-        if self.first_frame_at is None or self.last_frame_at is None or self.frames < 2:
-            return None
-        span = self.last_frame_at - self.first_frame_at
-        return round(self.frames / span, 2) if span > 0 else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "frames": self.frames,
-            "classified": self.classified,
-            "events": self.events,
-            "errors": self.errors,
-            "dropped": self.dropped,
-            "fps": self.fps,
-            "bins": list(self.bins),
-            "counts": dict(self.counts),
-            "frame_latency_ms": _percentiles(self.frame_ms),
-            "event_latency_ms": _percentiles(self.event_ms),
-        }
+def mean_probs(predictions: list[Any]) -> dict[str, float]:
+    """Label probabilities averaged over several predictions (crops of one item)."""
+    total: dict[str, float] = {}
+    for p in predictions:
+        for label, prob in p.probs.items():
+            total[label] = total.get(label, 0.0) + float(prob) / len(predictions)
+    return total
 
 
 def frame_prediction(model: ActiveModel, prediction: Any) -> FramePrediction:
-    """A classifier's Prediction (rules.Prediction) → the decider's input."""
+    """A classifier's Prediction (rules.Prediction), or a list of them to average (several
+    crops of one frame) → the decider's input."""
     clf = model.classifier
+    probs = mean_probs(prediction) if isinstance(prediction, list) else dict(prediction.probs)
     return FramePrediction(
-        bin_probs=aggregate_bins(prediction.probs, clf.label_to_bin),
-        label_probs=dict(prediction.probs),
+        bin_probs=aggregate_bins(probs, clf.label_to_bin),
+        label_probs=probs,
         label_to_bin=dict(clf.label_to_bin),
         threshold=float(clf.threshold),
         model_version=model.version,
@@ -217,6 +186,9 @@ class EdgeRunner:
         self._paused = threading.Event()
         self._relearn = threading.Event()
         self._waiting_logged = False
+        self._unlearned = 0  # frames seen without a learned empty scene
+        self._unlearned_logged = False
+        self._ever_learned = False
         self._item_image: np.ndarray | None = None  # the latest classified view of the item
         self._caption = ""
         self._fps = 0.0
@@ -284,7 +256,10 @@ class EdgeRunner:
             self.presence.reset()
             self.decider.reset()
             logger.info("re-learning the empty scene")
+        if frame.whole_item:
+            return self._step_still(frame, now)
         seen = self.presence.update(frame.image)
+        self._check_background(seen.learning)
         decision: Decision | None = None
         if self.paused:
             self.decider.reset()  # a paused edge says nothing about the item in view
@@ -302,18 +277,57 @@ class EdgeRunner:
             self._publish(decision, frame)
         if seen.left and self.output.state != IDLE:
             self.output.publish_state(IDLE, now)
+        self._frame_done(frame, seen.present)
+        return decision
+
+    def _step_still(self, frame: Frame, now: datetime) -> Decision | None:
+        """A photo that is one item: classified whole, decided at once (one event)."""
+        decision: Decision | None = None
+        if not self.paused:
+            prediction = self._classify(frame, [frame.image])
+            if prediction is not None:
+                d = self.decider
+                decision = vote([prediction], now, now, d.threshold, d.k, reason=STILL)
+                self._publish(decision, frame)
+        self._frame_done(frame, decision is not None)
+        return decision
+
+    def _frame_done(self, frame: Frame, present: bool) -> None:
         done = time.monotonic()
         if self.stats.first_frame_at is None:
             self.stats.first_frame_at = frame.captured
         self.stats.last_frame_at = done
         self.stats.frame_ms.append((done - frame.captured) * 1000)
         if self.on_frame is not None:
-            self.on_frame(frame.image, self._overlay(seen.present))
-        return decision
+            self.on_frame(frame.image, self._overlay(present))
+
+    def _check_background(self, learning: bool) -> None:
+        """Warn once when no empty scene has been learned for a while: nothing can be seen."""
+        if not learning:
+            self._unlearned = 0
+            self._ever_learned = True
+            return
+        self._unlearned += 1
+        if self._unlearned >= NO_BACKGROUND_WARN_FRAMES:
+            self._warn_no_background()
+
+    def _warn_no_background(self) -> None:
+        if self._unlearned_logged:
+            return
+        self._unlearned_logged = True
+        logger.warning(
+            "no empty scene learned yet after %d frames: items are detected against the "
+            "empty scene, which must hold still for %d frames first; show the camera the "
+            "empty scene, or use --stills to classify a folder of photos one event each",
+            self._unlearned,
+            self.presence.config.learn_frames,
+        )
 
     def finish(self) -> None:
         """End of the run: decide an item still in view (unless stopped), and go idle."""
         now = self.clock()
+        if self._unlearned and not self._ever_learned:
+            self._warn_no_background()  # a short run that never saw the empty scene
         try:
             if self.stop_event.is_set():
                 self.decider.reset()  # stopped mid-item: no verdict on half a look
@@ -329,7 +343,10 @@ class EdgeRunner:
         self.output.republish()
 
     # -- internals --------------------------------------------------------------------
-    def _classify(self, frame: Frame) -> FramePrediction | None:
+    def _classify(
+        self, frame: Frame, views: list[np.ndarray] | None = None
+    ) -> FramePrediction | None:
+        """Classify the item in ``frame`` (its crops, or ``views`` when given)."""
         model = self.models.current()
         if model is None:
             if not self._waiting_logged:
@@ -338,11 +355,12 @@ class EdgeRunner:
                 )
                 self._waiting_logged = True
             return None
-        view = self.presence.crop(frame.image)
-        prediction = model.classifier.predict([view])[0]
+        if views is None:
+            views = self.presence.item_views(frame.image)
+        predictions = model.classifier.predict(views)
         self.stats.classified += 1
-        self._item_image = view
-        return frame_prediction(model, prediction)
+        self._item_image = views[0]
+        return frame_prediction(model, predictions if len(predictions) > 1 else predictions[0])
 
     def _publish(self, d: Decision, frame: Frame | None) -> None:
         event = self.output.decision(d, self._item_image)

@@ -5,6 +5,9 @@ when a finite source (file, folder) has ended or the source was closed. Live sou
 (cameras, streams) never end on their own: they reconnect with a back-off when the
 device or stream drops. ``create_source(spec, fps)`` picks the adapter from the spec.
 
+A folder is normally a camera's recording (frames of one scene); with ``stills`` it is a
+set of separate photos, one item each (``Frame.whole_item``), played once.
+
 Pacing: a folder is played at ``fps`` (default 5) and a video file at ``fps`` or its own
 frame rate, in real time, so a recorded scene behaves like a camera. For live sources
 ``fps`` caps the rate: frames in between are grabbed and dropped, keeping latency low.
@@ -36,12 +39,15 @@ class Frame:
     """One RGB uint8 HxWx3 image and when it was taken (seconds, source clock).
 
     ``captured`` is the local monotonic clock when the frame was read, for latency figures.
+    ``whole_item``: the frame is one item as it is (a still photo, ``--stills``): it is
+    classified whole and decided at once, without presence detection.
     """
 
     image: np.ndarray
     ts: float
     index: int = 0
     captured: float = field(default_factory=time.monotonic)
+    whole_item: bool = False
 
 
 class FrameSource(Protocol):
@@ -80,9 +86,12 @@ class FolderSource:
 
     With ``loop`` the folder replays from the start at its end (a kiosk demo); otherwise
     ``read`` returns None after the last image. Unreadable files are logged and skipped.
+    With ``stills`` each image is one item (``Frame.whole_item``), not a camera frame.
     """
 
-    def __init__(self, folder: Path, fps: float | None = None, loop: bool = False) -> None:
+    def __init__(
+        self, folder: Path, fps: float | None = None, loop: bool = False, stills: bool = False
+    ) -> None:
         self.folder = Path(folder)
         self.files = sorted(
             p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -91,6 +100,7 @@ class FolderSource:
             raise DataError(f"{self.folder}: no images to play (expected {sorted(IMAGE_SUFFIXES)})")
         self.fps = fps or DEFAULT_FOLDER_FPS
         self.loop = loop
+        self.stills = stills
         self.live = False
         self._closed = threading.Event()
         self._pacer = _Pacer(self.fps, self._closed)
@@ -112,7 +122,7 @@ class FolderSource:
             except Exception as e:  # a bad file must not stop the stream
                 logger.warning("%s: skipped, not a readable image (%s)", path, e)
                 continue
-            return Frame(image, (self._i - 1) / self.fps, self._i - 1)
+            return Frame(image, (self._i - 1) / self.fps, self._i - 1, whole_item=self.stills)
         return None
 
     def close(self) -> None:
@@ -251,7 +261,9 @@ def is_live_spec(spec: str) -> bool:
     return spec.isdigit() or spec.lower().startswith(STREAM_SCHEMES) or spec.startswith("/dev/")
 
 
-def create_source(spec: str, fps: float | None = None, loop: bool = False) -> FrameSource:
+def create_source(
+    spec: str, fps: float | None = None, loop: bool = False, stills: bool = False
+) -> FrameSource:
     """A frame source from a ``--source`` value.
 
     Args:
@@ -259,13 +271,20 @@ def create_source(spec: str, fps: float | None = None, loop: bool = False) -> Fr
             (stream), a video file, or a folder of images.
         fps: playback rate for folders and files; a rate cap for cameras and streams.
         loop: replay a folder or video file from the start when it ends.
+        stills: the folder's photos are separate items, one event each (played once).
 
     Raises:
-        ConfigError: the spec is none of the above (the message names it).
+        ConfigError: the spec is none of the above, or ``stills`` without a folder (the
+            message names it).
     """
     spec = spec.strip()
     if fps is not None and fps <= 0:
         raise ConfigError(f"--fps {fps}: must be above 0")
+    if stills:
+        folder = Path(spec).expanduser()
+        if not folder.is_dir():
+            raise ConfigError(f"--source {spec!r}: --stills plays a folder of photos; not a folder")
+        return FolderSource(folder, fps, loop=False, stills=True)
     if spec.isdigit():
         return CaptureSource(int(spec), fps, live=True)
     if spec.lower().startswith(STREAM_SCHEMES):
