@@ -67,6 +67,8 @@ def load(work: Path, backbone: str) -> dict[str, Any]:
     emb, _ = embed_rows(cfg, rows, bb, pre, wid, progress=True)
     return {
         "cfg": cfg,
+        "paths": [r.path for r in rows],
+        "backbone": (bb, pre),
         "emb": emb.astype(np.float32),
         "labels": np.array([r.label for r in rows]),
         "splits": np.array([r.split for r in rows]),
@@ -81,7 +83,13 @@ class Recipe:
         self.t = cfg.training.model_copy(update={"seed": seed})
         self.rules = rules
 
-    def fit(self, emb: np.ndarray, labels: np.ndarray, splits: np.ndarray) -> dict[str, Any]:
+    def fit(
+        self,
+        emb: np.ndarray,
+        labels: np.ndarray,
+        splits: np.ndarray,
+        init: list | None = None,
+    ) -> dict[str, Any]:
         from whichbin.pipelines.train import _train_head, head_targets
 
         class Row:
@@ -93,7 +101,9 @@ class Recipe:
         y, targets, split = head_targets(rows, model_labels, self.rules)
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
-            res = _train_head(Path(d), emb, y, split, model_labels, self.t, self.rules, targets)
+            res = _train_head(
+                Path(d), emb, y, split, model_labels, self.t, self.rules, targets, init
+            )
             seconds = time.perf_counter() - t0
             head = np.load(Path(d) / "head.npz")
             protos_file = Path(d) / "protos.npy"
@@ -167,6 +177,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def held_out(data: dict, rules: Any, hold: str, seeds: list[int], ks: list[int], draws: int):
     """Targets 1-3 for one held-out source."""
+    from whichbin.training.augment import VIEWS, fixed_views
+    from whichbin.training.embeddings import OnnxEncoder, load_rgb
+
     emb, labels, splits, groups = data["emb"], data["labels"], data["splits"], data["groups"]
     l2b = rules.label_to_bin()
     base = groups != hold
@@ -181,6 +194,9 @@ def held_out(data: dict, rules: Any, hold: str, seeds: list[int], ks: list[int],
         logging.info("%s zero-shot seed %d: %s", hold, seed, zero[-1])
     tr = np.where(base & (splits != "test"))[0]
     ref.append(bin_scores(logreg_reference(emb, labels, tr, held, l2b), truth))
+    encoder = OnnxEncoder(*data["backbone"], data["cfg"].training.threads)
+    # The site's current model: the zero-shot one of the first seed.
+    base_model = Recipe(data["cfg"], rules, seeds[0]).fit(emb[base], labels[base], splits[base])
     few = []
     for k in ks:
         runs, ref_runs = [], []
@@ -191,21 +207,24 @@ def held_out(data: dict, rules: Any, hold: str, seeds: list[int], ks: list[int],
             )
             rest = np.setdiff1d(held, shots)
             rest_truth = np.array([l2b[lab] for lab in labels[rest]])
-            # What the joystick gives: the bin, filed as a bin-only photo.
-            shot_labels = np.array([l2b[lab] for lab in labels[shots]])
-            x = np.concatenate([emb[base], emb[shots]])
-            lab = np.concatenate([labels[base], shot_labels])
-            spl = np.concatenate([splits[base], np.full(len(shots), "train")])
-            recipe = Recipe(data["cfg"], rules, draw)
-            model = recipe.fit(x, lab, spl)
-            d = recipe.decide(model, emb[rest])
-            runs.append(
-                {
-                    "draw": draw,
-                    "seconds": model["s"],
-                    **bin_scores(d["bin"], rest_truth, d["decided"]),
-                }
+            # What the joystick gives: the bin, filed as a bin-only photo. The update is
+            # what `pipeline run` does with them: their six fixed views embedded, and the
+            # head warm-started from the site's current one (timed together).
+            t0 = time.perf_counter()
+            views = np.concatenate(
+                [encoder.encode(fixed_views(load_rgb(data["paths"][i]))) for i in shots]
             )
+            shot_labels = np.array([l2b[lab] for lab in labels[shots]])
+            all_shots = np.concatenate([shot_labels, np.repeat(shot_labels, VIEWS)])
+            x = np.concatenate([emb[base], emb[shots], views])
+            lab = np.concatenate([labels[base], all_shots])
+            spl = np.concatenate([splits[base], np.full(len(all_shots), "train")])
+            recipe = Recipe(data["cfg"], rules, draw)
+            model = recipe.fit(x, lab, spl, init=base_model["layers"])
+            seconds = time.perf_counter() - t0
+            d = recipe.decide(model, emb[rest])
+            scores = bin_scores(d["bin"], rest_truth, d["decided"])
+            runs.append({"draw": draw, "seconds": seconds, **scores})
             all_emb = np.concatenate([emb, emb[shots]])
             all_lab = np.concatenate([labels, shot_labels])
             train_idx = np.concatenate([tr, len(emb) + np.arange(len(shots))])

@@ -114,16 +114,17 @@ class TrainingConfig(_Section):
     warm_start: bool = Field(
         True,
         description="Start the head from the last head trained in this work dir on the same "
-        "labels and settings (a tenth of the learning rate, warm_epochs): an update with a few "
-        "new photos retrains in seconds. false: every head starts from scratch",
+        "labels and settings, for warm_epochs: an update with a few new photos retrains in "
+        "seconds. false: every head starts from scratch",
     )
     warm_epochs: int = Field(60, ge=1, description="Head epochs when warm-started")
     bin_only_weight: float = Field(
-        10.0,
+        30.0,
         ge=0,
-        description="Weight of each bin-only photo (a folder named after a bin, e.g. the edge's "
-        "corrections/compost/) against one labelled stock photo: a site's own few photos must "
-        "be able to move the head",
+        description="Weight of each bin-only photo and each of its views (a folder named after a "
+        "bin, e.g. the edge's corrections/compost/) against one labelled stock photo, capped so "
+        "that they weigh at most as much as the labelled photos together: a site's own few "
+        "photos must be able to move the head",
     )
     seed: int = Field(0, description="Training seed")
     batch_size: int = Field(32, ge=1, description="Batch size for embedding computation")

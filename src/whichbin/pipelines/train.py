@@ -104,6 +104,49 @@ def embed_rows(
     return emb, key
 
 
+def with_site_views(
+    cfg: PipelineConfig,
+    rows: list,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    backbone: Path,
+    pre: Any,
+    wid: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(emb, y, targets, split) with the fixed views of every bin-only training photo
+    appended as more training rows (a site's few corrections, each seen seven ways)."""
+    from whichbin.training.augment import VIEWS
+    from whichbin.training.embeddings import (
+        EmbeddingCache,
+        OnnxEncoder,
+        compute_view_embeddings,
+        embedding_key,
+    )
+
+    emb, y, targets, split = arrays
+    sel = np.where((targets.sum(1) > 1) & (split == "train"))[0]
+    if not len(sel):
+        return arrays
+    cache = EmbeddingCache(Path(cfg.work_dir) / "cache" / "embeddings.sqlite")
+    try:
+        enc = OnnxEncoder(backbone, pre, cfg.training.threads)
+        views = compute_view_embeddings(
+            [rows[i].path for i in sel],
+            [rows[i].sha256 for i in sel],
+            enc,
+            cache,
+            embedding_key(wid, pre),
+        )
+    finally:
+        cache.close()
+    rep = np.repeat(sel, VIEWS)
+    return (
+        np.concatenate([emb, views.astype(emb.dtype)]),
+        np.concatenate([y, y[rep]]),
+        np.concatenate([targets, targets[rep]]),
+        np.concatenate([split, np.full(len(rep), "train")]),
+    )
+
+
 def train_and_export(
     cfg: PipelineConfig,
     prepared: Any,
@@ -137,7 +180,8 @@ def train_and_export(
     init = previous_head(steps, family) if t.warm_start else None
 
     def train(d: Path) -> dict[str, Any]:
-        res = _train_head(d, emb, y, split, labels, t, rules, targets, init)
+        arrays = with_site_views(cfg, rows, (emb, y, targets, split), backbone, pre, wid)
+        res = _train_head(d, *arrays[:2], arrays[3], labels, t, rules, arrays[2], init)
         return {**res, "family": family, "warm_start": init is not None}
 
     trained = steps.run("train", train_parts, train)
@@ -322,8 +366,12 @@ def _train_head(
 
     tr, va = split == "train", split == "val"
     targets = np.eye(len(labels), dtype=bool)[y] if targets is None else targets
-    # Rows whose mask is not one-hot are bin-only: they weigh ``bin_only_weight`` each.
-    row_weight = np.where(targets.sum(1) > 1, t.bin_only_weight, 1.0)
+    # Rows whose mask is not one-hot are bin-only (a site's own photos and their views):
+    # ``bin_only_weight`` each, at most as much in all as the labelled rows.
+    only = targets.sum(1) > 1
+    n_only = int((only & tr).sum())
+    w = min(t.bin_only_weight, int((~only & tr).sum()) / max(n_only, 1))
+    row_weight = np.where(only, w, 1.0)
     res = train_head(
         emb[tr],
         y[tr],
@@ -332,7 +380,7 @@ def _train_head(
         y[va],
         hidden=256 if t.head == "mlp" else 0,
         epochs=t.warm_epochs if init else t.epochs,
-        lr=t.lr / 10 if init else t.lr,
+        lr=t.lr,
         weight_decay=t.weight_decay,
         balance=t.balance,
         seed=t.seed,

@@ -285,3 +285,23 @@ def augment(
         img.save(buf, "JPEG", quality=int(rng.integers(30, 85)))
         img = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
     return img
+
+
+VIEWS = 6  # fixed_views() returns this many pictures
+
+
+def fixed_views(img: Image.Image) -> list[Image.Image]:
+    """Six deterministic views of a photo (mirrors, quarter turns, a centre crop and its
+    mirror): a site's few own photos stand for more of the ways an item lies in view."""
+    img = img.convert("RGB")
+    w, h = img.size
+    crop = img.crop((w // 10, h // 10, w - w // 10, h - h // 10))
+    t = Image.Transpose
+    return [
+        img.transpose(t.FLIP_LEFT_RIGHT),
+        img.transpose(t.FLIP_TOP_BOTTOM),
+        img.transpose(t.ROTATE_90),
+        img.transpose(t.ROTATE_270),
+        crop,
+        crop.transpose(t.FLIP_LEFT_RIGHT),
+    ]

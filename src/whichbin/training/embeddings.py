@@ -119,3 +119,29 @@ def compute_embeddings(
                 have.update(new)
                 advance(len(batch))
     return np.stack([have[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
+
+
+def compute_view_embeddings(
+    paths: Sequence[Path],
+    shas: Sequence[str],
+    encoder: OnnxEncoder | None,
+    cache: EmbeddingCache,
+    key: str,
+) -> np.ndarray:
+    """Embeddings [N * VIEWS, D] of each image's :func:`~whichbin.training.augment.fixed_views`
+    (image-major), cached per image and view like plain embeddings."""
+    from whichbin.training.augment import VIEWS, fixed_views
+
+    keys = [f"{key}:view{j}" for j in range(VIEWS)]
+    have = [cache.get_many(list(shas), k) for k in keys]
+    todo = [(p, s) for p, s in zip(paths, shas, strict=True) if any(s not in h for h in have)]
+    if todo and encoder is None:
+        raise ValueError("view embeddings missing from the cache and no encoder given")
+    for p, s in dict.fromkeys(todo):
+        vecs = encoder.encode(fixed_views(load_rgb(p)))  # type: ignore[union-attr]
+        for j, k in enumerate(keys):
+            cache.put_many({s: vecs[j]}, k)
+            have[j][s] = vecs[j]
+    if not len(shas):
+        return np.zeros((0, 0), np.float32)
+    return np.stack([have[j][s] for s in shas for j in range(VIEWS)])
