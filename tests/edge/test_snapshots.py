@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.edge.scenes import write_scene
-from tests.helpers import Broker
+from tests.helpers import COLORS, Broker
 from whichbin.contract import Correction, Event, LabelP, ModelRef, RulesRef, Topics, iso, utc_now
 from whichbin.edge.snapshots import SnapshotPolicy, SnapshotStore
 
@@ -137,11 +137,14 @@ def test_edge_saves_snapshots_and_files_corrections_from_mqtt(
         snaps = tmp_path / "edge" / "snapshots"
         shot = snaps / "events" / f"{event_id}.jpg"
         assert shot.is_file()
-        # The classified image: the item fills the middle of the frame.
+        # The classified image: the item's crop, squared up (the frame is 96 x 72).
         from PIL import Image
 
         with Image.open(shot) as im:
-            assert im.size == (96, 72)
+            assert im.size == (72, 72)
+            pixels = np.asarray(im.convert("RGB")).astype(int)
+        red = np.all(np.abs(pixels - COLORS["landfill"]) < 40, axis=-1)
+        assert red.mean() > 0.6
         # The joystick says it was compost.
         correction = Correction(event_id=event_id, bin="compost", ts=iso(utc_now()))
         assert pub.publish_confirmed(topics.correction, correction.to_json())
