@@ -89,8 +89,11 @@ class Recipe:
         labels: np.ndarray,
         splits: np.ndarray,
         init: list | None = None,
+        owner: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        from whichbin.pipelines.train import _train_head, head_targets
+        """Train as the pipeline does; ``owner`` names the photo each row is a view of
+        (bin-only rows become the site memory)."""
+        from whichbin.pipelines.train import _train_head, head_targets, load_head, site_memory_for
 
         class Row:
             def __init__(self, label: str, split: str) -> None:
@@ -100,23 +103,25 @@ class Recipe:
         model_labels = self.rules.model_labels(sorted(set(labels)))
         y, targets, split = head_targets(rows, model_labels, self.rules)
         with tempfile.TemporaryDirectory() as d:
-            t0 = time.perf_counter()
             res = _train_head(
                 Path(d), emb, y, split, model_labels, self.t, self.rules, targets, init
             )
-            seconds = time.perf_counter() - t0
-            head = np.load(Path(d) / "head.npz")
+            layers = load_head(Path(d))
             protos_file = Path(d) / "protos.npy"
             protos = np.load(protos_file) if protos_file.exists() else None
-        layers = [(head[f"w{i}"], head[f"b{i}"]) for i in range(len(head.files) // 2)]
-        return {**res, "layers": layers, "protos": protos, "labels": model_labels, "s": seconds}
+        owner = np.arange(len(emb)) if owner is None else owner
+        site = site_memory_for((emb, y, targets, split), owner, layers, res["temperature"], self.t)
+        return {**res, "layers": layers, "protos": protos, "labels": model_labels, "site": site}
 
     def decide(self, model: dict[str, Any], emb: np.ndarray) -> dict[str, np.ndarray]:
         from whichbin.evaluation.calibration import softmax_t
         from whichbin.evaluation.openset import familiarity
         from whichbin.training.heads import forward
+        from whichbin.training.site_memory import mixed_probs
 
         probs = softmax_t(forward(model["layers"], emb), model["temperature"])
+        if model["site"] is not None:
+            probs = mixed_probs(probs, model["site"], emb)
         l2b = self.rules.restricted_to(model["labels"])
         to_bin = np.array([[l2b[lab] == b for b in BINS] for lab in model["labels"]], float)
         bprobs = probs @ to_bin
@@ -164,7 +169,13 @@ def mean_std(values: list[float]) -> dict[str, float]:
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and spread of each figure over seeds or draws, plus the runs themselves."""
     out: dict[str, Any] = {"runs": runs}
-    for key in ("bin_accuracy", "coverage", "decided_accuracy", "seconds"):
+    for key in (
+        "bin_accuracy",
+        "coverage",
+        "decided_accuracy",
+        "seconds",
+        "other_sources_test_bin_accuracy",
+    ):
         vals = [r[key] for r in runs if r.get(key) is not None]
         if vals:
             out[key] = mean_std(vals)
@@ -197,6 +208,8 @@ def held_out(data: dict, rules: Any, hold: str, seeds: list[int], ks: list[int],
     encoder = OnnxEncoder(*data["backbone"], data["cfg"].training.threads)
     # The site's current model: the zero-shot one of the first seed.
     base_model = Recipe(data["cfg"], rules, seeds[0]).fit(emb[base], labels[base], splits[base])
+    stock_test = np.where(base & (splits == "test"))[0]
+    stock_truth = np.array([l2b[lab] for lab in labels[stock_test]])
     few = []
     for k in ks:
         runs, ref_runs = [], []
@@ -220,10 +233,20 @@ def held_out(data: dict, rules: Any, hold: str, seeds: list[int], ks: list[int],
             lab = np.concatenate([labels[base], all_shots])
             spl = np.concatenate([splits[base], np.full(len(all_shots), "train")])
             recipe = Recipe(data["cfg"], rules, draw)
-            model = recipe.fit(x, lab, spl, init=base_model["layers"])
+            owner = np.concatenate(
+                [
+                    np.arange(base.sum()),
+                    base.sum() + np.arange(len(shots)),
+                    base.sum() + np.repeat(np.arange(len(shots)), VIEWS),
+                ]
+            )
+            model = recipe.fit(x, lab, spl, init=base_model["layers"], owner=owner)
             seconds = time.perf_counter() - t0
             d = recipe.decide(model, emb[rest])
             scores = bin_scores(d["bin"], rest_truth, d["decided"])
+            # What the site's corrections cost on everyone else's photos.
+            stock = recipe.decide(model, emb[stock_test])["bin"]
+            scores["other_sources_test_bin_accuracy"] = float(np.mean(stock == stock_truth))
             runs.append({"draw": draw, "seconds": seconds, **scores})
             all_emb = np.concatenate([emb, emb[shots]])
             all_lab = np.concatenate([labels, shot_labels])

@@ -118,6 +118,22 @@ class TrainingConfig(_Section):
         "seconds. false: every head starts from scratch",
     )
     warm_epochs: int = Field(60, ge=1, description="Head epochs when warm-started")
+    site_memory: bool = Field(
+        True,
+        description="Keep the bin-only photos (a site's corrections) in the bundle as a memory: "
+        "the next item like a corrected one gets its bin at once",
+    )
+    site_memory_weight: float = Field(
+        0.5, ge=0, le=1, description="How much the memory's answer counts when it speaks"
+    )
+    site_memory_k: int = Field(5, ge=1, description="Memory neighbours averaged")
+    site_memory_quantile: float = Field(
+        0.25,
+        ge=0,
+        lt=1,
+        description="The memory speaks for an image at least as similar to its nearest "
+        "correction as this share of the corrections are to each other's",
+    )
     bin_only_weight: float = Field(
         30.0,
         ge=0,

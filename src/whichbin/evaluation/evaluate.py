@@ -93,6 +93,8 @@ def embedded_logits(
     embeddings: np.ndarray,
     layers: list,
     parity_images: int = 16,
+    site: Any = None,
+    temperature: float = 1.0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Logits of a head-on-cached-embeddings bundle, proven equal to the ONNX file.
 
@@ -105,7 +107,9 @@ def embedded_logits(
     from whichbin.training.heads import forward
 
     clf = OnnxClassifier(bundle)
-    logits = forward(layers, embeddings)
+    from whichbin.training.site_memory import mixed_logits
+
+    logits = mixed_logits(forward(layers, embeddings), temperature, site, embeddings)
     n = min(parity_images, len(paths))
     onnx_logits, _ = clf.run([load_rgb(p) for p in paths[:n]])
     diff = float(np.max(np.abs(onnx_logits - logits[:n]))) if n else 0.0

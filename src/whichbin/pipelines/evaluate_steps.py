@@ -43,7 +43,14 @@ def evaluate_embedded_step(
     from whichbin.edge.classifier import softmax
     from whichbin.evaluation.evaluate import embedded_logits, metrics_from_probs
 
-    logits, parity = embedded_logits(bundle, [r.path for r in test], emb, trained["layers"])
+    logits, parity = embedded_logits(
+        bundle,
+        [r.path for r in test],
+        emb,
+        trained["layers"],
+        site=trained.get("site"),
+        temperature=trained["temperature"],
+    )
     cache.put_many(bundle_sha, dict(zip([r.sha256 for r in test], logits, strict=True)))
     m = metrics_from_probs(
         softmax(logits, trained["temperature"]),

@@ -147,6 +147,50 @@ def with_site_views(
     )
 
 
+def site_memory_for(
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    owner: np.ndarray,
+    layers: list[tuple[np.ndarray, np.ndarray]],
+    temperature: float,
+    t: Any,
+) -> Any:
+    """The site memory of the bin-only training photos (training/site_memory.py), or None
+    when there are none or it is off. ``owner`` names the photo each row is a view of."""
+    from whichbin.evaluation.calibration import softmax_t
+    from whichbin.training.heads import forward
+    from whichbin.training.site_memory import build_site_memory
+
+    emb, _, targets, split = arrays
+    sel = (targets.sum(1) > 1) & (split == "train")
+    if not t.site_memory or not sel.any():
+        return None
+    probs = softmax_t(forward(layers, emb[sel]), temperature)
+    return build_site_memory(
+        emb[sel],
+        probs,
+        targets[sel],
+        owner[sel],
+        t.site_memory_weight,
+        t.site_memory_k,
+        t.site_memory_quantile,
+    )
+
+
+def save_site_memory(d: Path, mem: Any) -> None:
+    np.savez(
+        d / "site.npz", keys=mem.keys, dists=mem.dists, gate=mem.gate, weight=mem.weight, k=mem.k
+    )
+
+
+def load_site_memory(d: Path) -> Any:
+    from whichbin.training.site_memory import SiteMemory
+
+    if not (d / "site.npz").is_file():
+        return None
+    z = np.load(d / "site.npz")
+    return SiteMemory(z["keys"], z["dists"], float(z["gate"]), float(z["weight"]), int(z["k"]))
+
+
 def train_and_export(
     cfg: PipelineConfig,
     prepared: Any,
@@ -180,12 +224,21 @@ def train_and_export(
     init = previous_head(steps, family) if t.warm_start else None
 
     def train(d: Path) -> dict[str, Any]:
+        from whichbin.training.augment import VIEWS
+
         arrays = with_site_views(cfg, rows, (emb, y, targets, split), backbone, pre, wid)
         res = _train_head(d, *arrays[:2], arrays[3], labels, t, rules, arrays[2], init)
-        return {**res, "family": family, "warm_start": init is not None}
+        sel = np.where((targets.sum(1) > 1) & (split == "train"))[0]
+        owner = np.concatenate([np.arange(len(rows)), np.repeat(sel, VIEWS)])
+        mem = site_memory_for(arrays, owner, load_head(d), res["temperature"], t)
+        if mem is not None:
+            save_site_memory(d, mem)
+        site = mem.as_dict() if mem is not None else None
+        return {**res, "family": family, "warm_start": init is not None, "site_memory": site}
 
     trained = steps.run("train", train_parts, train)
     layers = load_head(trained.dir)
+    site = load_site_memory(trained.dir)
     protos = np.load(trained.dir / "protos.npy") if t.familiarity_prototypes else None
     meta = BundleMeta(
         labels=labels,
@@ -193,7 +246,10 @@ def train_and_export(
         preprocess=pre,
         temperature=trained.result["temperature"],
         version=f"candidate-{trained.key}",
-        metrics={"val": trained.result["val"]},
+        metrics={
+            "val": trained.result["val"],
+            **({"site_memory": site.as_dict()} if site is not None else {}),
+        },
         created=now_iso(),
         rules={
             "name": rules.name,
@@ -207,7 +263,7 @@ def train_and_export(
     def export(d: Path) -> dict[str, Any]:
         from whichbin.training.export import build_bundle
 
-        build_bundle(backbone, layers, meta, d / "model.onnx", protos)
+        build_bundle(backbone, layers, meta, d / "model.onnx", protos, site=site)
         return {"created": meta.created}
 
     exported = steps.run(
@@ -221,6 +277,7 @@ def train_and_export(
         "val": trained.result["val"],
         "layers": layers,
         "protos": protos,
+        "site": site,
         "embeddings": emb,
         "backbone": backbone,
         "preprocess": pre,
@@ -312,7 +369,14 @@ def int8_bundle(
     meta = meta.model_copy(update={"metrics": {**meta.metrics, **int8_marker(t.int8_method)}})
 
     def export(d: Path) -> dict[str, Any]:
-        build_bundle(qbackbone, trained["layers"], meta, d / "model.onnx", trained["protos"])
+        build_bundle(
+            qbackbone,
+            trained["layers"],
+            meta,
+            d / "model.onnx",
+            trained["protos"],
+            site=trained["site"],
+        )
         return {}
 
     out = steps.run("export_int8", {"train": trained["train_key"], "int8": q.key, "v": 3}, export)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from whichbin.errors import ModelError
 from whichbin.training.bundle import BundleMeta, write_meta
+from whichbin.training.site_memory import SiteMemory
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def _torch_export(model, size: int, out: Path, outputs: list[str]) -> Path:  # n
     return out
 
 
-def _head_nodes(layers: list[tuple[np.ndarray, np.ndarray]]):  # noqa: ANN202
+def _head_nodes(layers: list[tuple[np.ndarray, np.ndarray]], out: str = LOGITS):  # noqa: ANN202
     """Gemm (+Relu) nodes and initializers for a head given as [(W [out,in], b [out]), ...]."""
     from onnx import helper, numpy_helper
 
@@ -71,7 +73,7 @@ def _head_nodes(layers: list[tuple[np.ndarray, np.ndarray]]):  # noqa: ANN202
             numpy_helper.from_array(np.asarray(b, np.float32), bn),
         ]
         last = i == len(layers) - 1
-        y = LOGITS if last else f"head.{i}.out"
+        y = out if last else f"head.{i}.out"
         nodes.append(
             helper.make_node(
                 "Gemm", [x, wn, bn], [y if last else y + ".pre"], name=f"head.{i}.gemm", transB=1
@@ -103,17 +105,64 @@ def _familiarity_nodes(protos: np.ndarray, k: int):  # noqa: ANN202
     return nodes, inits
 
 
+def _site_nodes(site: SiteMemory, temperature: float):  # noqa: ANN202
+    """Nodes turning ``head.logits`` into ``logits`` = T log((1-g) softmax(head/T) + g memory)
+    (training/site_memory.py, the same sums in numpy)."""
+    from onnx import helper, numpy_helper
+
+    def const(name: str, value: np.ndarray) -> Any:
+        return numpy_helper.from_array(value, name)
+
+    f32 = np.float32
+    inits = [
+        const("site.keys_t", np.ascontiguousarray(site.keys.T, f32)),
+        const("site.dists", site.dists.astype(f32)),
+        const("site.k", np.array([min(site.k, len(site.keys))], np.int64)),
+        const("site.gate", np.array(site.gate, f32)),
+        const("site.weight", np.array(site.weight, f32)),
+        const("site.t", np.array(temperature, f32)),
+        const("site.eps", np.array(1e-12, f32)),
+    ]
+    node = helper.make_node
+    nodes = [
+        node("Div", ["head.logits", "site.t"], ["site.z"]),
+        node("Softmax", ["site.z"], ["site.p"], axis=1),
+        node("LpNormalization", [EMBEDDING], ["site.unit"], axis=1, p=2),
+        node("MatMul", ["site.unit", "site.keys_t"], ["site.sims"]),
+        node("TopK", ["site.sims", "site.k"], ["site.top", "site.idx"], axis=1),
+        node("Gather", ["site.dists", "site.idx"], ["site.near"], axis=0),
+        node("ReduceMean", ["site.near"], ["site.answer"], axes=[1], keepdims=0),
+        node("ReduceMax", ["site.top"], ["site.best"], axes=[1], keepdims=1),
+        node("GreaterOrEqual", ["site.best", "site.gate"], ["site.speaks"]),
+        node("Cast", ["site.speaks"], ["site.speaks_f"], to=1),
+        node("Mul", ["site.speaks_f", "site.weight"], ["site.g"]),
+        node("Sub", ["site.answer", "site.p"], ["site.delta"]),
+        node("Mul", ["site.g", "site.delta"], ["site.shift"]),
+        node("Add", ["site.p", "site.shift"], ["site.q"]),
+        node("Add", ["site.q", "site.eps"], ["site.q_eps"]),
+        node("Log", ["site.q_eps"], ["site.log_q"]),
+        node("Mul", ["site.log_q", "site.t"], [LOGITS]),
+    ]
+    return nodes, inits
+
+
 def _add_outputs(
     model,  # noqa: ANN001
     layers: list[tuple[np.ndarray, np.ndarray]],
     protos: np.ndarray | None,
     k: int,
+    site: SiteMemory | None = None,
+    temperature: float = 1.0,
 ) -> None:
-    """Append the head (and the familiarity score) to a graph that ends in ``embedding``."""
+    """Append the head (the site memory, and the familiarity score) to a graph that ends in
+    ``embedding``."""
     from onnx import TensorProto, helper
 
     graph = model.graph
-    nodes, inits = _head_nodes(layers)
+    nodes, inits = _head_nodes(layers, "head.logits" if site is not None else LOGITS)
+    if site is not None:
+        more_nodes, more_inits = _site_nodes(site, temperature)
+        nodes, inits = nodes + more_nodes, inits + more_inits
     if protos is not None and len(protos):
         more_nodes, more_inits = _familiarity_nodes(protos, k)
         nodes, inits = nodes + more_nodes, inits + more_inits
@@ -143,15 +192,17 @@ def build_bundle(
     out: Path,
     protos: np.ndarray | None = None,
     k: int = 5,
+    site: SiteMemory | None = None,
 ) -> Path:
     """Backbone graph + head layers → one ONNX file with ``logits`` and ``embedding`` (and
-    ``familiarity`` when training prototypes are given)."""
+    ``familiarity`` when training prototypes are given; ``logits`` mixed with a site's
+    memory of its corrections when ``site`` is given, at ``meta.temperature``)."""
     import onnx
 
     model = onnx.load(str(backbone_onnx))
     if [o.name for o in model.graph.output] != [EMBEDDING]:
         raise ModelError(f"{backbone_onnx}: expected a single 'embedding' output")
-    _add_outputs(model, layers, protos, k)
+    _add_outputs(model, layers, protos, k, site, meta.temperature)
     return _save(model, meta, out)
 
 
