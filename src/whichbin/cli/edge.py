@@ -224,12 +224,7 @@ def run(
         _set(over, key, value)
     edge_cfg, mqtt_cfg = _load(config, over)
     options = EdgeOptions.from_config(edge_cfg, mqtt_cfg)
-    given = None
-    if options.stills:
-        from whichbin.edge.sources import create_source
-
-        given = create_source(options.source, options.fps, stills=True)
-    service = EdgeService(options, source=given)
+    service = EdgeService(options)
 
     def on_signal(signum: int, frame: Any) -> None:
         service.runner.stop()

@@ -176,7 +176,9 @@ class EdgeService:
         else:
 
             def reopen() -> FrameSource:
-                return create_source(opts.source, opts.fps, loop=not opts.exit_at_end)
+                return create_source(
+                    opts.source, opts.fps, loop=not opts.exit_at_end, stills=opts.stills
+                )
 
             raw = reopen()
         live = bool(getattr(raw, "live", False))
