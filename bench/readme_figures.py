@@ -236,6 +236,99 @@ def backbones_section(d: dict) -> list[str]:
     return lines
 
 
+def _ms(s: dict | None) -> str:
+    """``mean ± std %`` of a {mean, std} share."""
+    if not s:
+        return "–"
+    return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} %"
+
+
+def _recalls(r: dict) -> str:
+    return " / ".join(
+        (_pct(v["mean"]) if isinstance(v, dict) else _pct(v)) if v is not None else "–"
+        for v in (r.get(b) for b in ("compost", "landfill", "recycling"))
+    )
+
+
+def real_world_section(d: dict) -> list[str]:
+    ins = d["in_source_test"]
+    lines = [
+        *_head("Real-world accuracy: a source held out of training", d),
+        f"- in-source (all-data test split, {ins['runs'][0]['n']} images): bin accuracy "
+        f"{_ms(ins['bin_accuracy'])}, decided {_ms(ins.get('coverage'))} of items, of which "
+        f"{_ms(ins.get('decided_accuracy'))} correct",
+        "",
+        "| held out (trained on everything else) | images | bin accuracy | recall compost / "
+        "landfill / recycling | decided | decided correct | logistic regression |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for h in d["held_out"]:
+        z, ref = h["zero_shot"], h["zero_shot_reference_logreg"]
+        lines.append(
+            f"| {h['held_out']} (zero-shot) | {h['images']} | {_ms(z['bin_accuracy'])} | "
+            f"{_recalls(z['bin_recall'])} | {_ms(z.get('coverage'))} | "
+            f"{_ms(z.get('decided_accuracy'))} | {_pct(ref['bin_accuracy'])} |"
+        )
+    lines += [
+        "",
+        "A site's own photos (K per bin, filed as joystick corrections: a bin, no label; "
+        "3 random draws), head-only update without torch, bin accuracy on the rest of that "
+        "source:",
+        "",
+        "| held out | K per bin | bin accuracy | recall compost / landfill / recycling | "
+        "update time | other sources' test bin accuracy after it | logistic regression |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for h in d["held_out"]:
+        for f in h["few_shot"]:
+            secs = f.get("seconds", {}).get("mean")
+            lines.append(
+                f"| {h['held_out']} | {f['k_per_bin']} | {_ms(f['bin_accuracy'])} | "
+                f"{_recalls(f['bin_recall'])} | {secs:.1f} s | "
+                f"{_ms(f.get('other_sources_test_bin_accuracy'))} | "
+                f"{_ms(f['reference_logreg'].get('bin_accuracy'))} |"
+            )
+    return lines
+
+
+def edge_drops_section(d: dict) -> list[str]:
+    lines = [
+        *_head("The edge on drop scenes built from real/ photos", d),
+        f"- model: {d['model']['version']} (never trained on real/); {d['photos']['items']} "
+        f"photos composited at {d['scene']['area'][0]:.0%}–{d['scene']['area'][1]:.0%} of the "
+        f"frame on {', '.join(d['scene']['backgrounds'])} backgrounds",
+        "",
+        "| mode | exactly one event per item | event bin accuracy | photo-level bin accuracy "
+        "| gap (points) |",
+        "|---|---|---|---|---|",
+    ]
+    for mode, m in d["modes"].items():
+        lines.append(
+            f"| {mode} | {m['exactly_one_event']:.1f} % | {m['event_bin_accuracy']:.1f} % | "
+            f"{m['photo_bin_accuracy']:.1f} % | {m['gap_points']:+.1f} |"
+        )
+    return lines
+
+
+def default_latency_section(d: dict) -> list[str]:
+    b = d["bundles"]
+    lines = [
+        *_head("The bundled default model against the previous one (batch 1)", d),
+        f"- {b['current']['version']}: {b['current']['bytes'] / 1e6:.1f} MB, "
+        f"{b['current']['labels']} labels; {b['baseline']['version']}: "
+        f"{b['baseline']['bytes'] / 1e6:.1f} MB, {b['baseline']['labels']} labels",
+        "",
+        "| threads | current p50 | previous p50 | current / previous | PyTorch eager p50 |",
+        "|---|---|---|---|---|",
+    ]
+    for t, row in d["latency"].items():
+        lines.append(
+            f"| {t[:-1]} | {row['current']['p50_ms']:.1f} ms | {row['baseline']['p50_ms']:.1f} ms "
+            f"| {row['current_vs_baseline']:.2f}× | {row['torch_eager']['p50_ms']:.1f} ms |"
+        )
+    return lines
+
+
 def generic_section(name: str, d: dict) -> list[str]:
     body = {k: v for k, v in d.items() if k not in ("machine", "benchmark", "command", "when")}
     return [
@@ -272,8 +365,12 @@ def main() -> None:
         "edge_fps": edge_fps_section,
         "edge_soak": soak_section,
         "edge_soak_30min": soak_section,
+        "real_world": real_world_section,
+        "edge_drops": edge_drops_section,
+        "default_latency": default_latency_section,
     }
-    names = ("int8_latency", "fewshot", "backbones", "finetune_compare", "finetune_all_data")
+    names = ("real_world", "edge_drops", "default_latency", "int8_latency", "fewshot")
+    names = (*names, "backbones", "finetune_compare", "finetune_all_data")
     names = (*names, "bundle_latency", "edge_fps")
     for name in (*names, "edge_soak", "edge_soak_30min"):
         d = _load(name)
