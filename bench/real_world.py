@@ -1,7 +1,7 @@
 """Real-world accuracy: a source held out of training, honest unsure, and a site learning fast.
 
 For each held-out source of ../shared/data/real/ (takeaway, household) the default head-only
-recipe (the pipeline's own ``_train_head``: numpy head, temperature, unsure threshold and
+recipe (the pipeline's own ``train_head_step``: numpy head, temperature, unsure threshold and
 familiarity prototypes chosen on in-source validation) is trained on every other source and
 measured on all of the held-out one:
 
@@ -93,7 +93,12 @@ class Recipe:
     ) -> dict[str, Any]:
         """Train as the pipeline does; ``owner`` names the photo each row is a view of
         (bin-only rows become the site memory)."""
-        from whichbin.pipelines.train import _train_head, head_targets, load_head, site_memory_for
+        from whichbin.pipelines.head import (
+            head_targets,
+            load_head,
+            site_memory_for,
+            train_head_step,
+        )
 
         class Row:
             def __init__(self, label: str, split: str) -> None:
@@ -103,7 +108,7 @@ class Recipe:
         model_labels = self.rules.model_labels(sorted(set(labels)))
         y, targets, split = head_targets(rows, model_labels, self.rules)
         with tempfile.TemporaryDirectory() as d:
-            res = _train_head(
+            res = train_head_step(
                 Path(d), emb, y, split, model_labels, self.t, self.rules, targets, init
             )
             layers = load_head(Path(d))
@@ -308,7 +313,7 @@ def main() -> None:
         "real_world",
         {
             "backbone": args.backbone,
-            "recipe": "head-only (pipeline _train_head: numpy head, temperature, unsure "
+            "recipe": "head-only (pipeline train_head_step: numpy head, temperature, unsure "
             "threshold and familiarity prototypes chosen on in-source validation)",
             "images": {g: int((data["groups"] == g).sum()) for g in SOURCES},
             "in_source_test": summarise(in_source),

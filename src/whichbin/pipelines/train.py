@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,8 +9,18 @@ from typing import Any
 import numpy as np
 
 from whichbin.config import PipelineConfig
-from whichbin.errors import DataError
 from whichbin.pipelines.cache import StepCache, hash_key
+from whichbin.pipelines.head import (
+    calibrate_on_val,
+    head_targets,
+    load_head,
+    load_site_memory,
+    previous_head,
+    save_site_memory,
+    site_memory_for,
+    train_head_step,
+    with_site_views,
+)
 from whichbin.rules import RulePack
 from whichbin.training.bundle import BundleMeta, now_iso
 
@@ -104,93 +113,6 @@ def embed_rows(
     return emb, key
 
 
-def with_site_views(
-    cfg: PipelineConfig,
-    rows: list,
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    backbone: Path,
-    pre: Any,
-    wid: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(emb, y, targets, split) with the fixed views of every bin-only training photo
-    appended as more training rows (a site's few corrections, each seen seven ways)."""
-    from whichbin.training.augment import VIEWS
-    from whichbin.training.embeddings import (
-        EmbeddingCache,
-        OnnxEncoder,
-        compute_view_embeddings,
-        embedding_key,
-    )
-
-    emb, y, targets, split = arrays
-    sel = np.where((targets.sum(1) > 1) & (split == "train"))[0]
-    if not len(sel):
-        return arrays
-    cache = EmbeddingCache(Path(cfg.work_dir) / "cache" / "embeddings.sqlite")
-    try:
-        enc = OnnxEncoder(backbone, pre, cfg.training.threads)
-        views = compute_view_embeddings(
-            [rows[i].path for i in sel],
-            [rows[i].sha256 for i in sel],
-            enc,
-            cache,
-            embedding_key(wid, pre),
-        )
-    finally:
-        cache.close()
-    rep = np.repeat(sel, VIEWS)
-    return (
-        np.concatenate([emb, views.astype(emb.dtype)]),
-        np.concatenate([y, y[rep]]),
-        np.concatenate([targets, targets[rep]]),
-        np.concatenate([split, np.full(len(rep), "train")]),
-    )
-
-
-def site_memory_for(
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    owner: np.ndarray,
-    layers: list[tuple[np.ndarray, np.ndarray]],
-    temperature: float,
-    t: Any,
-) -> Any:
-    """The site memory of the bin-only training photos (training/site_memory.py), or None
-    when there are none or it is off. ``owner`` names the photo each row is a view of."""
-    from whichbin.evaluation.calibration import softmax_t
-    from whichbin.training.heads import forward
-    from whichbin.training.site_memory import build_site_memory
-
-    emb, _, targets, split = arrays
-    sel = (targets.sum(1) > 1) & (split == "train")
-    if not t.site_memory or not sel.any():
-        return None
-    probs = softmax_t(forward(layers, emb[sel]), temperature)
-    return build_site_memory(
-        emb[sel],
-        probs,
-        targets[sel],
-        owner[sel],
-        t.site_memory_weight,
-        t.site_memory_k,
-        t.site_memory_quantile,
-    )
-
-
-def save_site_memory(d: Path, mem: Any) -> None:
-    np.savez(
-        d / "site.npz", keys=mem.keys, dists=mem.dists, gate=mem.gate, weight=mem.weight, k=mem.k
-    )
-
-
-def load_site_memory(d: Path) -> Any:
-    from whichbin.training.site_memory import SiteMemory
-
-    if not (d / "site.npz").is_file():
-        return None
-    z = np.load(d / "site.npz")
-    return SiteMemory(z["keys"], z["dists"], float(z["gate"]), float(z["weight"]), int(z["k"]))
-
-
 def train_and_export(
     cfg: PipelineConfig,
     prepared: Any,
@@ -227,7 +149,7 @@ def train_and_export(
         from whichbin.training.augment import VIEWS
 
         arrays = with_site_views(cfg, rows, (emb, y, targets, split), backbone, pre, wid)
-        res = _train_head(d, *arrays[:2], arrays[3], labels, t, rules, arrays[2], init)
+        res = train_head_step(d, *arrays[:2], arrays[3], labels, t, rules, arrays[2], init)
         sel = np.where((targets.sum(1) > 1) & (split == "train"))[0]
         owner = np.concatenate([np.arange(len(rows)), np.repeat(sel, VIEWS)])
         mem = site_memory_for(arrays, owner, load_head(d), res["temperature"], t)
@@ -286,56 +208,6 @@ def train_and_export(
     }
 
 
-def load_head(step_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The head layers a train step saved."""
-    head = np.load(step_dir / "head.npz")
-    return [(head[f"w{i}"], head[f"b{i}"]) for i in range(len(head.files) // 2)]
-
-
-def previous_head(steps: StepCache, family: str) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    """The newest head trained in this work dir with the same labels, embeddings and
-    settings (``family``), only the data differing; None when there is none."""
-    done = [
-        p
-        for p in (steps.root / "train").glob("*/result.json")
-        if json.loads(p.read_text()).get("family") == family
-    ]
-    if not done:
-        return None
-    newest = max(done, key=lambda p: p.stat().st_mtime).parent
-    logger.info("head: warm start from %s", newest.name)
-    return load_head(newest)
-
-
-def head_targets(
-    rows: list, labels: list[str], rules: RulePack
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(class index, allowed-label mask, split) per row. A bin-only row (a folder named after
-    a bin) allows every label of its bin; its class index is the first label of that bin (it
-    only picks a class weight). It trains, or is tested at bin level (evaluation knows a bin
-    name as its own bin), but never validates: calibration needs labels."""
-    from whichbin.training.heads import bin_targets, label_targets
-
-    index = {lab: i for i, lab in enumerate(labels)}
-    l2b = rules.restricted_to(labels)
-    targets = np.zeros((len(rows), len(labels)), bool)
-    y = np.zeros(len(rows), int)
-    split = np.array([r.split for r in rows], dtype=object)
-    only = np.array([rules.is_bin_only(r.label) for r in rows], bool)
-    if (~only).any():
-        y[~only] = [index[r.label] for r in rows if not rules.is_bin_only(r.label)]
-        targets[~only] = label_targets(y[~only], len(labels))
-    if only.any():
-        bin_rows = [r.label for r in rows if rules.is_bin_only(r.label)]
-        targets[only] = bin_targets(bin_rows, labels, l2b)
-        if not targets[only].any(1).all():
-            missing = sorted(set(bin_rows) - set(l2b.values()))
-            raise DataError(f"bin-only photos for {missing} but no label of that bin to learn")
-        y[only] = targets[only].argmax(1)
-        split[only & (split == "val")] = "none"
-    return y, targets, split.astype(str)
-
-
 def int8_bundle(
     cfg: PipelineConfig, prepared: Any, trained: dict[str, Any], steps: StepCache
 ) -> tuple[Path, np.ndarray]:
@@ -381,126 +253,6 @@ def int8_bundle(
 
     out = steps.run("export_int8", {"train": trained["train_key"], "int8": q.key, "v": 3}, export)
     return out.dir / "model.onnx", emb
-
-
-def calibrate_on_val(
-    logits: np.ndarray, y: np.ndarray, labels: list[str], rules: RulePack, t: Any
-) -> dict[str, Any]:
-    """Temperature on validation logits, then the lowest unsure threshold whose decided
-    validation items are ``t.target_coverage_precision`` correct (at bin level)."""
-    from whichbin.evaluation.calibration import choose_threshold, fit_temperature, softmax_t
-    from whichbin.evaluation.metrics import classification_metrics
-
-    temp = fit_temperature(logits, y)
-    probs = softmax_t(logits, temp)
-    l2b = rules.restricted_to(labels)
-    m = classification_metrics(y, probs, labels, l2b)
-    bidx = {b: i for i, b in enumerate(m["bins"])}
-    lab2b = np.array([bidx[l2b[lab]] for lab in labels])
-    bprobs = np.zeros((len(probs), len(bidx)))
-    for j in range(len(labels)):
-        bprobs[:, lab2b[j]] += probs[:, j]
-    bconf, bcorrect = bprobs.max(1), bprobs.argmax(1) == lab2b[y]
-    thr, prec, cov = choose_threshold(bconf, bcorrect, t.target_coverage_precision)
-    return {
-        "temperature": temp,
-        "threshold": thr,
-        "precision": prec,
-        "coverage": cov,
-        "m": m,
-        "bconf": bconf,
-        "bcorrect": bcorrect,
-    }
-
-
-def _train_head(
-    out: Path,
-    emb: np.ndarray,
-    y: np.ndarray,
-    split: np.ndarray,
-    labels: list[str],
-    t: Any,
-    rules: RulePack,
-    targets: np.ndarray | None = None,
-    init: list[tuple[np.ndarray, np.ndarray]] | None = None,
-) -> dict[str, Any]:
-    from whichbin.evaluation.calibration import reliability
-    from whichbin.evaluation.report import plot_curves, plot_reliability
-    from whichbin.training.heads import forward, train_head
-
-    tr, va = split == "train", split == "val"
-    targets = np.eye(len(labels), dtype=bool)[y] if targets is None else targets
-    # Rows whose mask is not one-hot are bin-only (a site's own photos and their views):
-    # ``bin_only_weight`` each, at most as much in all as the labelled rows.
-    only = targets.sum(1) > 1
-    n_only = int((only & tr).sum())
-    w = min(t.bin_only_weight, int((~only & tr).sum()) / max(n_only, 1))
-    row_weight = np.where(only, w, 1.0)
-    res = train_head(
-        emb[tr],
-        y[tr],
-        len(labels),
-        emb[va],
-        y[va],
-        hidden=256 if t.head == "mlp" else 0,
-        epochs=t.warm_epochs if init else t.epochs,
-        lr=t.lr,
-        weight_decay=t.weight_decay,
-        balance=t.balance,
-        seed=t.seed,
-        patience=15 if init else 50,
-        targets=targets[tr],
-        row_weight=row_weight[tr],
-        init=init,
-    )
-    arrays: dict[str, Any] = {
-        f"{k}{i}": a for i, (w, b) in enumerate(res.layers) for k, a in (("w", w), ("b", b))
-    }
-    np.savez(out / "head.npz", **arrays)
-    fam_threshold = None
-    if t.familiarity_prototypes:
-        from whichbin.evaluation.openset import familiarity, familiarity_threshold, prototypes
-
-        protos = prototypes(emb[tr], y[tr], t.familiarity_prototypes, t.seed)
-        np.save(out / "protos.npy", protos)
-        fam_threshold = familiarity_threshold(familiarity(emb[va], protos), t.familiarity_quantile)
-    c = calibrate_on_val(forward(res.layers, emb[va]), y[va], labels, rules, t)
-    temp, thr, prec, cov, m = (
-        c["temperature"],
-        c["threshold"],
-        c["precision"],
-        c["coverage"],
-        c["m"],
-    )
-    rel = reliability(c["bconf"], c["bcorrect"])
-    plot_reliability(rel, m["bin_ece"], out / "reliability.png")
-    plot_curves(res.history, out / "curves.png")
-    val = {
-        "accuracy": m["accuracy"],
-        "bin_accuracy": m["bin_accuracy"],
-        "macro_f1": m["macro_f1"],
-        "ece": m["ece"],
-        "bin_ece": m["bin_ece"],
-        "threshold": thr,
-        "decided_accuracy": prec,
-        "coverage": cov,
-        "best_epoch": res.best_epoch,
-    }
-    logger.info(
-        "head: val accuracy %.3f, bin accuracy %.3f, T=%.2f, threshold %.2f (coverage %.2f)",
-        m["accuracy"],
-        m["bin_accuracy"],
-        temp,
-        thr,
-        cov,
-    )
-    return {
-        "temperature": temp,
-        "threshold": thr,
-        "familiarity": fam_threshold,
-        "val": val,
-        "reliability": rel,
-    }
 
 
 def finetune_and_export(
