@@ -149,7 +149,10 @@ def head_targets(
         targets[only] = bin_targets(bin_rows, labels, l2b)
         if not targets[only].any(1).all():
             missing = sorted(set(bin_rows) - set(l2b.values()))
-            raise DataError(f"bin-only photos for {missing} but no label of that bin to learn")
+            raise DataError(
+                f"bin-only photos for {missing} but no label of that bin to learn: add "
+                "labelled photos too (e.g. --data ../shared/data/trashnet)"
+            )
         y[only] = targets[only].argmax(1)
         split[only & (split == "val")] = "none"
     return y, targets, split.astype(str)
