@@ -105,7 +105,7 @@ class TrainingConfig(_Section):
         "familiarity score (0: none, unsure is then a softmax threshold only)",
     )
     familiarity_quantile: float = Field(
-        0.05,
+        0.02,
         ge=0,
         lt=1,
         description="Images less familiar than this share of the validation photos are "

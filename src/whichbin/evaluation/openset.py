@@ -6,8 +6,8 @@ similarity of an image's embedding to its ``k`` nearest prototypes of the traini
 (k-means centres per label, L2-normalised). The bundle computes it in its ONNX graph
 (output ``familiarity``), so every runtime gets it with the logits.
 
-The threshold is a quantile of the validation photos' own familiarity (``quantile`` = 0.05:
-an image less familiar than 95 % of held-back training-like photos is unsure). It is chosen
+The threshold is a quantile of the validation photos' own familiarity (``quantile`` = 0.02:
+an image less familiar than 98 % of held-back training-like photos is unsure). It is chosen
 without looking at any other place's photos, which is what lets it be honest there.
 """
 
