@@ -37,6 +37,24 @@ def test_classify_default_model_on_trashnet(shared_data: Path) -> None:
     assert bins == ["recycling", "recycling"]
 
 
+def test_classify_says_noise_is_unlike_its_training_photos(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (224, 224, 3), np.uint8)).save(noise)
+    glass = shared_data / "trashnet" / "glass" / "glass1.jpg"
+    res = runner.invoke(app, ["classify", "--json", str(noise), str(glass)])
+    assert res.exit_code == 0, res.output
+    odd, photo = (json.loads(line) for line in res.stdout.splitlines())
+    assert odd["decision"] == "unsure" and photo["decision"] == "decided"
+    assert odd["familiarity"] < photo["familiarity"]
+    plain = runner.invoke(app, ["classify", str(noise)])
+    assert "unlike anything it was trained on" in plain.output
+
+
 def test_classify_names_a_bad_file(tmp_path: Path, color_bundle: Path) -> None:
     bad = tmp_path / "note.jpg"
     bad.write_text("not an image")

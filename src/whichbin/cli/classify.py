@@ -49,10 +49,15 @@ def classify(
             raise DataError(f"{path}: not a readable image ({e.__class__.__name__})") from e
         pred = clf.predict([rgb], k=top_k)[0]
         record = {"path": str(path), **pred.model_dump()}
+        if pred.familiarity is not None:  # an extension: how like its training photos it is
+            record["familiarity"] = round(pred.familiarity, 4)
+        strange = clf.min_familiarity is not None and pred.familiarity is not None
+        strange = strange and pred.familiarity < clf.min_familiarity  # type: ignore[operator]
         if as_json:
             emit_jsonl(record)
         else:
             mark = "" if pred.decision == "decided" else " (unsure)"
+            mark = " (unsure: unlike anything it was trained on)" if strange else mark
             err_console.print(
                 f"{path}: [bold]{pred.bin}[/]{mark} — {pred.label} {pred.confidence:.2f}"
             )
