@@ -14,6 +14,7 @@ from whichbin.config import PipelineConfig
 from whichbin.errors import DataError
 from whichbin.pipelines.cache import StepCache
 from whichbin.rules import RulePack
+from whichbin.training.site_memory import SiteMemory, build_site_memory
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +68,11 @@ def site_memory_for(
     layers: list[tuple[np.ndarray, np.ndarray]],
     temperature: float,
     t: Any,
-) -> Any:
+) -> SiteMemory | None:
     """The site memory of the bin-only training photos (training/site_memory.py), or None
     when there are none or it is off. ``owner`` names the photo each row is a view of."""
     from whichbin.evaluation.calibration import softmax_t
     from whichbin.training.heads import forward
-    from whichbin.training.site_memory import build_site_memory
 
     emb, _, targets, split = arrays
     sel = (targets.sum(1) > 1) & (split == "train")
@@ -90,15 +90,15 @@ def site_memory_for(
     )
 
 
-def save_site_memory(d: Path, mem: Any) -> None:
+def save_site_memory(d: Path, mem: SiteMemory) -> None:
+    """Keep a site memory in a train step's directory."""
     np.savez(
         d / "site.npz", keys=mem.keys, dists=mem.dists, gate=mem.gate, weight=mem.weight, k=mem.k
     )
 
 
-def load_site_memory(d: Path) -> Any:
-    from whichbin.training.site_memory import SiteMemory
-
+def load_site_memory(d: Path) -> SiteMemory | None:
+    """The site memory a train step kept, or None."""
     if not (d / "site.npz").is_file():
         return None
     z = np.load(d / "site.npz")
