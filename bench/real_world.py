@@ -79,8 +79,9 @@ def load(work: Path, backbone: str) -> dict[str, Any]:
 class Recipe:
     """The pipeline's head recipe on chosen rows: returns what a bundle would decide."""
 
-    def __init__(self, cfg: Any, rules: Any, seed: int) -> None:
-        self.t = cfg.training.model_copy(update={"seed": seed})
+    def __init__(self, data: dict, rules: Any, seed: int) -> None:
+        self.data = data
+        self.t = data["cfg"].training.model_copy(update={"seed": seed})
         self.rules = rules
 
     def fit(
@@ -90,14 +91,17 @@ class Recipe:
         splits: np.ndarray,
         init: list | None = None,
         owner: np.ndarray | None = None,
+        photos: list | None = None,
     ) -> dict[str, Any]:
-        """Train as the pipeline does; ``owner`` names the photo each row is a view of
-        (bin-only rows become the site memory)."""
+        """Train as the pipeline does. ``photos`` are the manifest rows of the first rows
+        (their composites are added, as the pipeline adds them); ``owner`` names the photo
+        each row is a view of (bin-only rows become the site memory)."""
         from whichbin.pipelines.head import (
             head_targets,
             load_head,
             site_memory_for,
             train_head_step,
+            with_composites,
         )
 
         class Row:
@@ -106,7 +110,14 @@ class Recipe:
 
         rows = [Row(lab, s) for lab, s in zip(labels, splits, strict=True)]
         model_labels = self.rules.model_labels(sorted(set(labels)))
-        y, targets, split = head_targets(rows, model_labels, self.rules)
+        arrays = (emb, *head_targets(rows, model_labels, self.rules))
+        if photos is not None:
+            cfg = self.data["cfg"].model_copy(update={"training": self.t})
+            bb, pre = self.data["backbone"]
+            arrays = with_composites(cfg, photos, arrays, bb, pre, self.data["wid"])
+        emb, y, targets, split = arrays
+        owner = np.arange(len(emb)) if owner is None else owner
+        owner = np.concatenate([owner, len(owner) + np.arange(len(emb) - len(owner))])
         with tempfile.TemporaryDirectory() as d:
             res = train_head_step(
                 Path(d), emb, y, split, model_labels, self.t, self.rules, targets, init
@@ -114,7 +125,6 @@ class Recipe:
             layers = load_head(Path(d))
             protos_file = Path(d) / "protos.npy"
             protos = np.load(protos_file) if protos_file.exists() else None
-        owner = np.arange(len(emb)) if owner is None else owner
         site = site_memory_for((emb, y, targets, split), owner, layers, res["temperature"], self.t)
         return {**res, "layers": layers, "protos": protos, "labels": model_labels, "site": site}
 
@@ -200,11 +210,12 @@ def held_out(data: dict, rules: Any, hold: str, seeds: list[int], ks: list[int],
     l2b = rules.label_to_bin()
     base = groups != hold
     held = np.where(~base)[0]
+    photos = [r for r, b in zip(data["rows"], base, strict=True) if b]
     truth = np.array([l2b[lab] for lab in labels[held]])
     zero, ref = [], []
     for seed in seeds:
-        recipe = Recipe(data["cfg"], rules, seed)
-        model = recipe.fit(emb[base], labels[base], splits[base])
+        recipe = Recipe(data, rules, seed)
+        model = recipe.fit(emb[base], labels[base], splits[base], photos=photos)
         d = recipe.decide(model, emb[held])
         zero.append({"seed": seed, **bin_scores(d["bin"], truth, d["decided"])})
         logging.info("%s zero-shot seed %d: %s", hold, seed, zero[-1])
@@ -212,7 +223,9 @@ def held_out(data: dict, rules: Any, hold: str, seeds: list[int], ks: list[int],
     ref.append(bin_scores(logreg_reference(emb, labels, tr, held, l2b), truth))
     encoder = OnnxEncoder(*data["backbone"], data["cfg"].training.threads)
     # The site's current model: the zero-shot one of the first seed.
-    base_model = Recipe(data["cfg"], rules, seeds[0]).fit(emb[base], labels[base], splits[base])
+    base_model = Recipe(data, rules, seeds[0]).fit(
+        emb[base], labels[base], splits[base], photos=photos
+    )
     stock_test = np.where(base & (splits == "test"))[0]
     stock_truth = np.array([l2b[lab] for lab in labels[stock_test]])
     few = []
@@ -237,7 +250,7 @@ def held_out(data: dict, rules: Any, hold: str, seeds: list[int], ks: list[int],
             x = np.concatenate([emb[base], emb[shots], views])
             lab = np.concatenate([labels[base], all_shots])
             spl = np.concatenate([splits[base], np.full(len(all_shots), "train")])
-            recipe = Recipe(data["cfg"], rules, draw)
+            recipe = Recipe(data, rules, draw)
             owner = np.concatenate(
                 [
                     np.arange(base.sum()),
@@ -245,7 +258,7 @@ def held_out(data: dict, rules: Any, hold: str, seeds: list[int], ks: list[int],
                     base.sum() + np.repeat(np.arange(len(shots)), VIEWS),
                 ]
             )
-            model = recipe.fit(x, lab, spl, init=base_model["layers"], owner=owner)
+            model = recipe.fit(x, lab, spl, init=base_model["layers"], owner=owner, photos=photos)
             seconds = time.perf_counter() - t0
             d = recipe.decide(model, emb[rest])
             scores = bin_scores(d["bin"], rest_truth, d["decided"])
@@ -301,8 +314,13 @@ def main() -> None:
     l2b = rules.label_to_bin()
     test = splits == "test"
     for seed in seeds:
-        recipe = Recipe(data["cfg"], rules, seed)
-        model = recipe.fit(data["emb"][~test], labels[~test], splits[~test])
+        recipe = Recipe(data, rules, seed)
+        model = recipe.fit(
+            data["emb"][~test],
+            labels[~test],
+            splits[~test],
+            photos=[r for r, t in zip(data["rows"], test, strict=True) if not t],
+        )
         d = recipe.decide(model, data["emb"][test])
         truth = np.array([l2b[lab] for lab in labels[test]])
         in_source.append({"seed": seed, **bin_scores(d["bin"], truth, d["decided"])})

@@ -118,6 +118,11 @@ class TrainingConfig(_Section):
         "seconds. false: every head starts from scratch",
     )
     warm_epochs: int = Field(60, ge=1, description="Head epochs when warm-started")
+    head_composites: bool = Field(
+        True,
+        description="Head mode: also learn from each labelled board photo's object put on "
+        "another surface (counter, table, wood, tiles), one composite per photo, cached",
+    )
     site_memory: bool = Field(
         True,
         description="Keep the bin-only photos (a site's corrections) in the bundle as a memory: "

@@ -62,6 +62,53 @@ def with_site_views(
     )
 
 
+def with_composites(
+    cfg: PipelineConfig,
+    rows: list,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    backbone: Path,
+    pre: Any,
+    wid: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(emb, y, targets, split) with one more training row per labelled board photo (the
+    object cut out and put on another surface: a counter, a table, wood, tiles), so the head
+    does not learn "white board" as part of a label. Photos without a board add nothing."""
+    from whichbin.training.embeddings import (
+        EmbeddingCache,
+        OnnxEncoder,
+        compute_composite_embeddings,
+        embedding_key,
+    )
+
+    emb, y, targets, split = arrays
+    sel = np.where((targets.sum(1) == 1) & (split == "train"))[0]
+    sel = sel[sel < len(rows)]  # rows appended after the photos (views) are not photos
+    if not cfg.training.head_composites or not len(sel):
+        return arrays
+    cache = EmbeddingCache(Path(cfg.work_dir) / "cache" / "embeddings.sqlite")
+    try:
+        enc = OnnxEncoder(backbone, pre, cfg.training.threads)
+        comp, ok = compute_composite_embeddings(
+            [rows[i].path for i in sel],
+            [rows[i].sha256 for i in sel],
+            enc,
+            cache,
+            embedding_key(wid, pre),
+            cfg.training.batch_size,
+        )
+    finally:
+        cache.close()
+    src = sel[ok]
+    if not len(src):
+        return arrays
+    return (
+        np.concatenate([emb, comp.astype(emb.dtype)]),
+        np.concatenate([y, y[src]]),
+        np.concatenate([targets, targets[src]]),
+        np.concatenate([split, np.full(len(src), "train")]),
+    )
+
+
 def site_memory_for(
     arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     owner: np.ndarray,

@@ -19,6 +19,7 @@ from whichbin.pipelines.head import (
     save_site_memory,
     site_memory_for,
     train_head_step,
+    with_composites,
     with_site_views,
 )
 from whichbin.rules import RulePack
@@ -149,9 +150,11 @@ def train_and_export(
         from whichbin.training.augment import VIEWS
 
         arrays = with_site_views(cfg, rows, (emb, y, targets, split), backbone, pre, wid)
+        arrays = with_composites(cfg, rows, arrays, backbone, pre, wid)
         res = train_head_step(d, *arrays[:2], arrays[3], labels, t, rules, arrays[2], init)
         sel = np.where((targets.sum(1) > 1) & (split == "train"))[0]
-        owner = np.concatenate([np.arange(len(rows)), np.repeat(sel, VIEWS)])
+        owner = np.arange(len(arrays[0]))  # each row its own photo, views their photo's
+        owner[len(rows) : len(rows) + len(sel) * VIEWS] = np.repeat(sel, VIEWS)
         mem = site_memory_for(arrays, owner, load_head(d), res["temperature"], t)
         if mem is not None:
             save_site_memory(d, mem)

@@ -145,3 +145,51 @@ def compute_view_embeddings(
     if not len(shas):
         return np.zeros((0, 0), np.float32)
     return np.stack([have[j][s] for s in shas for j in range(VIEWS)])
+
+
+def compute_composite_embeddings(
+    paths: Sequence[Path],
+    shas: Sequence[str],
+    encoder: OnnxEncoder,
+    cache: EmbeddingCache,
+    key: str,
+    batch_size: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of each board photo's object composited on a procedural surface
+    (:func:`~whichbin.training.augment.composite_on`, seeded by the image's sha256), and a
+    mask of the images that had a board to cut from. Cached per image, misses included."""
+    from whichbin.training.augment import AUGMENT_VERSION, composite_on, object_mask
+    from whichbin.training.augment import procedural_background as surface
+
+    ckey = f"{key}:composite:v{AUGMENT_VERSION}"
+    have = cache.get_many(list(shas), ckey)
+    todo = [(p, s) for p, s in dict.fromkeys(zip(paths, shas, strict=True)) if s not in have]
+
+    def make(item: tuple[Path, str]) -> Image.Image | None:
+        img = load_rgb(item[0])
+        mask = object_mask(img)
+        if mask is None:
+            return None
+        rng = np.random.default_rng(int(item[1][:12], 16))
+        return composite_on(img, surface(rng, img.size), rng, mask)
+
+    if todo:
+        logger.info("compositing %d photos onto other surfaces", len(todo))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for i in range(0, len(todo), batch_size):
+            batch = todo[i : i + batch_size]
+            made = list(pool.map(make, batch))
+            good = [(s, im) for (_, s), im in zip(batch, made, strict=True) if im is not None]
+            vecs = encoder.encode([im for _, im in good]) if good else np.zeros((0, 0))
+            new = {s: v for (s, _), v in zip(good, vecs, strict=True)}
+            dim = len(next(iter(have.values()))) if have else vecs.shape[1]
+            for (_, s), im in zip(batch, made, strict=True):
+                if im is None and dim:  # no board: remembered as a NaN row
+                    new[s] = np.full(dim, np.nan, np.float32)
+            cache.put_many(new, ckey)
+            have.update(new)
+    found = [have.get(s) for s in shas]
+    ok = np.array([v is not None and not np.isnan(v[0]) for v in found], bool)
+    vectors = [v for v, k in zip(found, ok, strict=True) if k and v is not None]
+    dim = next((len(v) for v in found if v is not None), 0)
+    return (np.stack(vectors) if vectors else np.zeros((0, dim), np.float32)), ok
