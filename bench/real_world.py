@@ -67,8 +67,10 @@ def load(work: Path, backbone: str) -> dict[str, Any]:
     emb, _ = embed_rows(cfg, rows, bb, pre, wid, progress=True)
     return {
         "cfg": cfg,
+        "rows": rows,
         "paths": [r.path for r in rows],
         "backbone": (bb, pre),
+        "wid": wid,
         "emb": emb.astype(np.float32),
         "labels": np.array([r.label for r in rows]),
         "splits": np.array([r.split for r in rows]),
@@ -301,10 +303,15 @@ def main() -> None:
     ap.add_argument("--ks", default="5,10,20")
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--holdout", default="takeaway,household")
+    ap.add_argument("--composites", action="store_true", help="training.head_composites on")
+    ap.add_argument("--name", default="real_world")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rules = load_rules()
     data = load(args.work, args.backbone)
+    if args.composites:
+        t = data["cfg"].training.model_copy(update={"head_composites": True})
+        data["cfg"] = data["cfg"].model_copy(update={"training": t})
     seeds = [int(s) for s in args.seeds.split(",")]
     ks = [int(k) for k in args.ks.split(",") if k]
 
@@ -328,7 +335,7 @@ def main() -> None:
         held_out(data, rules, hold, seeds, ks, args.draws) for hold in args.holdout.split(",")
     ]
     write_result(
-        "real_world",
+        args.name,
         {
             "backbone": args.backbone,
             "recipe": "head-only (pipeline train_head_step: numpy head, temperature, unsure "

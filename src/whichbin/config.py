@@ -119,7 +119,7 @@ class TrainingConfig(_Section):
     )
     warm_epochs: int = Field(60, ge=1, description="Head epochs when warm-started")
     head_composites: bool = Field(
-        True,
+        False,
         description="Head mode: also learn from each labelled board photo's object put on "
         "another surface (counter, table, wood, tiles), one composite per photo, cached",
     )
