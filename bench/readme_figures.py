@@ -57,6 +57,17 @@ def pipeline_section(d: dict, title: str = "Full pipeline on all of ../shared/da
         lines.append(
             f"- re-run with nothing changed: {d['warm_rerun']['wall_seconds']} s wall; "
             f"after adding 30 photos: {d['add_30_photos']['wall_seconds']} s wall"
+            + (" (a model approved)" if "base_model_default" in d else "")
+        )
+    b = d.get("base_model_default")
+    if b:
+        lines.append(
+            f"- `--base-model default` (the bundled model's backbone, no torch; a model "
+            f"approved): first run {b['cold']['wall_seconds']} s (embedding "
+            f"{b['cold']['timings']['embed']['seconds']} s), bin accuracy "
+            f"{_pct(b['cold']['metrics']['bin_accuracy'])}; nothing changed "
+            f"{b['warm_rerun']['wall_seconds']} s; "
+            f"+30 photos {b['add_30_photos']['wall_seconds']} s"
         )
     return lines
 
