@@ -16,7 +16,12 @@ def test_memory_speaks_only_near_its_corrections() -> None:
     rng = np.random.default_rng(0)
     near = np.array([1.0, 0.0, 0.0]) + rng.normal(0, 0.05, (4, 3))
     mem = build_site_memory(
-        near, np.array([[0.9, 0.1]] * 4), np.array([[False, True]] * 4), np.arange(4), 0.5, 2,
+        near,
+        np.array([[0.9, 0.1]] * 4),
+        np.array([[False, True]] * 4),
+        np.arange(4),
+        0.5,
+        2,
         0.25,
     )
     assert np.allclose(mem.dists, [[0, 1]] * 4)  # landfill corrections: all on label "b"
