@@ -19,98 +19,77 @@ from whichbin.training.site_memory import SiteMemory, build_site_memory
 logger = logging.getLogger(__name__)
 
 
-def with_site_views(
+Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # emb, y, targets, split
+
+
+def _extra_rows(
     cfg: PipelineConfig,
     rows: list,
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    sel: np.ndarray,
     backbone: Path,
     pre: Any,
     wid: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(emb, y, targets, split) with the fixed views of every bin-only training photo
-    appended as more training rows (a site's few corrections, each seen seven ways)."""
-    from whichbin.training.augment import VIEWS
-    from whichbin.training.embeddings import (
-        EmbeddingCache,
-        OnnxEncoder,
-        compute_view_embeddings,
-        embedding_key,
-    )
+    compute: Any,
+) -> Any:
+    """``compute(paths, shas, encoder, cache, key)`` for the photos ``sel``, with the work
+    dir's embedding cache and the backbone's encoder."""
+    from whichbin.training.embeddings import EmbeddingCache, OnnxEncoder, embedding_key
 
-    emb, y, targets, split = arrays
-    sel = np.where((targets.sum(1) > 1) & (split == "train"))[0]
-    if not len(sel):
-        return arrays
     cache = EmbeddingCache(Path(cfg.work_dir) / "cache" / "embeddings.sqlite")
     try:
         enc = OnnxEncoder(backbone, pre, cfg.training.threads)
-        views = compute_view_embeddings(
-            [rows[i].path for i in sel],
-            [rows[i].sha256 for i in sel],
-            enc,
-            cache,
-            embedding_key(wid, pre),
-        )
+        paths, shas = [rows[i].path for i in sel], [rows[i].sha256 for i in sel]
+        return compute(paths, shas, enc, cache, embedding_key(wid, pre))
     finally:
         cache.close()
-    rep = np.repeat(sel, VIEWS)
+
+
+def _append(arrays: Arrays, source: np.ndarray, emb: np.ndarray) -> Arrays:
+    """More training rows: ``emb`` each standing for the row ``source`` names."""
+    old_emb, y, targets, split = arrays
     return (
-        np.concatenate([emb, views.astype(emb.dtype)]),
-        np.concatenate([y, y[rep]]),
-        np.concatenate([targets, targets[rep]]),
-        np.concatenate([split, np.full(len(rep), "train")]),
+        np.concatenate([old_emb, emb.astype(old_emb.dtype)]),
+        np.concatenate([y, y[source]]),
+        np.concatenate([targets, targets[source]]),
+        np.concatenate([split, np.full(len(source), "train")]),
     )
+
+
+def with_site_views(
+    cfg: PipelineConfig, rows: list, arrays: Arrays, backbone: Path, pre: Any, wid: str
+) -> Arrays:
+    """(emb, y, targets, split) with the fixed views of every bin-only training photo
+    appended as more training rows (a site's few corrections, each seen seven ways)."""
+    from whichbin.training.augment import VIEWS
+    from whichbin.training.embeddings import compute_view_embeddings
+
+    _, _, targets, split = arrays
+    sel = np.where((targets.sum(1) > 1) & (split == "train"))[0]
+    if not len(sel):
+        return arrays
+    views = _extra_rows(cfg, rows, sel, backbone, pre, wid, compute_view_embeddings)
+    return _append(arrays, np.repeat(sel, VIEWS), views)
 
 
 def with_composites(
-    cfg: PipelineConfig,
-    rows: list,
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    backbone: Path,
-    pre: Any,
-    wid: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    cfg: PipelineConfig, rows: list, arrays: Arrays, backbone: Path, pre: Any, wid: str
+) -> Arrays:
     """(emb, y, targets, split) with one more training row per labelled board photo (the
     object cut out and put on another surface: a counter, a table, wood, tiles), so the head
     does not learn "white board" as part of a label. Photos without a board add nothing."""
-    from whichbin.training.embeddings import (
-        EmbeddingCache,
-        OnnxEncoder,
-        compute_composite_embeddings,
-        embedding_key,
-    )
+    from whichbin.training.embeddings import compute_composite_embeddings
 
-    emb, y, targets, split = arrays
+    _, _, targets, split = arrays
     sel = np.where((targets.sum(1) == 1) & (split == "train"))[0]
     sel = sel[sel < len(rows)]  # rows appended after the photos (views) are not photos
     if not cfg.training.head_composites or not len(sel):
         return arrays
-    cache = EmbeddingCache(Path(cfg.work_dir) / "cache" / "embeddings.sqlite")
-    try:
-        enc = OnnxEncoder(backbone, pre, cfg.training.threads)
-        comp, ok = compute_composite_embeddings(
-            [rows[i].path for i in sel],
-            [rows[i].sha256 for i in sel],
-            enc,
-            cache,
-            embedding_key(wid, pre),
-            cfg.training.batch_size,
-        )
-    finally:
-        cache.close()
-    src = sel[ok]
-    if not len(src):
-        return arrays
-    return (
-        np.concatenate([emb, comp.astype(emb.dtype)]),
-        np.concatenate([y, y[src]]),
-        np.concatenate([targets, targets[src]]),
-        np.concatenate([split, np.full(len(src), "train")]),
-    )
+    comp, ok = _extra_rows(cfg, rows, sel, backbone, pre, wid, compute_composite_embeddings)
+    return _append(arrays, sel[ok], comp) if ok.any() else arrays
 
 
 def site_memory_for(
-    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    arrays: Arrays,
     owner: np.ndarray,
     layers: list[tuple[np.ndarray, np.ndarray]],
     temperature: float,
