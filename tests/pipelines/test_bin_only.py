@@ -3,6 +3,7 @@ are bin-only photos: they teach which bin without becoming a label of their own.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,11 @@ def test_bin_folder_teaches_its_bin_without_becoming_a_label(
     assert got[1].bin == "recycling"
     # Bin-only test photos are scored at bin level with the rest.
     assert res.metrics["bin_accuracy"] > 0.9
+    # The corrections are the bundle's site memory, and the evaluation computed the same
+    # logits as the file (no fall-back to running every image through it).
+    assert clf.meta.metrics["site_memory"]["entries"] >= 7
+    metrics = json.loads((Path(res.report).parent / "metrics.json").read_text())
+    assert metrics["parity"]["full_onnx_run"] is False
 
 
 def test_bin_folder_with_no_label_of_its_bin_is_a_clear_error(

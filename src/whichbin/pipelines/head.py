@@ -21,6 +21,15 @@ logger = logging.getLogger(__name__)
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # emb, y, targets, split
 
+# A targets row marks the labels a row allows: LABELLED for a labelled photo's one label,
+# BIN_ONLY for every label of a bin-only photo's bin (which may be a single label).
+LABELLED, BIN_ONLY = 1, 2
+
+
+def bin_only_rows(targets: np.ndarray) -> np.ndarray:
+    """Which rows of a targets matrix are bin-only photos (or their views)."""
+    return np.asarray((targets == BIN_ONLY).any(1))
+
 
 def _extra_rows(
     cfg: PipelineConfig,
@@ -64,7 +73,7 @@ def with_site_views(
     from whichbin.training.embeddings import compute_view_embeddings
 
     _, _, targets, split = arrays
-    sel = np.where((targets.sum(1) > 1) & (split == "train"))[0]
+    sel = np.where(bin_only_rows(targets) & (split == "train"))[0]
     if not len(sel):
         return arrays
     views = _extra_rows(cfg, rows, sel, backbone, pre, wid, compute_view_embeddings)
@@ -80,7 +89,7 @@ def with_composites(
     from whichbin.training.embeddings import compute_composite_embeddings
 
     _, _, targets, split = arrays
-    sel = np.where((targets.sum(1) == 1) & (split == "train"))[0]
+    sel = np.where(~bin_only_rows(targets) & (split == "train"))[0]
     sel = sel[sel < len(rows)]  # rows appended after the photos (views) are not photos
     if not cfg.training.head_composites or not len(sel):
         return arrays
@@ -101,14 +110,14 @@ def site_memory_for(
     from whichbin.training.heads import forward
 
     emb, _, targets, split = arrays
-    sel = (targets.sum(1) > 1) & (split == "train")
+    sel = bin_only_rows(targets) & (split == "train")
     if not t.site_memory or not sel.any():
         return None
     probs = softmax_t(forward(layers, emb[sel]), temperature)
     return build_site_memory(
         emb[sel],
         probs,
-        targets[sel],
+        targets[sel].astype(bool),
         owner[sel],
         t.site_memory_weight,
         t.site_memory_k,
@@ -163,16 +172,16 @@ def head_targets(
 
     index = {lab: i for i, lab in enumerate(labels)}
     l2b = rules.restricted_to(labels)
-    targets = np.zeros((len(rows), len(labels)), bool)
+    targets = np.zeros((len(rows), len(labels)), np.int8)
     y = np.zeros(len(rows), int)
     split = np.array([r.split for r in rows], dtype=object)
     only = np.array([rules.is_bin_only(r.label) for r in rows], bool)
     if (~only).any():
         y[~only] = [index[r.label] for r in rows if not rules.is_bin_only(r.label)]
-        targets[~only] = label_targets(y[~only], len(labels))
+        targets[~only] = label_targets(y[~only], len(labels)) * LABELLED
     if only.any():
         bin_rows = [r.label for r in rows if rules.is_bin_only(r.label)]
-        targets[only] = bin_targets(bin_rows, labels, l2b)
+        targets[only] = bin_targets(bin_rows, labels, l2b) * BIN_ONLY
         if not targets[only].any(1).all():
             missing = sorted(set(bin_rows) - set(l2b.values()))
             raise DataError(
@@ -230,10 +239,10 @@ def train_head_step(
     from whichbin.training.heads import forward, train_head
 
     tr, va = split == "train", split == "val"
-    targets = np.eye(len(labels), dtype=bool)[y] if targets is None else targets
+    targets = np.eye(len(labels), dtype=np.int8)[y] if targets is None else targets
     # Rows whose mask is not one-hot are bin-only (a site's own photos and their views):
     # ``bin_only_weight`` each, at most as much in all as the labelled rows.
-    only = targets.sum(1) > 1
+    only = bin_only_rows(targets)
     n_only = int((only & tr).sum())
     w = min(t.bin_only_weight, int((~only & tr).sum()) / max(n_only, 1))
     row_weight = np.where(only, w, 1.0)
@@ -250,7 +259,7 @@ def train_head_step(
         balance=t.balance,
         seed=t.seed,
         patience=15 if init else 50,
-        targets=targets[tr],
+        targets=targets[tr].astype(bool),
         row_weight=row_weight[tr],
         init=init,
     )

@@ -11,6 +11,7 @@ import numpy as np
 from whichbin.config import PipelineConfig
 from whichbin.pipelines.cache import StepCache, hash_key
 from whichbin.pipelines.head import (
+    bin_only_rows,
     calibrate_on_val,
     head_targets,
     load_head,
@@ -152,7 +153,7 @@ def train_and_export(
         arrays = with_site_views(cfg, rows, (emb, y, targets, split), backbone, pre, wid)
         arrays = with_composites(cfg, rows, arrays, backbone, pre, wid)
         res = train_head_step(d, *arrays[:2], arrays[3], labels, t, rules, arrays[2], init)
-        sel = np.where((targets.sum(1) > 1) & (split == "train"))[0]
+        sel = np.where(bin_only_rows(targets) & (split == "train"))[0]
         owner = np.arange(len(arrays[0]))  # each row its own photo, views their photo's
         owner[len(rows) : len(rows) + len(sel) * VIEWS] = np.repeat(sel, VIEWS)
         mem = site_memory_for(arrays, owner, load_head(d), res["temperature"], t)
