@@ -128,12 +128,13 @@ class TrainingConfig(_Section):
         description="Keep the bin-only photos (a site's corrections) in the bundle as a memory: "
         "the next item like a corrected one gets its bin at once",
     )
+    # Chosen by bench/site_memory_tuning.py on extra/ as the site, not on real/.
     site_memory_weight: float = Field(
-        0.5, ge=0, le=1, description="How much the memory's answer counts when it speaks"
+        0.3, ge=0, le=1, description="How much the memory's answer counts when it speaks"
     )
-    site_memory_k: int = Field(5, ge=1, description="Memory neighbours averaged")
+    site_memory_k: int = Field(3, ge=1, description="Memory neighbours averaged")
     site_memory_quantile: float = Field(
-        0.25,
+        0.1,
         ge=0,
         lt=1,
         description="The memory speaks for an image at least as similar to its nearest "

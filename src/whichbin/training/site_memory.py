@@ -41,9 +41,9 @@ def build_site_memory(
     head_probs: np.ndarray,
     allowed: np.ndarray,
     owner: np.ndarray,
-    weight: float = 0.5,
-    k: int = 5,
-    quantile: float = 0.25,
+    weight: float = 0.3,
+    k: int = 3,
+    quantile: float = 0.1,
 ) -> SiteMemory:
     """Memory from bin-only photos.
 
