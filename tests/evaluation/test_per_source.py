@@ -66,8 +66,8 @@ def test_metrics_from_probs_adds_per_source_and_table_renders_it() -> None:
     assert m["per_source"]["b"]["bin_recall"] == {"landfill": 1.0, "recycling": 0.0}
     assert m["per_source"]["a"]["n"] == 2 and m["bin_accuracy"] == pytest.approx(0.75)
     rows = per_source_rows(m["per_source"])
-    assert rows[1][:4] == ["b", "2", "50.0 %", "50.0 %"]
-    assert "landfill 100.0 %, recycling 0.0 %" in rows[1][4]
+    assert rows[1][:4] == ["b", "2", "50.0", "50.0"]
+    assert rows[1][4] == "–/100.0/0.0"  # compost / landfill / recycling
     html = per_source_table(m["per_source"])
     assert "<td>b</td>" in html and "per data source" in html
     assert per_source_table({}) == ""

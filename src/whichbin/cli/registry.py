@@ -131,7 +131,8 @@ def show_cmd(
     if json_out:
         emit_json(doc)
         return
-    console = Console()
+    # Never narrower than the per-source table: a cut figure is worse than a long line.
+    console = Console(width=max(Console().width, 110))
     console.print(f"[bold]{v.id}[/]  {v.status.value}  gate {v.gate}")
     for key in ("created", "sha256", "artifact", "size_bytes", "report"):
         console.print(f"  {key}: {doc[key]}")
@@ -158,13 +159,17 @@ def _per_source_table(per_source: dict) -> Table:
     """The test split per data source, one row each (``--json`` keeps the full data)."""
     from whichbin.evaluation.per_source import PER_SOURCE_COLUMNS, per_source_rows
 
-    table = Table(title="Test split per data source", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(
+        title="Test split per data source (%: accuracy by label and by bin, recall per bin, "
+        "share decided and decided correct)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for i, col in enumerate(PER_SOURCE_COLUMNS):
         table.add_column(
             col,
             justify="left" if i in (0, 4) else "right",
-            overflow="fold",
-            no_wrap=i not in (0, 4),
+            no_wrap=True,
         )
     for row in per_source_rows(per_source):
         table.add_row(*row)

@@ -79,26 +79,20 @@ def per_source_metrics(
     return out
 
 
-PER_SOURCE_COLUMNS = (
-    "source",
-    "images",
-    "label acc.",
-    "bin acc.",
-    "per-bin recall",
-    "decided",
-    "decided correct",
-)
+# Shares are percentages; recall is per bin, compost / landfill / recycling.
+PER_SOURCE_COLUMNS = ("source", "images", "label", "bin", "recall C/L/R", "decided", "correct")
 
 
 def per_source_rows(per_source: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
     """Rows of text for a per-source table (columns: ``PER_SOURCE_COLUMNS``)."""
 
     def pct(v: Any) -> str:
-        return "–" if v is None else f"{100 * float(v):.1f} %"
+        return "–" if v is None else f"{100 * float(v):.1f}"
 
     rows = []
     for name, m in per_source.items():
-        recall = ", ".join(f"{b} {pct(v)}" for b, v in sorted(m.get("bin_recall", {}).items()))
+        rec = m.get("bin_recall", {})
+        recall = "/".join(pct(rec.get(b)) for b in ("compost", "landfill", "recycling"))
         rows.append(
             [
                 name,

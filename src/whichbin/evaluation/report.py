@@ -143,7 +143,9 @@ def per_source_table(per_source: dict[str, dict[str, Any]]) -> str:
         for row in per_source_rows(per_source)
     )
     return (
-        "<h2>Test split per data source</h2>"
+        "<h2>Test split per data source</h2><p>Percentages: accuracy by label and by bin, "
+        "recall per bin (compost / landfill / recycling), share decided and decided correct."
+        "</p>"
         f"<table class='per-source'><tr>{head}</tr>{body}</table>"
     )
 
