@@ -162,3 +162,14 @@ def test_counters_per_bin_and_unsure() -> None:
     }
     again = BinCounters.from_dict({**counters.as_dict(), "bogus": "x", "glass": -1})
     assert again.as_dict() == counters.as_dict()
+
+
+def test_an_item_unlike_the_training_photos_is_unsure_however_confident() -> None:
+    from dataclasses import replace
+
+    odd = [replace(RED, familiarity=0.30, min_familiarity=0.45)] * 3
+    usual = [replace(RED, familiarity=0.60, min_familiarity=0.45)] * 3
+    assert vote(odd, T0, at(3)).decision == "unsure"
+    assert vote(odd, T0, at(3)).bin == "landfill"  # still the best guess
+    assert vote(usual, T0, at(3)).decision == "decided"
+    assert vote(usual[:2] + odd[:1], T0, at(3)).decision == "decided"  # mean 0.5 >= 0.45

@@ -97,3 +97,22 @@ def test_bundled_model_finds_noise_and_flat_colour_unfamiliar(shared_data: Path)
     assert fam_photos is not None and fam_odd is not None
     assert fam_odd.max() < np.median(fam_photos)
     assert all(p.decision == "unsure" for p in clf.predict(odd))
+
+
+@pytest.mark.shared_data
+def test_the_edge_votes_with_the_bundles_familiarity(shared_data: Path) -> None:
+    from datetime import UTC, datetime
+
+    from whichbin.edge.classifier import OnnxClassifier, default_model_path
+    from whichbin.edge.decide import vote
+    from whichbin.edge.runner import ActiveModel, frame_prediction
+
+    clf = OnnxClassifier(default_model_path())
+    model = ActiveModel.from_classifier(clf)
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (224, 224, 3), np.uint8))
+    photo = Image.open(shared_data / "trashnet" / "glass" / "glass1.jpg").convert("RGB")
+    odd, usual = (frame_prediction(model, p) for p in clf.predict([noise, photo]))
+    assert odd.min_familiarity == clf.min_familiarity and odd.familiarity is not None
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert vote([odd] * 3, now, now).decision == "unsure"
+    assert vote([usual] * 3, now, now).decision == "decided"

@@ -50,6 +50,8 @@ class FramePrediction:
     model_sha256: str = ""
     rules_name: str = "unknown"
     rules_version: str = "1"
+    familiarity: float | None = None  # how like the model's training photos (openset.py)
+    min_familiarity: float | None = None  # below it the item is unsure, however confident
 
     @property
     def bin(self) -> str:
@@ -111,11 +113,14 @@ def vote(
     best_label = max(in_bin, key=lambda lab: labels[lab])
     ranked = sorted(labels.items(), key=lambda kv: kv[1], reverse=True)[:k]
     limit = last.threshold if threshold is None else threshold
+    fams = [p.familiarity for p in predictions if p.familiarity is not None]
+    strange = bool(fams) and last.min_familiarity is not None
+    strange = strange and sum(fams) / len(fams) < last.min_familiarity  # type: ignore[operator]
     return Decision(
         bin=best_bin,
         label=best_label,
         confidence=round(confidence, 6),
-        decision=DECIDED if confidence >= limit and not unsure else UNSURE,
+        decision=DECIDED if confidence >= limit and not unsure and not strange else UNSURE,
         top_k=[{"label": lab, "p": round(p, 6)} for lab, p in ranked],
         frames=len(predictions),
         started=started,

@@ -116,6 +116,8 @@ def frame_prediction(model: ActiveModel, prediction: Any) -> FramePrediction:
     crops of one frame) → the decider's input."""
     clf = model.classifier
     probs = mean_probs(prediction) if isinstance(prediction, list) else dict(prediction.probs)
+    crops = prediction if isinstance(prediction, list) else [prediction]
+    fams = [p.familiarity for p in crops if getattr(p, "familiarity", None) is not None]
     return FramePrediction(
         bin_probs=aggregate_bins(probs, clf.label_to_bin),
         label_probs=probs,
@@ -125,6 +127,8 @@ def frame_prediction(model: ActiveModel, prediction: Any) -> FramePrediction:
         model_sha256=model.sha256,
         rules_name=str(clf.rules_ref.get("name", "unknown")),
         rules_version=str(clf.rules_ref.get("version", "1")),
+        familiarity=sum(fams) / len(fams) if fams else None,
+        min_familiarity=getattr(clf, "min_familiarity", None),
     )
 
 
