@@ -115,6 +115,12 @@ class Prediction(BaseModel):
     familiarity: float | None = Field(None, exclude=True)
 
 
+def unfamiliar(familiarity: float | None, floor: float | None) -> bool:
+    """True when an image is less familiar than the model's floor (evaluation/openset.py);
+    False when either is unknown (a bundle without the score)."""
+    return familiarity is not None and floor is not None and familiarity < floor
+
+
 def predict_from_probs(
     probs: Sequence[float],
     labels: Sequence[str],
@@ -138,9 +144,7 @@ def predict_from_probs(
     best_label = max(in_bin, key=lambda lab: by_label[lab])
     conf = by_bin[best_bin]
     ranked = sorted(by_label.items(), key=lambda kv: kv[1], reverse=True)[:k]
-    strange = (
-        familiarity is not None and min_familiarity is not None and familiarity < min_familiarity
-    )
+    strange = unfamiliar(familiarity, min_familiarity)
     return Prediction(
         bin=best_bin,
         label=best_label,

@@ -38,7 +38,7 @@ def classify(
     from PIL import Image, UnidentifiedImageError
 
     from whichbin.edge.classifier import OnnxClassifier, default_model_path
-    from whichbin.rules import load_rules
+    from whichbin.rules import load_rules, unfamiliar
 
     clf = OnnxClassifier(model or default_model_path(), load_rules(rules) if rules else None)
     for path in _expand(paths):
@@ -51,8 +51,7 @@ def classify(
         record = {"path": str(path), **pred.model_dump()}
         if pred.familiarity is not None:  # an extension: how like its training photos it is
             record["familiarity"] = round(pred.familiarity, 4)
-        strange = clf.min_familiarity is not None and pred.familiarity is not None
-        strange = strange and pred.familiarity < clf.min_familiarity  # type: ignore[operator]
+        strange = unfamiliar(pred.familiarity, clf.min_familiarity)
         if as_json:
             emit_jsonl(record)
         else:

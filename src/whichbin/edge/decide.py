@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from whichbin.rules import BINS
+from whichbin.rules import BINS, unfamiliar
 
 DECIDED = "decided"
 UNSURE = "unsure"
@@ -114,8 +114,7 @@ def vote(
     ranked = sorted(labels.items(), key=lambda kv: kv[1], reverse=True)[:k]
     limit = last.threshold if threshold is None else threshold
     fams = [p.familiarity for p in predictions if p.familiarity is not None]
-    strange = bool(fams) and last.min_familiarity is not None
-    strange = strange and sum(fams) / len(fams) < last.min_familiarity  # type: ignore[operator]
+    strange = unfamiliar(sum(fams) / len(fams) if fams else None, last.min_familiarity)
     return Decision(
         bin=best_bin,
         label=best_label,

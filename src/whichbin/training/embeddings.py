@@ -124,7 +124,7 @@ def compute_embeddings(
 def compute_view_embeddings(
     paths: Sequence[Path],
     shas: Sequence[str],
-    encoder: OnnxEncoder | None,
+    encoder: OnnxEncoder,
     cache: EmbeddingCache,
     key: str,
 ) -> np.ndarray:
@@ -135,13 +135,13 @@ def compute_view_embeddings(
     keys = [f"{key}:view{j}" for j in range(VIEWS)]
     have = [cache.get_many(list(shas), k) for k in keys]
     todo = [(p, s) for p, s in zip(paths, shas, strict=True) if any(s not in h for h in have)]
-    if todo and encoder is None:
-        raise ValueError("view embeddings missing from the cache and no encoder given")
+    new: list[dict[str, np.ndarray]] = [{} for _ in keys]
     for p, s in dict.fromkeys(todo):
-        vecs = encoder.encode(fixed_views(load_rgb(p)))  # type: ignore[union-attr]
-        for j, k in enumerate(keys):
-            cache.put_many({s: vecs[j]}, k)
-            have[j][s] = vecs[j]
+        for j, vec in enumerate(encoder.encode(fixed_views(load_rgb(p)))):
+            new[j][s] = have[j][s] = vec
+    for k, vecs in zip(keys, new, strict=True):
+        if vecs:
+            cache.put_many(vecs, k)  # one transaction per view, not per image and view
     if not len(shas):
         return np.zeros((0, 0), np.float32)
     return np.stack([have[j][s] for s in shas for j in range(VIEWS)])
