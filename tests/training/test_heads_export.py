@@ -9,8 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from whichbin.edge.classifier import OnnxClassifier
-from whichbin.training.bundle import BundleMeta, read_meta
+from whichbin.inference import BundleMeta, OnnxClassifier, read_meta
 from whichbin.training.export import build_bundle, replace_head
 from whichbin.training.heads import forward, train_head
 
