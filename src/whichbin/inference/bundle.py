@@ -70,8 +70,8 @@ class BundleMeta(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            where = f"{source}: metadata"
-            raise ModelError(validation_message(e, where, prefix=(PREFIX.rstrip("."),))) from e
+            problem = validation_message(e, prefix=(PREFIX.rstrip("."),))
+            raise ModelError(f"{source}: metadata {problem}") from e
 
     @property
     def threshold(self) -> float:
