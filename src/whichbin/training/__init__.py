@@ -1,3 +1,2 @@
 """Training: backbones, embedding cache, heads, fine-tuning, export. Bundle metadata and the
-classifier that runs a bundle are in ``whichbin.inference``; torch is needed only to
-fine-tune or to use another backbone."""
+classifier that runs a bundle are in ``whichbin.inference``."""
