@@ -239,6 +239,11 @@ def approve_cmd(
         err_console.print(
             f"deployment not published (--no-deploy); later: whichbin registry deploy {v.id}"
         )
+    for pin in outcome.pinned:
+        err_console.print(
+            f"[yellow]note:[/] {pin.device} is pinned to {pin.version} and does not follow "
+            f"(`whichbin registry unpin {pin.device}`)"
+        )
 
 
 @app.command("reject")
@@ -280,7 +285,11 @@ def reject_cmd(
 def deploy_cmd(
     version: str = typer.Argument(None, help="NAME/N or N (default: the latest approved version)"),
     device: str = typer.Option(
-        None, "--device", help="Publish to whichbin/<device>/deployment only (overrides the fleet)"
+        None, "--device", help="Pin this device to the version (whichbin/<device>/deployment)"
+    ),
+    by: str = typer.Option(None, "--by", help="Who deploys (default: $USER)"),
+    reason: str = typer.Option(
+        "", "--reason", help="Why, for the audit trail; needed for a fleet rollback"
     ),
     registry: str = RegistryOpt,
     mqtt: str = MqttOpt,
@@ -291,9 +300,9 @@ def deploy_cmd(
 ) -> None:
     """Publish (again) the deployment message of an approved version.
 
-    Use it when an approval could not reach the broker, or to put one --device on a version.
-
-    The fleet topic only takes the current approved version.
+    Use it when an approval could not reach the broker, to roll the fleet back to an older
+    approved version (--reason; recorded as a rollback), or to pin one --device to a
+    version: it then ignores fleet approvals until `whichbin registry unpin DEVICE`.
 
     Example: whichbin registry deploy trash-classifier/7 --mqtt mqtt://broker.local
     """
@@ -309,9 +318,77 @@ def deploy_cmd(
             raise RegistryError(f"{reg.default_name}: no approved version in {reg.uri} to deploy")
     else:
         v = reg.get(version)
+    deployer = _deployer(mqtt, prefix, timeout)
     outcome = deploy_version(
-        reg, v, _deployer(mqtt, prefix, timeout), utc_now(), artifact_base_url, device
-    )
+        reg, v, deployer, utc_now(), artifact_base_url, device,
+        by=by or _default_user(), reason=reason,
+    )  # fmt: skip
     if json_out:
         emit_json(outcome.to_dict())
+    if outcome.retracted:
+        raise DeployError(str(outcome.error))
     err_console.print(f"deployment of {v.id} published to {outcome.topic} (retained)")
+    if outcome.pin:
+        err_console.print(
+            f"{device} is pinned to {v.id}: it ignores fleet approvals until "
+            f"`whichbin registry unpin {device}`"
+        )
+
+
+# -- device pins: `deploy --device` sets one; these list and remove them ---------------
+@app.command("devices")
+def devices_cmd(registry: str = RegistryOpt, json_out: bool = JsonOpt) -> None:
+    """List devices pinned to a version (they ignore fleet approvals).
+
+    Example: whichbin registry devices --json
+    """
+    from whichbin.cli.output import emit_json, err_console
+
+    pins = _open(registry).pins()
+    if json_out:
+        emit_json([p.model_dump(mode="json") for p in pins])
+        return
+    if not pins:
+        err_console.print("No pinned devices: every device follows the fleet deployment.")
+        return
+    table = Table(title="Pinned devices", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("device", "version", "pinned by", "at", "reason"):
+        table.add_column(col, overflow="fold")
+    for p in pins:
+        table.add_row(p.device, p.version, p.by, p.at, p.reason)
+    from rich.console import Console
+
+    Console().print(table)
+
+
+@app.command("unpin")
+def unpin_cmd(
+    device: str = typer.Argument(..., help="The device id"),
+    by: str = typer.Option(None, "--by", help="Who unpins (default: $USER)"),
+    registry: str = RegistryOpt,
+    mqtt: str = MqttOpt,
+    prefix: str = PrefixOpt,
+    timeout: float = TimeoutOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Unpin a device: clear its retained deployment so it follows the fleet again.
+
+    Example: whichbin registry unpin bin-1 --mqtt mqtt://broker.local
+    """
+    from whichbin.cli.output import emit_json, err_console
+    from whichbin.contract import check_device_id
+
+    check_device_id(device, "DEVICE")
+    reg = _open(registry)
+    topic = _deployer(mqtt, prefix, timeout).clear(device)  # cleared first: then recorded
+    pin = reg.unpin(device, by or _default_user())
+    if json_out:
+        emit_json(
+            {
+                "device": device,
+                "topic": topic,
+                "unpinned": pin.model_dump(mode="json") if pin else None,
+            }
+        )
+    was = f"(was on {pin.version})" if pin else "(it was not pinned in the registry)"
+    err_console.print(f"{device} unpinned {was}: cleared {topic}; it follows the fleet again")

@@ -71,7 +71,7 @@ def build_deployment(version: ModelVersion, url: str, now: datetime) -> Deployme
 
 
 def publish_deployment(
-    deployment: Deployment,
+    deployment: Deployment | None,
     mqtt_url: str,
     prefix: str = "whichbin",
     device: str | None = None,
@@ -84,7 +84,8 @@ def publish_deployment(
     """Publish ``deployment`` retained with QoS 1 and wait for the broker's acknowledgement.
 
     Args:
-        deployment: The payload (see ``build_deployment``).
+        deployment: The payload (see ``build_deployment``); None clears the retained
+            message (an empty payload), so a device falls back to the fleet deployment.
         mqtt_url: ``mqtt://[user@]host[:port]`` or ``mqtts://``.
         prefix: Topic prefix.
         device: Publish to ``<prefix>/<device>/deployment`` instead of the fleet topic.
@@ -102,6 +103,7 @@ def publish_deployment(
     from whichbin.messaging.mqtt import create_mqtt_client
 
     topic = deployment_topic(prefix, device)
+    what = deployment.version if deployment else f"the clearing of {topic}"
     try:
         client = create_mqtt_client(
             mqtt_url,
@@ -111,18 +113,17 @@ def publish_deployment(
             ca_file=ca_file,
         )
     except (WhichbinError, OSError, ValueError) as e:  # bad URL, password file, CA file
-        raise DeployError(f"cannot publish {deployment.version}: {e}") from e
+        raise DeployError(f"cannot publish {what}: {e}") from e
     where = f"{client.url.host}:{client.url.port}"
+    payload = deployment.to_json() if deployment else ""
     try:
         if not client.start(wait=timeout):
             raise DeployError(f"cannot reach the MQTT broker at {where} within {timeout:g} s")
-        if not client.publish_confirmed(
-            topic, deployment.to_json(), qos=1, retain=True, timeout=timeout
-        ):
+        if not client.publish_confirmed(topic, payload, qos=1, retain=True, timeout=timeout):
             raise DeployError(f"the MQTT broker at {where} did not acknowledge {topic}")
     finally:
         client.stop()
-    logger.info("published deployment of %s to %s on %s", deployment.version, topic, where)
+    logger.info("published %s to %s on %s", what, topic, where)
     return topic
 
 
@@ -131,6 +132,10 @@ class Deployer(Protocol):
 
     def send(self, deployment: Deployment, device: str | None = None) -> str:
         """Publish; return the topic or raise DeployError."""
+        ...
+
+    def clear(self, device: str | None = None) -> str:
+        """Remove the retained deployment (of one device); return the topic or raise."""
         ...
 
 
@@ -145,7 +150,7 @@ class MqttDeployer:
     password_file: str | None = None
     ca_file: str | None = None
 
-    def send(self, deployment: Deployment, device: str | None = None) -> str:
+    def send(self, deployment: Deployment | None, device: str | None = None) -> str:
         return publish_deployment(
             deployment,
             self.mqtt_url,
@@ -156,3 +161,6 @@ class MqttDeployer:
             password_file=self.password_file,
             ca_file=self.ca_file,
         )
+
+    def clear(self, device: str | None = None) -> str:
+        return self.send(None, device)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from whichbin import __version__
-from whichbin.contract import OFFLINE, ONLINE, Correction, Topics, utc_now
+from whichbin.contract import OFFLINE, ONLINE, Correction, Topics, check_device_id, utc_now
 from whichbin.edge.capture import ThreadedSource
 from whichbin.edge.config import EdgeOptions
 from whichbin.edge.follower import DeploymentFollower
@@ -39,8 +38,6 @@ from whichbin.errors import ConfigError, validation_message
 logger = logging.getLogger(__name__)
 
 __all__ = ["EdgeOptions", "EdgeService", "uninstall_home_assistant"]
-
-_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 class EdgeService:
@@ -65,10 +62,7 @@ class EdgeService:
         from whichbin.messaging.mqtt import create_mqtt_client
         from whichbin.rules import load_rules
 
-        if not _DEVICE_ID.fullmatch(options.device_id):
-            raise ConfigError(
-                f"--device-id {options.device_id!r}: use letters, digits, '_', '-', '.', ':'"
-            )
+        check_device_id(options.device_id, "--device-id")
         self.options = options
         self.topics = Topics(options.device_id, options.prefix)
         self.rules = load_rules(options.rules) if options.rules else None

@@ -8,6 +8,10 @@ Layout::
 
 Writes run in ``BEGIN IMMEDIATE`` transactions, so concurrent pipelines never get the
 same version number, and an approval and its audit entry are stored together.
+
+Artifact and report paths are stored relative to the directory, so a copied registry
+serves its own files; records read back carry absolute paths under this directory.
+Registries written before that (absolute paths) are migrated when opened.
 """
 
 from __future__ import annotations
@@ -20,21 +24,26 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from whichbin.contract import iso, utc_now
 from whichbin.errors import ModelError, RegistryError
 from whichbin.registry.base import (
     DEFAULT_MODEL_NAME,
+    MAX_ACTOR,
     ApprovalStatus,
     ModelVersion,
+    Pin,
     RegistryEvent,
     VersionNotFound,
     approve_version,
     check_name,
+    check_text,
+    new_pin,
     parse_version_id,
     reject_version,
+    rollback_version,
 )
 from whichbin.registry.base import (
     version_id as make_id,
@@ -58,13 +67,45 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     number INTEGER NOT NULL,
-    action TEXT NOT NULL,          -- register / approve / reject
+    action TEXT NOT NULL,          -- register / approve / reject / rollback / pin / unpin
     actor TEXT NOT NULL,
     at TEXT NOT NULL,
     note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_version ON events (name, number);
+CREATE TABLE IF NOT EXISTS pins (
+    device TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
 """
+# PRAGMA user_version: 1 = artifact and report paths stored relative to the registry root.
+SCHEMA_VERSION = 1
+PATH_FIELDS = ("artifact", "report")
+# Actions that make a version the current approval (latest one wins).
+APPROVING = ("approve", "rollback")
+
+
+def relative_path(path: str, name: str, number: int, root: Path) -> str:
+    """A stored artifact/report path as a path relative to the registry ``root``.
+
+    Already relative: unchanged. Absolute under ``root``: made relative. Absolute
+    elsewhere (a registry copied from another directory): the part from
+    ``artifacts/<name>/<N>/`` on, so the copy serves its own files. Anything else is kept.
+    """
+    p = Path(path)
+    if not p.is_absolute():
+        return path
+    if p.is_relative_to(root):
+        return p.relative_to(root).as_posix()
+    parts, marker = p.parts, ("artifacts", name, str(number))
+    for i in range(len(parts) - len(marker), -1, -1):
+        if parts[i : i + len(marker)] == marker:
+            return PurePosixPath(*parts[i:]).as_posix()
+    return path
 
 
 def _copy_hashing(src: Path, dst: Path) -> str:
@@ -115,6 +156,22 @@ class SqliteRegistry:
                 conn.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise RegistryError(f"{self.root}: cannot open registry ({e})") from e
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Store absolute artifact/report paths of older registries relative to the root."""
+        try:
+            with self._connect() as conn:
+                if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                    return
+            with self._write() as conn:  # checked again: another process may have done it
+                if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                    return
+                for row in conn.execute("SELECT record FROM versions").fetchall():
+                    self._store(conn, self._load(row))
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as e:  # read-only copy: records are still read right (_load)
+            logger.warning("%s: cannot migrate stored paths (%s)", self.db_path, e)
 
     # -- storage helpers -----------------------------------------------------------
     @contextmanager
@@ -138,9 +195,15 @@ class SqliteRegistry:
                 raise
             conn.execute("COMMIT")
 
-    @staticmethod
-    def _load(row: sqlite3.Row) -> ModelVersion:
-        return ModelVersion.model_validate_json(row["record"])
+    def _load(self, row: sqlite3.Row) -> ModelVersion:
+        """A stored record, its paths made absolute under this registry's root."""
+        v = ModelVersion.model_validate_json(row["record"])
+        paths = {
+            f: str(self.root / relative_path(value, v.name, v.number, self.root))
+            for f in PATH_FIELDS
+            if (value := getattr(v, f))
+        }
+        return v.model_copy(update=paths)
 
     def _fetch(self, conn: sqlite3.Connection, name: str, number: int) -> ModelVersion:
         row = conn.execute(
@@ -153,9 +216,14 @@ class SqliteRegistry:
             )
         return self._load(row)
 
-    @staticmethod
-    def _store(conn: sqlite3.Connection, v: ModelVersion, insert: bool = False) -> None:
-        values = (v.model_dump_json(), v.status.value, v.gate, v.sha256, v.created)
+    def _store(self, conn: sqlite3.Connection, v: ModelVersion, insert: bool = False) -> None:
+        paths = {
+            f: relative_path(value, v.name, v.number, self.root)
+            for f in PATH_FIELDS
+            if (value := getattr(v, f))
+        }
+        stored = v.model_copy(update=paths)
+        values = (stored.model_dump_json(), v.status.value, v.gate, v.sha256, v.created)
         if insert:
             conn.execute(
                 "INSERT INTO versions (record, status, gate, sha256, created, name, number) "
@@ -280,15 +348,74 @@ class SqliteRegistry:
         logger.info("rejected %s: %s", version.id, reason)
         return version
 
+    def rollback(self, version_id: str, by: str, reason: str) -> ModelVersion:
+        name, number = self._parse(version_id)
+        now = self.clock()
+        with self._write() as conn:
+            version = rollback_version(self._fetch(conn, name, number), by, reason, now)
+            self._store(conn, version)
+            self._event(conn, version, "rollback", version.approved_by or by, iso(now), reason)
+        logger.info("rolled back to %s by %s: %s", version.id, version.approved_by, reason)
+        return version
+
     def latest_approved(self, name: str) -> ModelVersion | None:
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT v.record FROM versions v JOIN events e "
-                "ON e.name = v.name AND e.number = v.number AND e.action = 'approve' "
+                "ON e.name = v.name AND e.number = v.number AND e.action IN (?, ?) "
                 "WHERE v.name = ? AND v.status = ? ORDER BY e.seq DESC LIMIT 1",
-                (name, ApprovalStatus.APPROVED.value),
+                (*APPROVING, name, ApprovalStatus.APPROVED.value),
             ).fetchone()
         return self._load(row) if row else None
+
+    # -- pins -------------------------------------------------------------------------
+    def pin(self, device: str, version_id: str, by: str, reason: str = "") -> Pin:
+        name, number = self._parse(version_id)
+        with self._write() as conn:
+            version = self._fetch(conn, name, number)
+            pin = new_pin(device, version, by, reason, self.clock())
+            conn.execute(
+                "INSERT OR REPLACE INTO pins (device, name, number, actor, at, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (pin.device, name, number, pin.by, pin.at, pin.reason),
+            )
+            note = f"{pin.device}: {pin.reason}" if pin.reason else pin.device
+            self._event(conn, version, "pin", pin.by, pin.at, note)
+        logger.info("pinned %s to %s by %s", pin.device, pin.version, pin.by)
+        return pin
+
+    def unpin(self, device: str, by: str) -> Pin | None:
+        from whichbin.contract import check_device_id
+
+        device, now = check_device_id(device, "--device"), self.clock()
+        with self._write() as conn:
+            row = conn.execute("SELECT * FROM pins WHERE device = ?", (device,)).fetchone()
+            if row is None:
+                return None
+            pin = self._pin(row)
+            conn.execute("DELETE FROM pins WHERE device = ?", (device,))
+            conn.execute(
+                "INSERT INTO events (name, number, action, actor, at, note) "
+                "VALUES (?, ?, 'unpin', ?, ?, ?)",
+                (row["name"], row["number"], check_text(by, "by", MAX_ACTOR), iso(now), device),
+            )
+        logger.info("unpinned %s (was on %s)", device, pin.version)
+        return pin
+
+    def pins(self) -> builtins.list[Pin]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM pins ORDER BY device").fetchall()
+        return [self._pin(r) for r in rows]
+
+    @staticmethod
+    def _pin(row: sqlite3.Row) -> Pin:
+        return Pin(
+            device=row["device"],
+            version=make_id(row["name"], row["number"]),
+            by=row["actor"],
+            at=row["at"],
+            reason=row["reason"],
+        )
 
     def artifact_path(self, version_id: str) -> Path:
         version = self.get(version_id)
