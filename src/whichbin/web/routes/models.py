@@ -128,13 +128,14 @@ def deploy_model(
     body = body or DeployRequest()
     if body.device is not None:  # a bad device id is a 400 whatever the server's setup
         check_device_id(body.device, "device")
+    version = registry.get(make_version_id(name, n))
     if deployer is None:
         raise DeploymentRefused(
             "deployment publishing is off on this server (start it with --mqtt)"
         )
     outcome = deploy_version(
         registry,
-        registry.get(make_version_id(name, n)),
+        version,
         deployer,
         utc_now(),
         settings.artifact_base_url,
