@@ -184,19 +184,18 @@ def _publish_current(
     # what the registry says, so a rejected version is never left deployed.
     version = registry.get(version.id)
     lost = f"{version.id} was {version.status.value} while its deployment was being published"
+    back: Deployment | None = None
     try:
         if current is None:
-            deployment, topic = None, deployer.clear()
+            topic = deployer.clear()
             done = "the fleet deployment was cleared (no approved version left)"
         else:
-            deployment = build_deployment(current, artifact_url(current, base_url), now)
-            topic = deployer.send(deployment)
+            back = build_deployment(current, artifact_url(current, base_url), now)
+            topic = deployer.send(back)
             done = f"the fleet is back on {current.id}"
     except DeployError as e:
         raise DeployError(
             f"{lost}, and retracting it failed ({e}): devices may still fetch it; run "
             "`whichbin registry deploy` once the broker is reachable"
         ) from e
-    return DeployOutcome(
-        version, deployment, topic, error=f"{lost}: retracted, {done}", retracted=True
-    )
+    return DeployOutcome(version, back, topic, error=f"{lost}: retracted, {done}", retracted=True)

@@ -2,7 +2,7 @@
 
 Layout::
 
-    <dir>/registry.db                          versions + events (the audit trail)
+    <dir>/registry.db                          versions, events (the audit trail), pins
     <dir>/artifacts/<name>/<N>/model.onnx      the registry's own copy of each artifact
     <dir>/artifacts/<name>/<N>/report[...]     the training/evaluation report, if given
 
@@ -24,11 +24,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from whichbin.contract import iso, utc_now
-from whichbin.errors import ModelError, RegistryError
+from whichbin.errors import RegistryError
 from whichbin.registry.base import (
     DEFAULT_MODEL_NAME,
     MAX_ACTOR,
@@ -48,7 +48,15 @@ from whichbin.registry.base import (
 from whichbin.registry.base import (
     version_id as make_id,
 )
+from whichbin.registry.files import (
+    PATH_FIELDS,
+    copy_hashing,
+    copy_report,
+    relative_path,
+    stamp_version,
+)
 from whichbin.registry.inputs import check_registration
+from whichbin.registry.pins import PINS_SCHEMA, load_pins, pop_pin, save_pin
 
 logger = logging.getLogger(__name__)
 
@@ -73,58 +81,11 @@ CREATE TABLE IF NOT EXISTS events (
     note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_version ON events (name, number);
-CREATE TABLE IF NOT EXISTS pins (
-    device TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    actor TEXT NOT NULL,
-    at TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT ''
-);
 """
 # PRAGMA user_version: 1 = artifact and report paths stored relative to the registry root.
 SCHEMA_VERSION = 1
-PATH_FIELDS = ("artifact", "report")
 # Actions that make a version the current approval (latest one wins).
 APPROVING = ("approve", "rollback")
-
-
-def relative_path(path: str, name: str, number: int, root: Path) -> str:
-    """A stored artifact/report path as a path relative to the registry ``root``.
-
-    Already relative: unchanged. Absolute under ``root``: made relative. Absolute
-    elsewhere (a registry copied from another directory): the part from
-    ``artifacts/<name>/<N>/`` on, so the copy serves its own files. Anything else is kept.
-    """
-    p = Path(path)
-    if not p.is_absolute():
-        return path
-    if p.is_relative_to(root):
-        return p.relative_to(root).as_posix()
-    parts, marker = p.parts, ("artifacts", name, str(number))
-    for i in range(len(parts) - len(marker), -1, -1):
-        if parts[i : i + len(marker)] == marker:
-            return PurePosixPath(*parts[i:]).as_posix()
-    return path
-
-
-def _copy_hashing(src: Path, dst: Path) -> str:
-    """Copy ``src`` to ``dst`` and return its sha256."""
-    from whichbin.inference import HashingCopy
-
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        return HashingCopy().copy(fin, fout)
-
-
-def _stamp_version(path: Path, vid: str, source: str) -> None:
-    """Write the registered id into the bundle's ``whichbin.version`` metadata."""
-    from whichbin.inference import read_meta, write_meta
-
-    try:
-        meta = read_meta(path)
-    except ModelError as e:
-        raise RegistryError(f"{source}: cannot register: {e}") from e
-    write_meta(path, meta.model_copy(update={"version": vid}))
 
 
 class SqliteRegistry:
@@ -153,7 +114,7 @@ class SqliteRegistry:
         try:
             self.artifacts.mkdir(parents=True, exist_ok=True)
             with self._connect() as conn:
-                conn.executescript(SCHEMA)
+                conn.executescript(SCHEMA + PINS_SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise RegistryError(f"{self.root}: cannot open registry ({e})") from e
         self._migrate()
@@ -263,7 +224,7 @@ class SqliteRegistry:
         staging.mkdir(parents=True, exist_ok=True)
         tmp = staging / f"{uuid.uuid4().hex}.onnx"
         try:
-            source_sha = _copy_hashing(reg.artifact, tmp)
+            source_sha = copy_hashing(reg.artifact, tmp)
             with self._write() as conn:
                 row = conn.execute(
                     "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE name = ?", (name,)
@@ -271,7 +232,7 @@ class SqliteRegistry:
                 number = int(row[0])
                 vid = make_id(name, number)
                 if self.stamp_version:
-                    _stamp_version(tmp, vid, str(reg.artifact))
+                    stamp_version(tmp, vid, str(reg.artifact))
                 from whichbin.inference import sha256_file
 
                 sha, size = sha256_file(tmp), tmp.stat().st_size
@@ -281,7 +242,7 @@ class SqliteRegistry:
                 vdir.mkdir(parents=True)
                 final = vdir / "model.onnx"
                 tmp.replace(final)
-                report_copy = self._copy_report(reg.report, vdir) if reg.report else None
+                report_copy = copy_report(reg.report, vdir) if reg.report else None
                 now = iso(self.clock())
                 version = ModelVersion(
                     id=vid,
@@ -311,14 +272,6 @@ class SqliteRegistry:
             tmp.unlink(missing_ok=True)
         logger.info("registered %s (gate %s, sha256 %s)", vid, version.gate, sha[:12])
         return version
-
-    @staticmethod
-    def _copy_report(report: Path, vdir: Path) -> Path:
-        if report.is_dir():
-            return Path(shutil.copytree(report, vdir / "report"))
-        dest = vdir / "report"
-        dest.mkdir()
-        return Path(shutil.copy2(report, dest / report.name))
 
     def _parse(self, vid: str) -> tuple[str, int]:
         return parse_version_id(vid, self.default_name)
@@ -368,17 +321,13 @@ class SqliteRegistry:
             ).fetchone()
         return self._load(row) if row else None
 
-    # -- pins -------------------------------------------------------------------------
+    # -- pins (registry/pins.py holds the table) -----------------------------------------
     def pin(self, device: str, version_id: str, by: str, reason: str = "") -> Pin:
         name, number = self._parse(version_id)
         with self._write() as conn:
             version = self._fetch(conn, name, number)
             pin = new_pin(device, version, by, reason, self.clock())
-            conn.execute(
-                "INSERT OR REPLACE INTO pins (device, name, number, actor, at, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (pin.device, name, number, pin.by, pin.at, pin.reason),
-            )
+            save_pin(conn, pin)
             note = f"{pin.device}: {pin.reason}" if pin.reason else pin.device
             self._event(conn, version, "pin", pin.by, pin.at, note)
         logger.info("pinned %s to %s by %s", pin.device, pin.version, pin.by)
@@ -387,35 +336,19 @@ class SqliteRegistry:
     def unpin(self, device: str, by: str) -> Pin | None:
         from whichbin.contract import check_device_id
 
-        device, now = check_device_id(device, "--device"), self.clock()
+        device, by = check_device_id(device, "--device"), check_text(by, "by", MAX_ACTOR)
         with self._write() as conn:
-            row = conn.execute("SELECT * FROM pins WHERE device = ?", (device,)).fetchone()
-            if row is None:
-                return None
-            pin = self._pin(row)
-            conn.execute("DELETE FROM pins WHERE device = ?", (device,))
-            conn.execute(
-                "INSERT INTO events (name, number, action, actor, at, note) "
-                "VALUES (?, ?, 'unpin', ?, ?, ?)",
-                (row["name"], row["number"], check_text(by, "by", MAX_ACTOR), iso(now), device),
-            )
-        logger.info("unpinned %s (was on %s)", device, pin.version)
+            pin = pop_pin(conn, device)
+            if pin is not None:
+                version = self._fetch(conn, *self._parse(pin.version))
+                self._event(conn, version, "unpin", by, iso(self.clock()), device)
+        if pin is not None:
+            logger.info("unpinned %s (was on %s)", device, pin.version)
         return pin
 
     def pins(self) -> builtins.list[Pin]:
         with self._connect() as conn:
-            rows = conn.execute("SELECT * FROM pins ORDER BY device").fetchall()
-        return [self._pin(r) for r in rows]
-
-    @staticmethod
-    def _pin(row: sqlite3.Row) -> Pin:
-        return Pin(
-            device=row["device"],
-            version=make_id(row["name"], row["number"]),
-            by=row["actor"],
-            at=row["at"],
-            reason=row["reason"],
-        )
+            return load_pins(conn)
 
     def artifact_path(self, version_id: str) -> Path:
         version = self.get(version_id)

@@ -296,30 +296,23 @@ class SagemakerRegistry:
         return version
 
     # -- pins: one JSON document next to the artifacts ----------------------------------
-    def _pins_key(self) -> str:
-        return f"{self.prefix}/{self.default_name}/pins.json"
-
-    def _read_pins(self) -> dict[str, Pin]:
-        from botocore.exceptions import ClientError
-
-        try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=self._pins_key())["Body"].read()
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+    def _pins(self, update: dict[str, Pin] | None = None) -> dict[str, Pin]:
+        """Read the pins, or write ``update`` in their place."""
+        key = f"{self.prefix}/{self.default_name}/pins.json"
+        with _aws(f"{'write' if update is not None else 'read'} s3://{self.bucket}/{key}"):
+            if update is not None:
+                doc = [p.model_dump(mode="json") for _, p in sorted(update.items())]
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(doc))
+                return update
+            found = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("Contents")
+            if not found:
                 return {}
-            raise RegistryError(f"read s3://{self.bucket}/{self._pins_key()}: {e}") from e
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         return {d["device"]: Pin.model_validate(d) for d in json.loads(body)}
-
-    def _write_pins(self, pins: dict[str, Pin]) -> None:
-        doc = [p.model_dump(mode="json") for _, p in sorted(pins.items())]
-        with _aws(f"write s3://{self.bucket}/{self._pins_key()}"):
-            self.s3.put_object(Bucket=self.bucket, Key=self._pins_key(), Body=json.dumps(doc))
 
     def pin(self, device: str, version_id: str, by: str, reason: str = "") -> Pin:
         pin = new_pin(device, self.get(version_id), by, reason, self.clock())
-        pins = self._read_pins()
-        pins[pin.device] = pin
-        self._write_pins(pins)
+        self._pins({**self._pins(), pin.device: pin})
         return pin
 
     def unpin(self, device: str, by: str) -> Pin | None:
@@ -327,14 +320,14 @@ class SagemakerRegistry:
 
         check_device_id(device, "--device")
         check_text(by, "by", MAX_ACTOR)
-        pins = self._read_pins()
+        pins = self._pins()
         removed = pins.pop(device, None)
         if removed is not None:
-            self._write_pins(pins)
+            self._pins(pins)
         return removed
 
     def pins(self) -> builtins.list[Pin]:
-        return [p for _, p in sorted(self._read_pins().items())]
+        return [p for _, p in sorted(self._pins().items())]
 
     def latest_approved(self, name: str) -> ModelVersion | None:
         approved = [
