@@ -17,7 +17,8 @@ from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder, make_color_bundle
 from whichbin.contract import Deployment, DeploymentStatus, Topics, iso, utc_now
-from whichbin.edge.follower import CURRENT_FILE, DeploymentFollower
+from whichbin.edge.follower import DeploymentFollower
+from whichbin.edge.model_store import CURRENT_FILE
 from whichbin.edge.service import EdgeOptions, EdgeService
 from whichbin.messaging.mqtt import MqttClient
 from whichbin.training.bundle import sha256_file
