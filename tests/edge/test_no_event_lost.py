@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
+from tests.edge.conftest import StartEdge
 from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder
 from whichbin.contract import Topics
-from whichbin.edge.service import EdgeOptions, EdgeService
 
 
 @pytest.fixture()
@@ -84,21 +84,18 @@ class Consumer:
 
 @pytest.mark.slow
 def test_broker_restart_mid_run_loses_no_event(
-    persistent_broker: Broker, color_bundle: Path, tmp_path: Path
+    persistent_broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     consumer = Consumer(persistent_broker.url, Topics(dev).event)
     camera = ScriptedSource(fps=100)
-    svc = EdgeService(
-        EdgeOptions(
-            source="scripted",
-            device_id=dev,
-            mqtt_url=persistent_broker.url,
-            model=color_bundle,
-            data_dir=tmp_path / "edge",
-        ),
-        source=camera,
-    ).start()
+    svc = start_edge(
+        camera,
+        device_id=dev,
+        mqtt_url=persistent_broker.url,
+        model=color_bundle,
+        data_dir=tmp_path / "edge",
+    )
     try:
         assert svc.client.wait_connected(5)
         assert wait_for(lambda: svc.runner.stats.frames > 10, 5)
@@ -123,28 +120,24 @@ def test_broker_restart_mid_run_loses_no_event(
         assert svc.outbox.pending() == 0
     finally:
         consumer.close()
-        svc.stop()
 
 
 @pytest.mark.slow
 def test_events_stored_while_offline_are_sent_by_the_next_process(
-    fresh_broker: Broker, color_bundle: Path, tmp_path: Path
+    fresh_broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     topics = Topics(dev)
-    data_dir = tmp_path / "edge"
+    options = {
+        "device_id": dev,
+        "mqtt_url": fresh_broker.url,
+        "model": color_bundle,
+        "data_dir": tmp_path / "edge",
+    }
     fresh_broker.stop()  # the broker is down the whole first run
-    first = EdgeService(
-        EdgeOptions(
-            source=str(write_scene(tmp_path / "frames", ["compost", "recycling"])),
-            device_id=dev,
-            mqtt_url=fresh_broker.url,
-            model=color_bundle,
-            fps=100,
-            exit_at_end=True,
-            connect_timeout=0.2,
-            data_dir=data_dir,
-        )
+    frames = write_scene(tmp_path / "frames", ["compost", "recycling"])
+    first = start_edge(
+        frames, start=False, fps=100, exit_at_end=True, connect_timeout=0.2, **options
     )
     stats = first.run()
     assert stats.events == 2
@@ -152,17 +145,7 @@ def test_events_stored_while_offline_are_sent_by_the_next_process(
 
     fresh_broker.start()
     rec = Recorder(fresh_broker.url, [topics.event])
-    camera = ScriptedSource(fps=50)
-    second = EdgeService(
-        EdgeOptions(
-            source="scripted",
-            device_id=dev,
-            mqtt_url=fresh_broker.url,
-            model=color_bundle,
-            data_dir=data_dir,
-        ),
-        source=camera,
-    ).start()
+    second = start_edge(ScriptedSource(fps=50), **options)
     try:
         assert wait_for(lambda: len(rec.payloads(topics.event)) >= 2, 15)
         events = rec.payloads(topics.event)
@@ -171,7 +154,6 @@ def test_events_stored_while_offline_are_sent_by_the_next_process(
         assert second.runner.stats.events == 0
     finally:
         rec.close()
-        second.stop()
 
 
 def test_a_crash_leaves_the_last_will_offline(

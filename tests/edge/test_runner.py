@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.conftest import wait_for
+from tests.edge.conftest import StartEdge
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import scene_frame, write_scene
 from tests.helpers import COLORS, Broker, Recorder
@@ -212,18 +213,15 @@ def test_missing_model_is_a_user_error(tmp_path: Path) -> None:
     assert "nope.onnx" in user_message(result)
 
 
-def test_pause_and_resume_commands(broker: Broker, color_bundle: Path, tmp_path: Path) -> None:
-    from whichbin.edge.service import EdgeOptions, EdgeService
+def test_pause_and_resume_commands(
+    broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
+) -> None:
     from whichbin.messaging.mqtt import MqttClient
 
     dev = device()
     topics = Topics(dev)
     frames = write_scene(tmp_path / "frames", ["compost"])
-    svc = EdgeService(
-        EdgeOptions(
-            source=str(frames), device_id=dev, mqtt_url=broker.url, model=color_bundle, fps=50
-        )
-    ).start()
+    svc = start_edge(frames, device_id=dev, model=color_bundle, fps=50)
     pub = MqttClient(broker.url, f"pub-{dev}")
     try:
         assert pub.start(wait=5) and svc.client.wait_connected(5)
@@ -238,24 +236,19 @@ def test_pause_and_resume_commands(broker: Broker, color_bundle: Path, tmp_path:
         assert wait_for(lambda: svc.runner.stats.events > paused_at, 10)
     finally:
         pub.stop()
-        svc.stop()
 
 
 def test_reload_command_reloads_a_fixed_model_and_relearns_the_scene(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     from tests.edge.fakes import ScriptedSource
     from tests.helpers import make_color_bundle
-    from whichbin.edge.service import EdgeOptions, EdgeService
     from whichbin.messaging.mqtt import MqttClient
 
     dev = device()
     topics = Topics(dev)
     model = make_color_bundle(tmp_path / "model.onnx", version="test/1")
-    svc = EdgeService(
-        EdgeOptions(source="scripted", device_id=dev, mqtt_url=broker.url, model=model),
-        source=ScriptedSource(fps=50),
-    ).start()
+    svc = start_edge(ScriptedSource(fps=50), device_id=dev, model=model)
     pub = MqttClient(broker.url, f"pub-{dev}")
     try:
         assert pub.start(wait=5) and svc.client.wait_connected(5)
@@ -266,4 +259,3 @@ def test_reload_command_reloads_a_fixed_model_and_relearns_the_scene(
         assert wait_for(lambda: not svc.runner._relearn.is_set(), 5)
     finally:
         pub.stop()
-        svc.stop()
