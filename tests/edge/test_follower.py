@@ -84,6 +84,7 @@ def test_a_running_edge_follows_deployments(
         # No model yet: the edge is online, idle, plays frames and waits.
         assert wait_for(lambda: rec.payloads(topics.availability) == ["online"], 5)
         assert wait_for(lambda: svc.runner.stats.frames > 60, 10)
+        rec.sync(topics.event, via=svc.client)  # what the edge sent so far has arrived
         assert rec.payloads(topics.event) == []
         assert [s["bin"] for s in rec.payloads(topics.state)] == ["idle"]
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,51 +32,21 @@ def persistent_broker(fresh_broker: Broker) -> Iterator[Broker]:
     b.stop()
 
 
-class Consumer:
+def consumer(url: str, topic: str) -> Recorder:
     """What a home automation would run: a persistent session, QoS 1, dedup by event id."""
+    return Recorder(url, [topic], client_id=f"consumer-{uuid.uuid4().hex[:6]}")
 
-    def __init__(self, url: str, topic: str) -> None:
-        import paho.mqtt.client as mqtt
 
-        host, port = url.removeprefix("mqtt://").split(":")
-        self.received: list[dict] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"consumer-{uuid.uuid4().hex[:6]}",
-            clean_session=False,
-        )
-        self.client.reconnect_delay_set(1, 2)
-        ready = threading.Event()
-
-        def on_connect(c, u, f, rc, p=None):  # noqa: ANN001
-            c.subscribe(topic, 1)
-            ready.set()
-
-        def on_message(c, u, m):  # noqa: ANN001
-            with self.lock:
-                self.received.append(json.loads(m.payload))
-
-        self.client.on_connect, self.client.on_message = on_connect, on_message
-        self.client.connect(host, int(port))
-        self.client.loop_start()
-        assert ready.wait(10)
-        time.sleep(0.2)
-
-    def unique(self) -> list[dict]:
-        """Each event once, in arrival order (a duplicate after a lost PUBACK is dropped)."""
-        seen: set[str] = set()
-        out = []
-        with self.lock:
-            for e in self.received:
-                if e["id"] not in seen:
-                    seen.add(e["id"])
-                    out.append(e)
-        return out
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+def unique(rec: Recorder, topic: str) -> list[dict]:
+    """Each event once, in arrival order (a duplicate after a lost PUBACK is dropped)."""
+    seen: set[str] = set()
+    out = []
+    for e in rec.payloads(topic):
+        assert isinstance(e, dict)
+        if e["id"] not in seen:
+            seen.add(e["id"])
+            out.append(e)
+    return out
 
 
 @pytest.mark.slow
@@ -87,7 +54,8 @@ def test_broker_restart_mid_run_loses_no_event(
     persistent_broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     dev = f"cam-{uuid.uuid4().hex[:8]}"
-    consumer = Consumer(persistent_broker.url, Topics(dev).event)
+    topic = Topics(dev).event
+    rec = consumer(persistent_broker.url, topic)
     camera = ScriptedSource(fps=100)
     svc = start_edge(
         camera,
@@ -100,7 +68,7 @@ def test_broker_restart_mid_run_loses_no_event(
         assert svc.client.wait_connected(5)
         assert wait_for(lambda: svc.runner.stats.frames > 10, 5)
         camera.show("landfill")
-        assert wait_for(lambda: len(consumer.unique()) == 1, 10)
+        assert wait_for(lambda: len(unique(rec, topic)) == 1, 10)
 
         persistent_broker.stop()
         assert wait_for(lambda: not svc.client.connected, 10)
@@ -108,18 +76,19 @@ def test_broker_restart_mid_run_loses_no_event(
             camera.show(b)
         assert wait_for(lambda: svc.runner.stats.events == 4, 10)
         assert svc.outbox.pending() >= 1  # waiting on disk for the broker
-        assert len(consumer.unique()) == 1
+        assert len(unique(rec, topic)) == 1
 
         persistent_broker.start()
-        assert wait_for(lambda: len(consumer.unique()) == 4, 40), consumer.received
-        time.sleep(0.5)  # late duplicates, if any, would arrive now
-        events = consumer.unique()
+        assert wait_for(lambda: len(unique(rec, topic)) == 4, 40), rec.payloads(topic)
+        assert wait_for(lambda: svc.outbox.pending() == 0, 10)  # every event acknowledged
+        rec.sync(topic, via=svc.client)  # and whatever the edge sent before has arrived
+        events = unique(rec, topic)
         assert [e["id"] for e in events] == list(svc.runner.stats.event_ids)  # in order
         assert [e["bin"] for e in events] == ["landfill", "compost", "recycling", "landfill"]
         assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)  # original times
         assert svc.outbox.pending() == 0
     finally:
-        consumer.close()
+        rec.close()
 
 
 @pytest.mark.slow
