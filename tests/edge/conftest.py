@@ -1,9 +1,13 @@
-"""The edge tests' one way to start an edge: the ``start_edge`` fixture."""
+"""The edge tests' ways to start an edge: in-process (``start_edge``) or as the
+``whichbin edge run`` process systemd would run (``edge_process``)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -17,6 +21,9 @@ class StartEdge(Protocol):
     """The function ``start_edge`` gives (for annotations)."""
 
     def __call__(self, source: Any, *, start: bool = True, **options: Any) -> EdgeService: ...
+
+
+EdgeProcess = Callable[..., subprocess.Popen]  # what ``edge_process`` gives
 
 
 @pytest.fixture()
@@ -52,3 +59,24 @@ def start_edge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Start
     yield make
     for svc in reversed(made):
         svc.stop()
+
+
+@pytest.fixture()
+def edge_process() -> Iterator[EdgeProcess]:
+    """``edge_process(*args, stdout=DEVNULL) -> Popen``: ``whichbin edge run ARGS`` as a
+    process (stderr piped); killed after the test if it still runs."""
+    procs: list[subprocess.Popen] = []
+
+    def launch(*args: str, stdout: Any = subprocess.DEVNULL) -> subprocess.Popen:
+        cmd = [sys.executable, "-c", "from whichbin.cli.main import app; app()", "edge", "run"]
+        proc = subprocess.Popen(
+            [*cmd, *args], stdout=stdout, stderr=subprocess.PIPE, env=os.environ
+        )
+        procs.append(proc)
+        return proc
+
+    yield launch
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

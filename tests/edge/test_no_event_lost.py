@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from tests.edge.conftest import StartEdge
+from tests.edge.conftest import EdgeProcess, StartEdge
 from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder
@@ -126,25 +123,20 @@ def test_events_stored_while_offline_are_sent_by_the_next_process(
 
 
 def test_a_crash_leaves_the_last_will_offline(
-    broker: Broker, color_bundle: Path, tmp_path: Path
+    broker: Broker, color_bundle: Path, tmp_path: Path, edge_process: EdgeProcess
 ) -> None:
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     topics = Topics(dev)
     frames = write_scene(tmp_path / "frames", ["compost"])
     rec = Recorder(broker.url, [topics.availability])
-    cmd = [
-        sys.executable, "-c", "from whichbin.cli.main import app; app()",
-        "edge", "run", "--model", str(color_bundle), "--source", str(frames), "--fps", "20",
+    proc = edge_process(
+        "--model", str(color_bundle), "--source", str(frames), "--fps", "20",
         "--mqtt", broker.url, "--device-id", dev, "--data-dir", str(tmp_path / "edge"),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ)
+    )  # fmt: skip
     try:
         assert wait_for(lambda: rec.payloads(topics.availability) == ["online"], 20)
         proc.send_signal(signal.SIGKILL)  # no goodbye: the broker sends the will
         proc.wait(10)
         assert wait_for(lambda: rec.payloads(topics.availability) == ["online", "offline"], 10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         rec.close()

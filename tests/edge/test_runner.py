@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.conftest import wait_for
-from tests.edge.conftest import StartEdge
+from tests.edge.conftest import EdgeProcess, StartEdge
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import scene_frame, write_scene
 from tests.helpers import COLORS, Broker, Recorder
@@ -144,17 +142,18 @@ def test_edge_run_cli_folder_to_three_events(
         late.close()
 
 
-def test_sigterm_publishes_offline(broker: Broker, color_bundle: Path, tmp_path: Path) -> None:
+def test_sigterm_publishes_offline(
+    broker: Broker, color_bundle: Path, tmp_path: Path, edge_process: EdgeProcess
+) -> None:
     dev = device()
     topics = Topics(dev)
     frames = write_scene(tmp_path / "frames", ["compost"])
     rec = Recorder(broker.url, [topics.availability, topics.event])
-    cmd = [
-        sys.executable, "-c", "from whichbin.cli.main import app; app()",
-        "edge", "run", "--model", str(color_bundle), "--source", str(frames), "--fps", "50",
+    proc = edge_process(
+        "--model", str(color_bundle), "--source", str(frames), "--fps", "50",
         "--mqtt", broker.url, "--device-id", dev, "--data-dir", str(tmp_path / "edge"),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
     try:
         # The folder replays (no --exit-at-end): wait for an event, then terminate.
         assert wait_for(lambda: rec.payloads(topics.event), 20), proc.stderr
@@ -163,9 +162,6 @@ def test_sigterm_publishes_offline(broker: Broker, color_bundle: Path, tmp_path:
         assert proc.wait(15) == 0
         assert wait_for(lambda: rec.payloads(topics.availability) == ["online", "offline"], 5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         rec.close()
 
 

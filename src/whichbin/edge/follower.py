@@ -25,7 +25,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from whichbin.contract import Deployment, DeploymentStatus, Topics, utc_now
-from whichbin.edge.model_store import CURRENT_FILE, SHA256, FetchFn, ModelStore
+from whichbin.edge.model_store import CURRENT_FILE, SHA256, FetchFn, ModelStore, default_fetch
 from whichbin.edge.runner import ActiveModel
 from whichbin.errors import DeployError
 from whichbin.messaging.mqtt import Publisher
@@ -68,7 +68,7 @@ class DeploymentFollower:
         settle: float = 0.2,
     ) -> None:
         self.topics = Topics(device_id, prefix)
-        self.store = ModelStore(models_dir, fetch=fetch, clock=clock)
+        self.store = ModelStore(Path(models_dir), fetch or default_fetch, clock)
         self.publisher = publisher
         self.rules = rules
         self._load = load or self._load_onnx

@@ -30,7 +30,8 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 FetchFn = Callable[[str, Path, str], Path]
 
 
-def _default_fetch(url: str, dest: Path, expected_sha256: str) -> Path:
+def default_fetch(url: str, dest: Path, expected_sha256: str) -> Path:
+    """``whichbin.deploy.fetch.fetch_artifact`` (imported when first used)."""
     from whichbin.deploy.fetch import fetch_artifact  # lazy: deploy is optional on a camera
 
     return fetch_artifact(url, dest, expected_sha256)
@@ -45,25 +46,19 @@ class StoredModel:
     path: Path
 
 
+@dataclass
 class ModelStore:
-    """The artifacts and ``current.json`` under ``models_dir`` (created when first needed).
+    """The artifacts and ``current.json`` under ``dir`` (created when first needed).
 
     Args:
-        models_dir: the folder.
+        dir: the models folder.
         fetch: ``(url, dest, sha256) -> Path``; default ``whichbin.deploy.fetch.fetch_artifact``.
         clock: current UTC datetime (the ``activated`` time in ``current.json``).
     """
 
-    def __init__(
-        self,
-        models_dir: Path,
-        *,
-        fetch: FetchFn | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.dir = Path(models_dir)
-        self._fetch = fetch or _default_fetch
-        self.clock = clock
+    dir: Path
+    fetch: FetchFn = default_fetch
+    clock: Callable[[], datetime] = utc_now
 
     def path(self, sha: str) -> Path:
         """Where the artifact with this sha256 lives."""
@@ -76,7 +71,7 @@ class ModelStore:
         if dest.is_file() and sha256_file(dest) == sha:
             logger.info("%s already downloaded", dest.name)
             return dest
-        return Path(self._fetch(url, dest, sha))
+        return Path(self.fetch(url, dest, sha))
 
     @staticmethod
     def check(path: Path, sha: str) -> None:
