@@ -76,7 +76,7 @@ def test_the_table_subscribes_every_command() -> None:
 
 
 def test_reload_of_a_fixed_model_swaps_only_a_changed_file_that_loads(tmp_path: Path) -> None:
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     def load(path: Path) -> ActiveModel:
         return ActiveModel.from_classifier(OnnxClassifier(path))

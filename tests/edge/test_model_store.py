@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import make_color_bundle
 from whichbin.edge.model_store import CURRENT_FILE, ModelStore
 from whichbin.errors import DeployError
-from whichbin.training.bundle import sha256_file
+from whichbin.inference import sha256_file
 
 
 def copy_fetch(calls: list[str]):  # noqa: ANN201

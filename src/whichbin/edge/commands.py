@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from whichbin.contract import Correction, Topics
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
+from whichbin.errors import validation_message
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,6 @@ class Command:
     run: Callable[[Any], None]
 
 
-def validation_message(e: ValidationError) -> str:
-    """A pydantic error as one line: ``field: message`` (the first error)."""
-    err = e.errors()[0]
-    return f"{'.'.join(str(p) for p in err['loc']) or 'payload'}: {err['msg']}"
-
-
 def parse_args(args: type[BaseModel], payload: bytes, where: str) -> BaseModel | None:
     """A command's options from its payload (see the module's doc); None: do not run it."""
     data: Any = {}
@@ -77,7 +72,7 @@ def parse_args(args: type[BaseModel], payload: bytes, where: str) -> BaseModel |
     try:
         return args.model_validate(data)
     except ValidationError as e:
-        logger.error("ignoring %s: %s", where, validation_message(e))
+        logger.error("ignoring %s", validation_message(e, where, top="payload"))
         return None
 
 
@@ -183,7 +178,7 @@ class Corrections:
         try:
             correction = Correction.model_validate_json(payload)
         except ValidationError as e:
-            logger.error("ignoring correction on %s: %s", topic, validation_message(e))
+            logger.error("ignoring correction on %s", validation_message(e, topic, top="payload"))
             return
         if self.snapshots is None:
             logger.warning(

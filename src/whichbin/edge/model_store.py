@@ -20,7 +20,7 @@ from pathlib import Path
 
 from whichbin.contract import iso, utc_now
 from whichbin.errors import DeployError
-from whichbin.training.bundle import sha256_file
+from whichbin.inference import sha256_file
 
 logger = logging.getLogger(__name__)
 

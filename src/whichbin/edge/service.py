@@ -176,7 +176,7 @@ class EdgeService:
             self.snapshots = SnapshotStore(data_dir / "snapshots", options.snapshots.policy())
 
     def _load_classifier(self, path: Path) -> Any:
-        from whichbin.edge.classifier import OnnxClassifier
+        from whichbin.inference import OnnxClassifier
 
         return OnnxClassifier(path, self.rules, threads=self.options.threads)
 
