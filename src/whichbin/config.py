@@ -203,6 +203,9 @@ class DeployConfig(_Section):
         description="Base URL edges fetch artifacts from (e.g. http://host:8080); "
         "default: a file:// URL into the registry",
     )
+    signing_key: str | None = Field(
+        None, description="Approver's Ed25519 key (default ~/.config/whichbin/signing-key.pem)"
+    )
 
 
 class PipelineConfig(_Section):

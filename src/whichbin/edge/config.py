@@ -27,6 +27,7 @@ from whichbin.edge.decide import Decider
 from whichbin.edge.presence import FULL_FRAME, PresenceConfig, check_roi
 from whichbin.edge.snapshots import SnapshotPolicy
 from whichbin.errors import ConfigError
+from whichbin.security.policy import EdgeSecuritySettings
 
 
 class _Section(BaseModel):
@@ -253,6 +254,7 @@ class EdgeConfig(_Section):
     snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
     homeassistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    security: EdgeSecuritySettings = Field(default_factory=EdgeSecuritySettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> EdgeConfig:
@@ -330,6 +332,7 @@ class EdgeOptions:
     max_backoff: float = 30.0
     threads: int = 1
     classify_all: bool = False  # benchmarks: classify every frame
+    security: EdgeSecuritySettings = field(default_factory=EdgeSecuritySettings)
 
     @classmethod
     def from_config(cls, edge: EdgeConfig, mqtt: Any = None) -> EdgeOptions:
@@ -371,5 +374,6 @@ class EdgeOptions:
             drop_frames=edge.capture.drop_frames,
             max_backoff=edge.capture.max_backoff,
             threads=edge.threads,
+            security=edge.security,
             **extra,
         )

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from whichbin.edge.runner import ActiveModel
 from whichbin.errors import DeployError
 from whichbin.messaging.mqtt import Publisher
 from whichbin.rules import RulePack
+from whichbin.security.guard import DeploymentGuard
 from whichbin.training.bundle import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -38,14 +40,8 @@ logger = logging.getLogger(__name__)
 CURRENT_FILE = "current.json"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
-FetchFn = Callable[[str, Path, str], Path]
+FetchFn = Callable[[str, Path, str, int | None], Path]  # (url, dest, sha256, signed size)
 LoadFn = Callable[[Path], Any]
-
-
-def _default_fetch(url: str, dest: Path, expected_sha256: str) -> Path:
-    from whichbin.deploy.fetch import fetch_artifact  # lazy: deploy is optional on a camera
-
-    return fetch_artifact(url, dest, expected_sha256)
 
 
 class DeploymentFollower:
@@ -57,7 +53,9 @@ class DeploymentFollower:
         publisher: where deployment status goes (retained, QoS 1).
         prefix: topic prefix.
         rules: a rule pack overriding the bundles' own.
-        fetch: ``(url, dest, sha256) -> Path``; default ``whichbin.deploy.fetch.fetch_artifact``.
+        guard: which deployments are accepted (signature, URL policy, retries); default
+            one with no trusted key, which refuses every deployment.
+        fetch: ``(url, dest, sha256, size) -> Path``; default ``guard.fetch``.
         load: ``path -> classifier``; default an OnnxClassifier with ``rules``.
         clock: current UTC datetime (for ``current.json``).
         fallback_default: with no deployment ever received, use the bundled default model.
@@ -73,6 +71,7 @@ class DeploymentFollower:
         *,
         prefix: str = "whichbin",
         rules: RulePack | None = None,
+        guard: DeploymentGuard | None = None,
         fetch: FetchFn | None = None,
         load: LoadFn | None = None,
         clock: Callable[[], Any] = utc_now,
@@ -83,7 +82,8 @@ class DeploymentFollower:
         self.models_dir = Path(models_dir)
         self.publisher = publisher
         self.rules = rules
-        self._fetch = fetch or _default_fetch
+        self.guard = guard or DeploymentGuard()
+        self._fetch = fetch or self.guard.fetch
         self._load = load or self._load_onnx
         self.clock = clock
         self.fallback_default = fallback_default
@@ -95,7 +95,7 @@ class DeploymentFollower:
         self._active: ActiveModel | None = None
         self._fleet: Deployment | None = None
         self._device: Deployment | None = None
-        self._failed: set[tuple[str, str]] = set()  # (sha256, url) that failed: not retried
+        self._failed = self.guard.retries()  # (sha256, url) that failed: retried later
         self._announced: str | None = None
         self._last_status: DeploymentStatus | None = None
         self._status_unsent = False
@@ -216,7 +216,9 @@ class DeploymentFollower:
     # -- the worker -------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait()
+            with self._lock:
+                retry_in = self._failed.wait(time.monotonic())
+            self._wake.wait(retry_in)
             if self._stop.is_set():
                 return
             self._stop.wait(self.settle)
@@ -233,7 +235,7 @@ class DeploymentFollower:
             return
         with self._lock:
             active = self._active
-            failed = (dep.sha256.lower(), dep.url) in self._failed
+            failed = self._failed.blocked((dep.sha256.lower(), dep.url), time.monotonic())
         if active is not None and active.sha256 == dep.sha256.lower():
             if self._announced != active.sha256:
                 self._announced = active.sha256
@@ -249,8 +251,9 @@ class DeploymentFollower:
         try:
             if not _SHA256.fullmatch(sha):
                 raise DeployError(f"deployment {dep.version}: sha256 {dep.sha256!r} is not 64 hex")
+            self.guard.check(dep)  # signature and URL: refused before anything is fetched
             self._status(dep, "downloading")
-            path = self._download(dep.url, sha)
+            path = self._download(dep.url, sha, dep.size)
             self._status(dep, "verifying")
             try:
                 model = self._verify(path, dep.version, sha)
@@ -263,11 +266,13 @@ class DeploymentFollower:
             error = str(e) or e.__class__.__name__
             logger.error("deployment %s failed: %s (keeping the current model)", dep.version, error)
             with self._lock:
-                self._failed.add((sha, dep.url))
+                permanent = isinstance(e, DeployError) and getattr(e, "permanent", False)
+                self._failed.failed((sha, dep.url), time.monotonic(), permanent)
             self._status(dep, "failed", error)
             return False
         with self._lock:
             previous, self._active = self._active, model  # the frame loop picks it up next frame
+            self._failed.succeeded((sha, dep.url))
         self._remember(dep, path)
         self._announced = sha
         self._status(dep, "active")
@@ -276,13 +281,13 @@ class DeploymentFollower:
         self._prune(keep)
         return True
 
-    def _download(self, url: str, sha: str) -> Path:
+    def _download(self, url: str, sha: str, size: int | None = None) -> Path:
         self.models_dir.mkdir(parents=True, exist_ok=True)
         dest = self.models_dir / _artifact_name(sha)
         if dest.is_file() and sha256_file(dest) == sha:
             logger.info("%s already downloaded", dest.name)
             return dest
-        return Path(self._fetch(url, dest, sha))
+        return Path(self._fetch(url, dest, sha, size))
 
     def _verify(self, path: Path, version: str, sha: str) -> ActiveModel:
         actual = sha256_file(path)

@@ -35,6 +35,7 @@ from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, ModelProvider, RunStats, StaticModel
 from whichbin.edge.sources import FrameSource, create_source
 from whichbin.errors import ConfigError
+from whichbin.security.guard import DeploymentGuard
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class EdgeService:
                 clock=clock,
                 fallback_default=options.default_model,
                 load=self._load_classifier,
+                guard=DeploymentGuard.from_settings(options.security),
             )
             self.models = self.follower
         self.outbox: Any = None

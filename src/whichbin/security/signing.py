@@ -28,6 +28,8 @@ DOMAIN = b"whichbin-deployment-v1\n"
 class SignatureError(DeployError):
     """A deployment's signature is missing, from an untrusted key, or does not verify."""
 
+    permanent = True  # the same message never verifies later: no retry
+
 
 def canonical_message(name: str, version: str, sha256: str, size: int) -> bytes:
     """The exact bytes that are signed: a domain tag, then compact sorted JSON."""
