@@ -86,7 +86,7 @@ class CounterCamera:
 
 
 def test_images_to_pipeline_to_approval_to_edge_to_display(
-    shared_data: Path, fresh_broker, tmp_path: Path
+    shared_data: Path, fresh_broker, tmp_path: Path, signing_key  # noqa: ANN001
 ) -> None:
     from whichbin.edge.classifier import OnnxClassifier
     from whichbin.edge.service import EdgeOptions, EdgeService
@@ -170,6 +170,8 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
             mqtt_url=fresh_broker.url,
             models_dir=tmp_path / "models",
             deeplens=True,
+            # Trusts the approver's public key; fetches file:// only from the registry.
+            security=signing_key.edge_security(file_root=registry),
         ),
         source=camera,
     ).start()
@@ -203,6 +205,7 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
         assert states[:3] == ["downloading", "verifying", "active"]
         deployment = rec.payloads("whichbin/fleet/deployment")[-1]
         assert deployment["version"] == version and deployment["approved_by"] == "alice"
+        assert deployment["key_id"] == signing_key.signer.key_id and deployment["signature"]
 
         # -- 5. items shown to the camera → one event per item with the right bin ---------
         camera.go.set()

@@ -45,6 +45,7 @@ def _register() -> None:
         config_cmd,
         data,
         edge,
+        keys,
         pi,
         pipeline,
         registry,
@@ -58,6 +59,7 @@ def _register() -> None:
     app.add_typer(registry.app, name="registry")
     app.add_typer(edge.app, name="edge")
     app.add_typer(pi.app, name="pi")
+    app.add_typer(keys.app, name="keys")
 
 
 _register()
