@@ -86,7 +86,10 @@ class CounterCamera:
 
 
 def test_images_to_pipeline_to_approval_to_edge_to_display(
-    shared_data: Path, fresh_broker, tmp_path: Path, signing_key  # noqa: ANN001
+    shared_data: Path,
+    fresh_broker,
+    tmp_path: Path,
+    signing_key,  # noqa: ANN001
 ) -> None:
     from whichbin.edge.classifier import OnnxClassifier
     from whichbin.edge.service import EdgeOptions, EdgeService
