@@ -194,6 +194,8 @@ class MqttConfig(_Section):
     password_env: str = Field("WHICHBIN_MQTT_PASSWORD", description="Env var with the password")
     password_file: str | None = Field(None, description="File holding the password")
     ca_file: str | None = Field(None, description="CA bundle for mqtts://")
+    cert_file: str | None = Field(None, description="Client certificate (whichbin certs)")
+    key_file: str | None = Field(None, description="Client certificate's key")
     keepalive: int = Field(30, ge=5, description="Keepalive seconds")
 
 

@@ -41,6 +41,7 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 def _register() -> None:
     from whichbin.cli import (
+        certs,
         classify,
         config_cmd,
         data,
@@ -60,6 +61,7 @@ def _register() -> None:
     app.add_typer(edge.app, name="edge")
     app.add_typer(pi.app, name="pi")
     app.add_typer(keys.app, name="keys")
+    app.add_typer(certs.app, name="certs")
 
 
 _register()

@@ -98,6 +98,8 @@ def publish_deployment(
     password_env: str = "WHICHBIN_MQTT_PASSWORD",
     password_file: str | None = None,
     ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
 ) -> str:
     """Publish ``deployment`` retained with QoS 1 and wait for the broker's acknowledgement.
 
@@ -110,6 +112,8 @@ def publish_deployment(
         password_env: Environment variable holding the broker password.
         password_file: File holding the broker password (wins over the environment).
         ca_file: CA bundle for ``mqtts://``.
+        cert_file: Client certificate for ``mqtts://`` (with ``key_file``).
+        key_file: The client certificate's private key.
 
     Returns:
         The topic published to.
@@ -127,13 +131,15 @@ def publish_deployment(
             password_env=password_env,
             password_file=password_file,
             ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
         )
     except (WhichbinError, OSError, ValueError) as e:  # bad URL, password file, CA file
         raise DeployError(f"cannot publish {deployment.version}: {e}") from e
     where = f"{client.url.host}:{client.url.port}"
     try:
         if not client.start(wait=timeout):
-            raise DeployError(f"cannot reach the MQTT broker at {where} within {timeout:g} s")
+            raise DeployError(client.failure(timeout))
         if not client.publish_confirmed(
             topic, deployment.to_json(), qos=1, retain=True, timeout=timeout
         ):
@@ -162,6 +168,8 @@ class MqttDeployer:
     password_env: str = "WHICHBIN_MQTT_PASSWORD"
     password_file: str | None = None
     ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
     def send(self, deployment: Deployment, device: str | None = None) -> str:
         return publish_deployment(
@@ -173,4 +181,6 @@ class MqttDeployer:
             password_env=self.password_env,
             password_file=self.password_file,
             ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
         )

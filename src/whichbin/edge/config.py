@@ -320,6 +320,8 @@ class EdgeOptions:
     password_env: str = "WHICHBIN_MQTT_PASSWORD"
     password_file: str | None = None
     ca_file: str | None = None
+    cert_file: str | None = None  # TLS client certificate and key (whichbin certs)
+    key_file: str | None = None
     connect_timeout: float = 5.0  # seconds to wait for the broker before running anyway
     keepalive: int = 30
     data_dir: Path | None = None  # outbox.sqlite, snapshots/, counters.json
@@ -349,6 +351,8 @@ class EdgeOptions:
                 "password_env": mqtt.password_env,
                 "password_file": mqtt.password_file,
                 "ca_file": mqtt.ca_file,
+                "cert_file": mqtt.cert_file,
+                "key_file": mqtt.key_file,
                 "keepalive": mqtt.keepalive,
             }
         return cls(

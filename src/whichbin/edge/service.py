@@ -80,6 +80,8 @@ class EdgeService:
             password_env=options.password_env,
             password_file=options.password_file,
             ca_file=options.ca_file,
+            cert_file=options.cert_file,
+            key_file=options.key_file,
         )
         self.client.keepalive = options.keepalive
         self.follower: DeploymentFollower | None = None
