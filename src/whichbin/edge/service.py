@@ -225,8 +225,8 @@ class EdgeService:
             self.drainer.start()
         if not self.client.start(wait=opts.connect_timeout):
             logger.warning(
-                "MQTT broker %s not reachable yet; running and retrying in the background",
-                opts.mqtt_url,
+                "%s; running and retrying in the background",
+                self.client.failure(opts.connect_timeout),
             )
         try:
             self.stats = self.runner.run()
