@@ -28,10 +28,10 @@ class FetchPolicy(BaseModel):
         "http_hosts and file_root",
     )
     https_hosts: list[str] = Field(
-        default_factory=list, description="Hosts https:// may reach; empty: any host"
+        [], description="Hosts https:// may reach; empty: any host"
     )
     http_hosts: list[str] = Field(
-        default_factory=list,
+        [],
         description="Hosts plain http:// may reach (the registry's `whichbin web` host); "
         "empty: http refused",
     )
@@ -64,7 +64,7 @@ class EdgeSecuritySettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     trusted_keys: list[Path] = Field(
-        default_factory=list,
+        [],
         description="Public key files (PEM, `whichbin keys show --pem`) whose signed "
         "deployments are accepted; list two while rotating keys. None: every deployment is "
         "refused",
