@@ -23,6 +23,11 @@ def run(*args: object) -> object:
     return runner.invoke(app, [str(a) for a in args])
 
 
+def approve(version: str, registry: SqliteRegistry, broker: Broker, prefix: str) -> object:  # noqa: F811
+    args = ["--registry", registry.root, "--mqtt", broker.url, "--prefix", prefix, "--by", "ana"]
+    return run("registry", "approve", version, *args)
+
+
 def test_create_writes_a_private_key_only_its_owner_reads(tmp_path: Path) -> None:
     key, pub = tmp_path / "k" / "signing.pem", tmp_path / "registry.pub.pem"
     r = run("keys", "create", "--key", key, "--public-out", pub, "--json")
@@ -85,19 +90,7 @@ def test_approval_signs_the_deployment(
     v = register(registry, color_bundle)
     rec = Recorder(broker.url, [f"{prefix}/fleet/deployment"])
     try:
-        r = run(
-            "registry",
-            "approve",
-            v.id,
-            "--registry",
-            registry.root,
-            "--mqtt",
-            broker.url,
-            "--prefix",
-            prefix,
-            "--by",
-            "ana",
-        )
+        r = approve(v.id, registry, broker, prefix)
         assert r.exit_code == 0, r.output
         assert wait_for(lambda: rec.payloads(f"{prefix}/fleet/deployment"), 5)
         msg = rec.payloads(f"{prefix}/fleet/deployment")[-1]
@@ -120,19 +113,7 @@ def test_approval_without_a_key_is_recorded_but_not_published(
 ) -> None:
     v = register(registry, color_bundle)
     monkeypatch.setenv("WHICHBIN_DEPLOY__SIGNING_KEY", str(tmp_path / "none.pem"))
-    r = run(
-        "registry",
-        "approve",
-        v.id,
-        "--registry",
-        registry.root,
-        "--mqtt",
-        broker.url,
-        "--prefix",
-        prefix,
-        "--by",
-        "ana",
-    )
+    r = approve(v.id, registry, broker, prefix)
     assert r.exit_code == 1
     assert "approved" in r.output and "NOT published" in r.output
     assert "no signing key" in r.output and "whichbin keys create" in r.output

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from whichbin.cli.output import emit_json, err_console
-
-if TYPE_CHECKING:
-    from whichbin.security.signing import Signer
 
 app = typer.Typer(
     help="The key approvals sign deployments with; devices trust its public key.\n\n"
@@ -59,7 +55,13 @@ def create_cmd(
     if public_out is not None:
         write_public_key(signer, public_out)
     if json_out:
-        emit_json({"key_id": signer.key_id, "path": str(path), "public_key": _pem(signer)})
+        emit_json(
+            {
+                "key_id": signer.key_id,
+                "path": str(path),
+                "public_key": signer.public_pem().decode("ascii"),
+            }
+        )
         return
     err_console.print(f"signing key {signer.key_id} written to {path} (mode 0600)")
     if public_out is not None:
@@ -67,10 +69,6 @@ def create_cmd(
             f"public key written to {public_out}: list it in the devices' "
             "edge.security.trusted_keys"
         )
-
-
-def _pem(signer: Signer) -> str:
-    return signer.public_pem().decode("ascii")
 
 
 @app.command("show")
@@ -94,7 +92,7 @@ def show_cmd(
     data = path.read_bytes()
     if b"PRIVATE KEY" in data:
         signer = Signer.from_pem(data, str(path))
-        kid, text = signer.key_id, _pem(signer)
+        kid, text = signer.key_id, signer.public_pem().decode("ascii")
     else:
         trusted = TrustedKeys.from_files([path])
         kid = next(iter(trusted))

@@ -27,9 +27,7 @@ class FetchPolicy(BaseModel):
         description="URL schemes allowed at all; http and file are further limited by "
         "http_hosts and file_root",
     )
-    https_hosts: list[str] = Field(
-        [], description="Hosts https:// may reach; empty: any host"
-    )
+    https_hosts: list[str] = Field([], description="Hosts https:// may reach; empty: any host")
     http_hosts: list[str] = Field(
         [],
         description="Hosts plain http:// may reach (the registry's `whichbin web` host); "
