@@ -91,8 +91,8 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     tmp_path: Path,
     signing_key,  # noqa: ANN001
 ) -> None:
-    from whichbin.edge.classifier import OnnxClassifier
     from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.inference import OnnxClassifier
     from whichbin.pi.displays import RecorderDisplay
     from whichbin.pi.render import render
     from whichbin.pi.runner import start_display

@@ -13,10 +13,10 @@ from tests.edge.fakes import InMemoryPublisher
 from tests.helpers import SigningKey, make_color_bundle
 from whichbin.contract import Deployment, Topics, iso, utc_now
 from whichbin.edge.follower import DeploymentFollower
+from whichbin.inference import sha256_file
 from whichbin.security.guard import DeploymentGuard, Retries
 from whichbin.security.policy import EdgeSecuritySettings, FetchPolicy
 from whichbin.security.signing import TrustedKeys
-from whichbin.training.bundle import sha256_file
 
 KEY = SigningKey.session()
 STATUS = Topics("cam1").deployment_status

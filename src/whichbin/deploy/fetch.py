@@ -13,7 +13,6 @@ way. The download is capped at the signed size (and the policy's ``max_size``).
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -26,6 +25,7 @@ from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
 from whichbin.errors import DeployError
+from whichbin.inference import HashingCopy, sha256_file
 from whichbin.security.policy import FetchPolicy
 
 logger = logging.getLogger(__name__)
@@ -38,16 +38,6 @@ class FetchRefused(DeployError):
     """The URL or size is not allowed by the fetch policy (retrying will not help)."""
 
     permanent = True
-
-
-def _file_matches(path: Path, expected_sha256: str) -> bool:
-    if not path.is_file():
-        return False
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest() == expected_sha256
 
 
 def _within(path: Path, root: Path) -> bool:
@@ -131,6 +121,23 @@ def _open(url: str, timeout: float, policy: FetchPolicy | None, cap: int) -> IO[
     raise DeployError(f"cannot fetch {url}: unsupported URL scheme (use http(s):// or file://)")
 
 
+class _Capped:
+    """A stream that refuses to yield more than ``cap`` bytes (the download is aborted)."""
+
+    def __init__(self, src: IO[bytes], cap: int, url: str, signed: bool) -> None:
+        self.src, self.cap, self.url, self.signed, self.got = src, cap, url, signed, 0
+
+    def read(self, n: int = -1) -> bytes:
+        block = self.src.read(min(n if n >= 0 else self.cap + 1, self.cap + 1 - self.got))
+        self.got += len(block)
+        if self.got > self.cap:
+            raise DeployError(
+                f"{self.url}: more than the {self.cap} bytes "
+                f"{'signed' if self.signed else 'allowed'}: download aborted"
+            )
+        return block
+
+
 def _remove_leftovers(dest: Path) -> None:
     """``.part`` files of ``dest`` left by a killed process."""
     for part in dest.parent.glob(f".{dest.name}.*.part"):
@@ -178,7 +185,7 @@ def fetch_artifact(
     if size is not None and size > limit:
         raise FetchRefused(f"{url}: refused: {size} bytes is over the {limit} allowed")
     cap = limit if size is None else size
-    if _file_matches(dest, expected):
+    if dest.is_file() and sha256_file(dest) == expected:
         logger.debug("%s already holds sha256 %s", dest, expected[:12])
         return dest
     try:
@@ -189,26 +196,19 @@ def fetch_artifact(
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
-        h = hashlib.sha256()
-        got = 0
+        copy = HashingCopy()
         with os.fdopen(fd, "wb") as out, _open(url, timeout, policy, cap) as src:
             try:
-                while block := src.read(min(CHUNK, cap + 1 - got)):
-                    got += len(block)
-                    if got > cap:
-                        raise DeployError(
-                            f"{url}: more than the {cap} bytes "
-                            f"{'signed' if size is not None else 'allowed'}: download aborted"
-                        )
-                    h.update(block)
-                    out.write(block)
+                actual = copy.copy(_Capped(src, cap, url, size is not None), out, CHUNK)  # type: ignore[arg-type]
             except (OSError, http.client.HTTPException) as e:  # e.g. a timeout mid-download
-                raise DeployError(f"cannot fetch {url}: interrupted after {got} bytes: {e}") from e
+                raise DeployError(
+                    f"cannot fetch {url}: interrupted after {copy.size} bytes: {e}"
+                ) from e
             out.flush()
             os.fsync(out.fileno())
+        got = copy.size
         if size is not None and got != size:
             raise DeployError(f"{url}: {got} bytes, the deployment says {size}: not installed")
-        actual = h.hexdigest()
         if actual != expected:
             raise DeployError(
                 f"{url}: sha256 mismatch (expected {expected[:12]}…, got {actual[:12]}…, "
