@@ -190,6 +190,8 @@ def _deployer(mqtt: str, prefix: str, timeout: float) -> MqttDeployer:
         password_env=cfg.password_env,
         password_file=cfg.password_file,
         ca_file=cfg.ca_file,
+        cert_file=cfg.cert_file,
+        key_file=cfg.key_file,
     )
 
 
