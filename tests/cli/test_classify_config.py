@@ -65,7 +65,7 @@ def test_classify_names_a_bad_file(tmp_path: Path, color_bundle: Path) -> None:
 
 def test_config_check_names_the_key(tmp_path: Path) -> None:
     good = tmp_path / "ok.yaml"
-    good.write_text("training: {epochs: 10}\ngate: {min_accuracy: 0.9}\n")
+    good.write_text("training: {epochs: 10}\ngate: {min_bin_accuracy: 0.9}\n")
     res = runner.invoke(app, ["config", "check", "--json", str(good)])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["pipeline"]["training"]["epochs"] == 10
