@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,38 @@ from whichbin.pipelines.head import (
     with_composites,
     with_site_views,
 )
+from whichbin.preprocess import PreprocessSpec
 from whichbin.rules import RulePack
 from whichbin.training.bundle import BundleMeta, now_iso
+from whichbin.training.site_memory import SiteMemory
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedModel:
+    """A trained, calibrated bundle, as fine-tuning hands it to evaluation (every test
+    image then goes through the bundle file)."""
+
+    bundle: Path
+    temperature: float
+    threshold: float
+    dir: Path  # the training step's directory: reliability diagram, training curves
+    val: dict[str, Any]
+
+
+@dataclass
+class HeadModel(TrainedModel):
+    """A head on frozen embeddings: evaluation and the INT8 variant reuse its parts."""
+
+    layers: list[tuple[np.ndarray, np.ndarray]]
+    protos: np.ndarray | None  # familiarity prototypes, if the bundle has them
+    site: SiteMemory | None
+    embeddings: np.ndarray  # every manifest row's, in manifest order
+    backbone: Path
+    preprocess: PreprocessSpec
+    meta: BundleMeta
+    train_key: str
 
 
 # Settings that do not change the head: leaving them out of its cache key means toggling
@@ -41,7 +70,7 @@ NOT_HEAD_PARAMS = {
 }
 
 
-def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str]:
+def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, PreprocessSpec, str]:
     """Export (once) the pretrained backbone as ONNX; returns (path, preprocess, weights id)."""
     from whichbin.training.backbones import get_backbone_spec, preprocess_for, weights_id
 
@@ -63,7 +92,7 @@ def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str
     return out.dir / "backbone.onnx", pre, wid
 
 
-def _base_model_backbone(base: str, steps: StepCache) -> tuple[Path, Any, str]:
+def _base_model_backbone(base: str, steps: StepCache) -> tuple[Path, PreprocessSpec, str]:
     """The backbone of an existing bundle (no torch needed): the head-only retrain path."""
     from whichbin.edge.classifier import default_model_path
     from whichbin.errors import ConfigError
@@ -122,7 +151,7 @@ def train_and_export(
     rules: RulePack,
     steps: StepCache,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> TrainedModel:
     """Backbone → embeddings → head (+ temperature, threshold) → bundle. Cached per step."""
     import time
 
@@ -195,25 +224,25 @@ def train_and_export(
     exported = steps.run(
         "export", {"train": trained.key, "rules": rules.model_dump(), "v": 3}, export
     )
-    return {
-        "bundle": exported.dir / "model.onnx",
-        "temperature": trained.result["temperature"],
-        "threshold": trained.result["threshold"],
-        "dir": str(trained.dir),
-        "val": trained.result["val"],
-        "layers": layers,
-        "protos": protos,
-        "site": site,
-        "embeddings": emb,
-        "backbone": backbone,
-        "preprocess": pre,
-        "meta": meta,
-        "train_key": trained.key,
-    }
+    return HeadModel(
+        bundle=exported.dir / "model.onnx",
+        temperature=trained.result["temperature"],
+        threshold=trained.result["threshold"],
+        dir=trained.dir,
+        val=trained.result["val"],
+        layers=layers,
+        protos=protos,
+        site=site,
+        embeddings=emb,
+        backbone=backbone,
+        preprocess=pre,
+        meta=meta,
+        train_key=trained.key,
+    )
 
 
 def int8_bundle(
-    cfg: PipelineConfig, prepared: Any, trained: dict[str, Any], steps: StepCache
+    cfg: PipelineConfig, prepared: Any, trained: HeadModel, steps: StepCache
 ) -> tuple[Path, np.ndarray]:
     """The INT8 bundle: the backbone quantized once (per-channel, static, bias-corrected)
     plus the same head, and the INT8 embeddings of the test split (cached per image like the
@@ -224,7 +253,7 @@ def int8_bundle(
     from whichbin.training.quantize import int8_marker, quantize_onnx
 
     t = cfg.training
-    backbone = trained["backbone"]
+    backbone = trained.backbone
     # Calibration: a fixed-size, content-ordered sample of training images. The quantized
     # backbone is keyed by the backbone alone, so adding photos does not re-quantize it.
     train = sorted((r for r in prepared.rows if r.split == "train"), key=lambda r: r.sha256)
@@ -232,30 +261,25 @@ def int8_bundle(
 
     def quantize(d: Path) -> dict[str, Any]:
         paths = [r.path for r in calib]
-        quantize_onnx(backbone, paths, trained["preprocess"], d / "backbone.onnx", t.int8_method)
+        quantize_onnx(backbone, paths, trained.preprocess, d / "backbone.onnx", t.int8_method)
         return {"calibration": [r.sha256 for r in calib], "method": t.int8_method}
 
     key = {"backbone": sha256_file(backbone), "method": t.int8_method, "v": 6}
     q = steps.run("backbone_int8", key, quantize)
     qbackbone = q.dir / "backbone.onnx"
     test = [r for r in prepared.rows if r.split == "test"]
-    emb, _ = embed_rows(cfg, test, qbackbone, trained["preprocess"], f"int8:{q.key}", False)
+    emb, _ = embed_rows(cfg, test, qbackbone, trained.preprocess, f"int8:{q.key}", False)
 
-    meta = trained["meta"]
+    meta = trained.meta
     meta = meta.model_copy(update={"metrics": {**meta.metrics, **int8_marker(t.int8_method)}})
 
     def export(d: Path) -> dict[str, Any]:
         build_bundle(
-            qbackbone,
-            trained["layers"],
-            meta,
-            d / "model.onnx",
-            trained["protos"],
-            site=trained["site"],
+            qbackbone, trained.layers, meta, d / "model.onnx", trained.protos, site=trained.site
         )
         return {}
 
-    out = steps.run("export_int8", {"train": trained["train_key"], "int8": q.key, "v": 3}, export)
+    out = steps.run("export_int8", {"train": trained.train_key, "int8": q.key, "v": 3}, export)
     return out.dir / "model.onnx", emb
 
 
@@ -266,7 +290,7 @@ def finetune_and_export(
     rules: RulePack,
     steps: StepCache,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> TrainedModel:
     """Partial or full fine-tuning (training/finetune.py) → calibrated bundle. Resumable:
     the step's directory keeps the per-epoch checkpoint until the step completes."""
     from whichbin.evaluation.report import plot_curves
@@ -351,11 +375,10 @@ def finetune_and_export(
         }
 
     out = steps.run(f"finetune_{t.mode}", key, run)
-    return {
-        "bundle": out.dir / "model.onnx",
-        "temperature": out.result["temperature"],
-        "threshold": out.result["threshold"],
-        "dir": str(out.dir),
-        "val": out.result["val"],
-        "finetuned": True,
-    }
+    return TrainedModel(
+        bundle=out.dir / "model.onnx",
+        temperature=out.result["temperature"],
+        threshold=out.result["threshold"],
+        dir=out.dir,
+        val=out.result["val"],
+    )
