@@ -24,10 +24,10 @@ LAX = "{min_bin_accuracy: 0.5, min_bin_recall: {}}"
 def confusable_photos(root: Path) -> Path:
     """Photos whose bins are told apart at once, but two recycling labels (plastic, glass)
     that look alike: a gate on bin accuracy passes, one on label macro-F1 fails."""
-    make_photos(root, 10)
+    make_photos(root, 24)  # enough that the test split holds several of each
     rng = np.random.default_rng(7)
     (root / "glass").mkdir()
-    for j in range(10):
+    for j in range(24):
         rgb = tuple(int(np.clip(c + rng.integers(-40, 40), 0, 255)) for c in COLORS["recycling"])
         solid_image(root / "glass" / f"g_{j}.jpg", rgb, size=(64 + j % 7, 48))
     return root
@@ -48,14 +48,18 @@ def pipeline_run(cfg: Path, photos: Path, reg: Path, *flags: str):  # noqa: ANN2
     return runner.invoke(app, [str(a) for a in args])
 
 
+def first_run(tmp_path: Path, color_bundle: Path, *flags: str):  # noqa: ANN201
+    """A lax gate's first run: (photos, registry, CLI result)."""
+    photos, reg = confusable_photos(tmp_path / "photos"), tmp_path / "reg"
+    r = pipeline_run(write_config(tmp_path, color_bundle, LAX), photos, reg, *flags)
+    assert r.exit_code == 0, r.output
+    return photos, reg, r
+
+
 def test_summary_on_stdout_and_exit_3_when_the_gate_failed(
     tmp_path: Path, color_bundle: Path
 ) -> None:
-    photos = confusable_photos(tmp_path / "photos")
-    reg = tmp_path / "reg"
-    ok = write_config(tmp_path, color_bundle, LAX)
-    r = pipeline_run(ok, photos, reg)
-    assert r.exit_code == 0, r.output
+    _, reg, r = first_run(tmp_path, color_bundle)
     assert "trash-classifier/1: gate passed, status PendingManualApproval" in r.stdout
     assert "bin accuracy" in r.stdout and "report: " in r.stdout
     assert "status PendingManualApproval" not in r.stderr  # logs only there
@@ -82,11 +86,7 @@ def test_summary_on_stdout_and_exit_3_when_the_gate_failed(
 def test_strict_rerun_of_a_registered_bundle_prints_what_the_registry_holds(
     tmp_path: Path, color_bundle: Path
 ) -> None:
-    photos = confusable_photos(tmp_path / "photos")
-    reg = tmp_path / "reg"
-    lax = write_config(tmp_path, color_bundle, LAX)
-    r = pipeline_run(lax, photos, reg, "--json")
-    assert r.exit_code == 0, r.output
+    photos, reg, r = first_run(tmp_path, color_bundle, "--json")
     version = json.loads(r.stdout)["version"]
     open_registry(str(reg)).approve(version, by="ana")
 
@@ -98,7 +98,7 @@ def test_strict_rerun_of_a_registered_bundle_prints_what_the_registry_holds(
     assert doc["version"] == version and held.gate == "passed"
     assert (doc["gate"], doc["reasons"], doc["status"]) == (held.gate, held.reasons, "Approved")
     assert r.exit_code == 0, r.output  # the exit code follows the printed gate
-    assert doc["gate_this_run"]["gate"] == "failed"
+    assert doc["gate_this_run"]["gate"] == "failed", doc
     assert any("macro-F1" in reason for reason in doc["gate_this_run"]["reasons"])
 
     r = pipeline_run(strict, photos, reg)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
 from whichbin.config import PipelineConfig
-from whichbin.pipelines.cache import StepCache, hash_key
+from whichbin.pipelines.cache import StepCache, StepOutcome, hash_key
 from whichbin.pipelines.head import (
     bin_only_rows,
     calibrate_on_val,
@@ -42,6 +42,12 @@ class TrainedModel:
     threshold: float
     dir: Path  # the training step's directory: reliability diagram, training curves
     val: dict[str, Any]
+
+    @classmethod
+    def from_step(cls, step: StepOutcome, bundle: Path, **parts: Any) -> Self:
+        """From a training step's outcome (its temperature, threshold and val metrics)."""
+        r = step.result
+        return cls(bundle, r["temperature"], r["threshold"], step.dir, r["val"], **parts)
 
 
 @dataclass
@@ -224,12 +230,9 @@ def train_and_export(
     exported = steps.run(
         "export", {"train": trained.key, "rules": rules.model_dump(), "v": 3}, export
     )
-    return HeadModel(
-        bundle=exported.dir / "model.onnx",
-        temperature=trained.result["temperature"],
-        threshold=trained.result["threshold"],
-        dir=trained.dir,
-        val=trained.result["val"],
+    return HeadModel.from_step(
+        trained,
+        exported.dir / "model.onnx",
         layers=layers,
         protos=protos,
         site=site,
@@ -375,10 +378,4 @@ def finetune_and_export(
         }
 
     out = steps.run(f"finetune_{t.mode}", key, run)
-    return TrainedModel(
-        bundle=out.dir / "model.onnx",
-        temperature=out.result["temperature"],
-        threshold=out.result["threshold"],
-        dir=out.dir,
-        val=out.result["val"],
-    )
+    return TrainedModel.from_step(out, out.dir / "model.onnx")
