@@ -169,25 +169,18 @@ def run_pipeline(
     logits = logits_cache(work)
     try:
         bundle, bundle_sha = trained.bundle, sha256_file(trained.bundle)
-        if isinstance(trained, HeadModel):
-            test_emb = trained.embeddings[np.array([r.split == "test" for r in rows])]
-            evaluation = run_evaluation(
-                steps,
-                "evaluate",
-                {"bundle": bundle_sha, **eval_key},
-                lambda d: evaluate_embedded_step(
-                    d, bundle, bundle_sha, test, test_emb, trained, rules, test_sources, logits
-                ),
-            )
-        else:  # a new backbone: run every test image through the file
-            evaluation = run_evaluation(
-                steps,
-                "evaluate",
-                {"bundle": bundle_sha, **eval_key},
-                lambda d: evaluate_file_step(
-                    d, bundle, bundle_sha, test, rules, trained.threshold, test_sources, logits
-                ),
-            )
+
+        def evaluate(d: Path) -> Evaluation:
+            if isinstance(trained, HeadModel):
+                emb = trained.embeddings[np.array([r.split == "test" for r in rows])]
+                return evaluate_embedded_step(
+                    d, bundle, bundle_sha, test, emb, trained, rules, test_sources, logits
+                )
+            # a new backbone: every test image goes through the file
+            thr = trained.threshold
+            return evaluate_file_step(d, bundle, bundle_sha, test, rules, thr, test_sources, logits)
+
+        evaluation = run_evaluation(steps, "evaluate", {"bundle": bundle_sha, **eval_key}, evaluate)
         cand = Candidate(bundle, bundle_sha, evaluation)
         if cfg.training.int8 and isinstance(trained, HeadModel) and _float_backbone(trained):
             cand = _maybe_int8(

@@ -343,13 +343,7 @@ def finetune_and_export(
         index = {lab: i for i, lab in enumerate(labels)}
         y_val = np.array([index[r.label] for r in val])
         c = calibrate_on_val(res.val_logits, y_val, labels, rules, t)
-        temp, thr, prec, cov, m = (
-            c["temperature"],
-            c["threshold"],
-            c["precision"],
-            c["coverage"],
-            c["m"],
-        )
+        temp, thr, prec, cov, m = c.temperature, c.threshold, c.precision, c.coverage, c.m
         shutil.copy(res.bundle, d / "model.onnx")
         final = meta.model_copy(
             update={
