@@ -28,7 +28,7 @@ def _expand(paths: list[Path]) -> list[Path]:
 def resolve_model(model: str | None, registry_uri: str) -> Path:
     """``--model``: a bundle file, or a registry version (``trash-classifier/4`` or ``4``)
     looked up in ``registry_uri``; None is the bundled default. A file wins over a version."""
-    from whichbin.edge.classifier import default_model_path
+    from whichbin.inference import default_model_path
     from whichbin.registry import open_registry, parse_version_id
 
     if model is None:
@@ -70,7 +70,8 @@ def classify(
     from rich.console import Console
     from rich.markup import escape
 
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.contract import DECIDED
+    from whichbin.inference import OnnxClassifier
     from whichbin.rules import load_rules, unfamiliar
 
     bundle = resolve_model(model, registry)
@@ -90,7 +91,7 @@ def classify(
         if as_json:
             emit_jsonl(record)
         else:
-            mark = "" if pred.decision == "decided" else " (unsure)"
+            mark = "" if pred.decision == DECIDED else " (unsure)"
             mark = " (unsure: unlike anything it was trained on)" if strange else mark
             out.print(
                 f"{escape(str(path))}: [bold]{pred.bin}[/]{mark} — {pred.label} "

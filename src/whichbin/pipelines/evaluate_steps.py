@@ -78,8 +78,8 @@ def evaluate_embedded_step(
     cache: LogitsCache,
 ) -> Evaluation:
     """A head-on-cached-embeddings candidate: metrics, plots; its logits kept per image."""
-    from whichbin.edge.classifier import softmax
     from whichbin.evaluation.evaluate import embedded_logits, metrics_from_probs
+    from whichbin.inference import softmax
 
     logits, parity = embedded_logits(
         bundle,
@@ -126,9 +126,8 @@ def evaluate_file_step(
     with_plots: bool = True,
 ) -> Evaluation:
     """Any bundle run on the test images it has not seen yet (cached per image)."""
-    from whichbin.edge.classifier import softmax
     from whichbin.evaluation.evaluate import bundle_logits, metrics_from_probs
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta, softmax
 
     meta = read_meta(bundle)
     logits, computed = cached_logits(

@@ -16,6 +16,7 @@ import numpy as np
 import whichbin
 from whichbin.config import PipelineConfig, config_hash
 from whichbin.errors import DataError
+from whichbin.inference import sha256_file
 from whichbin.pipelines.cache import LogitsCache, StepCache, hash_key
 from whichbin.pipelines.evaluate_steps import (
     Evaluation,
@@ -28,7 +29,6 @@ from whichbin.pipelines.evaluate_steps import (
 )
 from whichbin.pipelines.train import HeadModel
 from whichbin.rules import RulePack, load_rules
-from whichbin.training.bundle import sha256_file
 
 if TYPE_CHECKING:
     from whichbin.evaluation.gate import GateResult
