@@ -111,7 +111,8 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     config.write_text(
         f"work_dir: {tmp_path / 'work'}\n"
         "training: {epochs: 200}\n"
-        "gate: {min_accuracy: 0.6, min_bin_recall: {compost: 0.5, landfill: 0.3, recycling: 0.5}}\n"
+        "gate: {min_bin_accuracy: 0.6, "
+        "min_bin_recall: {compost: 0.5, landfill: 0.3, recycling: 0.5}}\n"
     )
     runner = CliRunner()
 
