@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +201,59 @@ def solid_image(path: Path, rgb: tuple[int, int, int], size: tuple[int, int] = (
     arr = np.clip(np.array(rgb)[None, None, :] + rng.normal(0, 4, (size[1], size[0], 3)), 0, 255)
     Image.fromarray(arr.astype(np.uint8)).save(path, quality=92)
     return path
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An approver's key pair on disk: ``path`` (private, 0600) and ``public`` (PEM)."""
+
+    path: Path
+    public: Path
+
+    @classmethod
+    @functools.cache
+    def session(cls) -> SigningKey:
+        """One key pair per test process (the conftest makes approvals sign with it)."""
+        folder = Path(tempfile.mkdtemp(prefix="whichbin-keys-"))
+        atexit.register(shutil.rmtree, folder, True)
+        return cls.create(folder)
+
+    @classmethod
+    def create(cls, folder: Path) -> SigningKey:
+        from whichbin.security.keys import create_key_file, write_public_key
+
+        signer = create_key_file(folder / "signing-key.pem")
+        write_public_key(signer, folder / "public.pem")
+        return cls(folder / "signing-key.pem", folder / "public.pem")
+
+    @property
+    def signer(self) -> Any:
+        from whichbin.security.signing import Signer
+
+        return Signer.from_file(self.path)
+
+    def edge_security(self, file_root: Path | None = None, **fetch: Any) -> Any:
+        """``edge.security`` trusting this key; file:// allowed under ``file_root``."""
+        from whichbin.security.policy import EdgeSecuritySettings, FetchPolicy
+
+        return EdgeSecuritySettings(
+            trusted_keys=[self.public], fetch=FetchPolicy(file_root=file_root, **fetch)
+        )
+
+    def guard(self, file_root: Path | None = None, **fetch: Any) -> Any:
+        """A DeploymentGuard trusting this key."""
+        from whichbin.security.guard import DeploymentGuard
+
+        return DeploymentGuard.from_settings(self.edge_security(file_root, **fetch))
+
+    def sign(self, deployment: Any, name: str | None = None) -> Any:
+        """``deployment`` (a contract.Deployment) with size, signature and key_id set."""
+        from whichbin.security.signing import model_name
+
+        size = deployment.size if deployment.size is not None else 0
+        sig = self.signer.sign(
+            name or model_name(deployment.version), deployment.version, deployment.sha256, size
+        )
+        return deployment.model_copy(
+            update={"size": size, "signature": sig.signature, "key_id": sig.key_id}
+        )

@@ -89,7 +89,11 @@ class CounterCamera:
 
 
 def test_images_to_pipeline_to_approval_to_edge_to_display(
-    shared_data: Path, fresh_broker, tmp_path: Path, start_edge: StartEdge
+    shared_data: Path,
+    fresh_broker,
+    tmp_path: Path,
+    start_edge: StartEdge,
+    signing_key,  # noqa: ANN001
 ) -> None:
     from whichbin.inference import OnnxClassifier
     from whichbin.pi.displays import RecorderDisplay
@@ -107,7 +111,8 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     config.write_text(
         f"work_dir: {tmp_path / 'work'}\n"
         "training: {epochs: 200}\n"
-        "gate: {min_accuracy: 0.6, min_bin_recall: {compost: 0.5, landfill: 0.3, recycling: 0.5}}\n"
+        "gate: {min_bin_accuracy: 0.6, "
+        "min_bin_recall: {compost: 0.5, landfill: 0.3, recycling: 0.5}}\n"
     )
     runner = CliRunner()
 
@@ -165,7 +170,14 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     display = RecorderDisplay()
     pi = start_display(fresh_broker.url, device, display, hold=60.0, wait=5)
     camera = CounterCamera(frames_dir, fps=20)
-    edge = start_edge(camera, device_id=device, mqtt_url=fresh_broker.url, deeplens=True)
+    edge = start_edge(
+        camera,
+        device_id=device,
+        mqtt_url=fresh_broker.url,
+        deeplens=True,
+        # Trusts the approver's public key; fetches file:// only from the registry.
+        security=signing_key.edge_security(file_root=registry),
+    )
     try:
         assert wait_for(lambda: rec.payloads(f"whichbin/{device}/availability")[-1:] == ["online"])
         assert display.wait_for(render("idle"), timeout=5)
@@ -196,6 +208,7 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
         assert states[:3] == ["downloading", "verifying", "active"]
         deployment = rec.payloads("whichbin/fleet/deployment")[-1]
         assert deployment["version"] == version and deployment["approved_by"] == "alice"
+        assert deployment["key_id"] == signing_key.signer.key_id and deployment["signature"]
 
         # -- 5. items shown to the camera → one event per item with the right bin ---------
         camera.go.set()

@@ -7,6 +7,7 @@ name the YAML key.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from whichbin.edge.config import EdgeConfig
 from whichbin.errors import ConfigError, validation_message
+
+logger = logging.getLogger(__name__)
 
 
 class _Section(BaseModel):
@@ -169,7 +172,9 @@ class TrainingConfig(_Section):
 
 
 class GateConfig(_Section):
-    min_accuracy: float = Field(0.80, ge=0, le=1, description="Minimum test accuracy (bins)")
+    min_bin_accuracy: float = Field(
+        0.80, ge=0, le=1, description="Minimum test bin accuracy (old name: min_accuracy)"
+    )
     min_macro_f1: float = Field(0.0, ge=0, le=1, description="Minimum label macro-F1")
     min_bin_recall: dict[str, float] = Field(
         default_factory=lambda: {"compost": 0.6, "landfill": 0.3, "recycling": 0.8},
@@ -181,6 +186,22 @@ class GateConfig(_Section):
     compare_metric: Literal["bin_accuracy", "accuracy", "macro_f1"] = Field(
         "bin_accuracy", description="Metric compared against the approved model"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_min_accuracy(cls, data: Any) -> Any:
+        """``min_accuracy`` (it always checked bin accuracy) is a deprecated alias."""
+        if not isinstance(data, dict) or "min_accuracy" not in data:
+            return data
+        if "min_bin_accuracy" in data:
+            raise ValueError(
+                "min_accuracy and min_bin_accuracy both given: keep only min_bin_accuracy "
+                "(min_accuracy is its deprecated old name)"
+            )
+        logger.warning("gate.min_accuracy is deprecated: name it gate.min_bin_accuracy")
+        data = dict(data)
+        data["min_bin_accuracy"] = data.pop("min_accuracy")
+        return data
 
 
 class RegistryConfig(_Section):
@@ -194,6 +215,8 @@ class MqttConfig(_Section):
     password_env: str = Field("WHICHBIN_MQTT_PASSWORD", description="Env var with the password")
     password_file: str | None = Field(None, description="File holding the password")
     ca_file: str | None = Field(None, description="CA bundle for mqtts://")
+    cert_file: str | None = Field(None, description="Client certificate (whichbin certs)")
+    key_file: str | None = Field(None, description="Client certificate's key")
     keepalive: int = Field(30, ge=5, description="Keepalive seconds")
 
 
@@ -202,6 +225,9 @@ class DeployConfig(_Section):
         None,
         description="Base URL edges fetch artifacts from (e.g. http://host:8080); "
         "default: a file:// URL into the registry",
+    )
+    signing_key: str | None = Field(
+        None, description="Approver's Ed25519 key (default ~/.config/whichbin/signing-key.pem)"
     )
 
 

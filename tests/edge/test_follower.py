@@ -16,7 +16,7 @@ from tests.conftest import free_port, wait_for
 from tests.edge.conftest import StartEdge
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import write_scene
-from tests.helpers import Broker, Recorder, make_color_bundle
+from tests.helpers import Broker, Recorder, SigningKey, make_color_bundle
 from whichbin.contract import Deployment, DeploymentStatus, Topics, iso, utc_now
 from whichbin.edge.follower import DeploymentFollower
 from whichbin.edge.model_store import CURRENT_FILE
@@ -44,13 +44,20 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     server.server_close()
 
 
+KEY = SigningKey.session()  # the approver key the session's approvals sign with
+
+
 def deployment(path: Path, version: str, url: str | None = None, sha: str | None = None) -> str:
-    return Deployment(
-        version=version,
-        sha256=sha or sha256_file(path),
-        url=url or path.resolve().as_uri(),
-        ts=iso(utc_now()),
-        approved_by="tester",
+    """A deployment signed by the session's approver key."""
+    return KEY.sign(
+        Deployment(
+            version=version,
+            sha256=sha or sha256_file(path),
+            url=url or path.resolve().as_uri(),
+            ts=iso(utc_now()),
+            approved_by="tester",
+            size=path.stat().st_size,
+        )
     ).to_json()
 
 
@@ -75,7 +82,14 @@ def test_a_running_edge_follows_deployments(
     rec = Recorder(broker.url, [f"{prefix}/{dev}/#"])
     pub = MqttClient(broker.url, f"pub-{prefix}")
     assert pub.start(wait=5)
-    svc = start_edge(frames, device_id=dev, fps=50, prefix=prefix, models_dir=models_dir)
+    svc = start_edge(
+        frames,
+        device_id=dev,
+        fps=50,
+        prefix=prefix,
+        models_dir=models_dir,
+        security=KEY.edge_security(tmp_path, http_hosts=["127.0.0.1"]),
+    )
 
     def events_by(sha: str, after: int = 0) -> list[dict]:
         return [e for e in rec.payloads(topics.event)[after:] if e["model"]["sha256"] == sha]
@@ -151,7 +165,7 @@ def test_verification_failure_keeps_the_old_model(tmp_path: Path) -> None:
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not an onnx model at all")
     pub = InMemoryPublisher()
-    follower = DeploymentFollower("cam1", tmp_path / "models", pub)
+    follower = DeploymentFollower("cam1", tmp_path / "models", pub, guard=KEY.guard(tmp_path))
     assert follower.apply(Deployment.model_validate_json(deployment(good, "test/1")))
     assert not follower.apply(Deployment.model_validate_json(deployment(junk, "test/junk")))
     states = [(s["version"], s["state"]) for s in pub.on(Topics("cam1").deployment_status)]
@@ -171,7 +185,7 @@ def test_a_restart_without_broker_still_has_its_model(
 ) -> None:
     bundle = make_color_bundle(tmp_path / "m.onnx", version="test/7")
     models_dir = tmp_path / "models"
-    first = DeploymentFollower("cam1", models_dir, InMemoryPublisher())
+    first = DeploymentFollower("cam1", models_dir, InMemoryPublisher(), guard=KEY.guard(tmp_path))
     assert first.apply(Deployment.model_validate_json(deployment(bundle, "test/7")))
     bundle.unlink()  # the source is gone: only models_dir remains
 
@@ -192,9 +206,9 @@ def test_a_restart_without_broker_still_has_its_model(
 def test_restore_ignores_a_tampered_model(tmp_path: Path) -> None:
     bundle = make_color_bundle(tmp_path / "m.onnx")
     models_dir = tmp_path / "models"
-    assert DeploymentFollower("c", models_dir, InMemoryPublisher()).apply(
-        Deployment.model_validate_json(deployment(bundle, "test/1"))
-    )
+    assert DeploymentFollower(
+        "c", models_dir, InMemoryPublisher(), guard=KEY.guard(tmp_path)
+    ).apply(Deployment.model_validate_json(deployment(bundle, "test/1")))
     (models_dir / f"{sha256_file(bundle)}.onnx").write_bytes(b"tampered")
     assert DeploymentFollower("c", models_dir, InMemoryPublisher()).restore() is None
 

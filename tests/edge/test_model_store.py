@@ -16,7 +16,7 @@ from whichbin.inference import sha256_file
 def copy_fetch(calls: list[str]):  # noqa: ANN201
     """A fetch that copies a local file (the URL is its path) and counts its calls."""
 
-    def fetch(url: str, dest: Path, sha: str) -> Path:
+    def fetch(url: str, dest: Path, sha: str, size: int | None = None) -> Path:
         calls.append(url)
         dest.write_bytes(Path(url).read_bytes())
         return dest

@@ -2,7 +2,7 @@
 
 The approval is recorded first; publishing comes second and may fail on its own. The
 outcome says which of the two happened, so callers never report a failed publish as a
-deployment.
+deployment. Deployments are signed with the approver's key (``deploy.signing_key``).
 
 The fleet topic only ever carries the registry's current approval:
 
@@ -18,12 +18,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whichbin.contract import Deployment, check_device_id
-from whichbin.deploy.publish import Deployer, DeploymentRefused, artifact_url, build_deployment
+from whichbin.deploy.publish import (
+    Deployer,
+    DeploymentRefused,
+    artifact_url,
+    build_deployment,
+    require_approved,
+)
 from whichbin.errors import DeployError, RegistryError
 from whichbin.registry.base import ModelVersion, Pin, Registry, new_pin
+
+if TYPE_CHECKING:
+    from whichbin.security.signing import Signer
 
 
 @dataclass
@@ -94,34 +103,39 @@ def deploy_version(
     now: datetime,
     base_url: str | None = None,
     device: str | None = None,
+    signer: Signer | None = None,
     *,
     by: str = "",
     reason: str = "",
 ) -> DeployOutcome:
-    """Publish the deployment of an approved version (to the fleet, or one device).
+    """Publish the signed deployment of an approved version (to the fleet, or one device).
 
     To one device: the device is pinned to the version (recorded in the registry) and
     ignores fleet approvals until ``whichbin registry unpin``. To the fleet: the current
     approval is published again; any other approved version needs ``reason`` and becomes
-    the current approval (an audited rollback) before it is published.
+    the current approval (an audited rollback) before it is published. ``signer``
+    defaults to the configured signing key (``deploy.signing_key``).
 
     Raises:
         DeploymentRefused: The version is not deployable (nothing was published).
         RegistryError: A bad device id, note or artifact (nothing was published).
-        DeployError: Publishing failed.
+        DeployError: No signing key, or publishing failed.
     """
+    require_approved(version)
     if device is not None:
         check_device_id(device, "device")
         new_pin(device, version, by, reason, now)  # every check before anything is sent
         verify_artifact(registry, version, "published")
-        deployment = build_deployment(version, artifact_url(version, base_url), now)
+        url = artifact_url(version, base_url)
+        deployment = build_deployment(version, url, now, signer or configured_signer())
         topic = deployer.send(deployment, device)
         pin = registry.pin(device, version.id, by, reason)
         return DeployOutcome(version, deployment, topic, pin=pin)
     current = registry.latest_approved(version.name)
     if current is None or current.id == version.id:
         verify_artifact(registry, version, "published")
-        return _publish_current(registry, version, deployer, now, base_url)
+        signer = signer or configured_signer()
+        return _publish_current(registry, version, deployer, now, base_url, signer)
     if not reason.strip():
         raise DeploymentRefused(
             f"{version.id} is not the current approved version ({current.id} is): to roll "
@@ -130,9 +144,10 @@ def deploy_version(
             f"{version.id}`), or deploy it to one --device"
         )
     verify_artifact(registry, version, "rolled back to")
+    signer = signer or configured_signer()  # before the rollback is recorded
     version = registry.rollback(version.id, by, reason)
     try:
-        return _publish_current(registry, version, deployer, now, base_url)
+        return _publish_current(registry, version, deployer, now, base_url, signer)
     except DeployError as e:
         raise DeployError(
             f"the rollback to {version.id} is recorded but its deployment was NOT published: "
@@ -148,8 +163,9 @@ def approve_and_deploy(
     deployer: Deployer | None,
     now: datetime,
     base_url: str | None = None,
+    signer: Signer | None = None,
 ) -> DeployOutcome:
-    """Approve ``version_id`` and, when a deployer is given, publish its deployment.
+    """Approve ``version_id`` and, when a deployer is given, publish its signed deployment.
 
     Raises:
         RegistryError: The approval itself was refused, or the artifact is damaged
@@ -160,7 +176,8 @@ def approve_and_deploy(
     if deployer is None:
         return DeployOutcome(version)
     try:
-        outcome = _publish_current(registry, version, deployer, now, base_url)
+        signer = signer or configured_signer()
+        outcome = _publish_current(registry, version, deployer, now, base_url, signer)
     except DeployError as e:
         outcome = DeployOutcome(version, error=str(e))
     outcome.pinned = [p for p in registry.pins() if p.version.rpartition("/")[0] == version.name]
@@ -173,9 +190,10 @@ def _publish_current(
     deployer: Deployer,
     now: datetime,
     base_url: str | None,
+    signer: Signer,
 ) -> DeployOutcome:
     """Publish to the fleet, then check the version is still the current approval."""
-    deployment = build_deployment(version, artifact_url(version, base_url), now)
+    deployment = build_deployment(version, artifact_url(version, base_url), now, signer)
     topic = deployer.send(deployment)
     current = registry.latest_approved(version.name)
     if current is not None and current.id == version.id:
@@ -190,7 +208,7 @@ def _publish_current(
             topic = deployer.clear()
             done = "the fleet deployment was cleared (no approved version left)"
         else:
-            back = build_deployment(current, artifact_url(current, base_url), now)
+            back = build_deployment(current, artifact_url(current, base_url), now, signer)
             topic = deployer.send(back)
             done = f"the fleet is back on {current.id}"
     except DeployError as e:
@@ -199,3 +217,20 @@ def _publish_current(
             "`whichbin registry deploy` once the broker is reachable"
         ) from e
     return DeployOutcome(version, back, topic, error=f"{lost}: retracted, {done}", retracted=True)
+
+
+def configured_signer() -> Signer:
+    """The approver's key from ``deploy.signing_key`` (config or environment) or its default.
+
+    Raises:
+        DeployError: No usable key (the message says how to create one).
+    """
+    from whichbin.config import load_settings
+    from whichbin.errors import WhichbinError
+    from whichbin.security.keys import load_signer
+
+    try:
+        path = load_settings().deploy.signing_key
+    except WhichbinError as e:
+        raise DeployError(str(e)) from e
+    return load_signer(path)

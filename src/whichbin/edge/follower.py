@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,12 @@ import numpy as np
 from pydantic import ValidationError
 
 from whichbin.contract import Deployment, DeploymentStatus, Topics, utc_now
-from whichbin.edge.model_store import CURRENT_FILE, SHA256, FetchFn, ModelStore, default_fetch
+from whichbin.edge.model_store import CURRENT_FILE, SHA256, FetchFn, ModelStore
 from whichbin.edge.runner import ActiveModel
 from whichbin.errors import DeployError, validation_message
 from whichbin.messaging.mqtt import Publisher
 from whichbin.rules import RulePack
+from whichbin.security.guard import DeploymentGuard
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,9 @@ class DeploymentFollower:
         publisher: where deployment status goes (retained, QoS 1).
         prefix: topic prefix.
         rules: a rule pack overriding the bundles' own.
-        fetch: ``(url, dest, sha256) -> Path``; default ``whichbin.deploy.fetch.fetch_artifact``.
+        guard: which deployments are accepted (signature, URL policy, retries); default
+            one with no trusted key, which refuses every deployment.
+        fetch: ``(url, dest, sha256, size) -> Path``; default ``guard.fetch``.
         load: ``path -> classifier``; default an OnnxClassifier with ``rules``.
         clock: current UTC datetime (for ``current.json``).
         fallback_default: with no deployment ever received, use the bundled default model.
@@ -61,6 +65,7 @@ class DeploymentFollower:
         *,
         prefix: str = "whichbin",
         rules: RulePack | None = None,
+        guard: DeploymentGuard | None = None,
         fetch: FetchFn | None = None,
         load: LoadFn | None = None,
         clock: Callable[[], Any] = utc_now,
@@ -68,7 +73,8 @@ class DeploymentFollower:
         settle: float = 0.2,
     ) -> None:
         self.topics = Topics(device_id, prefix)
-        self.store = ModelStore(Path(models_dir), fetch or default_fetch, clock)
+        self.guard = guard or DeploymentGuard()
+        self.store = ModelStore(Path(models_dir), fetch or self.guard.fetch, clock)
         self.publisher = publisher
         self.rules = rules
         self._load = load or self._load_onnx
@@ -81,7 +87,7 @@ class DeploymentFollower:
         self._active: ActiveModel | None = None
         self._fleet: Deployment | None = None
         self._device: Deployment | None = None
-        self._failed: set[tuple[str, str]] = set()  # (sha256, url) that failed: not retried
+        self._failed = self.guard.retries()  # (sha256, url) that failed: retried later
         self._announced: str | None = None
         self._last_status: DeploymentStatus | None = None
         self._status_unsent = False
@@ -194,7 +200,9 @@ class DeploymentFollower:
     # -- the worker -------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait()
+            with self._lock:
+                retry_in = self._failed.wait(time.monotonic())
+            self._wake.wait(retry_in)
             if self._stop.is_set():
                 return
             self._stop.wait(self.settle)
@@ -211,7 +219,7 @@ class DeploymentFollower:
             return
         with self._lock:
             active = self._active
-            failed = (dep.sha256.lower(), dep.url) in self._failed
+            failed = self._failed.blocked((dep.sha256.lower(), dep.url), time.monotonic())
         if active is not None and active.sha256 == dep.sha256.lower():
             if self._announced != active.sha256:
                 self._announced = active.sha256
@@ -227,8 +235,9 @@ class DeploymentFollower:
         try:
             if not SHA256.fullmatch(sha):
                 raise DeployError(f"deployment {dep.version}: sha256 {dep.sha256!r} is not 64 hex")
+            self.guard.check(dep)  # signature and URL: refused before anything is fetched
             self._status(dep, "downloading")
-            path = self.store.download(dep.url, sha)
+            path = self.store.download(dep.url, sha, dep.size)
             self._status(dep, "verifying")
             try:
                 model = self._verify(path, dep.version, sha)
@@ -241,11 +250,13 @@ class DeploymentFollower:
             error = str(e) or e.__class__.__name__
             logger.error("deployment %s failed: %s (keeping the current model)", dep.version, error)
             with self._lock:
-                self._failed.add((sha, dep.url))
+                permanent = isinstance(e, DeployError) and getattr(e, "permanent", False)
+                self._failed.failed((sha, dep.url), time.monotonic(), permanent)
             self._status(dep, "failed", error)
             return False
         with self._lock:
             previous, self._active = self._active, model  # the frame loop picks it up next frame
+            self._failed.succeeded((sha, dep.url))
         self.store.remember(dep.version, sha, path, dep.url)
         self._announced = sha
         self._status(dep, "active")

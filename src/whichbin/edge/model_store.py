@@ -27,14 +27,14 @@ logger = logging.getLogger(__name__)
 CURRENT_FILE = "current.json"
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
-FetchFn = Callable[[str, Path, str], Path]
+FetchFn = Callable[[str, Path, str, int | None], Path]  # (url, dest, sha256, signed size)
 
 
-def default_fetch(url: str, dest: Path, expected_sha256: str) -> Path:
+def default_fetch(url: str, dest: Path, expected_sha256: str, size: int | None = None) -> Path:
     """``whichbin.deploy.fetch.fetch_artifact`` (imported when first used)."""
     from whichbin.deploy.fetch import fetch_artifact  # lazy: deploy is optional on a camera
 
-    return fetch_artifact(url, dest, expected_sha256)
+    return fetch_artifact(url, dest, expected_sha256, size=size)
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ class ModelStore:
 
     Args:
         dir: the models folder.
-        fetch: ``(url, dest, sha256) -> Path``; default ``whichbin.deploy.fetch.fetch_artifact``.
+        fetch: ``(url, dest, sha256, size) -> Path``; default
+            ``whichbin.deploy.fetch.fetch_artifact`` (the follower passes its guard's fetch).
         clock: current UTC datetime (the ``activated`` time in ``current.json``).
     """
 
@@ -64,14 +65,15 @@ class ModelStore:
         """Where the artifact with this sha256 lives."""
         return self.dir / f"{sha}.onnx"
 
-    def download(self, url: str, sha: str) -> Path:
-        """The artifact for ``sha``: already here (hash checked) or fetched from ``url``."""
+    def download(self, url: str, sha: str, size: int | None = None) -> Path:
+        """The artifact for ``sha``: already here (hash checked) or fetched from ``url``
+        (at most ``size`` bytes, the signed size)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         dest = self.path(sha)
         if dest.is_file() and sha256_file(dest) == sha:
             logger.info("%s already downloaded", dest.name)
             return dest
-        return Path(self.fetch(url, dest, sha))
+        return Path(self.fetch(url, dest, sha, size))
 
     @staticmethod
     def check(path: Path, sha: str) -> None:

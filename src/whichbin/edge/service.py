@@ -32,6 +32,7 @@ from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, ModelProvider, RunStats, StaticModel
 from whichbin.edge.sources import FrameSource, create_source
 from whichbin.errors import ConfigError
+from whichbin.security.guard import DeploymentGuard
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class EdgeService:
             password_env=options.password_env,
             password_file=options.password_file,
             ca_file=options.ca_file,
+            cert_file=options.cert_file,
+            key_file=options.key_file,
         )
         self.client.keepalive = options.keepalive
         self.follower: DeploymentFollower | None = None
@@ -90,6 +93,7 @@ class EdgeService:
                 clock=clock,
                 fallback_default=options.default_model,
                 load=self._load_classifier,
+                guard=DeploymentGuard.from_settings(options.security),
             )
             self.models = self.follower
             reload_model = self.follower.retry
@@ -224,8 +228,8 @@ class EdgeService:
             self.drainer.start()
         if not self.client.start(wait=opts.connect_timeout):
             logger.warning(
-                "MQTT broker %s not reachable yet; running and retrying in the background",
-                opts.mqtt_url,
+                "%s; running and retrying in the background",
+                self.client.failure(opts.connect_timeout),
             )
         try:
             self.stats = self.runner.run()
