@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from whichbin.errors import ConfigError
+from whichbin.textfile import load_yaml
 
 BINS = ("compost", "landfill", "recycling")
 UNSURE = "unsure"
@@ -74,24 +75,18 @@ def load_rules(path: Path | None = None) -> RulePack:
     """Load a rule pack from YAML, or the bundled default when ``path`` is None."""
     if path is None:
         text = resources.files("whichbin.resources").joinpath("default_rules.yaml").read_text()
-        source = "default_rules.yaml"
+        raw, source = yaml.safe_load(text), "default_rules.yaml"
     else:
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read rule pack ({e.strerror})") from e
-        source = str(path)
+        raw, source = load_yaml(path, "rule pack", ConfigError), str(path)
     try:
-        return RulePack.model_validate(yaml.safe_load(text) or {})
-    except (ValidationError, yaml.YAMLError) as e:
+        return RulePack.model_validate(raw or {})
+    except ValidationError as e:
         raise ConfigError(f"{source}: invalid rule pack: {_first_error(e)}") from e
 
 
-def _first_error(e: Exception) -> str:
-    if isinstance(e, ValidationError):
-        err = e.errors()[0]
-        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-    return str(e).splitlines()[0]
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    return " ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}".split())
 
 
 def aggregate_bins(probs: Mapping[str, float], label_to_bin: Mapping[str, str]) -> dict[str, float]:

@@ -35,6 +35,7 @@ from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, ModelProvider, RunStats, StaticModel
 from whichbin.edge.sources import FrameSource, create_source
 from whichbin.errors import ConfigError
+from whichbin.rules import BINS
 
 logger = logging.getLogger(__name__)
 
@@ -356,6 +357,13 @@ class EdgeService:
         else:
             logger.info("reload: %s is unchanged", self.options.model)
 
+    def _bins(self) -> set[str]:
+        """The bins a correction may name: the rule pack's, else the running model's."""
+        if self.rules is not None:
+            return set(self.rules.bins)
+        model = self.models.current()
+        return set(model.classifier.label_to_bin.values()) if model else set(BINS)
+
     def _correction(self, topic: str, payload: bytes) -> None:
         try:
             correction = Correction.model_validate_json(payload)
@@ -363,6 +371,15 @@ class EdgeService:
             err = e.errors()[0]
             loc = ".".join(str(p) for p in err["loc"]) or "payload"
             logger.error("ignoring correction on %s: %s: %s", topic, loc, err["msg"])
+            return
+        bins = self._bins()
+        if correction.bin not in bins:  # a bin folder becomes training data: only real bins
+            logger.error(
+                "ignoring correction on %s: %.40r is not a bin (expected one of %s)",
+                topic,
+                correction.bin,
+                ", ".join(sorted(bins)),
+            )
             return
         if self.snapshots is None:
             logger.warning(
