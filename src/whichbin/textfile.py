@@ -15,9 +15,7 @@ import yaml
 from whichbin.errors import WhichbinError
 
 
-def read_text(
-    path: Path, what: str, error: type[WhichbinError], newline: str | None = None
-) -> str:
+def read_text(path: Path, what: str, error: type[WhichbinError], newline: str | None = None) -> str:
     """The UTF-8 text of ``path`` (``what`` names it in messages: "labels file")."""
     try:
         with Path(path).open(encoding="utf-8", newline=newline) as f:

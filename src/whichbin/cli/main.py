@@ -48,6 +48,7 @@ def _register() -> None:
         pi,
         pipeline,
         registry,
+        users,
         web,
     )
 
@@ -58,6 +59,7 @@ def _register() -> None:
     app.add_typer(registry.app, name="registry")
     app.add_typer(edge.app, name="edge")
     app.add_typer(pi.app, name="pi")
+    users.register(app)
 
 
 _register()
