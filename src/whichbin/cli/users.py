@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from whichbin.config import RegistryConfig
+from whichbin.cli.registry import JsonOpt, RegistryOpt
 from whichbin.errors import ConfigError
 
 app = typer.Typer(
@@ -19,14 +19,6 @@ app = typer.Typer(
     "Example: whichbin users add alice --role approver",
     no_args_is_help=True,
 )
-
-RegistryOpt = typer.Option(
-    RegistryConfig().uri,
-    "--registry",
-    envvar="WHICHBIN_REGISTRY",
-    help="Local registry directory; users are kept in its users.sqlite",
-)
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout")
 
 
 def _store(registry: str):  # noqa: ANN202 - keeps argon2 out of the CLI's import time

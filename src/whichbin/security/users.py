@@ -17,7 +17,7 @@ import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -70,22 +70,17 @@ class User:
     tokens: int = 0
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "role": self.role,
-            "created": self.created,
-            "tokens": self.tokens,
-        }
+        return asdict(self)
 
 
 def check_name(name: str) -> str:
     """A user name: letters, digits and ``_ . @ -``, at most 64 characters."""
-    if not _NAME.fullmatch(name):
-        raise UserError(
-            f"user name {name[:80]!r}: use up to 64 letters, digits, '_', '.', '@', '-' "
-            "(starting with a letter or digit)"
-        )
-    return name
+    if _NAME.fullmatch(name):
+        return name
+    raise UserError(
+        f"user name {name[:80]!r}: use up to 64 letters, digits, '_', '.', '@', '-' "
+        "(starting with a letter or digit)"
+    )
 
 
 def check_role(role: str) -> str:
