@@ -119,9 +119,9 @@ def run_once(
     realtime: bool,
     name: str,
 ) -> dict:
-    from whichbin.edge.classifier import default_model_path
     from whichbin.edge.presence import PresenceConfig
     from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.inference import default_model_path
 
     device = f"bench-{name}"
     sub = Subscriber(url, f"whichbin/{device}/event")
@@ -177,7 +177,7 @@ def main() -> None:
     ap.add_argument("--name", default="edge_fps")
     args = ap.parse_args()
 
-    from whichbin.edge.classifier import OnnxClassifier, default_model_path
+    from whichbin.inference import OnnxClassifier, default_model_path
 
     clf = OnnxClassifier(default_model_path(), threads=1)
     size = (clf.meta.preprocess.size, clf.meta.preprocess.size)  # the model's input size

@@ -88,8 +88,8 @@ class CounterCamera:
 def test_images_to_pipeline_to_approval_to_edge_to_display(
     shared_data: Path, fresh_broker, tmp_path: Path
 ) -> None:
-    from whichbin.edge.classifier import OnnxClassifier
     from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.inference import OnnxClassifier
     from whichbin.pi.displays import RecorderDisplay
     from whichbin.pi.render import render
     from whichbin.pi.runner import start_display

@@ -9,12 +9,9 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from whichbin.errors import ConfigError
+from whichbin.contract import DECIDED, UNSURE
+from whichbin.errors import ConfigError, validation_message
 from whichbin.textfile import load_yaml
-
-BINS = ("compost", "landfill", "recycling")
-UNSURE = "unsure"
-DEEPLENS_NAMES = {"compost": "Compost", "landfill": "Landfill", "recycling": "Recycling"}
 
 
 class RulePack(BaseModel):
@@ -81,12 +78,7 @@ def load_rules(path: Path | None = None) -> RulePack:
     try:
         return RulePack.model_validate(raw or {})
     except ValidationError as e:
-        raise ConfigError(f"{source}: invalid rule pack: {_first_error(e)}") from e
-
-
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    return " ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}".split())
+        raise ConfigError(validation_message(e, f"{source}: invalid rule pack")) from e
 
 
 def aggregate_bins(probs: Mapping[str, float], label_to_bin: Mapping[str, str]) -> dict[str, float]:
@@ -144,7 +136,7 @@ def predict_from_probs(
         bin=best_bin,
         label=best_label,
         confidence=round(conf, 6),
-        decision="decided" if conf >= threshold and not strange else UNSURE,
+        decision=DECIDED if conf >= threshold and not strange else UNSURE,
         top_k=[{"label": lab, "p": round(p, 6)} for lab, p in ranked],
         probs=by_label,
         familiarity=familiarity,

@@ -13,10 +13,10 @@ from tests.edge.drops import ROI, SequenceBuilder, pick_photos, write_video
 from tests.edge.fakes import InMemoryPublisher
 from whichbin.contract import Topics
 from whichbin.edge.capture import ThreadedSource
-from whichbin.edge.classifier import OnnxClassifier, default_model_path
 from whichbin.edge.presence import PresenceConfig, PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
 from whichbin.edge.sources import create_source
+from whichbin.inference import OnnxClassifier, default_model_path
 
 pytestmark = pytest.mark.shared_data
 

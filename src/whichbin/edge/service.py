@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from whichbin import __version__
-from whichbin.contract import OFFLINE, ONLINE, Correction, Topics, utc_now
+from whichbin.contract import BINS, OFFLINE, ONLINE, Correction, Topics, utc_now
 from whichbin.edge.capture import ThreadedSource
 from whichbin.edge.config import EdgeOptions
 from whichbin.edge.follower import DeploymentFollower
@@ -34,8 +34,7 @@ from whichbin.edge.output import EdgeOutput
 from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, ModelProvider, RunStats, StaticModel
 from whichbin.edge.sources import FrameSource, create_source
-from whichbin.errors import ConfigError
-from whichbin.rules import BINS
+from whichbin.errors import ConfigError, validation_message
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +162,7 @@ class EdgeService:
             self.snapshots = SnapshotStore(data_dir / "snapshots", options.snapshots.policy())
 
     def _load_classifier(self, path: Path) -> Any:
-        from whichbin.edge.classifier import OnnxClassifier
+        from whichbin.inference import OnnxClassifier
 
         return OnnxClassifier(path, self.rules, threads=self.options.threads)
 
@@ -368,9 +367,7 @@ class EdgeService:
         try:
             correction = Correction.model_validate_json(payload)
         except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "payload"
-            logger.error("ignoring correction on %s: %s: %s", topic, loc, err["msg"])
+            logger.error("ignoring correction on %s", validation_message(e, topic, top="payload"))
             return
         bins = self._bins()
         if correction.bin not in bins:  # a bin folder becomes training data: only real bins

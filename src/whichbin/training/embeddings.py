@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from whichbin import imageio
-from whichbin.preprocess import PreprocessSpec, to_tensor
+from whichbin.inference import PreprocessSpec, to_tensor
 from whichbin.progress import default_reporter, log_reporter
 
 logger = logging.getLogger(__name__)
