@@ -35,8 +35,8 @@ def load_yaml(path: Path, what: str, error: type[WhichbinError]) -> Any:
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise error(f"{path}: {what} is not valid YAML: {str(e).splitlines()[0]}") from e
+        raise error(f"{path}: invalid {what}: {str(e).splitlines()[0]}") from e
     except (ValueError, OverflowError) as e:  # e.g. a date PyYAML recognises but cannot build
-        raise error(f"{path}: {what} is not valid YAML: {' '.join(str(e).split())}") from e
+        raise error(f"{path}: invalid {what}: {' '.join(str(e).split())}") from e
     except RecursionError as e:
         raise error(f"{path}: {what} is nested too deeply to be a whichbin file") from e

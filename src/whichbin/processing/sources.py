@@ -130,9 +130,10 @@ def load_label_map(path: Path) -> dict[str, str]:
         raise DataError(f"{path}: label map must be a YAML mapping of old label: new label")
     out = {}
     for old, new in raw.items():
+        key = f"{path}: {str(old)[:60]!r}"
         if not isinstance(new, str | int) or isinstance(new, bool):
-            raise DataError(f"{path}: {old}: new label must be a string, got {new!r}")
-        out[str(old)] = check_label(str(new), f"{path}: {old}")
+            raise DataError(f"{key}: new label must be a string, got {new!r:.60}")
+        out[str(old)] = check_label(str(new), key)
     return out
 
 
