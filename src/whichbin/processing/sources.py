@@ -130,7 +130,8 @@ def load_label_map(path: Path) -> dict[str, str]:
         raise DataError(f"{path}: label map must be a YAML mapping of old label: new label")
     out = {}
     for old, new in raw.items():
-        key = f"{path}: {str(old)[:60]!r}"
+        shown = str(old)[:60]
+        key = f"{path}: {shown if shown.isprintable() else repr(shown)}"
         if not isinstance(new, str | int) or isinstance(new, bool):
             raise DataError(f"{key}: new label must be a string, got {new!r:.60}")
         out[str(old)] = check_label(str(new), key)
