@@ -74,7 +74,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @given(payload=payloads())
 def test_edge_corrections(service: Any, logged: Recorder, payload: bytes) -> None:
     logged.records.clear()
-    service._correction(service.topics.correction, payload)
+    service.corrections.handle(service.topics.correction, payload)
     corrections = Path(service.snapshots.root) / "corrections"
     if corrections.is_dir():  # only real bins ever become folders (training labels)
         folders = {p.name for p in corrections.iterdir() if p.is_dir()}
@@ -99,8 +99,9 @@ def test_edge_deployments(service: Any, logged: Recorder, payload: bytes) -> Non
 @given(payload=payloads())
 def test_edge_commands(service: Any, payload: bytes) -> None:
     topics = Topics("fuzz")
-    service._reload(topics.command("reload"), payload)
-    service._ha_birth("homeassistant/status", payload)
+    for name in service.commands.commands:  # pause, resume, reload
+        assert service.commands.handle(name, topics.command(name), payload) in (True, False)
+    service.runner.resume()
 
 
 @FUZZ
