@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from whichbin.edge.config import EdgeConfig
 from whichbin.errors import ConfigError, validation_message
+from whichbin.textfile import load_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class DataConfig(_Section):
     min_per_label: int = Field(
         6, ge=3, description="Labels with fewer images than this are left out of training"
     )
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are quarantined")
+    max_image_bytes: int = Field(50_000_000, ge=1, description="Larger files are quarantined")
 
 
 class TrainingConfig(_Section):
@@ -286,12 +289,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read config ({e.strerror})") from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+        raw = load_yaml(Path(path), "config", ConfigError) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
         # A file holding only the pipeline section is accepted as-is.
