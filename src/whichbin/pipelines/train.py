@@ -25,6 +25,7 @@ from whichbin.pipelines.head import (
 )
 from whichbin.rules import RulePack
 from whichbin.training.bundle import BundleMeta, now_iso
+from whichbin.training.extra import require_train_extra
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str
     t = cfg.training
     if t.base_model:
         return _base_model_backbone(t.base_model, steps)
+    require_train_extra(t)
     spec = get_backbone_spec(t.backbone)
     pre = preprocess_for(spec, t.image_size, t.resize)
     wid = weights_id(t.backbone, t.weights)
