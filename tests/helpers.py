@@ -7,7 +7,9 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,33 +57,70 @@ class Broker:
 
 
 class Recorder:
-    """Subscribes with a real paho client and keeps every message (topic, payload, retain)."""
+    """Subscribes with a real paho client and keeps every message (topic, payload, retain).
 
-    def __init__(self, url: str, topics: list[str]) -> None:
+    It is ready when the broker has acknowledged every subscription; ``sync`` waits until
+    what was sent before it has arrived (for checks that something did *not* arrive).
+    """
+
+    def __init__(self, url: str, topics: list[str], client_id: str | None = None) -> None:
+        """``client_id``: a persistent session (QoS 1 messages queued for it while it is
+        away, reconnecting within seconds), what a home automation would run."""
         import paho.mqtt.client as mqtt
 
         host, port = url.removeprefix("mqtt://").split(":")
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self._ready = threading.Event()
+        if client_id is None:
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        else:
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+            )
+            self.client.reconnect_delay_set(1, 2)
+        self._subscribed = threading.Semaphore(0)
 
         def on_connect(c, u, f, rc, p=None):  # noqa: ANN001
             for t in topics:
                 c.subscribe(t, 1)
-            self._ready.set()
+
+        def on_subscribe(c, u, mid, codes, p=None):  # noqa: ANN001
+            self._subscribed.release()
 
         def on_message(c, u, m):  # noqa: ANN001
             with self._lock:
                 self.messages.append((m.topic, m.payload, bool(m.retain)))
 
         self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
         self.client.on_message = on_message
         self.client.connect(host, int(port))
         self.client.loop_start()
-        if not self._ready.wait(10):
-            raise RuntimeError("recorder could not connect")
-        time.sleep(0.2)  # let SUBACKs arrive
+        for t in topics:
+            if not self._subscribed.acquire(timeout=10):
+                raise RuntimeError(f"recorder could not subscribe to {t}")
+
+    def sync(self, topic: str, via: Any = None, timeout: float = 10.0) -> None:
+        """Wait until what was sent before now has arrived: publish a marker on ``topic`` (a
+        topic this recorder subscribes to) and wait for it; the marker is not kept.
+
+        Args:
+            via: the client whose earlier messages must have arrived (an ``MqttClient``; a
+                broker forwards one client's messages on a topic in order); default this
+                recorder's own client, after the retained messages of its subscriptions.
+        """
+        marker = f"sync-{uuid.uuid4().hex}".encode()
+        if via is None:
+            self.client.publish(topic, marker, qos=1)
+        elif not via.publish(topic, marker, qos=1):
+            raise RuntimeError(f"could not publish the sync marker on {topic}")
+        end = time.monotonic() + timeout
+        while not any(p == marker for _, p, _ in self.messages):
+            if time.monotonic() > end:
+                raise TimeoutError(f"the sync marker on {topic} did not arrive")
+            time.sleep(0.01)
+        with self._lock:
+            self.messages = [m for m in self.messages if m[1] != marker]
 
     def payloads(self, topic: str) -> list[dict | str]:
         with self._lock:
@@ -107,7 +146,7 @@ def make_color_bundle(path: Path, version: str = "test/1", size: int = 32) -> Pa
     import onnx
     from onnx import TensorProto, helper
 
-    from whichbin.training.bundle import BundleMeta, write_meta
+    from whichbin.inference import BundleMeta, write_meta
 
     w = np.eye(3, dtype=np.float32) * 6.0
     b = np.zeros(3, dtype=np.float32)

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from whichbin.edge.config import EdgeConfig
-from whichbin.errors import ConfigError
+from whichbin.errors import ConfigError, validation_message
 
 
 class _Section(BaseModel):
@@ -267,13 +267,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def format_validation_error(e: ValidationError, source: str) -> str:
-    """One line naming the YAML key."""
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{source}: {loc}: {err['msg']}"
-
-
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Defaults, then the YAML file, then environment, then ``overrides`` (CLI flags)."""
     raw: dict[str, Any] = {}
@@ -296,7 +289,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     try:
         return Settings.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from e
+        raise ConfigError(validation_message(e, source)) from e
 
 
 def config_hash(model: BaseModel) -> str:

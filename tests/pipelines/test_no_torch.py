@@ -48,7 +48,7 @@ def test_corrections_register_a_version_without_torch(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert probe.returncode != 0 and "hidden by the test" in probe.stderr
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     clf = OnnxClassifier(Path(res["bundle"]))
     assert sorted(clf.labels) == ["organic", "plastic", "trash"]  # corrections add none
@@ -69,7 +69,7 @@ def test_the_default_pipeline_trains_gates_and_registers_without_torch(tmp_path:
     res = json.loads(out.stdout)
     assert res["version"] == "trash-classifier/1" and (tmp_path / "whichbin-registry").is_dir()
     assert "backbone" in res["timings"] and "finetune_partial" not in res["timings"]
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     assert OnnxClassifier(tmp_path / res["bundle"]).meta.backbone == "base:default"
 

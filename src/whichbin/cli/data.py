@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from whichbin.config import DataConfig
-from whichbin.errors import ConfigError
+from whichbin.errors import ConfigError, validation_message
 
 app = typer.Typer(
     help="Build datasets: import images, check them, split them, count them.\n\n"
@@ -33,9 +33,7 @@ def _data_config(**flags: object) -> DataConfig:
     try:
         return DataConfig.model_validate(flags)
     except ValidationError as e:
-        err = e.errors()[0]
-        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "flags"
-        raise ConfigError(f"{flag}: {err['msg']}") from e
+        raise ConfigError(validation_message(e, flag=True, top="flags")) from e
 
 
 @app.command("import")

@@ -271,7 +271,7 @@ def uninstall_ha(
     Example: whichbin edge uninstall-ha --device-id kitchen --mqtt mqtt://broker.local
     """
     from whichbin.cli.output import emit_json, err_console
-    from whichbin.edge.service import uninstall_home_assistant
+    from whichbin.edge.homeassistant import uninstall_home_assistant
     from whichbin.errors import ConfigError
     from whichbin.messaging.mqtt import create_mqtt_client
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from whichbin.edge.decide import Decider
 from whichbin.edge.presence import FULL_FRAME, PresenceConfig, check_roi
 from whichbin.edge.snapshots import SnapshotPolicy
-from whichbin.errors import ConfigError
+from whichbin.errors import ConfigError, validation_message
 
 
 class _Section(BaseModel):
@@ -288,9 +288,7 @@ def as_edge_config(section: Any, source: str = "edge") -> EdgeConfig:
     try:
         return EdgeConfig.model_validate(section or {})
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in ("edge", *err["loc"]))
-        raise ConfigError(f"{source}: {loc}: {err['msg']}") from e
+        raise ConfigError(validation_message(e, source, prefix=("edge",))) from e
 
 
 @dataclass
