@@ -88,8 +88,10 @@ class CounterCamera:
 def test_images_to_pipeline_to_approval_to_edge_to_display(
     shared_data: Path, fresh_broker, tmp_path: Path
 ) -> None:
+    from tests.pi.support import display_config
+    from whichbin.config import EdgeConfig, MqttConfig
     from whichbin.edge.classifier import OnnxClassifier
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.edge.service import EdgeService
     from whichbin.pi.displays import RecorderDisplay
     from whichbin.pi.render import render
     from whichbin.pi.runner import start_display
@@ -161,16 +163,17 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     device = "kitchen"
     rec = Recorder(fresh_broker.url, ["whichbin/#", "deeplens/#"])
     display = RecorderDisplay()
-    pi = start_display(fresh_broker.url, device, display, hold=60.0, wait=5)
+    pi = start_display(*display_config(fresh_broker.url, device, hold=60.0), display, wait=5)
     camera = CounterCamera(frames_dir, fps=20)
     edge = EdgeService(
-        EdgeOptions(
+        EdgeConfig(
             source=str(frames_dir),
             device_id=device,
-            mqtt_url=fresh_broker.url,
             models_dir=tmp_path / "models",
-            deeplens=True,
+            deeplens_topic=True,
+            data_dir=None,
         ),
+        MqttConfig(url=fresh_broker.url),
         source=camera,
     ).start()
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from whichbin.edge.presence import PresenceConfig
+from whichbin.config import PresenceConfig
 from whichbin.edge.region import crop_box
 from whichbin.edge.scenes import ROI, SIZE, Sequence, SequenceBuilder, load_item, write_video
 

@@ -16,9 +16,10 @@ from tests.conftest import free_port, wait_for
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder, make_color_bundle
+from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig
 from whichbin.contract import Deployment, DeploymentStatus, Topics, iso, utc_now
 from whichbin.edge.follower import CURRENT_FILE, DeploymentFollower
-from whichbin.edge.service import EdgeOptions, EdgeService
+from whichbin.edge.service import EdgeService
 from whichbin.messaging.mqtt import MqttClient
 from whichbin.training.bundle import sha256_file
 
@@ -75,14 +76,8 @@ def test_a_running_edge_follows_deployments(
     pub = MqttClient(broker.url, f"pub-{prefix}")
     assert pub.start(wait=5)
     svc = EdgeService(
-        EdgeOptions(
-            source=str(frames),
-            device_id=dev,
-            mqtt_url=broker.url,
-            fps=50,
-            prefix=prefix,
-            models_dir=models_dir,
-        )
+        EdgeConfig(source=str(frames), device_id=dev, fps=50, models_dir=models_dir, data_dir=None),
+        MqttConfig(url=broker.url, prefix=prefix),
     ).start()
 
     def events_by(sha: str, after: int = 0) -> list[dict]:
@@ -181,16 +176,17 @@ def test_a_restart_without_broker_still_has_its_model(tmp_path: Path) -> None:
     bundle.unlink()  # the source is gone: only models_dir remains
 
     frames = write_scene(tmp_path / "frames", ["recycling"])
-    options = EdgeOptions(
+    options = EdgeConfig(
         source=str(frames),
         device_id="cam1",
-        mqtt_url=f"mqtt://127.0.0.1:{free_port()}",  # nobody listens
         fps=200,
-        exit_at_end=True,
         models_dir=models_dir,
         connect_timeout=0.2,
+        capture=CaptureConfig(exit_at_end=True),
+        data_dir=None,
     )
-    stats = EdgeService(options).run()
+    nobody = MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}")  # nobody listens
+    stats = EdgeService(options, nobody).run()
     assert list(stats.bins) == ["recycling"] and stats.errors == 0
 
 

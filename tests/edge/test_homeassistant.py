@@ -152,22 +152,25 @@ def test_value_templates_render_our_payloads() -> None:
 def test_edge_publishes_discovery_on_connect_and_uninstall_removes_it(
     broker: Broker, color_bundle: Path, tmp_path: Path
 ) -> None:
-    from whichbin.edge.config import HomeAssistantSettings
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.edge.config import HomeAssistantConfig
+
+    from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig
+    from whichbin.edge.service import EdgeService
 
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     node = node_id(dev)
     frames = write_scene(tmp_path / "frames", ["compost"])
     svc = EdgeService(
-        EdgeOptions(
+        EdgeConfig(
             source=str(frames),
             device_id=dev,
-            mqtt_url=broker.url,
             model=color_bundle,
             fps=50,
-            exit_at_end=True,
-            homeassistant=HomeAssistantSettings(enabled=True),
-        )
+            homeassistant=HomeAssistantConfig(enabled=True),
+            capture=CaptureConfig(exit_at_end=True),
+            data_dir=None,
+        ),
+        MqttConfig(url=broker.url),
     )
     svc.run()
     expected = {m.topic for m in discovery_messages(dev)}

@@ -17,7 +17,7 @@ from tests.conftest import wait_for
 from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import scene_frame
 from tests.helpers import Broker
-from whichbin.edge.config import HttpSettings
+from whichbin.config import HttpConfig
 from whichbin.edge.liveview import (
     BOUNDARY,
     LiveView,
@@ -83,18 +83,20 @@ def test_stream_page_and_snapshot() -> None:
         view.stop()
 
 
-def start_edge(broker: Broker, bundle: Path, settings: HttpSettings) -> Any:
+def start_edge(broker: Broker, bundle: Path, settings: HttpConfig) -> Any:
     """A running EdgeService on a scripted camera with a live view, frames flowing."""
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.config import EdgeConfig, MqttConfig
+    from whichbin.edge.service import EdgeService
 
     svc = EdgeService(
-        EdgeOptions(
+        EdgeConfig(
             source="scripted",
             device_id=f"cam-{uuid.uuid4().hex[:8]}",
-            mqtt_url=broker.url,
             model=bundle,
             http=settings,
+            data_dir=None,
         ),
+        MqttConfig(url=broker.url),
         source=ScriptedSource(fps=50),
     ).start()
     assert wait_for(lambda: svc.runner.stats.frames > 3, 5)
@@ -102,7 +104,7 @@ def start_edge(broker: Broker, bundle: Path, settings: HttpSettings) -> Any:
 
 
 def test_edge_serves_its_live_view(broker: Broker, color_bundle: Path) -> None:
-    svc = start_edge(broker, color_bundle, HttpSettings(host="127.0.0.1", port=0))
+    svc = start_edge(broker, color_bundle, HttpConfig(host="127.0.0.1", port=0))
     try:
         _, jpeg = first_part(svc.liveview.port)
         assert jpeg[:2] == b"\xff\xd8"
@@ -138,7 +140,7 @@ def test_edge_live_view_with_a_password_needs_it(
     broker: Broker, color_bundle: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "http-password").write_text("s3cret\n")
-    settings = HttpSettings(host="127.0.0.1", port=0, password_file=tmp_path / "http-password")
+    settings = HttpConfig(host="127.0.0.1", port=0, password_file=tmp_path / "http-password")
     svc = start_edge(broker, color_bundle, settings)
     try:
         for path in ("/", "/stream.mjpg", "/snapshot.jpg"):

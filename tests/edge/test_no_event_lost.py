@@ -19,8 +19,9 @@ from tests.conftest import wait_for
 from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder
+from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig
 from whichbin.contract import Topics
-from whichbin.edge.service import EdgeOptions, EdgeService
+from whichbin.edge.service import EdgeService
 
 
 @pytest.fixture()
@@ -90,13 +91,10 @@ def test_broker_restart_mid_run_loses_no_event(
     consumer = Consumer(persistent_broker.url, Topics(dev).event)
     camera = ScriptedSource(fps=100)
     svc = EdgeService(
-        EdgeOptions(
-            source="scripted",
-            device_id=dev,
-            mqtt_url=persistent_broker.url,
-            model=color_bundle,
-            data_dir=tmp_path / "edge",
+        EdgeConfig(
+            source="scripted", device_id=dev, model=color_bundle, data_dir=tmp_path / "edge"
         ),
+        MqttConfig(url=persistent_broker.url),
         source=camera,
     ).start()
     try:
@@ -135,16 +133,16 @@ def test_events_stored_while_offline_are_sent_by_the_next_process(
     data_dir = tmp_path / "edge"
     fresh_broker.stop()  # the broker is down the whole first run
     first = EdgeService(
-        EdgeOptions(
+        EdgeConfig(
             source=str(write_scene(tmp_path / "frames", ["compost", "recycling"])),
             device_id=dev,
-            mqtt_url=fresh_broker.url,
             model=color_bundle,
             fps=100,
-            exit_at_end=True,
             connect_timeout=0.2,
             data_dir=data_dir,
-        )
+            capture=CaptureConfig(exit_at_end=True),
+        ),
+        MqttConfig(url=fresh_broker.url),
     )
     stats = first.run()
     assert stats.events == 2
@@ -154,13 +152,8 @@ def test_events_stored_while_offline_are_sent_by_the_next_process(
     rec = Recorder(fresh_broker.url, [topics.event])
     camera = ScriptedSource(fps=50)
     second = EdgeService(
-        EdgeOptions(
-            source="scripted",
-            device_id=dev,
-            mqtt_url=fresh_broker.url,
-            model=color_bundle,
-            data_dir=data_dir,
-        ),
+        EdgeConfig(source="scripted", device_id=dev, model=color_bundle, data_dir=data_dir),
+        MqttConfig(url=fresh_broker.url),
         source=camera,
     ).start()
     try:

@@ -213,16 +213,16 @@ def test_missing_model_is_a_user_error(tmp_path: Path) -> None:
 
 
 def test_pause_and_resume_commands(broker: Broker, color_bundle: Path, tmp_path: Path) -> None:
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.config import EdgeConfig, MqttConfig
+    from whichbin.edge.service import EdgeService
     from whichbin.messaging.mqtt import MqttClient
 
     dev = device()
     topics = Topics(dev)
     frames = write_scene(tmp_path / "frames", ["compost"])
     svc = EdgeService(
-        EdgeOptions(
-            source=str(frames), device_id=dev, mqtt_url=broker.url, model=color_bundle, fps=50
-        )
+        EdgeConfig(source=str(frames), device_id=dev, model=color_bundle, fps=50, data_dir=None),
+        MqttConfig(url=broker.url),
     ).start()
     pub = MqttClient(broker.url, f"pub-{dev}")
     try:
@@ -246,14 +246,16 @@ def test_reload_command_reloads_a_fixed_model_and_relearns_the_scene(
 ) -> None:
     from tests.edge.fakes import ScriptedSource
     from tests.helpers import make_color_bundle
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.config import EdgeConfig, MqttConfig
+    from whichbin.edge.service import EdgeService
     from whichbin.messaging.mqtt import MqttClient
 
     dev = device()
     topics = Topics(dev)
     model = make_color_bundle(tmp_path / "model.onnx", version="test/1")
     svc = EdgeService(
-        EdgeOptions(source="scripted", device_id=dev, mqtt_url=broker.url, model=model),
+        EdgeConfig(source="scripted", device_id=dev, model=model, data_dir=None),
+        MqttConfig(url=broker.url),
         source=ScriptedSource(fps=50),
     ).start()
     pub = MqttClient(broker.url, f"pub-{dev}")

@@ -14,8 +14,9 @@ import pytest
 from tests.conftest import wait_for
 from tests.edge.scenes import write_scene
 from tests.helpers import COLORS, Broker
+from whichbin.config import SnapshotConfig
 from whichbin.contract import Correction, Event, LabelP, ModelRef, RulesRef, Topics, iso, utc_now
-from whichbin.edge.snapshots import SnapshotPolicy, SnapshotStore
+from whichbin.edge.snapshots import SnapshotStore
 
 DAY = 86400.0
 
@@ -53,7 +54,7 @@ def test_retention_by_count_and_age(tmp_path: Path) -> None:
     now = time.time()
     store = SnapshotStore(
         tmp_path,
-        SnapshotPolicy(max_count=3, max_age_days=2, unsure_max_count=10),
+        SnapshotConfig(max_count=3, max_age_days=2, unsure_max_count=10),
         clock=lambda: now,
     )
     events = [event() for _ in range(5)]
@@ -111,22 +112,23 @@ def test_corrections_of_unknown_or_unsafe_items(tmp_path: Path) -> None:
 def test_edge_saves_snapshots_and_files_corrections_from_mqtt(
     broker: Broker, color_bundle: Path, tmp_path: Path
 ) -> None:
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig
+    from whichbin.edge.service import EdgeService
     from whichbin.messaging.mqtt import MqttClient
 
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     topics = Topics(dev)
     frames = write_scene(tmp_path / "frames", ["landfill"])
     svc = EdgeService(
-        EdgeOptions(
+        EdgeConfig(
             source=str(frames),
             device_id=dev,
-            mqtt_url=broker.url,
             model=color_bundle,
             fps=50,
-            exit_at_end=True,
             data_dir=tmp_path / "edge",
-        )
+            capture=CaptureConfig(exit_at_end=True),
+        ),
+        MqttConfig(url=broker.url),
     )
     pub = MqttClient(broker.url, f"pi-{dev}")
     try:

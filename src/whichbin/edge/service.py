@@ -3,9 +3,9 @@ Home Assistant discovery), the on-disk outbox, frame source on a capture thread,
 model or deployment follower, snapshots, the live view and the runner. What ``whichbin
 edge run`` starts, and what a test starts in-process::
 
-    svc = EdgeService(EdgeOptions(source="frames/", device_id="cam1",
-                                  mqtt_url=broker.url, models_dir=tmp / "models",
-                                  data_dir=tmp / "edge")).start()
+    svc = EdgeService(EdgeConfig(source="frames/", device_id="cam1",
+                                 models_dir=tmp / "models", data_dir=tmp / "edge"),
+                      MqttConfig(url=broker.url)).start()
     ...                      # publish a deployment, watch events
     svc.stop()               # availability "offline" (retained), threads joined
 """
@@ -25,9 +25,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from whichbin import __version__
+from whichbin.config import EdgeConfig, MqttConfig
 from whichbin.contract import OFFLINE, ONLINE, Correction, Topics, utc_now
 from whichbin.edge.capture import ThreadedSource
-from whichbin.edge.config import EdgeOptions
+from whichbin.edge.decide import Decider
 from whichbin.edge.follower import DeploymentFollower
 from whichbin.edge.homeassistant import birth_topic, discovery_messages, removal_topics
 from whichbin.edge.output import EdgeOutput
@@ -38,62 +39,67 @@ from whichbin.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EdgeOptions", "EdgeService", "uninstall_home_assistant"]
+__all__ = ["EdgeService", "uninstall_home_assistant"]
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 class EdgeService:
-    """Builds the edge from options; ``run()`` blocks, ``start()`` runs it on a thread.
+    """Builds the edge from its config sections; ``run()`` blocks, ``start()`` runs it on a
+    thread.
 
     Args:
-        options: what to run.
-        source: a ready FrameSource instead of ``options.source`` (tests, custom cameras).
+        config: the ``edge`` section (``device_id`` and ``source`` set). Its ``data_dir``
+            defaults to a folder; ``data_dir=None`` keeps nothing on disk.
+        mqtt: the ``mqtt`` section (default: a broker on 127.0.0.1).
+        source: a ready FrameSource instead of ``config.source`` (tests, custom cameras).
         clock: current UTC datetime, passed to the runner.
+        classify_all: classify every frame (benchmarks), not only while an item is in view.
 
     Raises:
-        WhichbinError subclasses for a bad device id, source, model or rule pack.
+        WhichbinError subclasses for a missing or bad device id, source, model or rule pack.
     """
 
     def __init__(
         self,
-        options: EdgeOptions,
+        config: EdgeConfig,
+        mqtt: MqttConfig | None = None,
         *,
         source: FrameSource | None = None,
         clock: Callable[[], datetime] = utc_now,
+        classify_all: bool = False,
     ) -> None:
         from whichbin.messaging.mqtt import create_mqtt_client
         from whichbin.rules import load_rules
 
-        if not _DEVICE_ID.fullmatch(options.device_id):
+        config.require()
+        self.device_id = str(config.device_id)
+        if not _DEVICE_ID.fullmatch(self.device_id):
             raise ConfigError(
-                f"--device-id {options.device_id!r}: use letters, digits, '_', '-', '.', ':'"
+                f"--device-id {self.device_id!r}: use letters, digits, '_', '-', '.', ':'"
             )
-        self.options = options
-        self.topics = Topics(options.device_id, options.prefix)
-        self.rules = load_rules(options.rules) if options.rules else None
+        self.config = config
+        self.mqtt = mqtt or MqttConfig()
+        self.topics = Topics(self.device_id, self.mqtt.prefix)
+        self.rules = load_rules(config.rules) if config.rules else None
         self.client = create_mqtt_client(
-            options.mqtt_url,
-            client_id=f"whichbin-edge-{options.device_id}",
+            self.mqtt,
+            f"whichbin-edge-{self.device_id}",
             will=(self.topics.availability, OFFLINE),
-            password_env=options.password_env,
-            password_file=options.password_file,
-            ca_file=options.ca_file,
         )
-        self.client.keepalive = options.keepalive
         self.follower: DeploymentFollower | None = None
         self.models: ModelProvider
-        if options.model is not None:
-            self.models = StaticModel(self._load_model(options.model))
+        if config.model is not None:
+            self.models = StaticModel(self._load_model(config.model))
         else:
             self.follower = DeploymentFollower(
-                options.device_id,
-                options.models_dir,
+                self.device_id,
+                config.models_dir,
                 self.client,
-                prefix=options.prefix,
+                prefix=self.mqtt.prefix,
                 rules=self.rules,
                 clock=clock,
-                fallback_default=options.default_model,
+                fallback_default=config.default_model,
                 load=self._load_classifier,
             )
             self.models = self.follower
@@ -101,8 +107,8 @@ class EdgeService:
         self.drainer: Any = None
         self.snapshots: Any = None
         counters_file = None
-        if options.data_dir is not None:
-            data_dir = Path(options.data_dir)
+        if config.data_dir is not None:
+            data_dir = Path(config.data_dir)
             counters_file = data_dir / "counters.json"
             try:
                 self._open_data_dir(data_dir)
@@ -114,32 +120,32 @@ class EdgeService:
             self.topics,
             event_publisher=self.outbox,
             snapshots=self.snapshots,
-            publish_snapshots=options.snapshots.publish and self.snapshots is not None,
+            publish_snapshots=config.snapshots.publish and self.snapshots is not None,
             counters_file=counters_file,
-            deeplens=options.deeplens,
+            deeplens=config.deeplens_topic,
         )
         self.liveview: Any = None
-        if options.http.port is not None:
+        if config.http.port is not None:
             from whichbin.edge.liveview import LiveView, load_password
 
             self.liveview = LiveView(
-                options.http.host,
-                options.http.port,
-                options.http.max_fps,
-                password=load_password(options.http.password_file),
+                config.http.host,
+                config.http.port,
+                config.http.max_fps,
+                password=load_password(config.http.password_file),
             )
         self.runner = EdgeRunner(
             self.source,
             self.models,
             self.output,
-            options.device_id,
-            prefix=options.prefix,
+            self.device_id,
+            prefix=self.mqtt.prefix,
             clock=clock,
-            presence=PresenceDetector(options.presence),
-            decider=options.decision.create_decider(),
-            max_frames=options.max_frames,
+            presence=PresenceDetector(config.presence),
+            decider=Decider.from_config(config.decision),
+            max_frames=config.max_frames,
             on_frame=self.liveview.update if self.liveview is not None else None,
-            classify_all=options.classify_all,
+            classify_all=classify_all,
         )
         self._thread: threading.Thread | None = None
         self.stats: RunStats | None = None
@@ -147,54 +153,54 @@ class EdgeService:
 
     def _open_data_dir(self, data_dir: Path) -> None:
         """The outbox and the snapshot store under ``data_dir`` (created when missing)."""
-        options = self.options
         data_dir.mkdir(parents=True, exist_ok=True)
-        if options.outbox:
+        if self.config.outbox:
             from whichbin.messaging.outbox import OutboxDrainer, SqliteOutbox
 
             self.outbox = SqliteOutbox(data_dir / "outbox.sqlite")
             self.drainer = OutboxDrainer(self.outbox, self.client, retry_interval=1.0)
             if pending := self.outbox.pending():
                 logger.info("%d events from an earlier run wait to be sent", pending)
-        if options.snapshots.enabled:
+        if self.config.snapshots.enabled:
             from whichbin.edge.snapshots import SnapshotStore
 
-            self.snapshots = SnapshotStore(data_dir / "snapshots", options.snapshots.policy())
+            self.snapshots = SnapshotStore(data_dir / "snapshots", self.config.snapshots)
 
     def _load_classifier(self, path: Path) -> Any:
         from whichbin.edge.classifier import OnnxClassifier
 
-        return OnnxClassifier(path, self.rules, threads=self.options.threads)
+        return OnnxClassifier(path, self.rules, threads=self.config.threads)
 
     def _load_model(self, path: Path) -> ActiveModel:
         return ActiveModel.from_classifier(self._load_classifier(path))
 
     def _create_source(self, given: FrameSource | None) -> ThreadedSource:
-        opts = self.options
+        cfg = self.config
+        capture = cfg.capture
         if given is not None:
             raw, reopen = given, None
         else:
 
             def reopen() -> FrameSource:
                 return create_source(
-                    opts.source, opts.fps, loop=not opts.exit_at_end, stills=opts.stills
+                    str(cfg.source), cfg.fps, loop=not capture.exit_at_end, stills=cfg.stills
                 )
 
             raw = reopen()
         live = bool(getattr(raw, "live", False))
         return ThreadedSource(
             raw,
-            drop=live if opts.drop_frames is None else opts.drop_frames,
+            drop=live if capture.drop_frames is None else capture.drop_frames,
             # a camera or stream is re-opened; a file re-opened would replay from the start
             reopen=reopen if live else None,
             restart_on_end=live,
-            max_backoff=opts.max_backoff,
+            max_backoff=capture.max_backoff,
         )
 
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> RunStats:
         """Connect, loop until the source ends / max frames / ``stop()``, then go offline."""
-        opts = self.options
+        cfg = self.config
         self.client.on_connect(self._on_connect)
         for command, handler in (
             ("pause", self._pause),
@@ -203,8 +209,8 @@ class EdgeService:
         ):
             self.client.subscribe(self.topics.command(command), handler)
         self.client.subscribe(self.topics.correction, self._correction)
-        if opts.homeassistant.enabled:
-            self.client.subscribe(birth_topic(opts.homeassistant.discovery_prefix), self._ha_birth)
+        if cfg.homeassistant.enabled:
+            self.client.subscribe(birth_topic(cfg.homeassistant.discovery_prefix), self._ha_birth)
         if self.follower is not None:
             model = self.follower.restore()
             self.follower.attach(self.client)
@@ -219,10 +225,10 @@ class EdgeService:
             self.liveview.start()
         if self.drainer is not None:
             self.drainer.start()
-        if not self.client.start(wait=opts.connect_timeout):
+        if not self.client.start(wait=cfg.connect_timeout):
             logger.warning(
                 "MQTT broker %s not reachable yet; running and retrying in the background",
-                opts.mqtt_url,
+                self.mqtt.url,
             )
         try:
             self.stats = self.runner.run()
@@ -277,12 +283,12 @@ class EdgeService:
         self.client.stop()
         if self.outbox is not None:
             self.outbox.close()
-        logger.info("edge %s stopped", self.options.device_id)
+        logger.info("edge %s stopped", self.device_id)
 
     # -- MQTT callbacks (network thread) ---------------------------------------------
     def _on_connect(self) -> None:
         self.client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
-        if self.options.homeassistant.enabled:
+        if self.config.homeassistant.enabled:
             self.publish_discovery()
         self.runner.republish_state()
         if self.follower is not None:
@@ -292,10 +298,10 @@ class EdgeService:
 
     def publish_discovery(self) -> int:
         """Publish the retained Home Assistant discovery configs; returns how many."""
-        ha = self.options.homeassistant
+        ha = self.config.homeassistant
         messages = discovery_messages(
-            self.options.device_id,
-            prefix=self.options.prefix,
+            self.device_id,
+            prefix=self.mqtt.prefix,
             discovery_prefix=ha.discovery_prefix,
             sw_version=__version__,
             device_name=ha.device_name,
@@ -336,25 +342,25 @@ class EdgeService:
         if self.follower is not None:
             logger.info("reload requested by %s: re-applying the wanted deployment", topic)
             self.follower.retry()
-        elif self.options.model is not None:
+        elif self.config.model is not None:
             threading.Thread(
                 target=self._reload_static, name="whichbin-reload", daemon=True
             ).start()
 
     def _reload_static(self) -> None:
-        assert isinstance(self.models, StaticModel) and self.options.model is not None
+        assert isinstance(self.models, StaticModel) and self.config.model is not None
         try:
-            model = self._load_model(self.options.model)
+            model = self._load_model(self.config.model)
         except Exception as e:
             logger.error(
-                "reload: cannot load %s (%s); keeping the current model", self.options.model, e
+                "reload: cannot load %s (%s); keeping the current model", self.config.model, e
             )
             return
         if model.sha256 != self.models.model.sha256:
             self.models.replace(model)
             logger.info("reload: now running %s (%s)", model.version, model.sha256[:12])
         else:
-            logger.info("reload: %s is unchanged", self.options.model)
+            logger.info("reload: %s is unchanged", self.config.model)
 
     def _correction(self, topic: str, payload: bytes) -> None:
         try:
