@@ -152,9 +152,7 @@ def test_value_templates_render_our_payloads() -> None:
 def test_edge_publishes_discovery_on_connect_and_uninstall_removes_it(
     broker: Broker, color_bundle: Path, tmp_path: Path
 ) -> None:
-    from whichbin.edge.config import HomeAssistantConfig
-
-    from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig
+    from whichbin.config import CaptureConfig, EdgeConfig, HomeAssistantConfig, MqttConfig
     from whichbin.edge.service import EdgeService
 
     dev = f"cam-{uuid.uuid4().hex[:8]}"

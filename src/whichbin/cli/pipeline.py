@@ -9,7 +9,10 @@ import typer
 from whichbin.cli.options import ConfigOpt, JsonOpt, RegistryOpt, load_config
 from whichbin.cli.output import emit_json, err_console
 
-app = typer.Typer(help="Run the training pipeline.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the training pipeline.\n\nExample: whichbin pipeline run --data ../shared/data/trashnet",
+    no_args_is_help=True,
+)
 
 
 @app.command("run")
