@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
@@ -14,7 +13,7 @@ import pytest
 
 from whichbin.config import load_settings
 from whichbin.training.backbones import get_backbone_spec
-from whichbin.training.finetune import FinetuneParams
+from whichbin.training.finetune import Recipe, finetune_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -40,9 +39,10 @@ def test_accurate_preset_is_the_trashnet_recipe_the_readme_quotes() -> None:
     bench = _bench_module("finetune_compare")
     measured = bench.finetune_params(method, bench.parser().parse_args([]))
     settings = load_settings(ROOT / "configs" / "accurate.yaml")
-    preset = FinetuneParams.from_training(settings.pipeline.training)
+    preset = settings.pipeline.training
     side = get_backbone_spec(preset.backbone).default_size
-    assert replace(preset, image_size=preset.image_size or side) == measured
+    preset = preset.model_copy(update={"image_size": preset.image_size or side})
+    assert finetune_settings(preset, Recipe()) == finetune_settings(*measured)
     assert settings.pipeline.data.val == bench.val_fraction(method)
     results = json.loads((ROOT / "bench" / "results" / "finetune_compare.json").read_text())
     assert results["summary"][method]["seeds"] == [0, 1, 2]

@@ -10,7 +10,7 @@ from whichbin.cli.options import ConfigOpt, JsonOpt, RegistryOpt, load_config
 from whichbin.cli.output import emit_json, err_console
 
 app = typer.Typer(
-    help="Run the training pipeline.\n\nExample: whichbin pipeline run --data ../shared/data/trashnet",
+    help="Run the training pipeline.\n\nExample: whichbin pipeline run --data photos/",
     no_args_is_help=True,
 )
 
