@@ -22,23 +22,29 @@ from whichbin.registry.local import SqliteRegistry
 runner = CliRunner()
 
 
-def tls_config(path: Path, ca: Path, registry_dir: Path) -> Path:
-    """A config file naming a TLS broker with a CA bundle (``ca`` need not exist)."""
+@pytest.fixture()
+def tls_config(
+    registry: SqliteRegistry,  # noqa: F811
+    color_bundle: Path,
+    tmp_path: Path,
+) -> tuple[Path, Path]:
+    """A registry with one version, and a config file naming it and a TLS broker whose CA
+    bundle does not exist: (config, CA bundle)."""
+    register(registry, color_bundle)
+    ca = tmp_path / "missing-ca.pem"
+    path = tmp_path / "whichbin.yaml"
     path.write_text(
         f"mqtt: {{url: 'mqtts://127.0.0.1:{free_port()}', ca_file: '{ca}'}}\n"
-        f"pipeline: {{registry: {{uri: '{registry_dir}'}}}}\n"
+        f"pipeline: {{registry: {{uri: '{registry.root}'}}}}\n"
     )
-    return path
+    return path, ca
 
 
 def test_registry_approve_uses_the_config_files_ca_bundle(
     registry: SqliteRegistry,  # noqa: F811
-    color_bundle: Path,
-    tmp_path: Path,
+    tls_config: tuple[Path, Path],
 ) -> None:
-    register(registry, color_bundle)
-    ca = tmp_path / "missing-ca.pem"
-    cfg = tls_config(tmp_path / "whichbin.yaml", ca, registry.root)
+    cfg, ca = tls_config
     # $WHICHBIN_CONFIG, like --config: the registry and the CA bundle both come from it.
     r = runner.invoke(
         app, ["registry", "approve", "1", "--timeout", "0.5"], env={"WHICHBIN_CONFIG": str(cfg)}
@@ -48,14 +54,8 @@ def test_registry_approve_uses_the_config_files_ca_bundle(
     assert registry.get("1").status == "Approved"  # recorded, not published
 
 
-def test_web_uses_the_config_files_ca_bundle(
-    registry: SqliteRegistry,  # noqa: F811
-    color_bundle: Path,
-    tmp_path: Path,
-) -> None:
-    register(registry, color_bundle)
-    ca = tmp_path / "missing-ca.pem"
-    cfg = tls_config(tmp_path / "whichbin.yaml", ca, registry.root)
+def test_web_uses_the_config_files_ca_bundle(tls_config: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, ca = tls_config
     port = free_port()
     log = tmp_path / "web.log"
     proc = subprocess.Popen(

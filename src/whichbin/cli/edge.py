@@ -9,16 +9,7 @@ from typing import Any
 
 import typer
 
-from whichbin.cli.options import (
-    CaFileOpt,
-    ConfigOpt,
-    JsonOpt,
-    MqttOpt,
-    PasswordFileOpt,
-    PrefixOpt,
-    load_config,
-    mqtt_flags,
-)
+from whichbin.cli.options import ConfigOpt, JsonOpt, broker_options, load_config
 
 app = typer.Typer(
     help="The edge camera: classify items in view and publish one event per item.\n\n"
@@ -40,6 +31,7 @@ def _roi(value: str | None) -> list[float] | None:
 
 
 @app.command("run")
+@broker_options
 def run(
     source: str | None = typer.Option(
         None,
@@ -50,7 +42,6 @@ def run(
     device_id: str | None = typer.Option(
         None, "--device-id", help="This device's id in MQTT topics"
     ),
-    mqtt: MqttOpt = None,
     config: ConfigOpt = None,
     model: Path | None = typer.Option(
         None, "--model", help="Run this bundle (.onnx) instead of following deployments"
@@ -72,7 +63,6 @@ def run(
         "--deeplens-topic",
         help='Also publish the recipe\'s {"object": "Recycling"} to deeplens/trash/infer',
     ),
-    prefix: PrefixOpt = None,
     models_dir: Path | None = typer.Option(
         None,
         "--models-dir",
@@ -141,9 +131,8 @@ def run(
         "--http-password-file",
         help="Require this file's password for the live view (HTTP Basic, any user name)",
     ),
-    password_file: PasswordFileOpt = None,
-    ca_file: CaFileOpt = None,
     json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Classify what the camera sees and publish it over MQTT.
 
@@ -172,7 +161,7 @@ def run(
     settings = load_config(
         config,
         {
-            **mqtt_flags(mqtt, prefix, password_file, ca_file),
+            **(broker or {}),
             "edge.source": source,
             "edge.device_id": device_id,
             "edge.model": model,
@@ -220,17 +209,15 @@ def run(
 
 
 @app.command("uninstall-ha")
+@broker_options
 def uninstall_ha(
     device_id: str | None = typer.Option(None, "--device-id", help="The edge device to remove"),
-    mqtt: MqttOpt = None,
     config: ConfigOpt = None,
-    prefix: PrefixOpt = None,
     discovery_prefix: str | None = typer.Option(
         None, "--ha-prefix", help="Home Assistant's discovery prefix [default: homeassistant]"
     ),
-    password_file: PasswordFileOpt = None,
-    ca_file: CaFileOpt = None,
     json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Remove a device from Home Assistant: clear its retained discovery configs.
 
@@ -246,7 +233,7 @@ def uninstall_ha(
     settings = load_config(
         config,
         {
-            **mqtt_flags(mqtt, prefix, password_file, ca_file),
+            **(broker or {}),
             "edge.device_id": device_id,
             "edge.homeassistant.discovery_prefix": discovery_prefix,
         },

@@ -8,6 +8,9 @@ override the file.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -108,3 +111,31 @@ def load_config(config: Path | None, flags: dict[str, Any] | None = None) -> Set
     from whichbin.config import load_settings
 
     return load_settings(config, overrides(flags or {}))
+
+
+_BROKER_OPTIONS = {
+    "mqtt": MqttOpt,
+    "prefix": PrefixOpt,
+    "password_file": PasswordFileOpt,
+    "ca_file": CaFileOpt,
+}
+
+
+def broker_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command ``--mqtt``, ``--prefix``, ``--password-file`` and ``--ca-file``; it
+    receives them as ``broker``: the given ones as dotted config keys (``mqtt.url``, ...),
+    ready for :func:`load_config`."""
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for name, p in signature.parameters.items() if name != "broker"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in _BROKER_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = [kwargs.pop(name, None) for name in _BROKER_OPTIONS]
+        return command(*args, broker=mqtt_flags(*given), **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+    return wrapper

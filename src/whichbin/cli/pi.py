@@ -5,18 +5,11 @@ from __future__ import annotations
 import signal
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from whichbin.cli.options import (
-    CaFileOpt,
-    ConfigOpt,
-    MqttOpt,
-    PasswordFileOpt,
-    PrefixOpt,
-    load_config,
-    mqtt_flags,
-)
+from whichbin.cli.options import ConfigOpt, broker_options, load_config
 
 app = typer.Typer(
     help="The display device: show which bin an item goes in on a Sense HAT.\n\n"
@@ -38,8 +31,8 @@ def _rotation(value: int | None) -> int | None:
 
 
 @app.command("display")
+@broker_options
 def display(
-    mqtt: MqttOpt = None,
     device_id: str | None = typer.Option(
         None, "--device-id", help="The edge device whose events to show"
     ),
@@ -58,26 +51,24 @@ def display(
     brightness: float | None = typer.Option(
         None, "--brightness", min=0.0, max=1.0, help="LED brightness, 0..1 [default: 1]"
     ),
-    prefix: PrefixOpt = None,
     deeplens_topic: str | None = typer.Option(
         None,
         "--deeplens-topic",
         help='Also show the recipe\'s {"object": "Compost"} messages from this topic '
         "(e.g. deeplens/trash/infer)",
     ),
-    password_file: PasswordFileOpt = None,
     password_env: str | None = typer.Option(
         None,
         "--password-env",
         help="Env var holding the broker password [default: WHICHBIN_MQTT_PASSWORD]",
     ),
-    ca_file: CaFileOpt = None,
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
         help="Joystick corrections wait here (outbox.sqlite) while the broker is away "
         "[default: whichbin-pi]",
     ),
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Show each item's bin (green C, red L, blue R; orange ? idle/unsure; dim red X offline).
 
@@ -96,7 +87,7 @@ def display(
     settings = load_config(
         config,
         {
-            **mqtt_flags(mqtt, prefix, password_file, ca_file),
+            **(broker or {}),
             "mqtt.password_env": password_env,
             "pi.device_id": device_id,
             "pi.output": output.value if output else None,

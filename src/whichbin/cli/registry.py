@@ -13,17 +13,13 @@ from rich.table import Table
 
 from whichbin.cli.options import (
     ArtifactBaseUrlOpt,
-    CaFileOpt,
     ConfigOpt,
     JsonOpt,
-    MqttOpt,
     NoDeployOpt,
-    PasswordFileOpt,
-    PrefixOpt,
     RegistryOpt,
     TimeoutOpt,
+    broker_options,
     load_config,
-    mqtt_flags,
 )
 from whichbin.config import Settings
 from whichbin.errors import DeployError
@@ -187,37 +183,28 @@ def _deployer(settings: Settings) -> MqttDeployer:
 def _deploy_settings(
     config: Path | None,
     registry: str | None,
-    mqtt: str | None,
-    prefix: str | None,
-    password_file: str | None,
-    ca_file: str | None,
+    broker: dict[str, Any] | None,
     artifact_base_url: str | None,
     timeout: float | None,
 ) -> Settings:
     """Settings for the commands that publish a deployment."""
-    return _settings(
-        config,
-        registry,
-        **mqtt_flags(mqtt, prefix, password_file, ca_file),
-        **{"deploy.artifact_base_url": artifact_base_url, "deploy.timeout": timeout},
-    )
+    deploy = {"deploy.artifact_base_url": artifact_base_url, "deploy.timeout": timeout}
+    return _settings(config, registry, **(broker or {}), **deploy)
 
 
 @app.command("approve")
+@broker_options
 def approve_cmd(
     version: str = typer.Argument(..., help="NAME/N (e.g. trash-classifier/7) or N"),
     by: str = typer.Option(None, "--by", help="Who approves (default: $USER)"),
     note: str = typer.Option("", "--note", help="Why, for the audit trail"),
     registry: RegistryOpt = None,
     config: ConfigOpt = None,
-    mqtt: MqttOpt = None,
     no_deploy: NoDeployOpt = False,
     artifact_base_url: ArtifactBaseUrlOpt = None,
-    prefix: PrefixOpt = None,
-    password_file: PasswordFileOpt = None,
-    ca_file: CaFileOpt = None,
     timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Approve a version whose quality gate passed, and deploy it to the fleet.
 
@@ -233,9 +220,7 @@ def approve_cmd(
     from whichbin.contract import utc_now
     from whichbin.deploy import approve_and_deploy, not_published_message
 
-    settings = _deploy_settings(
-        config, registry, mqtt, prefix, password_file, ca_file, artifact_base_url, timeout
-    )
+    settings = _deploy_settings(config, registry, broker, artifact_base_url, timeout)
     reg = _open(settings)
     deployer = None if no_deploy else _deployer(settings)
     base_url = settings.deploy.artifact_base_url
@@ -293,6 +278,7 @@ def reject_cmd(
 
 
 @app.command("deploy")
+@broker_options
 def deploy_cmd(
     version: str = typer.Argument(None, help="NAME/N or N (default: the latest approved version)"),
     device: str = typer.Option(
@@ -300,13 +286,10 @@ def deploy_cmd(
     ),
     registry: RegistryOpt = None,
     config: ConfigOpt = None,
-    mqtt: MqttOpt = None,
     artifact_base_url: ArtifactBaseUrlOpt = None,
-    prefix: PrefixOpt = None,
-    password_file: PasswordFileOpt = None,
-    ca_file: CaFileOpt = None,
     timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Publish (again) the deployment message of an approved version.
 
@@ -321,9 +304,7 @@ def deploy_cmd(
     from whichbin.deploy import deploy_version
     from whichbin.errors import RegistryError
 
-    settings = _deploy_settings(
-        config, registry, mqtt, prefix, password_file, ca_file, artifact_base_url, timeout
-    )
+    settings = _deploy_settings(config, registry, broker, artifact_base_url, timeout)
     reg = _open(settings)
     if version is None:
         v = reg.latest_approved(reg.default_name)

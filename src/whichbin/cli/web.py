@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from whichbin.cli.options import (
     ArtifactBaseUrlOpt,
-    CaFileOpt,
     ConfigOpt,
-    MqttOpt,
     NoDeployOpt,
-    PasswordFileOpt,
-    PrefixOpt,
     RegistryOpt,
+    broker_options,
     load_config,
-    mqtt_flags,
 )
 
 
@@ -23,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command("web")(web)
 
 
+@broker_options
 def web(
     host: str | None = typer.Option(
         None, "--host", help="Address to listen on (0.0.0.0: all) [default: 127.0.0.1]"
@@ -32,12 +31,9 @@ def web(
     ),
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
-    mqtt: MqttOpt = None,
     no_deploy: NoDeployOpt = False,
     artifact_base_url: ArtifactBaseUrlOpt = None,
-    prefix: PrefixOpt = None,
-    password_file: PasswordFileOpt = None,
-    ca_file: CaFileOpt = None,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Serve the dashboard (/), the REST API (/api/models, docs at /docs) and /artifacts.
 
@@ -54,7 +50,7 @@ def web(
     settings = load_config(
         config,
         {
-            **mqtt_flags(mqtt, prefix, password_file, ca_file),
+            **(broker or {}),
             "web.host": host,
             "web.port": port,
             "web.publish": False if no_deploy else None,

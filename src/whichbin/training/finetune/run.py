@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,20 @@ from whichbin.training.finetune.params import (
 
 logger = logging.getLogger(__name__)
 OnEpoch = Callable[[int, dict[str, list[float]]], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every run of one :func:`finetune` call shares (see its arguments)."""
+
+    rows_train: Sequence[Row]
+    rows_val: Sequence[Row]
+    labels: list[str]
+    work_dir: Path
+    meta: BundleMeta | None
+    backgrounds: Sequence[Path]
+    progress: bool
+    on_epoch: OnEpoch | None
 
 
 def finetune(
@@ -75,11 +90,12 @@ def finetune(
         ConfigError: Bad settings, or a label without a rule (default meta).
     """
     first_trained_block(cfg)  # head mode: one line, before any work
+    job = Job(
+        rows_train, rows_val, list(labels), Path(work_dir), meta, backgrounds, progress, on_epoch
+    )
 
     def run(c: TrainingConfig, r: Recipe, out: Path) -> FinetuneResult:
-        return train_once(
-            c, r, rows_train, rows_val, labels, work_dir, out, meta, backgrounds, progress, on_epoch
-        )
+        return train_once(c, r, job, out)
 
     before = torch.get_num_threads()
     torch.set_num_threads(torch_threads(cfg))
@@ -93,20 +109,8 @@ def finetune(
         torch.set_num_threads(before)
 
 
-def train_once(
-    cfg: TrainingConfig,
-    recipe: Recipe,
-    rows_train: Sequence[Row],
-    rows_val: Sequence[Row],
-    labels: Sequence[str],
-    work_dir: Path,
-    out_dir: Path,
-    meta: BundleMeta | None = None,
-    backgrounds: Sequence[Path] = (),
-    progress: bool = True,
-    on_epoch: OnEpoch | None = None,
-) -> FinetuneResult:
-    """One fine-tuning run (:func:`finetune` without the ensemble)."""
+def train_once(cfg: TrainingConfig, recipe: Recipe, job: Job, out_dir: Path) -> FinetuneResult:
+    """One fine-tuning run (:func:`finetune` without the ensemble) into ``out_dir``."""
     from whichbin.training.backbones import (
         create_backbone,
         get_backbone_spec,
@@ -116,9 +120,9 @@ def train_once(
 
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
-    work_dir, out_dir = Path(work_dir), Path(out_dir)
+    rows_train, rows_val, labels, work_dir = job.rows_train, job.rows_val, job.labels, job.work_dir
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = list(labels)
     y_tr, y_va = _targets(rows_train, labels), _targets(rows_val, labels)
     pre = preprocess_for(get_backbone_spec(cfg.backbone), cfg.image_size, cfg.resize)
     wid = weights_id(cfg.backbone, cfg.weights)
@@ -133,8 +137,9 @@ def train_once(
 
     t0 = time.perf_counter()
     feed = create_feed(
-        cfg, recipe, model, k, pre, wid, rows_train, rows_val, work_dir, backgrounds, progress
-    )
+        cfg, recipe, model, k, pre, wid, rows_train, rows_val, work_dir, job.backgrounds,
+        job.progress,
+    )  # fmt: skip
     seconds["cache"] = time.perf_counter() - t0
 
     opt, sched = create_optimizer(net, cfg, recipe, len(y_tr))
@@ -157,15 +162,15 @@ def train_once(
         _record(state, epoch, loss, vloss, vacc, time.perf_counter() - te, cfg.finetune_epochs)
         state.keep(net, epoch, vloss, vacc, last=cfg.finetune_select == "last")
         saver.save(net, opt, sched, state)
-        if on_epoch is not None:
-            on_epoch(epoch, state.history)
+        if job.on_epoch is not None:
+            job.on_epoch(epoch, state.history)
     seconds["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     best = state.best
     if best["state"] is not None:
         net.load_state_dict(best["state"])
-    bundle = export_bundle(model, net, k, pre, labels, meta, cfg, best, out_dir / "model.onnx")
+    bundle = export_bundle(model, net, k, pre, labels, job.meta, cfg, best, out_dir / "model.onnx")
     val_logits, val_emb = bundle_outputs(bundle, [r.path for r in rows_val])
     seconds["export"] = time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
