@@ -32,9 +32,8 @@ ATTRIBUTION = (
 
 def main() -> None:
     from whichbin.config import PipelineConfig
-    from whichbin.edge.classifier import default_model_path
+    from whichbin.inference import default_model_path, read_meta, sha256_file, write_meta
     from whichbin.pipelines.local import run_pipeline
-    from whichbin.training.bundle import read_meta, sha256_file, write_meta
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/whichbin-default/work"))

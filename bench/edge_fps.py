@@ -119,10 +119,9 @@ def run_once(
     realtime: bool,
     name: str,
 ) -> dict:
-    from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig
-    from whichbin.edge.classifier import default_model_path
-    from whichbin.edge.presence import PresenceConfig
+    from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig, PresenceConfig
     from whichbin.edge.service import EdgeService
+    from whichbin.inference import default_model_path
 
     device = f"bench-{name}"
     sub = Subscriber(url, f"whichbin/{device}/event")
@@ -175,7 +174,7 @@ def main() -> None:
     ap.add_argument("--name", default="edge_fps")
     args = ap.parse_args()
 
-    from whichbin.edge.classifier import OnnxClassifier, default_model_path
+    from whichbin.inference import OnnxClassifier, default_model_path
 
     clf = OnnxClassifier(default_model_path(), threads=1)
     size = (clf.meta.preprocess.size, clf.meta.preprocess.size)  # the model's input size

@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--name", default="edge_soak")
     args = ap.parse_args()
 
-    from whichbin.edge.classifier import OnnxClassifier, default_model_path
+    from whichbin.inference import OnnxClassifier, default_model_path
 
     clf = OnnxClassifier(default_model_path(), threads=1)
     size = (clf.meta.preprocess.size, clf.meta.preprocess.size)

@@ -107,7 +107,7 @@ def make_color_bundle(path: Path, version: str = "test/1", size: int = 32) -> Pa
     import onnx
     from onnx import TensorProto, helper
 
-    from whichbin.training.bundle import BundleMeta, write_meta
+    from whichbin.inference import BundleMeta, write_meta
 
     w = np.eye(3, dtype=np.float32) * 6.0
     b = np.zeros(3, dtype=np.float32)

@@ -90,8 +90,8 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
 ) -> None:
     from tests.pi.support import display_config
     from whichbin.config import EdgeConfig, MqttConfig
-    from whichbin.edge.classifier import OnnxClassifier
     from whichbin.edge.service import EdgeService
+    from whichbin.inference import OnnxClassifier
     from whichbin.pi.displays import RecorderDisplay
     from whichbin.pi.render import render
     from whichbin.pi.runner import start_display

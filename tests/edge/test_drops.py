@@ -14,10 +14,10 @@ from tests.edge.fakes import InMemoryPublisher
 from whichbin.config import PresenceConfig
 from whichbin.contract import Topics
 from whichbin.edge.capture import ThreadedSource
-from whichbin.edge.classifier import OnnxClassifier, default_model_path
 from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
 from whichbin.edge.sources import create_source
+from whichbin.inference import OnnxClassifier, default_model_path
 
 pytestmark = pytest.mark.shared_data
 

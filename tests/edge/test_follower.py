@@ -20,8 +20,8 @@ from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig
 from whichbin.contract import Deployment, DeploymentStatus, Topics, iso, utc_now
 from whichbin.edge.follower import CURRENT_FILE, DeploymentFollower
 from whichbin.edge.service import EdgeService
+from whichbin.inference import sha256_file
 from whichbin.messaging.mqtt import MqttClient
-from whichbin.training.bundle import sha256_file
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -205,6 +205,6 @@ def test_default_model_fallback_is_explicit(tmp_path: Path) -> None:
     assert follower.restore() is None  # without the flag: wait for a deployment
     with_flag = DeploymentFollower("c", tmp_path, InMemoryPublisher(), fallback_default=True)
     model = with_flag.restore()  # the bundled model, if this build ships one
-    from whichbin.edge.classifier import default_model_path
+    from whichbin.inference import default_model_path
 
     assert (model is not None) == default_model_path().is_file()

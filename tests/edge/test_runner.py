@@ -20,9 +20,9 @@ from tests.edge.scenes import scene_frame, write_scene
 from tests.helpers import COLORS, Broker, Recorder
 from whichbin.cli.main import app
 from whichbin.contract import DEEPLENS_TOPIC, Event, State, Topics
-from whichbin.edge.classifier import OnnxClassifier
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
 from whichbin.edge.sources import Frame
+from whichbin.inference import OnnxClassifier
 
 BINS = ["landfill", "compost", "recycling"]
 

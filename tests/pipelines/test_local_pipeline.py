@@ -112,7 +112,7 @@ def test_partial_finetuning_mode_runs_and_registers(tmp_path: Path) -> None:
     assert res.version == "trash-classifier/1"
     assert "finetune_partial" in res.timings and "train" not in res.timings
     assert "int8" not in res.metrics  # INT8 applies to the head-only path
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     clf = OnnxClassifier(res.bundle)
     assert clf.meta.preprocess.size == 64 and clf.meta.backbone.endswith(":partial")
@@ -123,7 +123,7 @@ def test_partial_finetuning_mode_runs_and_registers(tmp_path: Path) -> None:
 def test_int8_bundle_shares_the_fp32_head_and_is_cached(tmp_path: Path, color_bundle: Path) -> None:
     import onnx
 
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta
 
     photos = make_photos(tmp_path / "photos", 14)
     cfg = config(tmp_path, color_bundle)

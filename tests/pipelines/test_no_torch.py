@@ -42,7 +42,7 @@ def test_corrections_register_a_version_without_torch(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert probe.returncode != 0 and "hidden by the test" in probe.stderr
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     clf = OnnxClassifier(Path(res["bundle"]))
     assert sorted(clf.labels) == ["organic", "plastic", "trash"]  # corrections add none

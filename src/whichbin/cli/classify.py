@@ -37,7 +37,8 @@ def classify(
     """
     from PIL import Image, UnidentifiedImageError
 
-    from whichbin.edge.classifier import OnnxClassifier, default_model_path
+    from whichbin.contract import DECIDED
+    from whichbin.inference import OnnxClassifier, default_model_path
     from whichbin.rules import load_rules, unfamiliar
 
     clf = OnnxClassifier(model or default_model_path(), load_rules(rules) if rules else None)
@@ -55,7 +56,7 @@ def classify(
         if as_json:
             emit_jsonl(record)
         else:
-            mark = "" if pred.decision == "decided" else " (unsure)"
+            mark = "" if pred.decision == DECIDED else " (unsure)"
             mark = " (unsure: unlike anything it was trained on)" if strange else mark
             err_console.print(
                 f"{path}: [bold]{pred.bin}[/]{mark} — {pred.label} {pred.confidence:.2f}"

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from whichbin.cli.options import ConfigOpt, JsonOpt, load_config
 from whichbin.config import DataConfig
-from whichbin.errors import ConfigError
+from whichbin.errors import ConfigError, validation_message
 
 app = typer.Typer(
     help="Build datasets: import images, check them, split them, count them.\n\n"
@@ -35,9 +35,7 @@ def _data_config(config: Path | None, **flags: object) -> DataConfig:
     try:
         return DataConfig.model_validate({**section, **given})
     except ValidationError as e:
-        err = e.errors()[0]
-        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "flags"
-        raise ConfigError(f"{flag}: {err['msg']}") from e
+        raise ConfigError(validation_message(e, flag=True, top="flags")) from e
 
 
 @app.command("import")

@@ -39,7 +39,6 @@ from whichbin.config.settings import (
     CONFIG_ENV,
     Settings,
     config_hash,
-    format_validation_error,
     load_settings,
 )
 
@@ -66,6 +65,5 @@ __all__ = [
     "WebConfig",
     "check_roi",
     "config_hash",
-    "format_validation_error",
     "load_settings",
 ]

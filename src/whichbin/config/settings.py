@@ -20,7 +20,7 @@ from whichbin.config.devices import PiConfig, WebConfig
 from whichbin.config.edge import EdgeConfig
 from whichbin.config.mqtt import DeployConfig, MqttConfig
 from whichbin.config.pipeline import PipelineConfig
-from whichbin.errors import ConfigError
+from whichbin.errors import ConfigError, validation_message
 
 CONFIG_ENV = "WHICHBIN_CONFIG"  # the config file when --config is not given
 
@@ -68,13 +68,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def format_validation_error(e: ValidationError, source: str) -> str:
-    """One line naming the YAML key."""
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{source}: {loc}: {err['msg']}"
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
@@ -106,7 +99,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     try:
         return Settings.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, str(path) if path else "settings")) from e
+        raise ConfigError(validation_message(e, str(path) if path else "settings")) from e
 
 
 def config_hash(model: BaseModel) -> str:

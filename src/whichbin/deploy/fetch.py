@@ -6,7 +6,6 @@ temporary file next to it, and an atomic rename happens after the sha256 matches
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -18,20 +17,11 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from whichbin.errors import DeployError
+from whichbin.inference import HashingCopy, sha256_file
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
-
-
-def _file_matches(path: Path, expected_sha256: str) -> bool:
-    if not path.is_file():
-        return False
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest() == expected_sha256
 
 
 def _open(url: str, timeout: float) -> BinaryIO:
@@ -76,7 +66,7 @@ def fetch_artifact(url: str, dest: Path, expected_sha256: str, timeout: float = 
     """
     dest = Path(dest)
     expected = expected_sha256.strip().lower()
-    if _file_matches(dest, expected):
+    if dest.is_file() and sha256_file(dest) == expected:
         logger.debug("%s already holds sha256 %s", dest, expected[:12])
         return dest
     try:
@@ -86,19 +76,17 @@ def fetch_artifact(url: str, dest: Path, expected_sha256: str, timeout: float = 
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
-        h = hashlib.sha256()
-        size = 0
+        copy = HashingCopy()
         with os.fdopen(fd, "wb") as out, _open(url, timeout) as src:
             try:
-                while block := src.read(CHUNK):
-                    h.update(block)
-                    out.write(block)
-                    size += len(block)
+                actual = copy.copy(src, out, CHUNK)
             except (OSError, http.client.HTTPException) as e:  # e.g. a timeout mid-download
-                raise DeployError(f"cannot fetch {url}: interrupted after {size} bytes: {e}") from e
+                raise DeployError(
+                    f"cannot fetch {url}: interrupted after {copy.size} bytes: {e}"
+                ) from e
             out.flush()
             os.fsync(out.fileno())
-        actual = h.hexdigest()
+        size = copy.size
         if actual != expected:
             raise DeployError(
                 f"{url}: sha256 mismatch (expected {expected[:12]}…, got {actual[:12]}…, "

@@ -27,10 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from whichbin.config.edge import DecisionConfig
-from whichbin.rules import BINS, unfamiliar
-
-DECIDED = "decided"
-UNSURE = "unsure"
+from whichbin.contract import BINS, DECIDED, UNSURE
+from whichbin.rules import unfamiliar
 
 # Why a decision was made (the event's ``reason`` extension field).
 AGREED = "agreed"  # K of N frames agreed

@@ -28,10 +28,10 @@ from pydantic import ValidationError
 
 from whichbin.contract import Deployment, DeploymentStatus, Topics, iso, utc_now
 from whichbin.edge.runner import ActiveModel
-from whichbin.errors import DeployError
+from whichbin.errors import DeployError, validation_message
+from whichbin.inference import sha256_file
 from whichbin.messaging.mqtt import Publisher
 from whichbin.rules import RulePack
-from whichbin.training.bundle import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -145,12 +145,8 @@ class DeploymentFollower:
             try:
                 deployment = Deployment.model_validate_json(payload)
             except ValidationError as e:
-                err = e.errors()[0]
                 logger.error(
-                    "ignoring deployment on %s: %s: %s",
-                    topic,
-                    ".".join(str(p) for p in err["loc"]) or "payload",
-                    err["msg"],
+                    "ignoring deployment on %s", validation_message(e, topic, top="payload")
                 )
                 return
         with self._lock:
@@ -199,7 +195,7 @@ class DeploymentFollower:
         return model
 
     def _restore_default(self) -> ActiveModel | None:
-        from whichbin.edge.classifier import default_model_path
+        from whichbin.inference import default_model_path
 
         path = default_model_path()
         if not path.is_file():
@@ -301,7 +297,7 @@ class DeploymentFollower:
         return ActiveModel(clf, version, sha)
 
     def _load_onnx(self, path: Path) -> Any:
-        from whichbin.edge.classifier import OnnxClassifier
+        from whichbin.inference import OnnxClassifier
 
         return OnnxClassifier(path, rules=self.rules)
 

@@ -30,13 +30,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from whichbin.contract import COMMANDS, OFFLINE, ONLINE, Topics
-from whichbin.rules import BINS
+from whichbin.contract import BINS, COMMANDS, IDLE, OFFLINE, ONLINE, UNSURE, Topics
 
 DEFAULT_DISCOVERY_PREFIX = "homeassistant"
 BIRTH_TOPIC_SUFFIX = "status"  # HA announces itself on <prefix>/status: "online"
-UNSURE = "unsure"
-IDLE = "idle"
 COUNTER_KEYS = (*BINS, UNSURE, "total")
 _NODE_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 

@@ -35,7 +35,7 @@ from whichbin.edge.output import EdgeOutput
 from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, ModelProvider, RunStats, StaticModel
 from whichbin.edge.sources import FrameSource, create_source
-from whichbin.errors import ConfigError
+from whichbin.errors import ConfigError, validation_message
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class EdgeService:
             self.snapshots = SnapshotStore(data_dir / "snapshots", self.config.snapshots)
 
     def _load_classifier(self, path: Path) -> Any:
-        from whichbin.edge.classifier import OnnxClassifier
+        from whichbin.inference import OnnxClassifier
 
         return OnnxClassifier(path, self.rules, threads=self.config.threads)
 
@@ -366,9 +366,7 @@ class EdgeService:
         try:
             correction = Correction.model_validate_json(payload)
         except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "payload"
-            logger.error("ignoring correction on %s: %s: %s", topic, loc, err["msg"])
+            logger.error("ignoring correction on %s", validation_message(e, topic, top="payload"))
             return
         if self.snapshots is None:
             logger.warning(

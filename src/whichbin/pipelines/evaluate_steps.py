@@ -40,8 +40,8 @@ def evaluate_embedded_step(
     cache: LogitsCache,
 ) -> dict[str, Any]:
     """A head-on-cached-embeddings candidate: metrics, plots; its logits kept per image."""
-    from whichbin.edge.classifier import softmax
     from whichbin.evaluation.evaluate import embedded_logits, metrics_from_probs
+    from whichbin.inference import softmax
 
     logits, parity = embedded_logits(
         bundle,
@@ -91,9 +91,8 @@ def evaluate_file_step(
 
     ``computed`` in the result says how many images went through the model this time.
     """
-    from whichbin.edge.classifier import softmax
     from whichbin.evaluation.evaluate import bundle_logits, metrics_from_probs
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta, softmax
 
     meta = read_meta(bundle)
     logits, computed = cached_logits(

@@ -106,14 +106,14 @@ def site_memory_for(
 ) -> SiteMemory | None:
     """The site memory of the bin-only training photos (training/site_memory.py), or None
     when there are none or it is off. ``owner`` names the photo each row is a view of."""
-    from whichbin.evaluation.calibration import softmax_t
+    from whichbin.inference import softmax
     from whichbin.training.heads import forward
 
     emb, _, targets, split = arrays
     sel = bin_only_rows(targets) & (split == "train")
     if not t.site_memory or not sel.any():
         return None
-    probs = softmax_t(forward(layers, emb[sel]), temperature)
+    probs = softmax(forward(layers, emb[sel]), temperature)
     return build_site_memory(
         emb[sel],
         probs,
@@ -198,11 +198,12 @@ def calibrate_on_val(
 ) -> dict[str, Any]:
     """Temperature on validation logits, then the lowest unsure threshold whose decided
     validation items are ``t.target_coverage_precision`` correct (at bin level)."""
-    from whichbin.evaluation.calibration import choose_threshold, fit_temperature, softmax_t
+    from whichbin.evaluation.calibration import choose_threshold, fit_temperature
     from whichbin.evaluation.metrics import classification_metrics
+    from whichbin.inference import softmax
 
     temp = fit_temperature(logits, y)
-    probs = softmax_t(logits, temp)
+    probs = softmax(logits, temp)
     l2b = rules.restricted_to(labels)
     m = classification_metrics(y, probs, labels, l2b)
     bidx = {b: i for i, b in enumerate(m["bins"])}

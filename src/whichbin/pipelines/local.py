@@ -16,6 +16,7 @@ import numpy as np
 import whichbin
 from whichbin.config import PipelineConfig, config_hash
 from whichbin.errors import DataError
+from whichbin.inference import sha256_file
 from whichbin.pipelines.cache import LogitsCache, StepCache, hash_key
 from whichbin.pipelines.evaluate_steps import (
     approved_model_key,
@@ -25,7 +26,6 @@ from whichbin.pipelines.evaluate_steps import (
     write_training_report,
 )
 from whichbin.rules import RulePack, load_rules
-from whichbin.training.bundle import sha256_file
 
 logger = logging.getLogger(__name__)
 

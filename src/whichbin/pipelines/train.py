@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from whichbin.config import PipelineConfig
+from whichbin.inference import BundleMeta, now_iso
 from whichbin.pipelines.cache import StepCache, hash_key
 from whichbin.pipelines.head import (
     bin_only_rows,
@@ -24,7 +25,6 @@ from whichbin.pipelines.head import (
     with_site_views,
 )
 from whichbin.rules import RulePack
-from whichbin.training.bundle import BundleMeta, now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +65,9 @@ def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str
 
 def _base_model_backbone(base: str, steps: StepCache) -> tuple[Path, Any, str]:
     """The backbone of an existing bundle (no torch needed): the head-only retrain path."""
-    from whichbin.edge.classifier import default_model_path
     from whichbin.errors import ConfigError
+    from whichbin.inference import default_model_path, read_meta, sha256_file
     from whichbin.pipelines.cache import graph_content_id
-    from whichbin.training.bundle import read_meta, sha256_file
     from whichbin.training.export import strip_to_backbone
 
     path = default_model_path() if base == "default" else Path(base)
@@ -219,7 +218,7 @@ def int8_bundle(
     plus the same head, and the INT8 embeddings of the test split (cached per image like the
     FP32 ones). The FP32 head serves both: the quantized backbone's embeddings stay within
     cosine 0.997 of FP32, and a head trained on INT8 features measured no better."""
-    from whichbin.training.bundle import sha256_file
+    from whichbin.inference import sha256_file
     from whichbin.training.export import build_bundle
     from whichbin.training.quantize import int8_marker, quantize_onnx
 
@@ -270,7 +269,7 @@ def finetune_and_export(
     """Partial or full fine-tuning (training/finetune/) → calibrated bundle. Resumable:
     the step's directory keeps the per-epoch checkpoint until the step completes."""
     from whichbin.evaluation.report import plot_curves
-    from whichbin.training.bundle import write_meta
+    from whichbin.inference import write_meta
     from whichbin.training.finetune import Recipe, finetune, finetune_settings, pick_backgrounds
 
     t = cfg.training

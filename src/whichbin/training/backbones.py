@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from whichbin.errors import ConfigError, ModelError
-from whichbin.preprocess import PreprocessSpec
+from whichbin.inference import PreprocessSpec
 
 if TYPE_CHECKING:
     import torch

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from whichbin.config import TrainingConfig
-from whichbin.preprocess import PreprocessSpec, to_tensor
+from whichbin.inference import PreprocessSpec, to_tensor
 from whichbin.training.activations import ActivationStore, cache_activations, thumb
 from whichbin.training.augment import AUGMENT_VERSION, augment, object_mask
 from whichbin.training.embeddings import load_rgb

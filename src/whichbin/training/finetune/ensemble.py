@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from whichbin.config import TrainingConfig
-from whichbin.training.bundle import BundleMeta
+from whichbin.inference import BundleMeta
 from whichbin.training.finetune.checkpoints import kept_weights
 from whichbin.training.finetune.export import bundle_outputs, export_bundle
 from whichbin.training.finetune.nets import Trainable, merged_classifier

@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from whichbin.config import TrainingConfig
-from whichbin.preprocess import PreprocessSpec
-from whichbin.training.bundle import BundleMeta, now_iso, write_meta
+from whichbin.inference import BundleMeta, PreprocessSpec, now_iso, write_meta
 from whichbin.training.embeddings import load_rgb
 from whichbin.training.finetune.nets import BundleNet
 
@@ -64,7 +63,7 @@ def bundle_outputs(
     bundle: Path, paths: Sequence[Path], batch: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
     """(logits, embeddings) of a bundle on image files, with ONNX Runtime."""
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     clf = OnnxClassifier(bundle)
     logits, embs = [], []

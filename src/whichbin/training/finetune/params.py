@@ -19,7 +19,7 @@ import numpy as np
 
 from whichbin.config import TrainingConfig
 from whichbin.errors import ConfigError
-from whichbin.preprocess import PreprocessSpec
+from whichbin.inference import PreprocessSpec
 
 Layers = list[tuple[np.ndarray, np.ndarray]]
 

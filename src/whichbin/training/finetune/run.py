@@ -14,7 +14,7 @@ import torch
 
 from whichbin.config import TrainingConfig
 from whichbin.errors import ConfigError
-from whichbin.training.bundle import BundleMeta
+from whichbin.inference import BundleMeta
 from whichbin.training.finetune.checkpoints import Checkpointer, TrainState, fingerprint
 from whichbin.training.finetune.data import create_feed
 from whichbin.training.finetune.ensemble import train_ensemble
