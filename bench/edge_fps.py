@@ -37,12 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(ROOT))
 from common import SHARED, write_result  # noqa: E402
-
-from tests.edge.drops import ROI, SequenceBuilder, pick_photos, write_video  # noqa: E402
 
 
 def free_port() -> int:
@@ -120,6 +116,7 @@ def run_once(
     name: str,
 ) -> dict:
     from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig, PresenceConfig
+    from whichbin.edge.scenes import ROI
     from whichbin.edge.service import EdgeService
     from whichbin.inference import default_model_path
 
@@ -174,6 +171,7 @@ def main() -> None:
     ap.add_argument("--name", default="edge_fps")
     args = ap.parse_args()
 
+    from whichbin.edge.scenes import drop_sequence, pick_photos, write_video
     from whichbin.inference import OnnxClassifier, default_model_path
 
     clf = OnnxClassifier(default_model_path(), threads=1)
@@ -182,12 +180,7 @@ def main() -> None:
     broker, url = start_broker(work)
     try:
         photos = pick_photos(SHARED, clf, per_bin=4, size=size)
-        order = [b for _ in range(args.items) for b in photos][: args.items]
-        used = {b: iter(ps * args.items) for b, ps in photos.items()}
-        builder = SequenceBuilder(seed=11, size=size).empty(15)
-        for b in order:
-            builder.drop(next(used[b]), b, rest=12, gap=10)
-        seq = builder.empty(10).build()
+        seq, order = drop_sequence(photos, args.items, seed=11, size=size)
         video = write_video(seq.frames, work / "drops.avi", fps=30)
         x = np.zeros((size[1], size[0], 3), np.uint8)
         for _ in range(5):

@@ -94,6 +94,9 @@ class Deployment(_Payload):
     url: str
     ts: str
     approved_by: str | None = None
+    size: int | None = Field(default=None, ge=0)  # bytes; with sha256 covered by the signature
+    signature: str | None = None  # base64 Ed25519 over name, version, sha256, size
+    key_id: str | None = None  # the approver's key (whichbin.security.signing.key_id)
 
 
 class DeploymentStatus(_Payload):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import wait_for
-from tests.edge.scenes import write_scene
+from tests.edge.conftest import StartEdge
+from tests.edge.fakes import ScriptedSource
 from tests.helpers import COLORS, Broker
 from whichbin.config import SnapshotConfig
 from whichbin.contract import Correction, Event, LabelP, ModelRef, RulesRef, Topics, iso, utc_now
@@ -110,30 +111,19 @@ def test_corrections_of_unknown_or_unsafe_items(tmp_path: Path) -> None:
 
 
 def test_edge_saves_snapshots_and_files_corrections_from_mqtt(
-    broker: Broker, color_bundle: Path, tmp_path: Path
+    broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
-    from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig
-    from whichbin.edge.service import EdgeService
     from whichbin.messaging.mqtt import MqttClient
 
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     topics = Topics(dev)
-    frames = write_scene(tmp_path / "frames", ["landfill"])
-    svc = EdgeService(
-        EdgeConfig(
-            source=str(frames),
-            device_id=dev,
-            model=color_bundle,
-            fps=50,
-            data_dir=tmp_path / "edge",
-            capture=CaptureConfig(exit_at_end=True),
-        ),
-        MqttConfig(url=broker.url),
-    )
+    camera = ScriptedSource(fps=50)  # runs until the test ends: the correction finds it
+    svc = start_edge(camera, device_id=dev, model=color_bundle, data_dir=tmp_path / "edge")
     pub = MqttClient(broker.url, f"pi-{dev}")
     try:
-        svc.start()
         assert pub.start(wait=5)
+        assert wait_for(lambda: svc.runner.stats.frames > 20, 5)  # the empty scene learned
+        camera.show("landfill")
         assert wait_for(lambda: svc.runner.stats.events == 1, 10)
         (event_id,) = svc.runner.stats.event_ids
         snaps = tmp_path / "edge" / "snapshots"
@@ -157,4 +147,3 @@ def test_edge_saves_snapshots_and_files_corrections_from_mqtt(
         assert counters["landfill"] == 1 and counters["total"] == 1
     finally:
         pub.stop()
-        svc.stop()

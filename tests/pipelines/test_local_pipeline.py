@@ -34,7 +34,7 @@ def config(tmp_path: Path, color_bundle: Path, **gate) -> PipelineConfig:
     return PipelineConfig(
         work_dir=str(tmp_path / "work"),
         training=TrainingConfig(base_model=str(color_bundle), int8=False, epochs=60),
-        gate=GateConfig(min_accuracy=0.5, min_bin_recall={}, **gate),
+        gate=GateConfig(min_bin_accuracy=0.5, min_bin_recall={}, **gate),
     )
 
 
@@ -77,7 +77,7 @@ def test_gate_refuses_candidate_worse_than_approved(tmp_path: Path, color_bundle
     good = run_pipeline(config(tmp_path, color_bundle), [photos], reg, progress=False)
     open_registry(reg).approve(good.version, by="alice")
     cfg = config(tmp_path, color_bundle)
-    cfg.gate.min_accuracy = 0.0
+    cfg.gate.min_bin_accuracy = 0.0
     # Same photos, same test split, but a head that has barely trained: a worse candidate.
     cfg.training.epochs, cfg.training.lr, cfg.training.seed = 1, 1e-6, 3
     bad = run_pipeline(cfg, [photos], reg, progress=False)
@@ -106,7 +106,7 @@ def test_partial_finetuning_mode_runs_and_registers(tmp_path: Path) -> None:
         training=TrainingConfig(
             mode="partial", finetune_epochs=1, augment_views=0, image_size=64, int8=True
         ),
-        gate=GateConfig(min_accuracy=0.0, min_bin_recall={}),
+        gate=GateConfig(min_bin_accuracy=0.0, min_bin_recall={}),
     )
     res = run_pipeline(cfg, [photos], str(tmp_path / "reg"), progress=False)
     assert res.version == "trash-classifier/1"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from whichbin.cli.output import emit_jsonl, err_console
-from whichbin.errors import DataError
+from whichbin.cli.options import ConfigOpt, RegistryOpt, load_config
+from whichbin.cli.output import emit_jsonl
+from whichbin.errors import DataError, ModelError, RegistryError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
@@ -24,24 +25,60 @@ def _expand(paths: list[Path]) -> list[Path]:
     return out
 
 
+def resolve_model(model: str | None, registry_uri: str) -> Path:
+    """``--model``: a bundle file, or a registry version (``trash-classifier/4`` or ``4``)
+    looked up in ``registry_uri``; None is the bundled default. A file wins over a version."""
+    from whichbin.inference import default_model_path
+    from whichbin.registry import open_registry, parse_version_id
+
+    if model is None:
+        return default_model_path()
+    path = Path(model)
+    try:
+        parse_version_id(model)
+    except RegistryError:
+        return path  # not a version id: a file (the classifier names it when it is missing)
+    if path.exists():
+        return path
+    try:
+        return open_registry(registry_uri, create=False).artifact_path(model)
+    except RegistryError as e:
+        raise ModelError(f"--model {model}: not a file; as a registry version: {e}") from e
+
+
 def classify(
     paths: list[Path] = typer.Argument(..., help="Image files or folders"),
-    model: Path | None = typer.Option(None, "--model", "-m", help="Bundle (default: bundled)"),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="Bundle file, or a registry version NAME/N (e.g. trash-classifier/4) looked up "
+        "in --registry (default: the bundled model)",
+    ),
     rules: Path | None = typer.Option(None, "--rules", help="Rule pack YAML"),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines, one object per image"),
     top_k: int = typer.Option(3, "--top-k", help="How many labels in top_k"),
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Classify photos into bins.
 
     Example: whichbin classify --json photo.jpg photos/
+
+    With a registered version: whichbin classify --model trash-classifier/4 photos/
     """
     from PIL import Image, UnidentifiedImageError
+    from rich.console import Console
+    from rich.markup import escape
 
     from whichbin.contract import DECIDED
-    from whichbin.inference import OnnxClassifier, default_model_path
+    from whichbin.inference import OnnxClassifier
     from whichbin.rules import load_rules, unfamiliar
 
-    clf = OnnxClassifier(model or default_model_path(), load_rules(rules) if rules else None)
+    registry_uri = load_config(config, {"pipeline.registry.uri": registry}).pipeline.registry.uri
+    bundle = resolve_model(model, registry_uri)
+    clf = OnnxClassifier(bundle, load_rules(rules) if rules else None)
+    out = Console(soft_wrap=True, highlight=False)  # results on stdout, paths never broken
     for path in _expand(paths):
         try:
             with Image.open(path) as im:
@@ -58,8 +95,9 @@ def classify(
         else:
             mark = "" if pred.decision == DECIDED else " (unsure)"
             mark = " (unsure: unlike anything it was trained on)" if strange else mark
-            err_console.print(
-                f"{path}: [bold]{pred.bin}[/]{mark} — {pred.label} {pred.confidence:.2f}"
+            out.print(
+                f"{escape(str(path))}: [bold]{pred.bin}[/]{mark} — {pred.label} "
+                f"{pred.confidence:.2f}"
             )
 
 

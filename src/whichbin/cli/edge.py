@@ -131,6 +131,18 @@ def run(
         "--http-password-file",
         help="Require this file's password for the live view (HTTP Basic, any user name)",
     ),
+    trusted_key: list[str] | None = typer.Option(
+        None,
+        "--trusted-key",
+        help="Public key (PEM) whose signed deployments are accepted; repeat while rotating "
+        "keys [default: edge.security.trusted_keys; none: every deployment is refused]",
+    ),
+    insecure_accept_unsigned: bool | None = typer.Option(
+        None,
+        "--insecure-accept-unsigned",
+        help="LAB BENCH ONLY: accept unsigned deployments (anyone on the broker can then "
+        "install a model)",
+    ),
     json_out: JsonOpt = False,
     broker: dict[str, Any] | None = None,
 ) -> None:
@@ -185,6 +197,8 @@ def run(
             "edge.homeassistant.enabled": home_assistant,
             "edge.http.port": http,
             "edge.http.password_file": http_password_file,
+            "edge.security.trusted_keys": trusted_key or None,
+            "edge.security.insecure_accept_unsigned": insecure_accept_unsigned,
         },
     )
     service = EdgeService(settings.edge, settings.mqtt)
@@ -226,7 +240,7 @@ def uninstall_ha(
     Example: whichbin edge uninstall-ha --device-id kitchen --mqtt mqtt://broker.local
     """
     from whichbin.cli.output import emit_json, err_console
-    from whichbin.edge.service import uninstall_home_assistant
+    from whichbin.edge.homeassistant import uninstall_home_assistant
     from whichbin.errors import ConfigError
     from whichbin.messaging.mqtt import create_mqtt_client
 
@@ -244,7 +258,7 @@ def uninstall_ha(
     client = create_mqtt_client(mqtt_cfg, f"whichbin-ha-uninstall-{edge_cfg.device_id}")
     if not client.start(wait=10.0):
         client.stop()
-        raise ConfigError(f"--mqtt {mqtt_cfg.url}: broker not reachable")
+        raise ConfigError(f"--mqtt {mqtt_cfg.url}: {client.failure(10.0)}")
     try:
         removed = uninstall_home_assistant(
             client,

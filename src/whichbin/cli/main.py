@@ -41,10 +41,12 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 def _register() -> None:
     from whichbin.cli import (
+        certs,
         classify,
         config_cmd,
         data,
         edge,
+        keys,
         pi,
         pipeline,
         registry,
@@ -58,6 +60,8 @@ def _register() -> None:
     app.add_typer(registry.app, name="registry")
     app.add_typer(edge.app, name="edge")
     app.add_typer(pi.app, name="pi")
+    app.add_typer(keys.app, name="keys")
+    app.add_typer(certs.app, name="certs")
 
 
 _register()

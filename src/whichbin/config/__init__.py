@@ -7,7 +7,8 @@ server or torch). The tree, by key in the YAML file::
                                  gate: GateConfig, registry: RegistryConfig)
     mqtt:       MqttConfig
     deploy:     DeployConfig
-    edge:       EdgeConfig      (capture, presence, decision, snapshots, homeassistant, http)
+    edge:       EdgeConfig      (capture, presence, decision, snapshots, homeassistant, http,
+                                 security)
     pi:         PiConfig
     web:        WebConfig
 
@@ -21,6 +22,8 @@ from whichbin.config.edge import (
     CaptureConfig,
     DecisionConfig,
     EdgeConfig,
+    EdgeSecurityConfig,
+    FetchPolicy,
     HomeAssistantConfig,
     HttpConfig,
     PresenceConfig,
@@ -50,6 +53,8 @@ __all__ = [
     "DecisionConfig",
     "DeployConfig",
     "EdgeConfig",
+    "EdgeSecurityConfig",
+    "FetchPolicy",
     "GateConfig",
     "HomeAssistantConfig",
     "HttpConfig",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from whichbin.config.base import Section
+
+logger = logging.getLogger(__name__)
 
 
 class DataConfig(Section):
@@ -156,7 +159,9 @@ class TrainingConfig(Section):
 
 
 class GateConfig(Section):
-    min_accuracy: float = Field(0.80, ge=0, le=1, description="Minimum test accuracy (bins)")
+    min_bin_accuracy: float = Field(
+        0.80, ge=0, le=1, description="Minimum test bin accuracy (old name: min_accuracy)"
+    )
     min_macro_f1: float = Field(0.0, ge=0, le=1, description="Minimum label macro-F1")
     min_bin_recall: dict[str, float] = Field(
         default_factory=lambda: {"compost": 0.6, "landfill": 0.3, "recycling": 0.8},
@@ -168,6 +173,22 @@ class GateConfig(Section):
     compare_metric: Literal["bin_accuracy", "accuracy", "macro_f1"] = Field(
         "bin_accuracy", description="Metric compared against the approved model"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_min_accuracy(cls, data: Any) -> Any:
+        """``min_accuracy`` (it always checked bin accuracy) is a deprecated alias."""
+        if not isinstance(data, dict) or "min_accuracy" not in data:
+            return data
+        if "min_bin_accuracy" in data:
+            raise ValueError(
+                "min_accuracy and min_bin_accuracy both given: keep only min_bin_accuracy "
+                "(min_accuracy is its deprecated old name)"
+            )
+        logger.warning("gate.min_accuracy is deprecated: name it gate.min_bin_accuracy")
+        data = dict(data)
+        data["min_bin_accuracy"] = data.pop("min_accuracy")
+        return data
 
 
 class RegistryConfig(Section):

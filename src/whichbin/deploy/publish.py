@@ -12,12 +12,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from whichbin.config import MqttConfig
 from whichbin.contract import Deployment, Topics, fleet_deployment_topic, iso
 from whichbin.errors import DeployError, WhichbinError
 from whichbin.registry.base import ApprovalStatus, ModelVersion
+
+if TYPE_CHECKING:
+    from whichbin.security.signing import Signer
 
 logger = logging.getLogger(__name__)
 
@@ -51,23 +54,38 @@ def deployment_topic(prefix: str = "whichbin", device: str | None = None) -> str
     return Topics(device, prefix).deployment if device else fleet_deployment_topic(prefix)
 
 
-def build_deployment(version: ModelVersion, url: str, now: datetime) -> Deployment:
-    """The SPEC deployment payload for an approved version.
-
-    Raises:
-        DeploymentRefused: The version is not approved.
-    """
+def require_approved(version: ModelVersion) -> None:
+    """Raises DeploymentRefused unless ``version`` is approved."""
     if version.status != ApprovalStatus.APPROVED:
         raise DeploymentRefused(
             f"{version.id} is {version.status.value}, not Approved: only approved versions are "
             f"deployed (approve it with `whichbin registry approve {version.id}`)"
         )
+
+
+def build_deployment(
+    version: ModelVersion, url: str, now: datetime, signer: Signer | None = None
+) -> Deployment:
+    """The SPEC deployment payload for an approved version, signed when ``signer`` is given.
+
+    The signature covers name, version, sha256 and size; devices refuse an unsigned one.
+
+    Raises:
+        DeploymentRefused: The version is not approved.
+    """
+    require_approved(version)
+    signed = {}
+    if signer is not None:
+        sig = signer.sign(version.name, version.id, version.sha256, version.size_bytes)
+        signed = {"signature": sig.signature, "key_id": sig.key_id}
     return Deployment(
         version=version.id,
         sha256=version.sha256,
         url=url,
         ts=iso(now),
         approved_by=version.approved_by,
+        size=version.size_bytes,
+        **signed,
     )
 
 
@@ -102,7 +120,7 @@ def publish_deployment(
     where = f"{client.url.host}:{client.url.port}"
     try:
         if not client.start(wait=timeout):
-            raise DeployError(f"cannot reach the MQTT broker at {where} within {timeout:g} s")
+            raise DeployError(client.failure(timeout))
         if not client.publish_confirmed(
             topic, deployment.to_json(), qos=1, retain=True, timeout=timeout
         ):
