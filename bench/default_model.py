@@ -40,7 +40,9 @@ def main() -> None:
     ap.add_argument("--version", type=int, default=4)
     args = ap.parse_args()
     # From scratch whatever the work dir holds, so the command reproduces the bundle.
-    cfg = PipelineConfig(work_dir=str(args.work), training={"warm_start": False})
+    cfg = PipelineConfig(
+        work_dir=str(args.work), training={"warm_start": False, "base_model": None}
+    )
     t0 = time.perf_counter()
     res = run_pipeline(cfg, SOURCES, None, register=False, progress=True)
     seconds = time.perf_counter() - t0

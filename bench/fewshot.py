@@ -54,7 +54,7 @@ def main() -> None:
         source_of[rec["sha256"]] = rec["source"]
     held = [r for r in rows if f"/{args.holdout}/" in source_of.get(r.sha256, "")]
     rest = [r for r in rows if r not in held]
-    cfg = PipelineConfig(work_dir=str(args.work))
+    cfg = PipelineConfig(work_dir=str(args.work), training={"base_model": None})  # Lite0 from torch
     backbone, pre, wid = backbone_step(cfg, StepCache(args.work / "steps"))
     allrows = rest + held
     emb, _ = embed_rows(cfg, allrows, backbone, pre, wid, progress=False)

@@ -140,7 +140,9 @@ def main() -> None:
     for method in args.methods.split(","):
         cfg = PipelineConfig(
             work_dir=str(args.work),
-            training=TrainingConfig(int8=True, int8_method=method, int8_max_loss=1.0),
+            training=TrainingConfig(
+                base_model=None, int8=True, int8_method=method, int8_max_loss=1.0
+            ),
         )
         t0 = time.perf_counter()
         res = run_pipeline(cfg, args.data, register=False, progress=False)

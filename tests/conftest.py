@@ -36,7 +36,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A real mosquitto on 127.0.0.1, one per test session."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
-        pytest.fail("mosquitto is not installed: run .ci/run (apt-get install -y mosquitto)")
+        pytest.fail("mosquitto is not installed: run bash scripts/test (it installs it)")
     b = Broker(exe, free_port(), tmp_path_factory.mktemp("mosquitto"))
     b.start()
     yield b

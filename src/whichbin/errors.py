@@ -52,4 +52,5 @@ def validation_message(
     loc = ".".join(str(p) for p in (*prefix, *err["loc"])) or top
     if flag and err["loc"]:
         loc = "--" + str(err["loc"][0]).replace("_", "-")
-    return f"{source}: {loc}: {err['msg']}" if source else f"{loc}: {err['msg']}"
+    message = f"{source}: {loc}: {err['msg']}" if source else f"{loc}: {err['msg']}"
+    return " ".join(message.split())  # one line, even for a key holding a newline

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from whichbin.contract import DECIDED, UNSURE
 from whichbin.errors import ConfigError, validation_message
+from whichbin.textfile import load_yaml
 
 
 class RulePack(BaseModel):
@@ -71,19 +72,13 @@ def load_rules(path: Path | None = None) -> RulePack:
     """Load a rule pack from YAML, or the bundled default when ``path`` is None."""
     if path is None:
         text = resources.files("whichbin.resources").joinpath("default_rules.yaml").read_text()
-        source = "default_rules.yaml"
+        raw, source = yaml.safe_load(text), "default_rules.yaml"
     else:
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read rule pack ({e.strerror})") from e
-        source = str(path)
+        raw, source = load_yaml(path, "rule pack", ConfigError), str(path)
     try:
-        return RulePack.model_validate(yaml.safe_load(text) or {})
+        return RulePack.model_validate(raw or {})
     except ValidationError as e:
         raise ConfigError(validation_message(e, f"{source}: invalid rule pack")) from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{source}: invalid rule pack: {str(e).splitlines()[0]}") from e
 
 
 def aggregate_bins(probs: Mapping[str, float], label_to_bin: Mapping[str, str]) -> dict[str, float]:

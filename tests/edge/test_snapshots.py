@@ -137,12 +137,16 @@ def test_edge_saves_snapshots_and_files_corrections_from_mqtt(
             pixels = np.asarray(im.convert("RGB")).astype(int)
         red = np.all(np.abs(pixels - COLORS["landfill"]) < 40, axis=-1)
         assert red.mean() > 0.6
+        # A correction naming no bin of the model is dropped: no folder, no training data.
+        bogus = Correction(event_id=event_id, bin="mallory", ts=iso(utc_now()))
+        assert pub.publish_confirmed(topics.correction, bogus.to_json())
         # The joystick says it was compost.
         correction = Correction(event_id=event_id, bin="compost", ts=iso(utc_now()))
         assert pub.publish_confirmed(topics.correction, correction.to_json())
         assert wait_for(lambda: (snaps / "corrections" / "compost" / shot.name).is_file(), 5)
         log = (snaps / "corrections" / "corrections.jsonl").read_text().splitlines()
         assert json.loads(log[-1])["was"]["bin"] == "landfill"
+        assert len(log) == 1 and not (snaps / "corrections" / "mallory").exists()
         counters = json.loads((tmp_path / "edge" / "counters.json").read_text())
         assert counters["landfill"] == 1 and counters["total"] == 1
     finally:

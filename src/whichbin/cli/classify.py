@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from whichbin.cli.options import ConfigOpt, RegistryOpt, load_config
-from whichbin.cli.output import emit_jsonl
+from whichbin.cli.output import emit_jsonl, err_console
 from whichbin.errors import DataError, ModelError, RegistryError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -17,7 +17,10 @@ def _expand(paths: list[Path]) -> list[Path]:
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise DataError(f"{p}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
+            out += found
         elif p.is_file():
             out.append(p)
         else:
@@ -63,15 +66,18 @@ def classify(
 ) -> None:
     """Classify photos into bins.
 
+    A file that is not a usable image gets {"path", "error"} (or a line on stderr) and the
+    others go on; the exit code is then 1, as for any error.
+
     Example: whichbin classify --json photo.jpg photos/
 
     With a registered version: whichbin classify --model trash-classifier/4 photos/
     """
-    from PIL import Image, UnidentifiedImageError
     from rich.console import Console
     from rich.markup import escape
 
     from whichbin.contract import DECIDED
+    from whichbin.imageio import ImageError, load_rgb
     from whichbin.inference import OnnxClassifier
     from whichbin.rules import load_rules, unfamiliar
 
@@ -79,12 +85,18 @@ def classify(
     bundle = resolve_model(model, registry_uri)
     clf = OnnxClassifier(bundle, load_rules(rules) if rules else None)
     out = Console(soft_wrap=True, highlight=False)  # results on stdout, paths never broken
-    for path in _expand(paths):
+    files = _expand(paths)
+    failed = 0
+    for path in files:
         try:
-            with Image.open(path) as im:
-                rgb = im.convert("RGB")
-        except (OSError, UnidentifiedImageError) as e:
-            raise DataError(f"{path}: not a readable image ({e.__class__.__name__})") from e
+            rgb = load_rgb(path)
+        except ImageError as e:
+            failed += 1
+            if as_json:
+                emit_jsonl({"path": str(path), "error": e.reason})
+            else:
+                err_console.print(str(e), markup=False, highlight=False)
+            continue
         pred = clf.predict([rgb], k=top_k)[0]
         record = {"path": str(path), **pred.model_dump()}
         if pred.familiarity is not None:  # an extension: how like its training photos it is
@@ -99,6 +111,8 @@ def classify(
                 f"{escape(str(path))}: [bold]{pred.bin}[/]{mark} — {pred.label} "
                 f"{pred.confidence:.2f}"
             )
+    if failed:
+        raise DataError(f"{failed} of {len(files)} files are not usable images (named above)")
 
 
 def register(app: typer.Typer) -> None:

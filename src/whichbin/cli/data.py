@@ -83,6 +83,14 @@ def check(
     dup_distance: int | None = typer.Option(
         None, "--dup-distance", help="Near-duplicate pHash distance (bits) [default: 6]"
     ),
+    max_pixels: int | None = typer.Option(
+        None,
+        "--max-image-pixels",
+        help="Quarantine larger images (width x height) [default: 40000000]",
+    ),
+    max_bytes: int | None = typer.Option(
+        None, "--max-image-bytes", help="Quarantine larger files (bytes) [default: 50000000]"
+    ),
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -91,14 +99,23 @@ def check(
     Bad files move to DATASET/quarantine/ (never deleted); reasons go to quarantine.jsonl.
 
     Grey, CMYK, transparent, 16-bit and EXIF-rotated images become upright RGB.
+    Images over --max-image-pixels or --max-image-bytes are quarantined without being decoded.
 
     Example: whichbin data check datasets/main --json
     """
     from whichbin.cli.output import emit_json
+    from whichbin.imageio import ImageLimits
     from whichbin.processing.check import check_dataset
 
-    cfg = _data_config(config, min_side=min_side, dup_distance=dup_distance)
-    report = check_dataset(dataset, cfg.min_side, cfg.dup_distance)
+    cfg = _data_config(
+        config,
+        min_side=min_side,
+        dup_distance=dup_distance,
+        max_image_pixels=max_pixels,
+        max_image_bytes=max_bytes,
+    )
+    limits = ImageLimits(cfg.max_image_pixels, cfg.max_image_bytes)
+    report = check_dataset(dataset, cfg.min_side, cfg.dup_distance, limits=limits)
     if json_out:
         emit_json(report.to_json())
         return

@@ -50,6 +50,7 @@ def _register() -> None:
         pi,
         pipeline,
         registry,
+        users,
         web,
     )
 
@@ -62,6 +63,7 @@ def _register() -> None:
     app.add_typer(pi.app, name="pi")
     app.add_typer(keys.app, name="keys")
     app.add_typer(certs.app, name="certs")
+    users.register(app)
 
 
 _register()

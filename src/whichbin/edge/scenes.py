@@ -85,15 +85,16 @@ def load_item(path: Path, size: tuple[int, int]) -> np.ndarray:
     """A photo resized to ``size`` (width, height) as float32 RGB."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR), np.float32)
+    from whichbin.imageio import load_rgb
+
+    return np.asarray(load_rgb(path).resize(size, Image.Resampling.BILINEAR), np.float32)
 
 
 def photo_size(path: Path) -> tuple[int, int]:
     """Width and height of an image file."""
-    from PIL import Image
+    from whichbin.imageio import open_image
 
-    with Image.open(path) as im:
+    with open_image(path) as im:
         return im.size
 
 

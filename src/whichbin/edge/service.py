@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from whichbin.config import EdgeConfig, MqttConfig
-from whichbin.contract import OFFLINE, ONLINE, Topics, utc_now
+from whichbin.contract import BINS, OFFLINE, ONLINE, Topics, utc_now
 from whichbin.edge.capture import ThreadedSource
 from whichbin.edge.commands import CommandTable, Corrections, FileModelReloader, edge_commands
 from whichbin.edge.decide import Decider
@@ -152,7 +152,7 @@ class EdgeService:
             classify_all=classify_all,
         )
         self.commands = CommandTable(self.topics, edge_commands(self.runner, reload_model))
-        self.corrections = Corrections(self.topics, self.snapshots)
+        self.corrections = Corrections(self.topics, self.snapshots, self._bins)
         self.homeassistant: HomeAssistant | None = None
         if config.homeassistant.enabled:
             self.homeassistant = HomeAssistant(
@@ -166,6 +166,13 @@ class EdgeService:
         self._thread: threading.Thread | None = None
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
+
+    def _bins(self) -> set[str]:
+        """The bins a correction may name: the rule pack's, else the running model's."""
+        if self.rules is not None:
+            return set(self.rules.bins)
+        model = self.models.current()
+        return set(model.classifier.label_to_bin.values()) if model else set(BINS)
 
     def _open_data_dir(self, data_dir: Path) -> None:
         """The outbox and the snapshot store under ``data_dir`` (created when missing)."""

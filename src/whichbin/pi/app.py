@@ -154,7 +154,8 @@ class DisplayApp:
     def on_deeplens(self, payload: Mapping[str, Any] | bytes | str, now: float) -> str | None:
         """The recipe's ``{"object": "Compost"}``; it has no id, so it cannot be corrected."""
         obj = _as_mapping(payload)
-        bin_ = DEEPLENS_BINS.get(obj.get("object")) if obj else None  # type: ignore[arg-type]
+        name = obj.get("object") if obj else None
+        bin_ = DEEPLENS_BINS.get(name) if isinstance(name, str) else None  # type: ignore[call-overload]
         if bin_ is None:
             logger.warning("display: ignoring a DeepLens message: %.200r", payload)
             return None

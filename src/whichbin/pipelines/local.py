@@ -135,11 +135,13 @@ def run_pipeline(
     """Run every step; returns the registered candidate and its gate result."""
     from whichbin.processing.prepare import prepare_dataset
     from whichbin.registry import open_registry
+    from whichbin.training.extra import require_train_extra
 
     if not sources:
         raise DataError(
             "no data: pass --data DIR (an image-folder tree, .lst or .csv) or set data.sources"
         )
+    require_train_extra(cfg.training)  # before minutes of data preparation
     work = Path(cfg.work_dir)
     steps = StepCache(work / "steps")
     rules = load_rules(Path(cfg.rules) if cfg.rules else None)

@@ -26,6 +26,7 @@ from whichbin.pipelines.head import (
     with_site_views,
 )
 from whichbin.rules import RulePack
+from whichbin.training.extra import require_train_extra
 from whichbin.training.site_memory import SiteMemory
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Preproce
     t = cfg.training
     if t.base_model:
         return _base_model_backbone(t.base_model, steps)
+    require_train_extra(t)
     spec = get_backbone_spec(t.backbone)
     pre = preprocess_for(spec, t.image_size, t.resize)
     wid = weights_id(t.backbone, t.weights)

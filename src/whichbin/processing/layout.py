@@ -116,13 +116,13 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Records of a JSON Lines file (none if it does not exist); errors name file and line."""
     if not path.is_file():
         return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                yield json.loads(line)
-            except ValueError as e:
+                yield json.loads(raw.decode("utf-8"))
+            except ValueError as e:  # UnicodeDecodeError included
                 raise DataError(f"{path}:{n}: not valid JSON ({e}); fix or delete the line") from e
 
 
