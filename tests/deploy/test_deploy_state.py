@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import wait_for
 from tests.helpers import Broker, Recorder
 from tests.registry.fixtures import register
+from whichbin.config import MqttConfig
 from whichbin.contract import Deployment
 from whichbin.deploy import DeploymentRefused, MqttDeployer, approve_and_deploy, deploy_version
 from whichbin.errors import ConfigError, RegistryError
@@ -44,6 +45,11 @@ class SlowDeployer:
         return self.inner.clear(device)
 
 
+def deployer(broker: Broker, prefix: str) -> MqttDeployer:
+    """The real deployer, publishing under the test's own prefix."""
+    return MqttDeployer(MqttConfig(url=broker.url, prefix=prefix))
+
+
 def retained(broker: Broker, topic: str) -> list[dict | str]:
     """What a subscriber arriving now gets on ``topic``: the retained message, if any."""
     late = Recorder(broker.url, [topic])
@@ -68,7 +74,7 @@ def test_a_rejection_that_wins_the_race_puts_the_fleet_back(
     registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
 ) -> None:
     v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
-    mqtt = MqttDeployer(broker.url, prefix)
+    mqtt = deployer(broker, prefix)
     assert approve_and_deploy(registry, v1.id, "ana", "", mqtt, NOW).published
 
     outcome = approve_during_reject(registry, v2.id, SlowDeployer(mqtt))
@@ -83,7 +89,7 @@ def test_a_rejection_that_wins_the_race_with_no_other_approval_clears_the_fleet(
     registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
 ) -> None:
     v1 = register(registry, color_bundle)
-    outcome = approve_during_reject(registry, v1.id, SlowDeployer(MqttDeployer(broker.url, prefix)))
+    outcome = approve_during_reject(registry, v1.id, SlowDeployer(deployer(broker, prefix)))
     assert outcome.retracted and outcome.deployment is None
     assert "cleared" in (outcome.error or "")
     assert retained(broker, f"{prefix}/fleet/deployment") == []
@@ -99,7 +105,7 @@ def test_a_damaged_artifact_is_neither_approved_nor_published(
     artifact.write_bytes(bytes(data))
 
     with pytest.raises(RegistryError) as e:
-        approve_and_deploy(registry, v1.id, "ana", "", MqttDeployer(broker.url, prefix), NOW)
+        approve_and_deploy(registry, v1.id, "ana", "", deployer(broker, prefix), NOW)
     message = str(e.value)
     assert "\n" not in message and str(artifact) in message and "not approved" in message
     assert registry.get(v1.id).status == ApprovalStatus.PENDING
@@ -110,7 +116,7 @@ def test_deploying_an_older_version_to_the_fleet_is_an_audited_rollback(
     registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
 ) -> None:
     v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
-    mqtt = MqttDeployer(broker.url, prefix)
+    mqtt = deployer(broker, prefix)
     for v in (v1, v2):
         approve_and_deploy(registry, v.id, "ana", "", mqtt, NOW)
     with pytest.raises(DeploymentRefused, match="--reason"):
@@ -132,7 +138,7 @@ def test_a_device_deployment_never_reaches_the_fleet_or_a_wildcard(
     registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str, device: str
 ) -> None:
     v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
-    mqtt = MqttDeployer(broker.url, prefix)
+    mqtt = deployer(broker, prefix)
     approve_and_deploy(registry, v1.id, "ana", "", mqtt, NOW)
     approve_and_deploy(registry, v2.id, "ana", "", mqtt, NOW)
     with pytest.raises(ConfigError, match="^device "):
@@ -145,7 +151,7 @@ def test_a_device_deployment_pins_the_device(
     registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
 ) -> None:
     v1 = register(registry, color_bundle)
-    mqtt = MqttDeployer(broker.url, prefix)
+    mqtt = deployer(broker, prefix)
     approve_and_deploy(registry, v1.id, "ana", "", mqtt, NOW)
     pinned = deploy_version(registry, registry.get(v1.id), mqtt, NOW, device="cam1")
     assert pinned.pin is not None and pinned.topic == f"{prefix}/cam1/deployment"

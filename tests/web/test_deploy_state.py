@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.deploy.test_deploy_state import SlowDeployer, retained
+from tests.deploy.test_deploy_state import SlowDeployer, deployer, retained
 from tests.helpers import Broker
 from tests.registry.fixtures import register
 from whichbin.deploy import MqttDeployer
@@ -19,7 +19,7 @@ HUGE = "99999999999999999999999"
 
 @pytest.fixture()
 def mqtt(broker: Broker, prefix: str) -> MqttDeployer:
-    return MqttDeployer(broker.url, prefix)
+    return deployer(broker, prefix)
 
 
 @pytest.mark.parametrize("device", ["fleet", "", "#", "+", "cam/1", "cam\u0000"])

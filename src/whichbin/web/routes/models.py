@@ -93,7 +93,7 @@ def approve_model(
         body.note,
         deployer,
         utc_now(),
-        base_url=settings.artifact_base_url,
+        base_url=settings.deploy.artifact_base_url,
     )
     doc = outcome.to_dict()
     if outcome.error:
@@ -138,7 +138,7 @@ def deploy_model(
         version,
         deployer,
         utc_now(),
-        settings.artifact_base_url,
+        settings.deploy.artifact_base_url,
         body.device,
         by=body.by,
         reason=body.reason,
