@@ -47,6 +47,7 @@ def _register() -> None:
         edge,
         pi,
         pipeline,
+        pipeline_steps,
         registry,
         web,
     )
@@ -55,6 +56,7 @@ def _register() -> None:
         module.register(app)
     app.add_typer(data.app, name="data")
     app.add_typer(pipeline.app, name="pipeline")
+    pipeline_steps.register(pipeline.app)
     app.add_typer(registry.app, name="registry")
     app.add_typer(edge.app, name="edge")
     app.add_typer(pi.app, name="pi")

@@ -165,6 +165,11 @@ class SagemakerRegistry:
         reg = {k: v for k, v in reg.items() if k in REGISTRATION_FIELDS}
         name, number = d["ModelPackageGroupName"], int(d["ModelPackageVersion"])
         decisions = {f: props.get(META + f) or None for f in DECISION_FIELDS}
+        status = d.get("ModelApprovalStatus", ApprovalStatus.PENDING.value)
+        if status == ApprovalStatus.APPROVED.value and not decisions["approved_at"]:
+            # Approved in the SageMaker console or API: its last change was the approval.
+            changed = d.get("LastModifiedTime") or d.get("CreationTime")
+            decisions["approved_at"] = iso(changed) if isinstance(changed, datetime) else None
         version = ModelVersion.model_validate(
             {
                 **reg,
@@ -172,7 +177,7 @@ class SagemakerRegistry:
                 "id": make_id(name, number),
                 "name": name,
                 "number": number,
-                "status": d.get("ModelApprovalStatus", ApprovalStatus.PENDING.value),
+                "status": status,
                 "note": d.get("ApprovalDescription") or "",
             }
         )
@@ -195,7 +200,7 @@ class SagemakerRegistry:
             self.sm.update_model_package(**args)
 
     # -- Registry protocol ------------------------------------------------------------
-    def register(
+    def stage(
         self,
         name: str,
         artifact: Path,
@@ -204,8 +209,12 @@ class SagemakerRegistry:
         reasons: builtins.list[str],
         lineage: dict,
         report: Path | None = None,
-    ) -> ModelVersion:
-        """Upload the artifact and records to S3 and create a versioned model package."""
+    ) -> dict[str, Any]:
+        """Upload the artifact and its records to S3, without creating the model package.
+
+        Returns the ``create_model_package`` arguments that register them (the SageMaker
+        pipeline's registration step passes the same ones).
+        """
         reg = check_registration(name, artifact, metrics, lineage, report)
         sha = hashlib.sha256(reg.artifact.read_bytes()).hexdigest()
         folder = f"{self.prefix}/{name}/{sha[:16]}-{uuid.uuid4().hex[:8]}"
@@ -236,28 +245,29 @@ class SagemakerRegistry:
         }
         registration_uri = self._put_json(registration, f"{folder}/registration.json")
         metrics_uri = self._put_json(reg.metrics, f"{folder}/metrics.json")
+        return package_arguments(name, registration, registration_uri, metrics_uri)
+
+    def register(
+        self,
+        name: str,
+        artifact: Path,
+        metrics: dict,
+        gate_passed: bool,
+        reasons: builtins.list[str],
+        lineage: dict,
+        report: Path | None = None,
+    ) -> ModelVersion:
+        """Upload the artifact and records to S3 and create a versioned model package."""
+        args = self.stage(name, artifact, metrics, gate_passed, reasons, lineage, report)
         self._ensure_group(name)
-        code_version = str(reg.lineage.get("code_version", ""))[:1024]
         with _aws(f"create model package in {name}"):
-            arn = self.sm.create_model_package(
-                ModelPackageGroupName=name,
-                ModelPackageDescription=f"whichbin bundle, gate {registration['gate']}",
-                ModelApprovalStatus=ApprovalStatus.PENDING.value,
-                ModelMetrics={
-                    "ModelQuality": {
-                        "Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}
-                    }
-                },
-                MetadataProperties={"CommitId": code_version, "GeneratedBy": "whichbin pipeline"},
-                CustomerMetadataProperties={
-                    META + "registration": registration_uri,
-                    META + "sha256": sha,
-                    META + "gate": str(registration["gate"]),
-                    META + "artifact": artifact_uri,
-                },
-            )["ModelPackageArn"]
+            arn = self.sm.create_model_package(**args)["ModelPackageArn"]
         version, _ = self._describe(arn)
         return version
+
+    def describe_arn(self, arn: str) -> ModelVersion:
+        """The version a model package ARN names (an EventBridge event carries the ARN)."""
+        return self._describe(arn)[0]
 
     def _parse(self, vid: str) -> tuple[str, int]:
         return parse_version_id(vid, self.default_name)
@@ -342,6 +352,28 @@ class SagemakerRegistry:
         except ClientError:
             return []
         return [self._describe(s["ModelPackageArn"])[0] for s in self._summaries(group)]
+
+
+def package_arguments(
+    name: str, registration: dict[str, Any], registration_uri: str, metrics_uri: str
+) -> dict[str, Any]:
+    """``create_model_package`` arguments for a staged registration (pending approval)."""
+    code_version = str(registration["lineage"].get("code_version", ""))[:1024]
+    return {
+        "ModelPackageGroupName": name,
+        "ModelPackageDescription": f"whichbin bundle, gate {registration['gate']}",
+        "ModelApprovalStatus": ApprovalStatus.PENDING.value,
+        "ModelMetrics": {
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}
+        },
+        "MetadataProperties": {"CommitId": code_version, "GeneratedBy": "whichbin pipeline"},
+        "CustomerMetadataProperties": {
+            META + "registration": registration_uri,
+            META + "sha256": registration["sha256"],
+            META + "gate": str(registration["gate"]),
+            META + "artifact": registration["artifact"],
+        },
+    }
 
 
 def create_sagemaker_registry(uri: str, default_name: str) -> SagemakerRegistry:
