@@ -49,6 +49,7 @@ def _register() -> None:
         pipeline,
         pipeline_steps,
         registry,
+        registry_watch,
         web,
     )
 
@@ -58,6 +59,7 @@ def _register() -> None:
     app.add_typer(pipeline.app, name="pipeline")
     pipeline_steps.register(pipeline.app)
     app.add_typer(registry.app, name="registry")
+    registry_watch.register(registry.app)
     app.add_typer(edge.app, name="edge")
     app.add_typer(pi.app, name="pi")
 

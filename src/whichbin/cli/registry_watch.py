@@ -1,0 +1,78 @@
+"""``whichbin registry watch``: poll the SageMaker Model Registry and deploy each approval
+(for teams without EventBridge; the same path as the approval handler)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from whichbin.config import MqttConfig
+
+
+def watch_cmd(
+    registry: str = typer.Option(
+        ..., "--registry", envvar="WHICHBIN_REGISTRY", help="sagemaker://GROUP?bucket=B"
+    ),
+    mqtt: str = typer.Option(
+        MqttConfig().url, "--mqtt", envvar="WHICHBIN_MQTT", help="Fleet broker URL"
+    ),
+    prefix: str = typer.Option(MqttConfig().prefix, "--prefix", help="MQTT topic prefix"),
+    signing_key: Path = typer.Option(
+        None, "--signing-key", help="Approver's private key PEM (signs each deployment)"
+    ),
+    signing_secret: str = typer.Option(
+        None, "--signing-secret", help="...or its AWS Secrets Manager secret id"
+    ),
+    interval: float = typer.Option(60.0, "--interval", min=1, help="Seconds between polls"),
+    expires: int = typer.Option(43200, "--url-expires", min=60, help="Presigned URL lifetime (s)"),
+    once: bool = typer.Option(False, "--once", help="Poll once, deploy the approval, exit"),
+) -> None:
+    """Deploy every new approval in a SageMaker model package group to the fleet.
+
+    Publishes the retained whichbin/fleet/deployment message with a presigned HTTPS URL.
+
+    Example: whichbin registry watch --registry "sagemaker://trash-classifier?bucket=my-bucket" --mqtt mqtts://registry@broker:8883 --signing-key approver.pem
+    """
+    import boto3
+
+    from whichbin.cli.output import err_console
+    from whichbin.config import load_settings
+    from whichbin.deploy.publish import MqttDeployer
+    from whichbin.deploy.sagemaker_events import ApprovalDeployer, load_signer, watch_approvals
+    from whichbin.errors import ConfigError
+    from whichbin.messaging.mqtt import parse_mqtt_url
+    from whichbin.registry import open_registry
+
+    if not registry.startswith("sagemaker://"):
+        raise ConfigError(f"--registry {registry}: watch needs a sagemaker://GROUP registry")
+    parse_mqtt_url(mqtt)
+    reg = open_registry(registry, create=False)
+    signer = None
+    if signing_key is not None:
+        from whichbin.security.signing import Signer
+
+        signer = Signer.from_file(signing_key)
+    elif signing_secret:
+        signer = load_signer(signing_secret, boto3.client("secretsmanager"))
+    cfg = load_settings().mqtt
+    deployer = MqttDeployer(
+        mqtt,
+        prefix,
+        password_env=cfg.password_env,
+        password_file=cfg.password_file,
+        ca_file=cfg.ca_file,
+    )
+    approvals = ApprovalDeployer(boto3.client("s3"), deployer, signer, expires)
+
+    def deploy(version):  # noqa: ANN001, ANN202
+        _, topic = approvals.deploy(version)
+        err_console.print(f"{version.id} deployed to {topic} ({version.sha256[:12]})")
+
+    err_console.print(f"watching {reg.uri} for approvals every {interval:g}s")
+    watch_approvals(reg, getattr(reg, "default_name", ""), deploy, interval, once=once)
+
+
+def register(registry_app: typer.Typer) -> None:
+    """Add ``watch`` to ``whichbin registry``."""
+    registry_app.command("watch")(watch_cmd)
