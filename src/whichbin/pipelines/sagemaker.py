@@ -120,7 +120,7 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
     from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.serve.model_builder import ModelBuilder
-    from sagemaker.train.configs import Compute, InputData
+    from sagemaker.core.training.configs import Compute, InputData
     from sagemaker.train.model_trainer import ModelTrainer
 
     wf = _sdk()
