@@ -188,23 +188,41 @@ def upsert_cmd(
 def start_cmd(
     engine: str = EngineOpt,
     parameter: list[str] = typer.Option([], "--parameter", "-p", help="NAME=VALUE, repeatable"),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the end; exit 3 if the gate failed"),
+    poll: float = typer.Option(30.0, "--poll", min=1, help="--wait: seconds between checks"),
     region: str = RegionOpt,
     name: str = NameOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Start an execution (unchanged steps are cache hits).
 
+    With --wait: exit 0 when it succeeded, 3 when the quality gate failed, 1 otherwise.
+
     Example: whichbin pipeline start --engine sagemaker -p InputDataUri=s3://my-bucket/photos
     """
-    from whichbin.pipelines.sagemaker import start
+    import time
+
+    from whichbin.errors import WhichbinError
+    from whichbin.pipelines.sagemaker import execution_outcome, start, status
 
     _engine(engine)
     params = dict(p.partition("=")[::2] for p in parameter)
-    arn = start(_target(None, None, None, region, name), params)
+    t = _target(None, None, None, region, name)
+    arn = start(t, params)
+    doc: dict[str, Any] = {"execution_arn": arn}
+    if wait:
+        while (doc := status(t, arn))["status"] in ("Executing", "Stopping", None):
+            time.sleep(poll)
     if as_json:
-        emit_json({"execution_arn": arn})
+        emit_json(doc)
     else:
-        err_console.print(f"execution started: {arn}")
+        err_console.print(f"execution {'ended' if wait else 'started'}: {arn} {doc.get('status', '')}")
+    if wait:
+        outcome = execution_outcome(doc)
+        if outcome == "gate_failed":
+            raise typer.Exit(3)
+        if outcome != "succeeded":
+            raise WhichbinError(f"pipeline execution {arn}: {doc['status']}: {doc.get('failure')}")
 
 
 def status_cmd(

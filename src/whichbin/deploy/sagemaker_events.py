@@ -10,6 +10,7 @@ Edge devices need nothing new: they fetch https URLs and verify sha256 and signa
 
 Lambda environment: ``WHICHBIN_MQTT_URL`` (``mqtts://user@host:8883``, password from
 ``WHICHBIN_MQTT_PASSWORD``) or ``WHICHBIN_IOT_ENDPOINT`` (IoT Core data endpoint);
+``WHICHBIN_MQTT_PASSWORD_SECRET`` (Secrets Manager id of the broker password);
 ``WHICHBIN_SIGNING_SECRET`` (Secrets Manager id of the approver's private key PEM);
 ``WHICHBIN_MQTT_PREFIX`` (default ``whichbin``); ``WHICHBIN_URL_EXPIRES`` (seconds, default
 43200: a presigned URL lives at most as long as the credentials that signed it).
@@ -177,6 +178,11 @@ def approval_deployer_from_env(env: Mapping[str, str] | None = None) -> Approval
         url = endpoint if endpoint.startswith("https://") else f"https://{endpoint}"
         deployer = IotDataDeployer(boto3.client("iot-data", endpoint_url=url), prefix)
     elif env.get("WHICHBIN_MQTT_URL"):
+        if env.get("WHICHBIN_MQTT_PASSWORD_SECRET") and "WHICHBIN_MQTT_PASSWORD" not in os.environ:
+            # The function's own process: where MqttDeployer reads the broker password.
+            secrets = boto3.client("secretsmanager")
+            value = secrets.get_secret_value(SecretId=env["WHICHBIN_MQTT_PASSWORD_SECRET"])
+            os.environ["WHICHBIN_MQTT_PASSWORD"] = value["SecretString"]
         deployer = MqttDeployer(env["WHICHBIN_MQTT_URL"], prefix)
     else:
         raise ConfigError("set WHICHBIN_MQTT_URL or WHICHBIN_IOT_ENDPOINT: where to publish")

@@ -319,6 +319,12 @@ def _pretty(definition: str) -> str:
 def upsert(cfg: PipelineConfig, target: SagemakerTarget) -> str:
     """Create or update the pipeline in the account; returns its ARN."""
     os.environ.setdefault("AWS_DEFAULT_REGION", target.check().region)
+    from whichbin.registry.sagemaker import SagemakerRegistry
+
+    # The registration step needs its model package group to exist.
+    SagemakerRegistry(cfg.registry.model_name, target.bucket, target.prefix)._ensure_group(
+        cfg.registry.model_name
+    )
     pipeline = build_pipeline(cfg, target)
     response = _aws("upsert the pipeline", lambda: pipeline.upsert(role_arn=target.role))
     return str(response.get("PipelineArn", ""))
@@ -366,6 +372,15 @@ def status(target: SagemakerTarget, execution_arn: str | None = None) -> dict[st
             for s in steps.get("PipelineExecutionSteps", [])
         ],
     }
+
+
+def execution_outcome(doc: dict[str, Any]) -> str:
+    """``succeeded``, ``gate_failed`` (the FailStep ran) or ``failed``, from ``status``."""
+    if doc.get("status") == "Succeeded":
+        return "succeeded"
+    if any(s["name"] == "GateFailed" for s in doc.get("steps", [])):
+        return "gate_failed"
+    return "failed"
 
 
 def _aws(what: str, call: Any) -> Any:
