@@ -113,14 +113,19 @@ class LocalSagemaker:
             self.download(s3in["S3Uri"], Path(self.container_path(s3in["LocalPath"])))
         outputs = args["ProcessingOutputConfig"]["Outputs"]
         for out in outputs:
-            Path(self.container_path(out["S3Output"]["LocalPath"])).mkdir(parents=True, exist_ok=True)
+            Path(self.container_path(out["S3Output"]["LocalPath"])).mkdir(
+                parents=True, exist_ok=True
+            )
         app = args["AppSpecification"]
-        self.exec(app["ContainerEntrypoint"] + app.get("ContainerArguments", []), args.get("Environment", {}))
+        self.exec(
+            app["ContainerEntrypoint"] + app.get("ContainerArguments", []),
+            args.get("Environment", {}),
+        )
         for out in outputs:
             local = Path(self.container_path(out["S3Output"]["LocalPath"]))
             self.upload(local, out["S3Output"]["S3Uri"])
-            key = f"Steps.{step['Name']}.ProcessingOutputConfig.Outputs['{out['OutputName']}'].S3Output.S3Uri"
-            self.properties[key] = out["S3Output"]["S3Uri"]
+            path = f"ProcessingOutputConfig.Outputs['{out['OutputName']}'].S3Output.S3Uri"
+            self.properties[f"Steps.{step['Name']}.{path}"] = out["S3Output"]["S3Uri"]
             for pf in step.get("PropertyFiles", []):
                 if pf["OutputName"] == out["OutputName"]:
                     doc = json.loads((local / pf["FilePath"]).read_text())
@@ -137,7 +142,9 @@ class LocalSagemaker:
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
             self.download(uri, ml / "input" / "data" / channel["ChannelName"])
         (ml / "model").mkdir(parents=True, exist_ok=True)
-        self.exec([*self.entrypoint, "train"], {"WHICHBIN_OPT_ML": str(ml), **args.get("Environment", {})})
+        self.exec(
+            [*self.entrypoint, "train"], {"WHICHBIN_OPT_ML": str(ml), **args.get("Environment", {})}
+        )
         tar_path = self.root / "model.tar.gz"
         with tarfile.open(tar_path, "w:gz") as tar:
             for f in sorted((ml / "model").rglob("*")):

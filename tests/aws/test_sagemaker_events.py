@@ -3,7 +3,6 @@ moto's SageMaker, S3 and Secrets Manager and a real mosquitto."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -71,7 +70,6 @@ def test_approved_event_publishes_a_signed_deployment_whose_url_downloads_the_ar
     aws: str, color_bundle: Path, broker, prefix: str, signing_key, tmp_path: Path
 ) -> None:
     import boto3
-
     from whichbin.security.signing import Signer
 
     reg, version, arn = registered(aws, color_bundle)

@@ -29,7 +29,11 @@ def pipeline_config(work: Path | None = None) -> PipelineConfig:
         gate=GateConfig(min_bin_recall={"landfill": 0.0, "recycling": 0.2}),
         data=DataConfig(min_per_label=4),
     )
-    setattr(cfg.gate, "min_bin_accuracy" if "min_bin_accuracy" in GateConfig.model_fields else "min_accuracy", 0.3)
+    setattr(
+        cfg.gate,
+        "min_bin_accuracy" if "min_bin_accuracy" in GateConfig.model_fields else "min_accuracy",
+        0.3,
+    )
     if work is not None:
         cfg.work_dir = str(work)
     return cfg
@@ -89,13 +93,19 @@ def test_definition_structure(definition: dict) -> None:
     inputs = [i["S3Input"]["S3Uri"] for i in steps["Evaluate"]["Arguments"]["ProcessingInputs"]]
     assert {"Get": "Steps.Train.ModelArtifacts.S3ModelArtifacts"} in inputs
     assert steps["Evaluate"]["PropertyFiles"] == [
-        {"PropertyFileName": "Evaluation", "OutputName": "evaluation", "FilePath": "evaluation.json"}
+        {
+            "PropertyFileName": "Evaluation",
+            "OutputName": "evaluation",
+            "FilePath": "evaluation.json",
+        }
     ]
     # The gate: one condition per local-gate check, over the property file.
     gate = steps["QualityGate"]["Arguments"]
     lefts = [c["LeftValue"]["Std:JsonGet"] for c in gate["Conditions"]]
     assert all(c["Type"] == "GreaterThanOrEqualTo" for c in gate["Conditions"])
-    assert all(g["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.Evaluation"} for g in lefts)
+    assert all(
+        g["PropertyFile"] == {"Get": "Steps.Evaluate.PropertyFiles.Evaluation"} for g in lefts
+    )
     assert [g["Path"] for g in lefts] == [
         "gate.values.bin_accuracy",
         "gate.values.macro_f1",
@@ -158,13 +168,18 @@ def test_the_definitions_commands_register_what_the_local_engine_registers(
 
     photos = subset(shared_data, tmp_path / "photos")
     local = run_pipeline(
-        pipeline_config(tmp_path / "local-work"), [photos], str(tmp_path / "local-reg"), progress=False
+        pipeline_config(tmp_path / "local-work"),
+        [photos],
+        str(tmp_path / "local-reg"),
+        progress=False,
     )
     assert local.gate == "passed"
 
     s3, sm = boto3.client("s3"), boto3.client("sagemaker")
     s3.create_bucket(Bucket="whichbin-test")
-    runner = LocalSagemaker(definition, tmp_path / "container", s3, sm, dockerfile_entrypoint(REPO / "Dockerfile"))
+    runner = LocalSagemaker(
+        definition, tmp_path / "container", s3, sm, dockerfile_entrypoint(REPO / "Dockerfile")
+    )
     runner.upload(photos, "s3://whichbin-test/data/photos")
     sm.create_model_package_group(ModelPackageGroupName="trash-classifier")
     runner.run({"InputDataUri": "s3://whichbin-test/data/photos"})
@@ -186,4 +201,6 @@ def test_the_definitions_commands_register_what_the_local_engine_registers(
     props = described["CustomerMetadataProperties"]
     assert props["whichbin.manifest_hash"] == local.lineage["manifest_hash"]
     assert props["whichbin.code_version"] == local.lineage["code_version"]
-    assert described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].startswith("s3://whichbin-test/")
+    assert described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].startswith(
+        "s3://whichbin-test/"
+    )

@@ -118,11 +118,18 @@ def evaluate_cmd(
     emit_json(doc)
 
 
-def _target(role: str | None, bucket: str | None, image: str | None, region: str | None, name: str) -> Any:
+def _target(
+    role: str | None, bucket: str | None, image: str | None, region: str | None, name: str
+) -> Any:
     from whichbin.pipelines.sagemaker import SagemakerTarget
 
     t = SagemakerTarget(pipeline_name=name)
-    for key, value in (("role", role), ("bucket", bucket), ("image_uri", image), ("region", region)):
+    for key, value in (
+        ("role", role),
+        ("bucket", bucket),
+        ("image_uri", image),
+        ("region", region),
+    ):
         if value:
             setattr(t, key, value)
     return t
@@ -150,7 +157,11 @@ def definition_cmd(
 ) -> None:
     """Print the SageMaker Pipelines definition (JSON), compiled offline (no AWS call).
 
-    Example: whichbin pipeline definition --engine sagemaker --role arn:aws:iam::123456789012:role/whichbin --bucket my-bucket --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/whichbin:latest
+    Role, bucket and image come from --role/--bucket/--image or WHICHBIN_SAGEMAKER_ROLE,
+    WHICHBIN_SAGEMAKER_BUCKET and WHICHBIN_SAGEMAKER_IMAGE.
+
+    Example: whichbin pipeline definition --engine sagemaker --bucket my-bucket
+    --role arn:aws:iam::123456789012:role/whichbin --image ECR_URI
     """
     from whichbin.config import load_settings
     from whichbin.pipelines.sagemaker import definition_json
@@ -216,7 +227,9 @@ def start_cmd(
     if as_json:
         emit_json(doc)
     else:
-        err_console.print(f"execution {'ended' if wait else 'started'}: {arn} {doc.get('status', '')}")
+        err_console.print(
+            f"execution {'ended' if wait else 'started'}: {arn} {doc.get('status', '')}"
+        )
     if wait:
         outcome = execution_outcome(doc)
         if outcome == "gate_failed":

@@ -32,7 +32,8 @@ def watch_cmd(
 
     Publishes the retained whichbin/fleet/deployment message with a presigned HTTPS URL.
 
-    Example: whichbin registry watch --registry "sagemaker://trash-classifier?bucket=my-bucket" --mqtt mqtts://registry@broker:8883 --signing-key approver.pem
+    Example: whichbin registry watch --registry "sagemaker://trash-classifier?bucket=b"
+    --mqtt mqtts://registry@broker:8883 --signing-key approver.pem
     """
     import boto3
 

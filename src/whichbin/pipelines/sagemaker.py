@@ -33,7 +33,10 @@ logger = logging.getLogger(__name__)
 
 PROCESSING = "/opt/ml/processing"
 STEP_ENTRY = ["whichbin", "pipeline", "step"]  # the Dockerfile's ENTRYPOINT, too
-NO_TELEMETRY = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+NO_TELEMETRY = {
+    "SchemaVersion": "1.0",
+    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+}
 
 
 @dataclass
@@ -44,9 +47,9 @@ class SagemakerTarget:
     bucket: str = field(default_factory=lambda: os.environ.get("WHICHBIN_SAGEMAKER_BUCKET", ""))
     image_uri: str = field(default_factory=lambda: os.environ.get("WHICHBIN_SAGEMAKER_IMAGE", ""))
     region: str = field(
-        default_factory=lambda: os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or "us-east-1"
+        default_factory=lambda: (
+            os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        )
     )
     prefix: str = "whichbin"
     pipeline_name: str = "whichbin"
@@ -66,7 +69,9 @@ class SagemakerTarget:
         return self
 
     def s3(self, *parts: str) -> str:
-        return "/".join([f"s3://{self.bucket}", self.prefix, "pipelines", self.pipeline_name, *parts])
+        return "/".join(
+            [f"s3://{self.bucket}", self.prefix, "pipelines", self.pipeline_name, *parts]
+        )
 
 
 @contextmanager
@@ -114,13 +119,13 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
         ProcessingS3Input,
         ProcessingS3Output,
     )
+    from sagemaker.core.training.configs import Compute, InputData
     from sagemaker.core.workflow.conditions import ConditionGreaterThanOrEqualTo
     from sagemaker.core.workflow.functions import Join, JsonGet
     from sagemaker.core.workflow.parameters import ParameterFloat, ParameterString
     from sagemaker.core.workflow.pipeline_context import PipelineSession
     from sagemaker.core.workflow.properties import PropertyFile
     from sagemaker.serve.model_builder import ModelBuilder
-    from sagemaker.core.training.configs import Compute, InputData
     from sagemaker.train.model_trainer import ModelTrainer
 
     wf = _sdk()
@@ -143,7 +148,9 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
     p_f1 = ParameterFloat("MinMacroF1", default_value=gate.min_macro_f1)
     p_tol = ParameterFloat("Tolerance", default_value=gate.tolerance)
     p_recall = {
-        b: ParameterFloat(f"MinRecall{b.title().replace('-', '').replace('_', '')}", default_value=v)
+        b: ParameterFloat(
+            f"MinRecall{b.title().replace('-', '').replace('_', '')}", default_value=v
+        )
         for b, v in sorted(gate.min_bin_recall.items())
     }
     params = [p_image, p_data, p_proc, p_train, p_group, p_status, p_acc, p_f1, p_tol]
@@ -186,7 +193,11 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
             inputs=[s3_in("data", p_data, f"{PROCESSING}/input/data")],
             outputs=[s3_out("work", f"{PROCESSING}/work", "prepare")],
             arguments=[
-                "--data", f"{PROCESSING}/input/data", "--work", f"{PROCESSING}/work", *settings
+                "--data",
+                f"{PROCESSING}/input/data",
+                "--work",
+                f"{PROCESSING}/work",
+                *settings,
             ],  # fmt: skip
         ),
         cache_config=cache,
@@ -204,7 +215,9 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
     train = wf.TrainingStep(
         name="Train",
         description=f"training.mode {cfg.training.mode} (whichbin pipeline step train)",
-        step_args=trainer.train(input_data_config=[InputData(channel_name="work", data_source=work_uri)]),
+        step_args=trainer.train(
+            input_data_config=[InputData(channel_name="work", data_source=work_uri)]
+        ),
         cache_config=cache,
     )
     evaluation = PropertyFile(name="Evaluation", output_name="evaluation", path=EVALUATION_FILE)
@@ -220,18 +233,28 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
         step_args=processor("evaluate").run(
             inputs=[
                 s3_in("work", work_uri, f"{PROCESSING}/work"),
-                s3_in("model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{PROCESSING}/model"),
+                s3_in(
+                    "model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{PROCESSING}/model"
+                ),
             ],
             outputs=[s3_out("evaluation", f"{PROCESSING}/evaluation", "evaluate")],
             arguments=[
-                "--work", f"{PROCESSING}/work",
-                "--model", f"{PROCESSING}/model",
-                "--out", f"{PROCESSING}/evaluation",
-                "--registry", registry,
-                "--model-name", p_group,
-                "--min-bin-accuracy", p_acc,
-                "--min-macro-f1", p_f1,
-                "--tolerance", p_tol,
+                "--work",
+                f"{PROCESSING}/work",
+                "--model",
+                f"{PROCESSING}/model",
+                "--out",
+                f"{PROCESSING}/evaluation",
+                "--registry",
+                registry,
+                "--model-name",
+                p_group,
+                "--min-bin-accuracy",
+                p_acc,
+                "--min-macro-f1",
+                p_f1,
+                "--tolerance",
+                p_tol,
                 *recall_args,
                 *settings,
             ],  # fmt: skip
@@ -338,7 +361,11 @@ def start(target: SagemakerTarget, parameters: dict[str, Any] | None = None) -> 
     args: dict[str, Any] = {"PipelineName": target.pipeline_name}
     if parameters:
         args["PipelineParameters"] = [{"Name": k, "Value": str(v)} for k, v in parameters.items()]
-    return str(_aws("start the pipeline", lambda: sm.start_pipeline_execution(**args))["PipelineExecutionArn"])
+    return str(
+        _aws("start the pipeline", lambda: sm.start_pipeline_execution(**args))[
+            "PipelineExecutionArn"
+        ]
+    )
 
 
 def status(target: SagemakerTarget, execution_arn: str | None = None) -> dict[str, Any]:
@@ -352,11 +379,20 @@ def status(target: SagemakerTarget, execution_arn: str | None = None) -> dict[st
             lambda: sm.list_pipeline_executions(PipelineName=target.pipeline_name, MaxResults=1),
         )["PipelineExecutionSummaries"]
         if not found:
-            return {"pipeline": target.pipeline_name, "execution": None, "status": None, "steps": []}
+            return {
+                "pipeline": target.pipeline_name,
+                "execution": None,
+                "status": None,
+                "steps": [],
+            }
         execution_arn = found[0]["PipelineExecutionArn"]
     arn = execution_arn
-    desc = _aws("describe the execution", lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn))
-    steps = _aws("list the steps", lambda: sm.list_pipeline_execution_steps(PipelineExecutionArn=arn))
+    desc = _aws(
+        "describe the execution", lambda: sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+    )
+    steps = _aws(
+        "list the steps", lambda: sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)
+    )
     return {
         "pipeline": target.pipeline_name,
         "execution": arn,

@@ -28,7 +28,7 @@ import yaml
 
 from whichbin.config import GateConfig, PipelineConfig, load_settings
 from whichbin.errors import ConfigError, RegistryError
-from whichbin.registry.base import ModelVersion, Registry
+from whichbin.registry.base import ModelVersion, Registry, RegistryEvent
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ def config_settings(cfg: PipelineConfig) -> dict[str, str]:
 
 def config_from_settings(settings: list[str] | dict[str, str]) -> PipelineConfig:
     """The pipeline config from ``key=value`` settings (``config_settings``' inverse)."""
-    pairs = settings.items() if isinstance(settings, dict) else [_split_setting(s) for s in settings]
+    pairs = (
+        settings.items() if isinstance(settings, dict) else [_split_setting(s) for s in settings]
+    )
     tree: dict[str, Any] = {}
     for key, value in pairs:
         node = tree
@@ -159,7 +161,9 @@ def evaluate(
     result = run_pipeline(cfg, [work / "dataset"], staged, register=True, progress=False)
     if staged.package is None:
         raise RegistryError(f"{work}: the evaluation registered nothing to stage")
-    doc = evaluation_document({**result.to_json(), "checks": result.checks}, cfg.gate, staged.package)
+    doc = evaluation_document(
+        {**result.to_json(), "checks": result.checks}, cfg.gate, staged.package
+    )
     out.mkdir(parents=True, exist_ok=True)
     (out / EVALUATION_FILE).write_text(json.dumps(doc, indent=1))
     if result.report is not None and result.report.parent.is_dir():
@@ -243,10 +247,23 @@ class StagedRegistry:
             )
         self.upstream = upstream
         self.uri = upstream.uri
+        self.default_name = upstream.default_name
         self.package: dict[str, Any] | None = None
 
     def latest_approved(self, name: str) -> ModelVersion | None:
         return self.upstream.latest_approved(name)
+
+    def get(self, version_id: str) -> ModelVersion:
+        return self.upstream.get(version_id)
+
+    def approve(self, version_id: str, by: str, note: str = "") -> ModelVersion:
+        raise RegistryError("the evaluate step approves nothing")
+
+    def reject(self, version_id: str, reason: str, by: str = "") -> ModelVersion:
+        raise RegistryError("the evaluate step rejects nothing")
+
+    def history(self, version_id: str) -> builtins.list[RegistryEvent]:
+        return self.upstream.history(version_id)
 
     def artifact_path(self, version_id: str) -> Path:
         return self.upstream.artifact_path(version_id)

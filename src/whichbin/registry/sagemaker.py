@@ -364,7 +364,9 @@ def package_arguments(
         "ModelPackageDescription": f"whichbin bundle, gate {registration['gate']}",
         "ModelApprovalStatus": ApprovalStatus.PENDING.value,
         "ModelMetrics": {
-            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}}
+            "ModelQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}
+            }
         },
         "MetadataProperties": {"CommitId": code_version, "GeneratedBy": "whichbin pipeline"},
         "CustomerMetadataProperties": {
