@@ -5,9 +5,9 @@ to job (the dataset, the step cache, the embeddings). Each step calls the local 
 (``pipelines/local.py``): ``train`` runs ``prepare_step`` (cached) and ``train_and_export``;
 ``evaluate`` runs ``run_pipeline`` itself, whose preparation and training are then cache
 hits, so its metrics, gate and lineage are exactly what ``whichbin pipeline run`` computes.
-The registration is the pipeline's own ``ModelStep``: ``evaluate`` uploads the candidate
-like the ``sagemaker://`` registry does and writes the arguments of the registration into
-``evaluation.json``, the property file the pipeline's quality gate reads.
+The registration is the pipeline's own ``ModelStep``: ``evaluate`` has the ``sagemaker://``
+registry stage the candidate (upload it, without creating the model package) and writes the
+registration's arguments into ``evaluation.json``, the property file the quality gate reads.
 
 Container paths follow SageMaker's conventions under ``/opt/ml`` (``WHICHBIN_OPT_ML``
 moves that root, for running the steps outside a container).
@@ -15,7 +15,6 @@ moves that root, for running the steps outside a container).
 
 from __future__ import annotations
 
-import builtins
 import json
 import logging
 import os
@@ -28,7 +27,6 @@ import yaml
 
 from whichbin.config import GateConfig, PipelineConfig, load_settings
 from whichbin.errors import ConfigError, RegistryError
-from whichbin.registry.base import ModelVersion, Registry, RegistryEvent
 
 logger = logging.getLogger(__name__)
 
@@ -149,21 +147,22 @@ def train(cfg: PipelineConfig, work: Path, model_dir: Path) -> dict[str, Any]:
 
 
 def evaluate(
-    cfg: PipelineConfig, work: Path, model: Path, registry: Registry, out: Path
+    cfg: PipelineConfig, work: Path, model: Path, registry: Any, out: Path
 ) -> dict[str, Any]:
     """Evaluate, gate against the approved version and stage the candidate; writes
     ``out/evaluation.json`` and returns its content."""
     from whichbin.pipelines.local import run_pipeline
 
+    if not hasattr(registry, "staging"):
+        raise RegistryError(f"--registry {registry.uri}: the evaluate step needs sagemaker://")
     _restore_work(model, work)
     cfg = cfg.model_copy(update={"work_dir": str(work)})
-    staged = StagedRegistry(registry)
-    result = run_pipeline(cfg, [work / "dataset"], staged, register=True, progress=False)
-    if staged.package is None:
-        raise RegistryError(f"{work}: the evaluation registered nothing to stage")
-    doc = evaluation_document(
-        {**result.to_json(), "checks": result.checks}, cfg.gate, staged.package
-    )
+    registry.staging = True  # upload the candidate; the pipeline's ModelStep registers it
+    result = run_pipeline(cfg, [work / "dataset"], registry, register=True, progress=False)
+    if registry.staged is None:
+        raise RegistryError(f"{work}: the evaluation staged no candidate")
+    checks = {**result.to_json(), "checks": result.checks}
+    doc = evaluation_document(checks, cfg.gate, registry.staged)
     out.mkdir(parents=True, exist_ok=True)
     (out / EVALUATION_FILE).write_text(json.dumps(doc, indent=1))
     if result.report is not None and result.report.parent.is_dir():
@@ -233,66 +232,3 @@ def evaluation_document(
             "code_version": str(lineage.get("code_version", "")),
         },
     }
-
-
-class StagedRegistry:
-    """The evaluate step's registry: approvals come from the real one (the gate compares with
-    the approved version), and the candidate is uploaded but not registered: the pipeline's
-    ``ModelStep`` registers it, past the quality gate."""
-
-    def __init__(self, upstream: Registry) -> None:
-        if not hasattr(upstream, "stage"):
-            raise RegistryError(
-                f"--registry {upstream.uri}: the evaluate step needs a sagemaker:// registry"
-            )
-        self.upstream = upstream
-        self.uri = upstream.uri
-        self.default_name = upstream.default_name
-        self.package: dict[str, Any] | None = None
-
-    def latest_approved(self, name: str) -> ModelVersion | None:
-        return self.upstream.latest_approved(name)
-
-    def get(self, version_id: str) -> ModelVersion:
-        return self.upstream.get(version_id)
-
-    def approve(self, version_id: str, by: str, note: str = "") -> ModelVersion:
-        raise RegistryError("the evaluate step approves nothing")
-
-    def reject(self, version_id: str, reason: str, by: str = "") -> ModelVersion:
-        raise RegistryError("the evaluate step rejects nothing")
-
-    def history(self, version_id: str) -> builtins.list[RegistryEvent]:
-        return self.upstream.history(version_id)
-
-    def artifact_path(self, version_id: str) -> Path:
-        return self.upstream.artifact_path(version_id)
-
-    def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
-        return []  # every evaluation is staged; SageMaker's step cache skips unchanged runs
-
-    def register(
-        self,
-        name: str,
-        artifact: Path,
-        metrics: dict,
-        gate_passed: bool,
-        reasons: builtins.list[str],
-        lineage: dict,
-        report: Path | None = None,
-    ) -> ModelVersion:
-        self.package = self.upstream.stage(  # type: ignore[attr-defined]
-            name, artifact, metrics, gate_passed, reasons, lineage, report
-        )
-        props = self.package["CustomerMetadataProperties"]
-        # Not a registry version yet: the ModelStep allocates the number.
-        return ModelVersion(
-            id=f"{name}/staged",
-            name=name,
-            number=1,
-            sha256=props["whichbin.sha256"],
-            artifact=props["whichbin.artifact"],
-            size_bytes=Path(artifact).stat().st_size,
-            gate="passed" if gate_passed else "failed",
-            created="",
-        )

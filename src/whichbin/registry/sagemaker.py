@@ -101,6 +101,8 @@ class SagemakerRegistry:
         cache = os.environ.get("WHICHBIN_CACHE", "~/.cache/whichbin")
         self.cache_dir = Path(cache_dir or Path(cache).expanduser() / "sagemaker" / group)
         self._registrations: dict[str, dict[str, Any]] = {}
+        self.staging = False  # see register()
+        self.staged: dict[str, Any] | None = None
 
     # -- S3 ------------------------------------------------------------------------
     def _put_file(self, path: Path, key: str) -> str:
@@ -200,7 +202,7 @@ class SagemakerRegistry:
             self.sm.update_model_package(**args)
 
     # -- Registry protocol ------------------------------------------------------------
-    def stage(
+    def register(
         self,
         name: str,
         artifact: Path,
@@ -209,11 +211,12 @@ class SagemakerRegistry:
         reasons: builtins.list[str],
         lineage: dict,
         report: Path | None = None,
-    ) -> dict[str, Any]:
-        """Upload the artifact and its records to S3, without creating the model package.
+    ) -> ModelVersion:
+        """Upload the artifact and records to S3 and create a versioned model package.
 
-        Returns the ``create_model_package`` arguments that register them (the SageMaker
-        pipeline's registration step passes the same ones).
+        When ``staging`` (the SageMaker pipeline's evaluate step), stop after the upload:
+        ``staged`` then holds the ``create_model_package`` arguments, which the pipeline's
+        registration step passes once the quality gate passed.
         """
         reg = check_registration(name, artifact, metrics, lineage, report)
         sha = hashlib.sha256(reg.artifact.read_bytes()).hexdigest()
@@ -245,20 +248,13 @@ class SagemakerRegistry:
         }
         registration_uri = self._put_json(registration, f"{folder}/registration.json")
         metrics_uri = self._put_json(reg.metrics, f"{folder}/metrics.json")
-        return package_arguments(name, registration, registration_uri, metrics_uri)
-
-    def register(
-        self,
-        name: str,
-        artifact: Path,
-        metrics: dict,
-        gate_passed: bool,
-        reasons: builtins.list[str],
-        lineage: dict,
-        report: Path | None = None,
-    ) -> ModelVersion:
-        """Upload the artifact and records to S3 and create a versioned model package."""
-        args = self.stage(name, artifact, metrics, gate_passed, reasons, lineage, report)
+        args = package_arguments(name, registration, registration_uri, metrics_uri)
+        if self.staging:
+            self.staged = args
+            # Not a version yet: the pipeline's registration step allocates the number.
+            return ModelVersion.model_validate(
+                {**registration, "id": f"{name}/staged", "name": name, "number": 1}
+            )
         self._ensure_group(name)
         with _aws(f"create model package in {name}"):
             arn = self.sm.create_model_package(**args)["ModelPackageArn"]
@@ -347,6 +343,8 @@ class SagemakerRegistry:
         from botocore.exceptions import ClientError
 
         group = name or self.default_name
+        if self.staging:
+            return []  # every evaluation is staged; SageMaker's step cache skips unchanged runs
         try:
             self.sm.describe_model_package_group(ModelPackageGroupName=group)
         except ClientError:
