@@ -33,7 +33,7 @@ def bundle_of(work: Path, method: str, seed: int = 0) -> Path | None:
 
 
 def main() -> None:
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/whichbin-bench-ft"))

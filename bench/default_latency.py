@@ -21,8 +21,7 @@ from int8_latency import latency_ort, latency_torch  # noqa: E402
 
 
 def main() -> None:
-    from whichbin.edge.classifier import default_model_path
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import default_model_path, read_meta
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--baseline", type=Path, required=True)

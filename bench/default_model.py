@@ -32,16 +32,17 @@ ATTRIBUTION = (
 
 def main() -> None:
     from whichbin.config import PipelineConfig
-    from whichbin.edge.classifier import default_model_path
+    from whichbin.inference import default_model_path, read_meta, sha256_file, write_meta
     from whichbin.pipelines.local import run_pipeline
-    from whichbin.training.bundle import read_meta, sha256_file, write_meta
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/whichbin-default/work"))
     ap.add_argument("--version", type=int, default=4)
     args = ap.parse_args()
     # From scratch whatever the work dir holds, so the command reproduces the bundle.
-    cfg = PipelineConfig(work_dir=str(args.work), training={"warm_start": False})
+    cfg = PipelineConfig(
+        work_dir=str(args.work), training={"warm_start": False, "base_model": None}
+    )
     t0 = time.perf_counter()
     res = run_pipeline(cfg, SOURCES, None, register=False, progress=True)
     seconds = time.perf_counter() - t0

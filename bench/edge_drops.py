@@ -43,11 +43,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED, write_result  # noqa: E402
 
-from whichbin.edge.classifier import OnnxClassifier  # noqa: E402
 from whichbin.edge.presence import PresenceConfig, PresenceDetector  # noqa: E402
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel  # noqa: E402
 from whichbin.edge.scenes import BACKGROUNDS, SequenceBuilder  # noqa: E402
 from whichbin.edge.sources import Frame  # noqa: E402
+from whichbin.inference import OnnxClassifier  # noqa: E402
 from whichbin.rules import load_rules  # noqa: E402
 
 # Bundles known to have been trained without real/ (sha256 → what they were trained on).

@@ -37,12 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(ROOT))
 from common import SHARED, write_result  # noqa: E402
-
-from tests.edge.drops import ROI, SequenceBuilder, pick_photos, write_video  # noqa: E402
 
 
 def free_port() -> int:
@@ -119,9 +115,10 @@ def run_once(
     realtime: bool,
     name: str,
 ) -> dict:
-    from whichbin.edge.classifier import default_model_path
     from whichbin.edge.presence import PresenceConfig
+    from whichbin.edge.scenes import ROI
     from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.inference import default_model_path
 
     device = f"bench-{name}"
     sub = Subscriber(url, f"whichbin/{device}/event")
@@ -177,7 +174,8 @@ def main() -> None:
     ap.add_argument("--name", default="edge_fps")
     args = ap.parse_args()
 
-    from whichbin.edge.classifier import OnnxClassifier, default_model_path
+    from whichbin.edge.scenes import drop_sequence, pick_photos, write_video
+    from whichbin.inference import OnnxClassifier, default_model_path
 
     clf = OnnxClassifier(default_model_path(), threads=1)
     size = (clf.meta.preprocess.size, clf.meta.preprocess.size)  # the model's input size
@@ -185,12 +183,7 @@ def main() -> None:
     broker, url = start_broker(work)
     try:
         photos = pick_photos(SHARED, clf, per_bin=4, size=size)
-        order = [b for _ in range(args.items) for b in photos][: args.items]
-        used = {b: iter(ps * args.items) for b, ps in photos.items()}
-        builder = SequenceBuilder(seed=11, size=size).empty(15)
-        for b in order:
-            builder.drop(next(used[b]), b, rest=12, gap=10)
-        seq = builder.empty(10).build()
+        seq, order = drop_sequence(photos, args.items, seed=11, size=size)
         video = write_video(seq.frames, work / "drops.avi", fps=30)
         x = np.zeros((size[1], size[0], 3), np.uint8)
         for _ in range(5):

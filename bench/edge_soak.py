@@ -29,13 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(ROOT))
 from common import SHARED, write_result  # noqa: E402
 from edge_fps import Subscriber, free_port, start_broker  # noqa: E402
-
-from tests.edge.drops import ROI, SequenceBuilder, pick_photos, write_video  # noqa: E402
 
 
 def proc_status(pid: int) -> dict[str, float]:
@@ -60,7 +56,8 @@ def main() -> None:
     ap.add_argument("--name", default="edge_soak")
     args = ap.parse_args()
 
-    from whichbin.edge.classifier import OnnxClassifier, default_model_path
+    from whichbin.edge.scenes import ROI, drop_sequence, pick_photos, write_video
+    from whichbin.inference import OnnxClassifier, default_model_path
 
     clf = OnnxClassifier(default_model_path(), threads=1)
     size = (clf.meta.preprocess.size, clf.meta.preprocess.size)
@@ -70,12 +67,8 @@ def main() -> None:
     proc: subprocess.Popen | None = None
     try:
         photos = pick_photos(SHARED, clf, per_bin=4, size=size)
-        order = [b for _ in range(args.items) for b in photos][: args.items]
-        used = {b: iter(ps * args.items) for b, ps in photos.items()}
-        builder = SequenceBuilder(seed=21, size=size).empty(15)
-        for b in order:
-            builder.drop(next(used[b]), b, rest=12, gap=10)
-        video = write_video(builder.empty(10).build().frames, work / "drops.avi", fps=30)
+        seq, order = drop_sequence(photos, args.items, seed=21, size=size)
+        video = write_video(seq.frames, work / "drops.avi", fps=30)
         config = work / "whichbin.yaml"
         config.write_text(
             json.dumps(

@@ -33,7 +33,7 @@ def bin_scores(probs: np.ndarray, labels: list[str], true_bins: list[str], l2b: 
 
 def main() -> None:
     from whichbin.config import PipelineConfig
-    from whichbin.evaluation.calibration import softmax_t
+    from whichbin.inference import softmax
     from whichbin.pipelines.cache import StepCache
     from whichbin.pipelines.train import backbone_step, embed_rows
     from whichbin.processing import load_manifest
@@ -54,7 +54,7 @@ def main() -> None:
         source_of[rec["sha256"]] = rec["source"]
     held = [r for r in rows if f"/{args.holdout}/" in source_of.get(r.sha256, "")]
     rest = [r for r in rows if r not in held]
-    cfg = PipelineConfig(work_dir=str(args.work))
+    cfg = PipelineConfig(work_dir=str(args.work), training={"base_model": None})  # Lite0 from torch
     backbone, pre, wid = backbone_step(cfg, StepCache(args.work / "steps"))
     allrows = rest + held
     emb, _ = embed_rows(cfg, allrows, backbone, pre, wid, progress=False)
@@ -84,7 +84,7 @@ def main() -> None:
             t0 = time.perf_counter()
             res = train_head(x, y, len(labels), epochs=150, lr=0.05, seed=rep, balance=False)
             secs.append(time.perf_counter() - t0)
-            probs = softmax_t(forward(res.layers, e_held[held_test]), 1.0)
+            probs = softmax(forward(res.layers, e_held[held_test]), 1.0)
             l2b = {lab: l2b_all[lab] for lab in labels}
             accs.append(bin_scores(probs, labels, true_bins, l2b))
             from sklearn.linear_model import LogisticRegression

@@ -41,10 +41,10 @@ from common import SHARED, write_result  # noqa: E402
 
 from whichbin.config import DataConfig  # noqa: E402
 from whichbin.evaluation.metrics import classification_metrics  # noqa: E402
+from whichbin.inference import BundleMeta  # noqa: E402
 from whichbin.processing.prepare import prepare_dataset  # noqa: E402
 from whichbin.progress import silent_reporter  # noqa: E402
 from whichbin.rules import load_rules  # noqa: E402
-from whichbin.training.bundle import BundleMeta  # noqa: E402
 
 logger = logging.getLogger("finetune_compare")
 RULES = load_rules()
@@ -85,7 +85,7 @@ def cross_source_set(test: list, held_out: list[Path]) -> tuple[list[int], list[
 
 
 def metrics_on(bundle: Path, images: list, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     clf = OnnxClassifier(bundle)
     probs = np.concatenate([clf.probs(images[i : i + 32]) for i in range(0, len(images), 32)])

@@ -84,7 +84,7 @@ def ablation(work: Path, fp32_backbone: Path, n_test: int = 256) -> list[dict]:
 
     import onnxruntime as ort
 
-    from whichbin.preprocess import PreprocessSpec, to_tensor
+    from whichbin.inference import PreprocessSpec, to_tensor
     from whichbin.processing import load_manifest
     from whichbin.training.embeddings import load_rgb
     from whichbin.training.quantize import Int8Recipe, quantize_onnx
@@ -126,8 +126,8 @@ def ablation(work: Path, fp32_backbone: Path, n_test: int = 256) -> list[dict]:
 
 def main() -> None:
     from whichbin.config import PipelineConfig, TrainingConfig
+    from whichbin.inference import read_meta
     from whichbin.pipelines.local import run_pipeline
-    from whichbin.training.bundle import read_meta
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, required=True, help="a pipeline work dir")
@@ -140,7 +140,9 @@ def main() -> None:
     for method in args.methods.split(","):
         cfg = PipelineConfig(
             work_dir=str(args.work),
-            training=TrainingConfig(int8=True, int8_method=method, int8_max_loss=1.0),
+            training=TrainingConfig(
+                base_model=None, int8=True, int8_method=method, int8_max_loss=1.0
+            ),
         )
         t0 = time.perf_counter()
         res = run_pipeline(cfg, args.data, register=False, progress=False)

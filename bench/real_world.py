@@ -131,12 +131,12 @@ class Recipe:
         return {**res, "layers": layers, "protos": protos, "labels": model_labels, "site": site}
 
     def decide(self, model: dict[str, Any], emb: np.ndarray) -> dict[str, np.ndarray]:
-        from whichbin.evaluation.calibration import softmax_t
         from whichbin.evaluation.openset import familiarity
+        from whichbin.inference import softmax
         from whichbin.training.heads import forward
         from whichbin.training.site_memory import mixed_probs
 
-        probs = softmax_t(forward(model["layers"], emb), model["temperature"])
+        probs = softmax(forward(model["layers"], emb), model["temperature"])
         if model["site"] is not None:
             probs = mixed_probs(probs, model["site"], emb)
         l2b = self.rules.restricted_to(model["labels"])

@@ -23,7 +23,7 @@ from common import write_result  # noqa: E402
 
 
 def main() -> None:
-    from whichbin.evaluation.calibration import softmax_t
+    from whichbin.inference import softmax
     from whichbin.rules import load_rules
     from whichbin.training.augment import VIEWS, fixed_views
     from whichbin.training.embeddings import OnnxEncoder, load_rgb
@@ -78,9 +78,9 @@ def main() -> None:
         to_bin = np.array([[l2b[x] == b for b in rw.BINS] for x in lab], float)
         memory_emb = np.concatenate([emb[shots], views])
         allowed = np.array([[l2b[x] == b for x in lab] for b in all_bins])
-        head_memory = softmax_t(forward(model["layers"], memory_emb), temp)
-        p_rest = softmax_t(forward(model["layers"], emb[rest]), temp)
-        p_test = softmax_t(forward(model["layers"], emb[test]), temp)
+        head_memory = softmax(forward(model["layers"], memory_emb), temp)
+        p_rest = softmax(forward(model["layers"], emb[rest]), temp)
+        p_test = softmax(forward(model["layers"], emb[test]), temp)
         scores.setdefault("head alone", []).append(
             (acc(p_rest, to_bin, rest_truth), acc(p_test, to_bin, test_truth))
         )

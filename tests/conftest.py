@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Broker, make_color_bundle
+from tests.helpers import Broker, SigningKey, make_color_bundle
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -35,7 +36,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     """A real mosquitto on 127.0.0.1, one per test session."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
-        pytest.fail("mosquitto is not installed: run .ci/run (apt-get install -y mosquitto)")
+        pytest.fail("mosquitto is not installed: run bash scripts/test (it installs it)")
     b = Broker(exe, free_port(), tmp_path_factory.mktemp("mosquitto"))
     b.start()
     yield b
@@ -50,6 +51,22 @@ def fresh_broker(tmp_path: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_key() -> Iterator[SigningKey]:
+    """The approver's key for the whole session: approvals sign with it (through
+    WHICHBIN_DEPLOY__SIGNING_KEY, which subprocesses inherit); edges trust ``.public``."""
+    key = SigningKey.session()
+    saved = {k: os.environ.get(k) for k in ("WHICHBIN_DEPLOY__SIGNING_KEY", "XDG_CONFIG_HOME")}
+    os.environ["WHICHBIN_DEPLOY__SIGNING_KEY"] = str(key.path)
+    os.environ["XDG_CONFIG_HOME"] = str(key.path.parent / "xdg")  # never the user's own
+    yield key
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="session")

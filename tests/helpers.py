@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,33 +62,70 @@ class Broker:
 
 
 class Recorder:
-    """Subscribes with a real paho client and keeps every message (topic, payload, retain)."""
+    """Subscribes with a real paho client and keeps every message (topic, payload, retain).
 
-    def __init__(self, url: str, topics: list[str]) -> None:
+    It is ready when the broker has acknowledged every subscription; ``sync`` waits until
+    what was sent before it has arrived (for checks that something did *not* arrive).
+    """
+
+    def __init__(self, url: str, topics: list[str], client_id: str | None = None) -> None:
+        """``client_id``: a persistent session (QoS 1 messages queued for it while it is
+        away, reconnecting within seconds), what a home automation would run."""
         import paho.mqtt.client as mqtt
 
         host, port = url.removeprefix("mqtt://").split(":")
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self._ready = threading.Event()
+        if client_id is None:
+            self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        else:
+            self.client = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
+            )
+            self.client.reconnect_delay_set(1, 2)
+        self._subscribed = threading.Semaphore(0)
 
         def on_connect(c, u, f, rc, p=None):  # noqa: ANN001
             for t in topics:
                 c.subscribe(t, 1)
-            self._ready.set()
+
+        def on_subscribe(c, u, mid, codes, p=None):  # noqa: ANN001
+            self._subscribed.release()
 
         def on_message(c, u, m):  # noqa: ANN001
             with self._lock:
                 self.messages.append((m.topic, m.payload, bool(m.retain)))
 
         self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
         self.client.on_message = on_message
         self.client.connect(host, int(port))
         self.client.loop_start()
-        if not self._ready.wait(10):
-            raise RuntimeError("recorder could not connect")
-        time.sleep(0.2)  # let SUBACKs arrive
+        for t in topics:
+            if not self._subscribed.acquire(timeout=10):
+                raise RuntimeError(f"recorder could not subscribe to {t}")
+
+    def sync(self, topic: str, via: Any = None, timeout: float = 10.0) -> None:
+        """Wait until what was sent before now has arrived: publish a marker on ``topic`` (a
+        topic this recorder subscribes to) and wait for it; the marker is not kept.
+
+        Args:
+            via: the client whose earlier messages must have arrived (an ``MqttClient``; a
+                broker forwards one client's messages on a topic in order); default this
+                recorder's own client, after the retained messages of its subscriptions.
+        """
+        marker = f"sync-{uuid.uuid4().hex}".encode()
+        if via is None:
+            self.client.publish(topic, marker, qos=1)
+        elif not via.publish(topic, marker, qos=1):
+            raise RuntimeError(f"could not publish the sync marker on {topic}")
+        end = time.monotonic() + timeout
+        while not any(p == marker for _, p, _ in self.messages):
+            if time.monotonic() > end:
+                raise TimeoutError(f"the sync marker on {topic} did not arrive")
+            time.sleep(0.01)
+        with self._lock:
+            self.messages = [m for m in self.messages if m[1] != marker]
 
     def payloads(self, topic: str) -> list[dict | str]:
         with self._lock:
@@ -107,7 +151,7 @@ def make_color_bundle(path: Path, version: str = "test/1", size: int = 32) -> Pa
     import onnx
     from onnx import TensorProto, helper
 
-    from whichbin.training.bundle import BundleMeta, write_meta
+    from whichbin.inference import BundleMeta, write_meta
 
     w = np.eye(3, dtype=np.float32) * 6.0
     b = np.zeros(3, dtype=np.float32)
@@ -157,3 +201,59 @@ def solid_image(path: Path, rgb: tuple[int, int, int], size: tuple[int, int] = (
     arr = np.clip(np.array(rgb)[None, None, :] + rng.normal(0, 4, (size[1], size[0], 3)), 0, 255)
     Image.fromarray(arr.astype(np.uint8)).save(path, quality=92)
     return path
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An approver's key pair on disk: ``path`` (private, 0600) and ``public`` (PEM)."""
+
+    path: Path
+    public: Path
+
+    @classmethod
+    @functools.cache
+    def session(cls) -> SigningKey:
+        """One key pair per test process (the conftest makes approvals sign with it)."""
+        folder = Path(tempfile.mkdtemp(prefix="whichbin-keys-"))
+        atexit.register(shutil.rmtree, folder, True)
+        return cls.create(folder)
+
+    @classmethod
+    def create(cls, folder: Path) -> SigningKey:
+        from whichbin.security.keys import create_key_file, write_public_key
+
+        signer = create_key_file(folder / "signing-key.pem")
+        write_public_key(signer, folder / "public.pem")
+        return cls(folder / "signing-key.pem", folder / "public.pem")
+
+    @property
+    def signer(self) -> Any:
+        from whichbin.security.signing import Signer
+
+        return Signer.from_file(self.path)
+
+    def edge_security(self, file_root: Path | None = None, **fetch: Any) -> Any:
+        """``edge.security`` trusting this key; file:// allowed under ``file_root``."""
+        from whichbin.security.policy import EdgeSecuritySettings, FetchPolicy
+
+        return EdgeSecuritySettings(
+            trusted_keys=[self.public], fetch=FetchPolicy(file_root=file_root, **fetch)
+        )
+
+    def guard(self, file_root: Path | None = None, **fetch: Any) -> Any:
+        """A DeploymentGuard trusting this key."""
+        from whichbin.security.guard import DeploymentGuard
+
+        return DeploymentGuard.from_settings(self.edge_security(file_root, **fetch))
+
+    def sign(self, deployment: Any, name: str | None = None) -> Any:
+        """``deployment`` (a contract.Deployment) with size, signature and key_id set."""
+        from whichbin.security.signing import model_name
+
+        size = deployment.size if deployment.size is not None else 0
+        sig = self.signer.sign(
+            name or model_name(deployment.version), deployment.version, deployment.sha256, size
+        )
+        return deployment.model_copy(
+            update={"size": size, "signature": sig.signature, "key_id": sig.key_id}
+        )

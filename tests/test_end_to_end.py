@@ -16,10 +16,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from tests.conftest import wait_for
+from tests.edge import conftest as edge_fixtures
+from tests.edge.conftest import StartEdge
 from tests.helpers import Recorder
 from whichbin.cli.main import app
 
 pytestmark = pytest.mark.slow
+start_edge = edge_fixtures.start_edge  # the edge tests' one fixture, for this test too
 
 SUBSET = {  # (set, label) → images taken; small but real
     ("trashnet", "glass"): 24,
@@ -86,10 +89,13 @@ class CounterCamera:
 
 
 def test_images_to_pipeline_to_approval_to_edge_to_display(
-    shared_data: Path, fresh_broker, tmp_path: Path
+    shared_data: Path,
+    fresh_broker,
+    tmp_path: Path,
+    start_edge: StartEdge,
+    signing_key,  # noqa: ANN001
 ) -> None:
-    from whichbin.edge.classifier import OnnxClassifier
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.inference import OnnxClassifier
     from whichbin.pi.displays import RecorderDisplay
     from whichbin.pi.render import render
     from whichbin.pi.runner import start_display
@@ -105,7 +111,8 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     config.write_text(
         f"work_dir: {tmp_path / 'work'}\n"
         "training: {epochs: 200}\n"
-        "gate: {min_accuracy: 0.6, min_bin_recall: {compost: 0.5, landfill: 0.3, recycling: 0.5}}\n"
+        "gate: {min_bin_accuracy: 0.6, "
+        "min_bin_recall: {compost: 0.5, landfill: 0.3, recycling: 0.5}}\n"
     )
     runner = CliRunner()
 
@@ -163,16 +170,14 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     display = RecorderDisplay()
     pi = start_display(fresh_broker.url, device, display, hold=60.0, wait=5)
     camera = CounterCamera(frames_dir, fps=20)
-    edge = EdgeService(
-        EdgeOptions(
-            source=str(frames_dir),
-            device_id=device,
-            mqtt_url=fresh_broker.url,
-            models_dir=tmp_path / "models",
-            deeplens=True,
-        ),
-        source=camera,
-    ).start()
+    edge = start_edge(
+        camera,
+        device_id=device,
+        mqtt_url=fresh_broker.url,
+        deeplens=True,
+        # Trusts the approver's public key; fetches file:// only from the registry.
+        security=signing_key.edge_security(file_root=registry),
+    )
     try:
         assert wait_for(lambda: rec.payloads(f"whichbin/{device}/availability")[-1:] == ["online"])
         assert display.wait_for(render("idle"), timeout=5)
@@ -203,13 +208,18 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
         assert states[:3] == ["downloading", "verifying", "active"]
         deployment = rec.payloads("whichbin/fleet/deployment")[-1]
         assert deployment["version"] == version and deployment["approved_by"] == "alice"
+        assert deployment["key_id"] == signing_key.signer.key_id and deployment["signature"]
 
         # -- 5. items shown to the camera → one event per item with the right bin ---------
         camera.go.set()
         assert camera.played.wait(30)
         events_topic = f"whichbin/{device}/event"
         assert wait_for(lambda: len(rec.payloads(events_topic)) >= 3, 15)
-        time.sleep(1.0)  # nothing more must come from the empty counter
+        # Nothing more must come from the empty counter: a second of frames (20) processed
+        # after the last item, and what the edge sent meanwhile arrived.
+        frames_seen = edge.runner.stats.frames
+        assert wait_for(lambda: edge.runner.stats.frames >= frames_seen + 20, 10)
+        rec.sync(events_topic, via=edge.client)
         events = rec.payloads(events_topic)
         assert [e["bin"] for e in events] == order, events
         assert all(e["decision"] == "decided" for e in events), events
@@ -232,6 +242,5 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
                     shown.append(name)
         assert shown == order
     finally:
-        edge.stop()
         pi.stop()
         rec.close()

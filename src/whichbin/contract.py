@@ -12,11 +12,23 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Names shared across packages: defined here once, imported everywhere else.
+BINS = ("compost", "landfill", "recycling")
+DECIDED = "decided"
+UNSURE = "unsure"  # an event's decision, and the state when no bin is confident
+IDLE = "idle"  # the state when nothing is in front of the camera
 Decision = Literal["decided", "unsure"]
 DeploymentState = Literal["downloading", "verifying", "active", "failed", "rolled_back"]
 ONLINE = "online"
 OFFLINE = "offline"
 DEEPLENS_TOPIC = "deeplens/trash/infer"
+DeepLensName = Literal["Compost", "Landfill", "Recycling"]
+DEEPLENS_NAMES: dict[str, DeepLensName] = {
+    "compost": "Compost",
+    "landfill": "Landfill",
+    "recycling": "Recycling",
+}
+DEEPLENS_BINS = {name: bin_ for bin_, name in DEEPLENS_NAMES.items()}
 COMMANDS = ("pause", "resume", "reload")
 
 
@@ -72,7 +84,7 @@ class Event(_Payload):
 
 
 class State(_Payload):
-    bin: str  # a bin, "idle" or "unsure"
+    bin: str  # a bin, IDLE or UNSURE
     since: str
 
 
@@ -82,6 +94,9 @@ class Deployment(_Payload):
     url: str
     ts: str
     approved_by: str | None = None
+    size: int | None = Field(default=None, ge=0)  # bytes; with sha256 covered by the signature
+    signature: str | None = None  # base64 Ed25519 over name, version, sha256, size
+    key_id: str | None = None  # the approver's key (whichbin.security.signing.key_id)
 
 
 class DeploymentStatus(_Payload):
@@ -100,7 +115,7 @@ class Correction(_Payload):
 class DeepLensMessage(BaseModel):
     """The recipe's message, verbatim: no version field, one key."""
 
-    object: Literal["Compost", "Landfill", "Recycling"]
+    object: DeepLensName
 
 
 class Topics:

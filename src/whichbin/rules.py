@@ -9,11 +9,9 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from whichbin.errors import ConfigError
-
-BINS = ("compost", "landfill", "recycling")
-UNSURE = "unsure"
-DEEPLENS_NAMES = {"compost": "Compost", "landfill": "Landfill", "recycling": "Recycling"}
+from whichbin.contract import DECIDED, UNSURE
+from whichbin.errors import ConfigError, validation_message
+from whichbin.textfile import load_yaml
 
 
 class RulePack(BaseModel):
@@ -74,24 +72,13 @@ def load_rules(path: Path | None = None) -> RulePack:
     """Load a rule pack from YAML, or the bundled default when ``path`` is None."""
     if path is None:
         text = resources.files("whichbin.resources").joinpath("default_rules.yaml").read_text()
-        source = "default_rules.yaml"
+        raw, source = yaml.safe_load(text), "default_rules.yaml"
     else:
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read rule pack ({e.strerror})") from e
-        source = str(path)
+        raw, source = load_yaml(path, "rule pack", ConfigError), str(path)
     try:
-        return RulePack.model_validate(yaml.safe_load(text) or {})
-    except (ValidationError, yaml.YAMLError) as e:
-        raise ConfigError(f"{source}: invalid rule pack: {_first_error(e)}") from e
-
-
-def _first_error(e: Exception) -> str:
-    if isinstance(e, ValidationError):
-        err = e.errors()[0]
-        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-    return str(e).splitlines()[0]
+        return RulePack.model_validate(raw or {})
+    except ValidationError as e:
+        raise ConfigError(validation_message(e, f"{source}: invalid rule pack")) from e
 
 
 def aggregate_bins(probs: Mapping[str, float], label_to_bin: Mapping[str, str]) -> dict[str, float]:
@@ -149,7 +136,7 @@ def predict_from_probs(
         bin=best_bin,
         label=best_label,
         confidence=round(conf, 6),
-        decision="decided" if conf >= threshold and not strange else UNSURE,
+        decision=DECIDED if conf >= threshold and not strange else UNSURE,
         top_k=[{"label": lab, "p": round(p, 6)} for lab, p in ranked],
         probs=by_label,
         familiarity=familiarity,

@@ -69,7 +69,7 @@ def retrain(
 
 
 def test_retrain_passes_and_publishes_the_report(tmp_path: Path, color_bundle: Path) -> None:
-    done = retrain(tmp_path, color_bundle, "{min_accuracy: 0.5, min_bin_recall: {}}", "pass")
+    done = retrain(tmp_path, color_bundle, "{min_bin_accuracy: 0.5, min_bin_recall: {}}", "pass")
     assert done.returncode == 0, done.stderr[-2000:]
     artifact = tmp_path / "pass" / "report-artifact"
     assert (artifact / "result.json").is_file()
@@ -79,7 +79,7 @@ def test_retrain_passes_and_publishes_the_report(tmp_path: Path, color_bundle: P
 
 def test_retrain_fails_the_build_when_the_gate_fails(tmp_path: Path, color_bundle: Path) -> None:
     # One epoch at a negligible learning rate: a head no better than chance.
-    gate = "{min_accuracy: 0.99, min_bin_recall: {}}"
+    gate = "{min_bin_accuracy: 0.99, min_bin_recall: {}}"
     done = retrain(tmp_path, color_bundle, gate, "fail", "epochs: 1, lr: 1.0e-9, warm_start: false")
     assert done.returncode == 3, done.stderr[-2000:]
     assert "gate failed" in done.stderr

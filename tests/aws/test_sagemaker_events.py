@@ -70,6 +70,7 @@ def test_approved_event_publishes_a_signed_deployment_whose_url_downloads_the_ar
     aws: str, color_bundle: Path, broker, prefix: str, signing_key, tmp_path: Path
 ) -> None:
     import boto3
+
     from whichbin.security.signing import Signer
 
     reg, version, arn = registered(aws, color_bundle)
@@ -97,7 +98,7 @@ def test_approved_event_publishes_a_signed_deployment_whose_url_downloads_the_ar
     assert payload["version"] == "trash-classifier/1" and payload["sha256"] == version.sha256
     assert payload["url"].startswith("http") and "Signature" in payload["url"]  # presigned
     assert payload["size"] == color_bundle.stat().st_size
-    verify(signing_key[1], payload, GROUP)
+    verify(signing_key[1], payload)
     got = fetch_artifact(payload["url"], tmp_path / "device" / "model.onnx", payload["sha256"])
     assert got.read_bytes() == color_bundle.read_bytes()
     print(f"event → deployment message: {elapsed * 1000:.0f} ms")  # noqa: T201
@@ -105,16 +106,20 @@ def test_approved_event_publishes_a_signed_deployment_whose_url_downloads_the_ar
 
 @pytest.mark.parametrize("status", ["Rejected", "PendingManualApproval"])
 def test_rejected_or_pending_publishes_nothing(
-    aws: str, color_bundle: Path, broker, prefix: str, status: str
+    aws: str, color_bundle: Path, broker, prefix: str, status: str, signing_key
 ) -> None:
     import boto3
+
+    from whichbin.security.signing import Signer
 
     reg, _, arn = registered(aws, color_bundle)
     if status == "Rejected":
         set_status(reg, arn, status)
     topic = f"{prefix}/fleet/deployment"
     rec = Recorder(broker.url, [topic])
-    deploy = ApprovalDeployer(boto3.client("s3"), MqttDeployer(broker.url, prefix))
+    deploy = ApprovalDeployer(
+        boto3.client("s3"), MqttDeployer(broker.url, prefix), Signer.from_file(signing_key[0])
+    )
     try:
         result = handle_event(event(arn, status), reg, deploy)
         time.sleep(0.5)
@@ -146,7 +151,7 @@ def test_lambda_handler_reads_its_key_from_secrets_manager(
         rec.close()
     (payload,) = rec.payloads(topic)
     assert isinstance(payload, dict) and payload["sha256"] == version.sha256
-    verify(signing_key[1], payload, GROUP)
+    verify(signing_key[1], payload)
 
 
 def test_registry_watch_polls_and_deploys_each_new_approval(
@@ -173,7 +178,7 @@ def test_registry_watch_polls_and_deploys_each_new_approval(
         rec.close()
     (payload,) = rec.payloads(topic)
     assert isinstance(payload, dict) and payload["version"] == version.id
-    verify(signing_key[1], payload, GROUP)
+    verify(signing_key[1], payload)
 
 
 def test_watch_deploys_only_when_the_approval_changes() -> None:

@@ -26,13 +26,8 @@ def pipeline_config(work: Path | None = None) -> PipelineConfig:
     """Head-only on the bundled model's backbone (no torch): the definition's config."""
     cfg = PipelineConfig(
         training=TrainingConfig(base_model="default", int8=False, epochs=80),
-        gate=GateConfig(min_bin_recall={"landfill": 0.0, "recycling": 0.2}),
+        gate=GateConfig(min_bin_accuracy=0.3, min_bin_recall={"landfill": 0.0, "recycling": 0.2}),
         data=DataConfig(min_per_label=4),
-    )
-    setattr(
-        cfg.gate,
-        "min_bin_accuracy" if "min_bin_accuracy" in GateConfig.model_fields else "min_accuracy",
-        0.3,
     )
     if work is not None:
         cfg.work_dir = str(work)
@@ -84,7 +79,7 @@ def test_definition_structure(definition: dict) -> None:
     algo = steps["Train"]["Arguments"]["AlgorithmSpecification"]
     assert algo["TrainingImage"] == {"Get": "Parameters.ImageUri"}
     assert dockerfile_entrypoint(REPO / "Dockerfile") == ["whichbin", "pipeline", "step"]
-    assert steps["Train"]["Arguments"]["HyperParameters"]["training.base_model"] == "default"
+    assert steps["Train"]["Arguments"]["HyperParameters"]["training.epochs"] == "80"
     # Dependencies: train reads prepare's output; evaluate reads both.
     channel = steps["Train"]["Arguments"]["InputDataConfig"][0]["DataSource"]["S3DataSource"]
     assert channel["S3Uri"] == {

@@ -65,7 +65,7 @@ def test_classify_names_a_bad_file(tmp_path: Path, color_bundle: Path) -> None:
 
 def test_config_check_names_the_key(tmp_path: Path) -> None:
     good = tmp_path / "ok.yaml"
-    good.write_text("training: {epochs: 10}\ngate: {min_accuracy: 0.9}\n")
+    good.write_text("training: {epochs: 10}\ngate: {min_bin_accuracy: 0.9}\n")
     res = runner.invoke(app, ["config", "check", "--json", str(good)])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["pipeline"]["training"]["epochs"] == 10
@@ -101,3 +101,34 @@ def test_config_check_validates_the_edge_section(tmp_path: Path) -> None:
     res = runner.invoke(app, ["config", "check", str(bad)])
     assert res.exit_code == 1
     assert "edge.decision.bogus" in res.output
+
+
+def test_classify_takes_a_registry_version(tmp_path: Path, color_bundle: Path) -> None:
+    from tests.registry.fixtures import register
+    from whichbin.registry.local import SqliteRegistry
+
+    reg = SqliteRegistry(tmp_path / "registry")
+    register(reg, color_bundle)
+    photos = tmp_path / ("a-long-folder-name-" * 6)
+    photos.mkdir()
+    for b, rgb in COLORS.items():
+        solid_image(photos / f"{b}.jpg", rgb)
+    by_file = runner.invoke(app, ["classify", "--json", "--model", str(color_bundle), str(photos)])
+    for model in ("trash-classifier/1", "1"):
+        args = ["classify", "--json", "--model", model, "--registry", str(reg.root), str(photos)]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert res.stdout == by_file.stdout
+
+    res = runner.invoke(
+        app, ["classify", "--model", "trash-classifier/1", "--registry", str(reg.root), str(photos)]
+    )  # human output on stdout, one line per photo, paths whole
+    assert res.exit_code == 0, res.output
+    assert f"{photos / 'compost.jpg'}: compost" in res.stdout.splitlines()[0]
+
+    for missing, registry in (("trash-classifier/9", reg.root), ("2", tmp_path / "nowhere")):
+        args = ["classify", "--model", missing, "--registry", str(registry), str(photos)]
+        res = runner.invoke(app, args)
+        assert res.exit_code == 1 and res.stdout == ""
+        assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+        assert f"--model {missing}" in res.stderr and str(registry) in res.stderr

@@ -41,6 +41,7 @@ def test_build_deployment_is_pure_and_refuses_unapproved(
         url="http://h/a",
         ts="2026-03-01T12:30:00Z",
         approved_by="ana",
+        size=v.size_bytes,
     )
 
 

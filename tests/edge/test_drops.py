@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.edge.drops import ROI, SequenceBuilder, pick_photos, write_video
 from tests.edge.fakes import InMemoryPublisher
 from whichbin.contract import Topics
 from whichbin.edge.capture import ThreadedSource
-from whichbin.edge.classifier import OnnxClassifier, default_model_path
 from whichbin.edge.presence import PresenceConfig, PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
+from whichbin.edge.scenes import ROI, SequenceBuilder, pick_photos, write_video
 from whichbin.edge.sources import create_source
+from whichbin.inference import OnnxClassifier, default_model_path
 
 pytestmark = pytest.mark.shared_data
 

@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port, wait_for
+from tests.edge.conftest import StartEdge
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import write_scene
-from tests.helpers import Broker, Recorder, make_color_bundle
+from tests.helpers import Broker, Recorder, SigningKey, make_color_bundle
 from whichbin.contract import Deployment, DeploymentStatus, Topics, iso, utc_now
-from whichbin.edge.follower import CURRENT_FILE, DeploymentFollower
-from whichbin.edge.service import EdgeOptions, EdgeService
+from whichbin.edge.follower import DeploymentFollower
+from whichbin.edge.model_store import CURRENT_FILE
+from whichbin.inference import sha256_file
 from whichbin.messaging.mqtt import MqttClient
-from whichbin.training.bundle import sha256_file
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -43,13 +44,20 @@ def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     server.server_close()
 
 
+KEY = SigningKey.session()  # the approver key the session's approvals sign with
+
+
 def deployment(path: Path, version: str, url: str | None = None, sha: str | None = None) -> str:
-    return Deployment(
-        version=version,
-        sha256=sha or sha256_file(path),
-        url=url or path.resolve().as_uri(),
-        ts=iso(utc_now()),
-        approved_by="tester",
+    """A deployment signed by the session's approver key."""
+    return KEY.sign(
+        Deployment(
+            version=version,
+            sha256=sha or sha256_file(path),
+            url=url or path.resolve().as_uri(),
+            ts=iso(utc_now()),
+            approved_by="tester",
+            size=path.stat().st_size,
+        )
     ).to_json()
 
 
@@ -58,7 +66,7 @@ def statuses(rec: Recorder, topic: str) -> list[tuple[str, str]]:
 
 
 def test_a_running_edge_follows_deployments(
-    broker: Broker, tmp_path: Path, http_dir: tuple[Path, str]
+    broker: Broker, tmp_path: Path, http_dir: tuple[Path, str], start_edge: StartEdge
 ) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}"  # the session broker is shared: own fleet topic
     dev = "cam1"
@@ -74,16 +82,14 @@ def test_a_running_edge_follows_deployments(
     rec = Recorder(broker.url, [f"{prefix}/{dev}/#"])
     pub = MqttClient(broker.url, f"pub-{prefix}")
     assert pub.start(wait=5)
-    svc = EdgeService(
-        EdgeOptions(
-            source=str(frames),
-            device_id=dev,
-            mqtt_url=broker.url,
-            fps=50,
-            prefix=prefix,
-            models_dir=models_dir,
-        )
-    ).start()
+    svc = start_edge(
+        frames,
+        device_id=dev,
+        fps=50,
+        prefix=prefix,
+        models_dir=models_dir,
+        security=KEY.edge_security(tmp_path, http_hosts=["127.0.0.1"]),
+    )
 
     def events_by(sha: str, after: int = 0) -> list[dict]:
         return [e for e in rec.payloads(topics.event)[after:] if e["model"]["sha256"] == sha]
@@ -92,6 +98,7 @@ def test_a_running_edge_follows_deployments(
         # No model yet: the edge is online, idle, plays frames and waits.
         assert wait_for(lambda: rec.payloads(topics.availability) == ["online"], 5)
         assert wait_for(lambda: svc.runner.stats.frames > 60, 10)
+        rec.sync(topics.event, via=svc.client)  # what the edge sent so far has arrived
         assert rec.payloads(topics.event) == []
         assert [s["bin"] for s in rec.payloads(topics.state)] == ["idle"]
 
@@ -158,7 +165,7 @@ def test_verification_failure_keeps_the_old_model(tmp_path: Path) -> None:
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not an onnx model at all")
     pub = InMemoryPublisher()
-    follower = DeploymentFollower("cam1", tmp_path / "models", pub)
+    follower = DeploymentFollower("cam1", tmp_path / "models", pub, guard=KEY.guard(tmp_path))
     assert follower.apply(Deployment.model_validate_json(deployment(good, "test/1")))
     assert not follower.apply(Deployment.model_validate_json(deployment(junk, "test/junk")))
     states = [(s["version"], s["state"]) for s in pub.on(Topics("cam1").deployment_status)]
@@ -173,33 +180,35 @@ def test_verification_failure_keeps_the_old_model(tmp_path: Path) -> None:
     assert not list((tmp_path / "models").glob(f"{sha256_file(junk)}*"))  # no bad file kept
 
 
-def test_a_restart_without_broker_still_has_its_model(tmp_path: Path) -> None:
+def test_a_restart_without_broker_still_has_its_model(
+    tmp_path: Path, start_edge: StartEdge
+) -> None:
     bundle = make_color_bundle(tmp_path / "m.onnx", version="test/7")
     models_dir = tmp_path / "models"
-    first = DeploymentFollower("cam1", models_dir, InMemoryPublisher())
+    first = DeploymentFollower("cam1", models_dir, InMemoryPublisher(), guard=KEY.guard(tmp_path))
     assert first.apply(Deployment.model_validate_json(deployment(bundle, "test/7")))
     bundle.unlink()  # the source is gone: only models_dir remains
 
     frames = write_scene(tmp_path / "frames", ["recycling"])
-    options = EdgeOptions(
-        source=str(frames),
+    stats = start_edge(
+        frames,
+        start=False,
         device_id="cam1",
         mqtt_url=f"mqtt://127.0.0.1:{free_port()}",  # nobody listens
         fps=200,
         exit_at_end=True,
         models_dir=models_dir,
         connect_timeout=0.2,
-    )
-    stats = EdgeService(options).run()
+    ).run()
     assert list(stats.bins) == ["recycling"] and stats.errors == 0
 
 
 def test_restore_ignores_a_tampered_model(tmp_path: Path) -> None:
     bundle = make_color_bundle(tmp_path / "m.onnx")
     models_dir = tmp_path / "models"
-    assert DeploymentFollower("c", models_dir, InMemoryPublisher()).apply(
-        Deployment.model_validate_json(deployment(bundle, "test/1"))
-    )
+    assert DeploymentFollower(
+        "c", models_dir, InMemoryPublisher(), guard=KEY.guard(tmp_path)
+    ).apply(Deployment.model_validate_json(deployment(bundle, "test/1")))
     (models_dir / f"{sha256_file(bundle)}.onnx").write_bytes(b"tampered")
     assert DeploymentFollower("c", models_dir, InMemoryPublisher()).restore() is None
 
@@ -209,6 +218,6 @@ def test_default_model_fallback_is_explicit(tmp_path: Path) -> None:
     assert follower.restore() is None  # without the flag: wait for a deployment
     with_flag = DeploymentFollower("c", tmp_path, InMemoryPublisher(), fallback_default=True)
     model = with_flag.restore()  # the bundled model, if this build ships one
-    from whichbin.edge.classifier import default_model_path
+    from whichbin.inference import default_model_path
 
     assert (model is not None) == default_model_path().is_file()

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import wait_for
+from tests.edge.conftest import StartEdge
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder
 from whichbin.cli.main import app
@@ -150,26 +151,22 @@ def test_value_templates_render_our_payloads() -> None:
 
 
 def test_edge_publishes_discovery_on_connect_and_uninstall_removes_it(
-    broker: Broker, color_bundle: Path, tmp_path: Path
+    broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     from whichbin.edge.config import HomeAssistantSettings
-    from whichbin.edge.service import EdgeOptions, EdgeService
 
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     node = node_id(dev)
     frames = write_scene(tmp_path / "frames", ["compost"])
-    svc = EdgeService(
-        EdgeOptions(
-            source=str(frames),
-            device_id=dev,
-            mqtt_url=broker.url,
-            model=color_bundle,
-            fps=50,
-            exit_at_end=True,
-            homeassistant=HomeAssistantSettings(enabled=True),
-        )
-    )
-    svc.run()
+    start_edge(
+        frames,
+        start=False,
+        device_id=dev,
+        model=color_bundle,
+        fps=50,
+        exit_at_end=True,
+        homeassistant=HomeAssistantSettings(enabled=True),
+    ).run()
     expected = {m.topic for m in discovery_messages(dev)}
     late = Recorder(broker.url, [f"homeassistant/+/{node}/#", f"whichbin/{dev}/counters"])
     try:
@@ -188,6 +185,7 @@ def test_edge_publishes_discovery_on_connect_and_uninstall_removes_it(
     assert set(expected) <= set(json.loads(result.stdout)["removed"])
     after = Recorder(broker.url, [f"homeassistant/+/{node}/#"])
     try:
+        after.sync(f"homeassistant/sync/{node}/marker")  # after any retained config
         assert after.messages == []  # retained configs are gone
     finally:
         after.close()

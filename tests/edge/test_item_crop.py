@@ -12,12 +12,12 @@ from PIL import Image
 from tests.edge.fakes import InMemoryPublisher
 from tests.helpers import COLORS
 from whichbin.contract import Topics
-from whichbin.edge.classifier import OnnxClassifier
 from whichbin.edge.presence import PresenceConfig, PresenceDetector
 from whichbin.edge.region import blob_box, crop_box, grow
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
 from whichbin.edge.scenes import BACKGROUNDS, SequenceBuilder
 from whichbin.edge.sources import Frame
+from whichbin.inference import OnnxClassifier
 from whichbin.rules import Prediction
 
 SIZE = (320, 240)

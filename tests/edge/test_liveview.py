@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import http.client
 import io
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +13,9 @@ import pytest
 from PIL import Image
 
 from tests.conftest import wait_for
+from tests.edge.conftest import StartEdge
 from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import scene_frame
-from tests.helpers import Broker
 from whichbin.edge.config import HttpSettings
 from whichbin.edge.liveview import (
     BOUNDARY,
@@ -83,31 +82,17 @@ def test_stream_page_and_snapshot() -> None:
         view.stop()
 
 
-def start_edge(broker: Broker, bundle: Path, settings: HttpSettings) -> Any:
-    """A running EdgeService on a scripted camera with a live view, frames flowing."""
-    from whichbin.edge.service import EdgeOptions, EdgeService
-
-    svc = EdgeService(
-        EdgeOptions(
-            source="scripted",
-            device_id=f"cam-{uuid.uuid4().hex[:8]}",
-            mqtt_url=broker.url,
-            model=bundle,
-            http=settings,
-        ),
-        source=ScriptedSource(fps=50),
-    ).start()
+def with_live_view(start_edge: StartEdge, bundle: Path, settings: HttpSettings) -> Any:
+    """A running edge on a scripted camera with a live view, frames flowing."""
+    svc = start_edge(ScriptedSource(fps=50), model=bundle, http=settings)
     assert wait_for(lambda: svc.runner.stats.frames > 3, 5)
     return svc
 
 
-def test_edge_serves_its_live_view(broker: Broker, color_bundle: Path) -> None:
-    svc = start_edge(broker, color_bundle, HttpSettings(host="127.0.0.1", port=0))
-    try:
-        _, jpeg = first_part(svc.liveview.port)
-        assert jpeg[:2] == b"\xff\xd8"
-    finally:
-        svc.stop()
+def test_edge_serves_its_live_view(color_bundle: Path, start_edge: StartEdge) -> None:
+    svc = with_live_view(start_edge, color_bundle, HttpSettings(host="127.0.0.1", port=0))
+    _, jpeg = first_part(svc.liveview.port)
+    assert jpeg[:2] == b"\xff\xd8"
 
 
 def test_basic_auth_header_checks() -> None:
@@ -135,21 +120,18 @@ def test_password_file_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_edge_live_view_with_a_password_needs_it(
-    broker: Broker, color_bundle: Path, tmp_path: Path
+    color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     (tmp_path / "http-password").write_text("s3cret\n")
     settings = HttpSettings(host="127.0.0.1", port=0, password_file=tmp_path / "http-password")
-    svc = start_edge(broker, color_bundle, settings)
-    try:
-        for path in ("/", "/stream.mjpg", "/snapshot.jpg"):
-            for headers in ({}, {"Authorization": basic("viewer", "guess")}):
-                conn = http.client.HTTPConnection("127.0.0.1", svc.liveview.port, timeout=5)
-                conn.request("GET", path, headers=headers)
-                resp = conn.getresponse()
-                assert resp.status == 401, path
-                assert resp.getheader("WWW-Authenticate", "").startswith("Basic ")
-                conn.close()
-        _, jpeg = first_part(svc.liveview.port, {"Authorization": basic("viewer", "s3cret")})
-        assert jpeg[:2] == b"\xff\xd8"
-    finally:
-        svc.stop()
+    svc = with_live_view(start_edge, color_bundle, settings)
+    for path in ("/", "/stream.mjpg", "/snapshot.jpg"):
+        for headers in ({}, {"Authorization": basic("viewer", "guess")}):
+            conn = http.client.HTTPConnection("127.0.0.1", svc.liveview.port, timeout=5)
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+            assert resp.status == 401, path
+            assert resp.getheader("WWW-Authenticate", "").startswith("Basic ")
+            conn.close()
+    _, jpeg = first_part(svc.liveview.port, {"Authorization": basic("viewer", "s3cret")})
+    assert jpeg[:2] == b"\xff\xd8"

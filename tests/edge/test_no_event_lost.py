@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
+from tests.edge.conftest import EdgeProcess, StartEdge
 from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder
 from whichbin.contract import Topics
-from whichbin.edge.service import EdgeOptions, EdgeService
 
 
 @pytest.fixture()
@@ -35,75 +29,43 @@ def persistent_broker(fresh_broker: Broker) -> Iterator[Broker]:
     b.stop()
 
 
-class Consumer:
+def consumer(url: str, topic: str) -> Recorder:
     """What a home automation would run: a persistent session, QoS 1, dedup by event id."""
+    return Recorder(url, [topic], client_id=f"consumer-{uuid.uuid4().hex[:6]}")
 
-    def __init__(self, url: str, topic: str) -> None:
-        import paho.mqtt.client as mqtt
 
-        host, port = url.removeprefix("mqtt://").split(":")
-        self.received: list[dict] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"consumer-{uuid.uuid4().hex[:6]}",
-            clean_session=False,
-        )
-        self.client.reconnect_delay_set(1, 2)
-        ready = threading.Event()
-
-        def on_connect(c, u, f, rc, p=None):  # noqa: ANN001
-            c.subscribe(topic, 1)
-            ready.set()
-
-        def on_message(c, u, m):  # noqa: ANN001
-            with self.lock:
-                self.received.append(json.loads(m.payload))
-
-        self.client.on_connect, self.client.on_message = on_connect, on_message
-        self.client.connect(host, int(port))
-        self.client.loop_start()
-        assert ready.wait(10)
-        time.sleep(0.2)
-
-    def unique(self) -> list[dict]:
-        """Each event once, in arrival order (a duplicate after a lost PUBACK is dropped)."""
-        seen: set[str] = set()
-        out = []
-        with self.lock:
-            for e in self.received:
-                if e["id"] not in seen:
-                    seen.add(e["id"])
-                    out.append(e)
-        return out
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+def unique(rec: Recorder, topic: str) -> list[dict]:
+    """Each event once, in arrival order (a duplicate after a lost PUBACK is dropped)."""
+    seen: set[str] = set()
+    out = []
+    for e in rec.payloads(topic):
+        assert isinstance(e, dict)
+        if e["id"] not in seen:
+            seen.add(e["id"])
+            out.append(e)
+    return out
 
 
 @pytest.mark.slow
 def test_broker_restart_mid_run_loses_no_event(
-    persistent_broker: Broker, color_bundle: Path, tmp_path: Path
+    persistent_broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     dev = f"cam-{uuid.uuid4().hex[:8]}"
-    consumer = Consumer(persistent_broker.url, Topics(dev).event)
+    topic = Topics(dev).event
+    rec = consumer(persistent_broker.url, topic)
     camera = ScriptedSource(fps=100)
-    svc = EdgeService(
-        EdgeOptions(
-            source="scripted",
-            device_id=dev,
-            mqtt_url=persistent_broker.url,
-            model=color_bundle,
-            data_dir=tmp_path / "edge",
-        ),
-        source=camera,
-    ).start()
+    svc = start_edge(
+        camera,
+        device_id=dev,
+        mqtt_url=persistent_broker.url,
+        model=color_bundle,
+        data_dir=tmp_path / "edge",
+    )
     try:
         assert svc.client.wait_connected(5)
         assert wait_for(lambda: svc.runner.stats.frames > 10, 5)
         camera.show("landfill")
-        assert wait_for(lambda: len(consumer.unique()) == 1, 10)
+        assert wait_for(lambda: len(unique(rec, topic)) == 1, 10)
 
         persistent_broker.stop()
         assert wait_for(lambda: not svc.client.connected, 10)
@@ -111,40 +73,37 @@ def test_broker_restart_mid_run_loses_no_event(
             camera.show(b)
         assert wait_for(lambda: svc.runner.stats.events == 4, 10)
         assert svc.outbox.pending() >= 1  # waiting on disk for the broker
-        assert len(consumer.unique()) == 1
+        assert len(unique(rec, topic)) == 1
 
         persistent_broker.start()
-        assert wait_for(lambda: len(consumer.unique()) == 4, 40), consumer.received
-        time.sleep(0.5)  # late duplicates, if any, would arrive now
-        events = consumer.unique()
+        assert wait_for(lambda: len(unique(rec, topic)) == 4, 40), rec.payloads(topic)
+        assert wait_for(lambda: svc.outbox.pending() == 0, 10)  # every event acknowledged
+        rec.sync(topic, via=svc.client)  # and whatever the edge sent before has arrived
+        events = unique(rec, topic)
         assert [e["id"] for e in events] == list(svc.runner.stats.event_ids)  # in order
         assert [e["bin"] for e in events] == ["landfill", "compost", "recycling", "landfill"]
         assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)  # original times
         assert svc.outbox.pending() == 0
     finally:
-        consumer.close()
-        svc.stop()
+        rec.close()
 
 
 @pytest.mark.slow
 def test_events_stored_while_offline_are_sent_by_the_next_process(
-    fresh_broker: Broker, color_bundle: Path, tmp_path: Path
+    fresh_broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     topics = Topics(dev)
-    data_dir = tmp_path / "edge"
+    options = {
+        "device_id": dev,
+        "mqtt_url": fresh_broker.url,
+        "model": color_bundle,
+        "data_dir": tmp_path / "edge",
+    }
     fresh_broker.stop()  # the broker is down the whole first run
-    first = EdgeService(
-        EdgeOptions(
-            source=str(write_scene(tmp_path / "frames", ["compost", "recycling"])),
-            device_id=dev,
-            mqtt_url=fresh_broker.url,
-            model=color_bundle,
-            fps=100,
-            exit_at_end=True,
-            connect_timeout=0.2,
-            data_dir=data_dir,
-        )
+    frames = write_scene(tmp_path / "frames", ["compost", "recycling"])
+    first = start_edge(
+        frames, start=False, fps=100, exit_at_end=True, connect_timeout=0.2, **options
     )
     stats = first.run()
     assert stats.events == 2
@@ -152,17 +111,7 @@ def test_events_stored_while_offline_are_sent_by_the_next_process(
 
     fresh_broker.start()
     rec = Recorder(fresh_broker.url, [topics.event])
-    camera = ScriptedSource(fps=50)
-    second = EdgeService(
-        EdgeOptions(
-            source="scripted",
-            device_id=dev,
-            mqtt_url=fresh_broker.url,
-            model=color_bundle,
-            data_dir=data_dir,
-        ),
-        source=camera,
-    ).start()
+    second = start_edge(ScriptedSource(fps=50), **options)
     try:
         assert wait_for(lambda: len(rec.payloads(topics.event)) >= 2, 15)
         events = rec.payloads(topics.event)
@@ -171,29 +120,23 @@ def test_events_stored_while_offline_are_sent_by_the_next_process(
         assert second.runner.stats.events == 0
     finally:
         rec.close()
-        second.stop()
 
 
 def test_a_crash_leaves_the_last_will_offline(
-    broker: Broker, color_bundle: Path, tmp_path: Path
+    broker: Broker, color_bundle: Path, tmp_path: Path, edge_process: EdgeProcess
 ) -> None:
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     topics = Topics(dev)
     frames = write_scene(tmp_path / "frames", ["compost"])
     rec = Recorder(broker.url, [topics.availability])
-    cmd = [
-        sys.executable, "-c", "from whichbin.cli.main import app; app()",
-        "edge", "run", "--model", str(color_bundle), "--source", str(frames), "--fps", "20",
+    proc = edge_process(
+        "--model", str(color_bundle), "--source", str(frames), "--fps", "20",
         "--mqtt", broker.url, "--device-id", dev, "--data-dir", str(tmp_path / "edge"),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ)
+    )  # fmt: skip
     try:
         assert wait_for(lambda: rec.payloads(topics.availability) == ["online"], 20)
         proc.send_signal(signal.SIGKILL)  # no goodbye: the broker sends the will
         proc.wait(10)
         assert wait_for(lambda: rec.payloads(topics.availability) == ["online", "offline"], 10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         rec.close()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,14 +13,15 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.conftest import wait_for
+from tests.edge.conftest import EdgeProcess, StartEdge
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import scene_frame, write_scene
 from tests.helpers import COLORS, Broker, Recorder
 from whichbin.cli.main import app
 from whichbin.contract import DEEPLENS_TOPIC, Event, State, Topics
-from whichbin.edge.classifier import OnnxClassifier
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
 from whichbin.edge.sources import Frame
+from whichbin.inference import OnnxClassifier
 
 BINS = ["landfill", "compost", "recycling"]
 
@@ -143,17 +142,18 @@ def test_edge_run_cli_folder_to_three_events(
         late.close()
 
 
-def test_sigterm_publishes_offline(broker: Broker, color_bundle: Path, tmp_path: Path) -> None:
+def test_sigterm_publishes_offline(
+    broker: Broker, color_bundle: Path, tmp_path: Path, edge_process: EdgeProcess
+) -> None:
     dev = device()
     topics = Topics(dev)
     frames = write_scene(tmp_path / "frames", ["compost"])
     rec = Recorder(broker.url, [topics.availability, topics.event])
-    cmd = [
-        sys.executable, "-c", "from whichbin.cli.main import app; app()",
-        "edge", "run", "--model", str(color_bundle), "--source", str(frames), "--fps", "50",
+    proc = edge_process(
+        "--model", str(color_bundle), "--source", str(frames), "--fps", "50",
         "--mqtt", broker.url, "--device-id", dev, "--data-dir", str(tmp_path / "edge"),
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ)
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
     try:
         # The folder replays (no --exit-at-end): wait for an event, then terminate.
         assert wait_for(lambda: rec.payloads(topics.event), 20), proc.stderr
@@ -162,9 +162,6 @@ def test_sigterm_publishes_offline(broker: Broker, color_bundle: Path, tmp_path:
         assert proc.wait(15) == 0
         assert wait_for(lambda: rec.payloads(topics.availability) == ["online", "offline"], 5)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         rec.close()
 
 
@@ -212,18 +209,15 @@ def test_missing_model_is_a_user_error(tmp_path: Path) -> None:
     assert "nope.onnx" in user_message(result)
 
 
-def test_pause_and_resume_commands(broker: Broker, color_bundle: Path, tmp_path: Path) -> None:
-    from whichbin.edge.service import EdgeOptions, EdgeService
+def test_pause_and_resume_commands(
+    broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
+) -> None:
     from whichbin.messaging.mqtt import MqttClient
 
     dev = device()
     topics = Topics(dev)
     frames = write_scene(tmp_path / "frames", ["compost"])
-    svc = EdgeService(
-        EdgeOptions(
-            source=str(frames), device_id=dev, mqtt_url=broker.url, model=color_bundle, fps=50
-        )
-    ).start()
+    svc = start_edge(frames, device_id=dev, model=color_bundle, fps=50)
     pub = MqttClient(broker.url, f"pub-{dev}")
     try:
         assert pub.start(wait=5) and svc.client.wait_connected(5)
@@ -238,24 +232,19 @@ def test_pause_and_resume_commands(broker: Broker, color_bundle: Path, tmp_path:
         assert wait_for(lambda: svc.runner.stats.events > paused_at, 10)
     finally:
         pub.stop()
-        svc.stop()
 
 
 def test_reload_command_reloads_a_fixed_model_and_relearns_the_scene(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     from tests.edge.fakes import ScriptedSource
     from tests.helpers import make_color_bundle
-    from whichbin.edge.service import EdgeOptions, EdgeService
     from whichbin.messaging.mqtt import MqttClient
 
     dev = device()
     topics = Topics(dev)
     model = make_color_bundle(tmp_path / "model.onnx", version="test/1")
-    svc = EdgeService(
-        EdgeOptions(source="scripted", device_id=dev, mqtt_url=broker.url, model=model),
-        source=ScriptedSource(fps=50),
-    ).start()
+    svc = start_edge(ScriptedSource(fps=50), device_id=dev, model=model)
     pub = MqttClient(broker.url, f"pub-{dev}")
     try:
         assert pub.start(wait=5) and svc.client.wait_connected(5)
@@ -266,4 +255,3 @@ def test_reload_command_reloads_a_fixed_model_and_relearns_the_scene(
         assert wait_for(lambda: not svc.runner._relearn.is_set(), 5)
     finally:
         pub.stop()
-        svc.stop()

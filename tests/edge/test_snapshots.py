@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import wait_for
-from tests.edge.scenes import write_scene
+from tests.edge.conftest import StartEdge
+from tests.edge.fakes import ScriptedSource
 from tests.helpers import COLORS, Broker
 from whichbin.contract import Correction, Event, LabelP, ModelRef, RulesRef, Topics, iso, utc_now
 from whichbin.edge.snapshots import SnapshotPolicy, SnapshotStore
@@ -109,29 +110,19 @@ def test_corrections_of_unknown_or_unsafe_items(tmp_path: Path) -> None:
 
 
 def test_edge_saves_snapshots_and_files_corrections_from_mqtt(
-    broker: Broker, color_bundle: Path, tmp_path: Path
+    broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
-    from whichbin.edge.service import EdgeOptions, EdgeService
     from whichbin.messaging.mqtt import MqttClient
 
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     topics = Topics(dev)
-    frames = write_scene(tmp_path / "frames", ["landfill"])
-    svc = EdgeService(
-        EdgeOptions(
-            source=str(frames),
-            device_id=dev,
-            mqtt_url=broker.url,
-            model=color_bundle,
-            fps=50,
-            exit_at_end=True,
-            data_dir=tmp_path / "edge",
-        )
-    )
+    camera = ScriptedSource(fps=50)  # runs until the test ends: the correction finds it
+    svc = start_edge(camera, device_id=dev, model=color_bundle, data_dir=tmp_path / "edge")
     pub = MqttClient(broker.url, f"pi-{dev}")
     try:
-        svc.start()
         assert pub.start(wait=5)
+        assert wait_for(lambda: svc.runner.stats.frames > 20, 5)  # the empty scene learned
+        camera.show("landfill")
         assert wait_for(lambda: svc.runner.stats.events == 1, 10)
         (event_id,) = svc.runner.stats.event_ids
         snaps = tmp_path / "edge" / "snapshots"
@@ -145,14 +136,17 @@ def test_edge_saves_snapshots_and_files_corrections_from_mqtt(
             pixels = np.asarray(im.convert("RGB")).astype(int)
         red = np.all(np.abs(pixels - COLORS["landfill"]) < 40, axis=-1)
         assert red.mean() > 0.6
+        # A correction naming no bin of the model is dropped: no folder, no training data.
+        bogus = Correction(event_id=event_id, bin="mallory", ts=iso(utc_now()))
+        assert pub.publish_confirmed(topics.correction, bogus.to_json())
         # The joystick says it was compost.
         correction = Correction(event_id=event_id, bin="compost", ts=iso(utc_now()))
         assert pub.publish_confirmed(topics.correction, correction.to_json())
         assert wait_for(lambda: (snaps / "corrections" / "compost" / shot.name).is_file(), 5)
         log = (snaps / "corrections" / "corrections.jsonl").read_text().splitlines()
         assert json.loads(log[-1])["was"]["bin"] == "landfill"
+        assert len(log) == 1 and not (snaps / "corrections" / "mallory").exists()
         counters = json.loads((tmp_path / "edge" / "counters.json").read_text())
         assert counters["landfill"] == 1 and counters["total"] == 1
     finally:
         pub.stop()
-        svc.stop()

@@ -18,10 +18,10 @@ from tests.edge.test_item_crop import ListSource, photo
 from tests.helpers import COLORS, Broker, Recorder
 from whichbin.cli.main import app
 from whichbin.contract import Event, Topics
-from whichbin.edge.classifier import OnnxClassifier
 from whichbin.edge.runner import NO_BACKGROUND_WARN_FRAMES, ActiveModel, EdgeRunner, StaticModel
 from whichbin.edge.sources import create_source
 from whichbin.errors import ConfigError
+from whichbin.inference import OnnxClassifier
 
 BINS = ["landfill", "compost", "recycling"]
 WARNING = "no empty scene learned"

@@ -102,3 +102,38 @@ def test_gate_refuses_candidate_worse_than_approved() -> None:
         dict(GOOD, bin_accuracy=0.945), GateConfig(tolerance=0.01), approved={"bin_accuracy": 0.95}
     )
     assert within.passed
+
+
+def test_min_bin_accuracy_is_what_the_gate_checks() -> None:
+    g = evaluate_gate({**GOOD, "bin_accuracy": 0.85}, GateConfig(min_bin_accuracy=0.9))
+    assert not g.passed and g.checks["bin_accuracy"]["min"] == 0.9
+    assert "bin accuracy 0.850 is below the minimum 0.900" in g.reasons
+
+
+def test_old_min_accuracy_key_is_a_deprecated_alias(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from whichbin.config import load_settings
+    from whichbin.errors import ConfigError
+
+    old = tmp_path / "old.yaml"
+    old.write_text("gate: {min_accuracy: 0.7}\n")
+    with caplog.at_level("WARNING"):
+        assert load_settings(old).pipeline.gate.min_bin_accuracy == 0.7
+    warnings = [r.getMessage() for r in caplog.records if "min_accuracy" in r.getMessage()]
+    assert len(warnings) == 1 and "gate.min_bin_accuracy" in warnings[0]
+    assert "\n" not in warnings[0]
+
+    monkeypatch.setenv("WHICHBIN_PIPELINE__GATE__MIN_ACCURACY", "0.65")
+    assert load_settings().pipeline.gate.min_bin_accuracy == 0.65
+    monkeypatch.delenv("WHICHBIN_PIPELINE__GATE__MIN_ACCURACY")
+
+    both = tmp_path / "both.yaml"
+    both.write_text("gate: {min_accuracy: 0.7, min_bin_accuracy: 0.8}\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(both)
+    msg = str(e.value)
+    assert "both.yaml" in msg and "min_accuracy" in msg and "min_bin_accuracy" in msg
+    assert "\n" not in msg
+    assert GateConfig(min_accuracy=0.6).min_bin_accuracy == 0.6  # Python callers too
+    assert "min_accuracy" not in GateConfig().model_dump()

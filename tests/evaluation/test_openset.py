@@ -50,8 +50,7 @@ def test_bundle_familiarity_matches_numpy_and_follows_a_new_head(
 ) -> None:
     import onnx
 
-    from whichbin.edge.classifier import OnnxClassifier
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import OnnxClassifier, read_meta
     from whichbin.training.export import replace_head
 
     meta = read_meta(color_bundle)
@@ -81,7 +80,7 @@ def test_bundle_familiarity_matches_numpy_and_follows_a_new_head(
 
 @pytest.mark.shared_data
 def test_bundled_model_finds_noise_and_flat_colour_unfamiliar(shared_data: Path) -> None:
-    from whichbin.edge.classifier import OnnxClassifier, default_model_path
+    from whichbin.inference import OnnxClassifier, default_model_path
 
     clf = OnnxClassifier(default_model_path())
     assert clf.has_familiarity and clf.min_familiarity is not None
@@ -103,9 +102,9 @@ def test_bundled_model_finds_noise_and_flat_colour_unfamiliar(shared_data: Path)
 def test_the_edge_votes_with_the_bundles_familiarity(shared_data: Path) -> None:
     from datetime import UTC, datetime
 
-    from whichbin.edge.classifier import OnnxClassifier, default_model_path
     from whichbin.edge.decide import vote
     from whichbin.edge.runner import ActiveModel, frame_prediction
+    from whichbin.inference import OnnxClassifier, default_model_path
 
     clf = OnnxClassifier(default_model_path())
     model = ActiveModel.from_classifier(clf)

@@ -31,8 +31,8 @@ def test_a_bundle_runs_only_on_images_it_has_not_seen(tmp_path: Path, color_bund
     first = evaluate_file_step(
         tmp_path, color_bundle, "approved", rows, rules, None, ["a"] * len(rows), cache, False
     )
-    assert first["computed"] == len(rows) == 9
-    assert first["metrics"]["bin_accuracy"] > 0.9 and first["metrics"]["per_source"]["a"]["n"] == 9
+    assert first.computed == len(rows) == 9
+    assert first.metrics["bin_accuracy"] > 0.9 and first.metrics["per_source"]["a"]["n"] == 9
 
     make_photos(photos, 1, start=50)  # 3 more images, one per label...
     more = rows_of(photos)
@@ -41,12 +41,12 @@ def test_a_bundle_runs_only_on_images_it_has_not_seen(tmp_path: Path, color_bund
     again = evaluate_file_step(
         tmp_path, color_bundle, "approved", more, rules, None, ["a"] * len(more), cache, False
     )
-    assert again["computed"] == 2
-    assert cache.count("approved") == 11 and again["metrics"]["n"] == 11
+    assert again.computed == 2
+    assert cache.count("approved") == 11 and again.metrics["n"] == 11
     unchanged = evaluate_file_step(
         tmp_path, color_bundle, "approved", more, rules, None, ["a"] * len(more), cache, False
     )
-    assert unchanged["computed"] == 0 and unchanged["metrics"] == again["metrics"]
+    assert unchanged.computed == 0 and unchanged.metrics == again.metrics
     cache.close()
 
 

@@ -12,8 +12,8 @@ from PIL import Image
 
 from tests.helpers import COLORS, solid_image
 from tests.pipelines.test_local_pipeline import config, make_photos
-from whichbin.edge.classifier import OnnxClassifier
 from whichbin.errors import DataError
+from whichbin.inference import OnnxClassifier
 from whichbin.pipelines.local import run_pipeline
 from whichbin.rules import load_rules
 

@@ -34,7 +34,7 @@ def config(tmp_path: Path, color_bundle: Path, **gate) -> PipelineConfig:
     return PipelineConfig(
         work_dir=str(tmp_path / "work"),
         training=TrainingConfig(base_model=str(color_bundle), int8=False, epochs=60),
-        gate=GateConfig(min_accuracy=0.5, min_bin_recall={}, **gate),
+        gate=GateConfig(min_bin_accuracy=0.5, min_bin_recall={}, **gate),
     )
 
 
@@ -77,7 +77,7 @@ def test_gate_refuses_candidate_worse_than_approved(tmp_path: Path, color_bundle
     good = run_pipeline(config(tmp_path, color_bundle), [photos], reg, progress=False)
     open_registry(reg).approve(good.version, by="alice")
     cfg = config(tmp_path, color_bundle)
-    cfg.gate.min_accuracy = 0.0
+    cfg.gate.min_bin_accuracy = 0.0
     # Same photos, same test split, but a head that has barely trained: a worse candidate.
     cfg.training.epochs, cfg.training.lr, cfg.training.seed = 1, 1e-6, 3
     bad = run_pipeline(cfg, [photos], reg, progress=False)
@@ -106,13 +106,13 @@ def test_partial_finetuning_mode_runs_and_registers(tmp_path: Path) -> None:
         training=TrainingConfig(
             mode="partial", finetune_epochs=1, augment_views=0, image_size=64, int8=True
         ),
-        gate=GateConfig(min_accuracy=0.0, min_bin_recall={}),
+        gate=GateConfig(min_bin_accuracy=0.0, min_bin_recall={}),
     )
     res = run_pipeline(cfg, [photos], str(tmp_path / "reg"), progress=False)
     assert res.version == "trash-classifier/1"
     assert "finetune_partial" in res.timings and "train" not in res.timings
     assert "int8" not in res.metrics  # INT8 applies to the head-only path
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     clf = OnnxClassifier(res.bundle)
     assert clf.meta.preprocess.size == 64 and clf.meta.backbone.endswith(":partial")
@@ -123,7 +123,7 @@ def test_partial_finetuning_mode_runs_and_registers(tmp_path: Path) -> None:
 def test_int8_bundle_shares_the_fp32_head_and_is_cached(tmp_path: Path, color_bundle: Path) -> None:
     import onnx
 
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta
 
     photos = make_photos(tmp_path / "photos", 14)
     cfg = config(tmp_path, color_bundle)

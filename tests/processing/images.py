@@ -51,3 +51,22 @@ def two_tone(size: tuple[int, int] = (80, 40)) -> Image.Image:
     arr[:, : w // 2] = (230, 20, 20)
     arr[:, w // 2 :] = (20, 20, 230)
     return Image.fromarray(arr)
+
+
+def huge_png(path: Path, width: int, height: int, rows: int = 4) -> Path:
+    """A PNG whose header says ``width`` x ``height`` (greyscale) but which holds only
+    ``rows`` rows of pixels: the header alone tells an opener how big it would be."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * (rows * (width + 1)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+    return path

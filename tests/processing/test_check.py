@@ -12,9 +12,10 @@ from PIL import Image, ImageFile
 
 from tests.processing.images import image_tree, noisy_jpeg_bytes, photo, photo_array, two_tone
 from whichbin.errors import DataError
+from whichbin.inference import sha256_file
 from whichbin.processing.check import check_dataset
 from whichbin.processing.ingest import import_source
-from whichbin.processing.layout import DatasetDir, sha256_file
+from whichbin.processing.layout import DatasetDir
 from whichbin.processing.manifest import split_dataset
 from whichbin.processing.validate import inspect_image
 from whichbin.progress import silent_reporter

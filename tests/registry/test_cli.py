@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import free_port, wait_for
 from tests.helpers import Broker, Recorder
-from tests.registry.fixtures import register
+from tests.registry.fixtures import BAD_REASONS, register
 from whichbin.cli.main import app
 from whichbin.deploy import fetch_artifact
 from whichbin.registry import ApprovalStatus
@@ -240,3 +240,49 @@ def test_show_prints_accuracy_per_data_source(registry: SqliteRegistry, color_bu
     assert '"per_source"' not in r.stdout  # the table replaces the raw JSON
     r = run("registry", "show", "1", "--registry", registry.root, "--json")
     assert json.loads(r.stdout)["metrics"]["per_source"] == per_source
+
+
+def test_show_is_readable_and_keeps_paths_whole_at_any_width(
+    tmp_path: Path, color_bundle: Path
+) -> None:
+    reg = SqliteRegistry(tmp_path / ("a-long-directory-name-" * 5) / "registry")
+    v = register(reg, color_bundle, passed=False)
+    args = ["registry", "show", v.id, "--registry", str(reg.root)]
+    narrow = runner.invoke(app, args, env={"COLUMNS": "40"})
+    wide = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert narrow.exit_code == 0, narrow.output
+    assert narrow.stdout == wide.stdout  # the same text whatever the terminal
+    lines = narrow.stdout.splitlines()
+    assert any(line.split() == ["artifact", v.artifact] for line in lines)  # one unbroken path
+    assert any(line.split() == ["bin_accuracy", "0.510"] for line in lines)
+    assert any(line.split() == ["manifest_hash", "m" * 16] for line in lines)
+    assert "gate reasons" in narrow.stdout and BAD_REASONS[1] in narrow.stdout
+    assert '"manifest_hash"' not in narrow.stdout and "{" not in narrow.stdout  # no raw JSON
+
+
+def test_live_names_the_current_approval_and_list_marks_it(
+    registry: SqliteRegistry, color_bundle: Path
+) -> None:
+    v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
+    r = run("registry", "live", "--registry", registry.root)
+    assert r.exit_code == 1 and "no live version" in r.stderr and r.stdout == ""
+    for v in (v1, v2):
+        registry.approve(v.id, by="ana")
+
+    r = run("registry", "live", "--registry", registry.root, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["id"] == v2.id and json.loads(r.stdout)["live"] is True
+    r = run("registry", "live", "trash-classifier", "--registry", registry.root)
+    assert r.stdout.startswith(f"{v2.id} is live: approved by ana")
+
+    r = run("registry", "list", "--registry", registry.root, "--json")
+    assert {d["id"]: d["live"] for d in json.loads(r.stdout)} == {v1.id: False, v2.id: True}
+    r = run("registry", "list", "--registry", registry.root)
+    rows = {line.split()[0]: line for line in r.stdout.splitlines() if "trash-classifier/" in line}
+    assert "live" in rows[v2.id] and "live" not in rows[v1.id]
+    assert "(live)" in run("registry", "show", v2.id, "--registry", registry.root).stdout
+    assert "(live)" not in run("registry", "show", v1.id, "--registry", registry.root).stdout
+
+    registry.reject(v2.id, reason="withdrawn", by="ana")  # the fleet goes back to v1
+    r = run("registry", "live", "--registry", registry.root, "--json")
+    assert json.loads(r.stdout)["id"] == v1.id

@@ -11,9 +11,9 @@ import pytest
 
 from tests.registry.fixtures import BAD_REASONS, GOOD_METRICS, LINEAGE, register
 from whichbin.errors import RegistryError
+from whichbin.inference import read_meta
 from whichbin.registry import ApprovalStatus, TransitionRefused, VersionNotFound, open_registry
 from whichbin.registry.local import SqliteRegistry
-from whichbin.training.bundle import read_meta
 
 
 def test_register_list_show(registry: SqliteRegistry, color_bundle: Path, tmp_path: Path) -> None:

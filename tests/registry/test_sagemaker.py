@@ -119,3 +119,16 @@ def test_sagemaker_register_refuses_bad_input_before_uploading(
 
     assert reg.list() == []
     assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket="models")
+
+
+def test_sagemaker_artifact_that_changed_in_s3_is_refused(
+    aws: None, color_bundle: Path, tmp_path: Path
+) -> None:
+    reg = open_registry("sagemaker://trash-classifier?bucket=models&prefix=wb")
+    version = register(reg, color_bundle)  # type: ignore[arg-type]
+    bucket, _, key = version.artifact.removeprefix("s3://").partition("/")
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=b"tampered")
+    with pytest.raises(RegistryError, match="trash-classifier/1: .*sha256 mismatch"):
+        reg.artifact_path("1")
+    assert reg.cache_dir.is_relative_to(tmp_path / "cache")  # type: ignore[attr-defined]
+    assert not list(reg.cache_dir.rglob("*.onnx"))  # type: ignore[attr-defined]  # none kept

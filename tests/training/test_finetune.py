@@ -87,8 +87,7 @@ def test_activation_store_cuts_a_torn_write(tmp_path: Path) -> None:
 def test_partial_bundle_has_logits_embedding_and_meta(
     data: tuple[list[Row], list[Row], Path], straight
 ) -> None:  # noqa: ANN001
-    from whichbin.edge.classifier import OnnxClassifier
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import OnnxClassifier, read_meta
 
     _, val, _ = data
     meta = read_meta(straight.bundle)
@@ -141,8 +140,7 @@ def test_tta_flip_bundle_averages_the_image_and_its_mirror(
     import shutil
     from dataclasses import replace
 
-    from whichbin.edge.classifier import OnnxClassifier
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import OnnxClassifier, read_meta
 
     train, val, work = data
     shutil.copy(straight.bundle.parent / "checkpoint.pt", tmp_path / "checkpoint.pt")
@@ -195,7 +193,7 @@ def test_mixup_run_trains_and_leaves_torch_threads_as_they_were(
 def test_full_mode_trains_every_layer(
     data: tuple[list[Row], list[Row], Path], tmp_path: Path
 ) -> None:
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta
 
     train, val, work = data
     p = FinetuneParams(mode="full", image_size=64, epochs=1, batch_size=4, p_composite=1.0)

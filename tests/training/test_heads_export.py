@@ -9,8 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from whichbin.edge.classifier import OnnxClassifier
-from whichbin.training.bundle import BundleMeta, read_meta
+from whichbin.inference import BundleMeta, OnnxClassifier, read_meta
 from whichbin.training.export import build_bundle, replace_head
 from whichbin.training.heads import forward, train_head
 
@@ -79,15 +78,3 @@ def test_build_bundle_then_replace_head_without_torch(tmp_path: Path) -> None:
     assert read_meta(out2).version == "retrained"
     ops = [n.op_type for n in onnx.load(str(out2)).graph.node]
     assert ops.count("Gemm") == 2 and ops.count("Relu") == 1  # old head gone
-
-
-def test_read_meta_names_the_file_when_not_a_bundle(tmp_path: Path) -> None:
-    from whichbin.errors import ModelError
-
-    bb = _tiny_backbone(tmp_path / "plain.onnx")
-    with pytest.raises(ModelError, match="plain.onnx: not a whichbin bundle"):
-        read_meta(bb)
-    junk = tmp_path / "junk.onnx"
-    junk.write_text("not onnx")
-    with pytest.raises(ModelError, match="junk.onnx"):
-        read_meta(junk)

@@ -10,8 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from tests.helpers import COLORS, solid_image
-from whichbin.edge.classifier import OnnxClassifier
-from whichbin.training.bundle import BundleMeta, read_meta
+from whichbin.inference import BundleMeta, OnnxClassifier, read_meta
 from whichbin.training.export import build_bundle
 from whichbin.training.quantize import quantize_bundle
 
@@ -114,7 +113,7 @@ def _same_padding_backbone(path: Path) -> Path:
 def test_shape_arithmetic_stays_float_so_padding_is_not_shifted(tmp_path: Path) -> None:
     from PIL import Image
 
-    from whichbin.preprocess import PreprocessSpec, to_tensor
+    from whichbin.inference import PreprocessSpec, to_tensor
     from whichbin.training.quantize import _shape_nodes, quantize_onnx
 
     src = _same_padding_backbone(tmp_path / "same.onnx")

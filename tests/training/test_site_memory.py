@@ -33,8 +33,7 @@ def test_memory_speaks_only_near_its_corrections() -> None:
 
 
 def test_bundle_logits_are_the_mixture(tmp_path: Path, color_bundle: Path) -> None:
-    from whichbin.edge.classifier import OnnxClassifier
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import OnnxClassifier, read_meta
     from whichbin.training.export import build_bundle, strip_to_backbone
 
     backbone = strip_to_backbone(color_bundle, tmp_path / "backbone.onnx")

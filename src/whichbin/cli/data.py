@@ -9,7 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from whichbin.config import DataConfig
-from whichbin.errors import ConfigError
+from whichbin.errors import ConfigError, validation_message
 
 app = typer.Typer(
     help="Build datasets: import images, check them, split them, count them.\n\n"
@@ -33,9 +33,7 @@ def _data_config(**flags: object) -> DataConfig:
     try:
         return DataConfig.model_validate(flags)
     except ValidationError as e:
-        err = e.errors()[0]
-        flag = "--" + str(err["loc"][0]).replace("_", "-") if err["loc"] else "flags"
-        raise ConfigError(f"{flag}: {err['msg']}") from e
+        raise ConfigError(validation_message(e, flag=True, top="flags")) from e
 
 
 @app.command("import")
@@ -83,6 +81,14 @@ def check(
     dup_distance: int = typer.Option(
         _DEFAULTS.dup_distance, "--dup-distance", help="Near-duplicate pHash distance (bits)"
     ),
+    max_pixels: int = typer.Option(
+        _DEFAULTS.max_image_pixels,
+        "--max-image-pixels",
+        help="Quarantine larger images (width x height)",
+    ),
+    max_bytes: int = typer.Option(
+        _DEFAULTS.max_image_bytes, "--max-image-bytes", help="Quarantine larger files (bytes)"
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document"),
 ) -> None:
     """Validate every image; quarantine bad ones with a reason; report near-duplicates.
@@ -90,14 +96,22 @@ def check(
     Bad files move to DATASET/quarantine/ (never deleted); reasons go to quarantine.jsonl.
 
     Grey, CMYK, transparent, 16-bit and EXIF-rotated images become upright RGB.
+    Images over --max-image-pixels or --max-image-bytes are quarantined without being decoded.
 
     Example: whichbin data check datasets/main --json
     """
     from whichbin.cli.output import emit_json
+    from whichbin.imageio import ImageLimits
     from whichbin.processing.check import check_dataset
 
-    cfg = _data_config(min_side=min_side, dup_distance=dup_distance)
-    report = check_dataset(dataset, cfg.min_side, cfg.dup_distance)
+    cfg = _data_config(
+        min_side=min_side,
+        dup_distance=dup_distance,
+        max_image_pixels=max_pixels,
+        max_image_bytes=max_bytes,
+    )
+    limits = ImageLimits(cfg.max_image_pixels, cfg.max_image_bytes)
+    report = check_dataset(dataset, cfg.min_side, cfg.dup_distance, limits=limits)
     if json_out:
         emit_json(report.to_json())
         return

@@ -165,6 +165,18 @@ def run(
         None, "--password-file", help="File holding the MQTT password"
     ),
     ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://"),
+    trusted_key: list[str] | None = typer.Option(
+        None,
+        "--trusted-key",
+        help="Public key (PEM) whose signed deployments are accepted; repeat while rotating "
+        "keys [default: edge.security.trusted_keys; none: every deployment is refused]",
+    ),
+    insecure_accept_unsigned: bool | None = typer.Option(
+        None,
+        "--insecure-accept-unsigned",
+        help="LAB BENCH ONLY: accept unsigned deployments (anyone on the broker can then "
+        "install a model)",
+    ),
     json_out: bool = typer.Option(
         False, "--json", help="At exit, print a JSON summary: frames, classified, events, bins"
     ),
@@ -220,6 +232,8 @@ def run(
         ("edge.homeassistant.enabled", home_assistant),
         ("edge.http.port", http),
         ("edge.http.password_file", http_password_file),
+        ("edge.security.trusted_keys", trusted_key or None),
+        ("edge.security.insecure_accept_unsigned", insecure_accept_unsigned),
     ):
         _set(over, key, value)
     edge_cfg, mqtt_cfg = _load(config, over)
@@ -271,7 +285,7 @@ def uninstall_ha(
     Example: whichbin edge uninstall-ha --device-id kitchen --mqtt mqtt://broker.local
     """
     from whichbin.cli.output import emit_json, err_console
-    from whichbin.edge.service import uninstall_home_assistant
+    from whichbin.edge.homeassistant import uninstall_home_assistant
     from whichbin.errors import ConfigError
     from whichbin.messaging.mqtt import create_mqtt_client
 
@@ -297,7 +311,7 @@ def uninstall_ha(
     )
     if not client.start(wait=10.0):
         client.stop()
-        raise ConfigError(f"--mqtt {mqtt_cfg.url}: broker not reachable")
+        raise ConfigError(f"--mqtt {mqtt_cfg.url}: {client.failure(10.0)}")
     try:
         removed = uninstall_home_assistant(
             client,

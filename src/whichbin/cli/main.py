@@ -41,15 +41,18 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 def _register() -> None:
     from whichbin.cli import (
+        certs,
         classify,
         config_cmd,
         data,
         edge,
+        keys,
         pi,
         pipeline,
         pipeline_steps,
         registry,
         registry_watch,
+        users,
         web,
     )
 
@@ -62,6 +65,9 @@ def _register() -> None:
     registry_watch.register(registry.app)
     app.add_typer(edge.app, name="edge")
     app.add_typer(pi.app, name="pi")
+    app.add_typer(keys.app, name="keys")
+    app.add_typer(certs.app, name="certs")
+    users.register(app)
 
 
 _register()

@@ -57,6 +57,10 @@ def display(
         "WHICHBIN_MQTT_PASSWORD", "--password-env", help="Env var holding the broker password"
     ),
     ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://"),
+    cert_file: str | None = typer.Option(
+        None, "--cert-file", help="Client certificate for mqtts:// (whichbin certs)"
+    ),
+    key_file: str | None = typer.Option(None, "--key-file", help="Its private key"),
     data_dir: Path = typer.Option(
         Path("whichbin-pi"),
         "--data-dir",
@@ -88,6 +92,8 @@ def display(
         deeplens_topic=deeplens_topic,
         password=password,
         ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
         outbox=data_dir / "outbox.sqlite",
     )
     # systemd stops services with SIGTERM: leave the LEDs dark and the broker told

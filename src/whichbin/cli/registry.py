@@ -72,22 +72,29 @@ def list_cmd(
     registry: str = RegistryOpt,
     json_out: bool = JsonOpt,
 ) -> None:
-    """List model versions with headline metrics, gate result and approval status.
+    """List model versions with headline metrics, gate result and approval status; the live
+    version (the current approval, which the fleet runs) is marked.
 
     Example: whichbin registry list --json
     """
-    from whichbin.cli.output import emit_json
-    from whichbin.registry import headline_metrics
-
-    versions = _open(registry).list(name)
-    if json_out:
-        emit_json([v.model_dump(mode="json") for v in versions])
-        return
     from rich.console import Console
 
+    from whichbin.cli.output import emit_json
+    from whichbin.registry import headline_metrics
+    from whichbin.registry.view import live_ids
+
+    reg = _open(registry)
+    versions = reg.list(name)
+    live = live_ids(reg, (v.name for v in versions))
+    if json_out:
+        emit_json([{**v.model_dump(mode="json"), "live": v.id in live} for v in versions])
+        return
     console = Console()
+    if not versions:
+        console.print(f"No model versions in {registry} yet.", soft_wrap=True, markup=False)
+        return
     wide = console.width >= 110  # leave out the date on narrow terminals
-    table = Table(title=f"Model versions in {registry}", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("version", no_wrap=True)
     if wide:
         table.add_column("created", no_wrap=True)
@@ -101,10 +108,15 @@ def list_cmd(
         gate = "[green]passed[/]" if v.gate == "passed" else "[red]failed[/]"
         metrics = [_fmt(m["accuracy"]), _fmt(m["bin_accuracy"]), _fmt(m["macro_f1"])]
         created = [v.created[:16].replace("T", " ")] if wide else []
-        table.add_row(v.id, *created, *metrics, gate, v.status.value, v.approved_by or "")
-    if versions:
-        table.caption = "acc. = label accuracy, bin = bin accuracy, F1 = label macro-F1"
-    console.print(table if versions else f"No model versions in {registry} yet.")
+        status = v.status.value + (" [bold green]● live[/]" if v.id in live else "")
+        table.add_row(v.id, *created, *metrics, gate, status, v.approved_by or "")
+    table.caption = (
+        "acc. = label accuracy, bin = bin accuracy, F1 = label macro-F1; "
+        "live = the current approval, what the fleet runs"
+    )
+    # The registry path on a line of its own: a table title would break it mid-word.
+    console.print(f"Model versions in {registry}", soft_wrap=True, markup=False)
+    _print_whole(table, console.width)
 
 
 @app.command("show")
@@ -118,41 +130,40 @@ def show_cmd(
 
     Example: whichbin registry show trash-classifier/7 --json
     """
-    import json
-
     from rich.console import Console
 
     from whichbin.cli.output import emit_json
+    from whichbin.registry.view import live_ids, render_rows, version_sections
 
     reg = _open(registry)
     v = reg.get(version)
-    doc = v.model_dump(mode="json")
-    doc["history"] = [e.model_dump(mode="json") for e in reg.history(v.id)]
+    history = reg.history(v.id)
     if json_out:
+        doc = v.model_dump(mode="json")
+        doc["history"] = [e.model_dump(mode="json") for e in history]
         emit_json(doc)
         return
-    # Never narrower than the per-source table: a cut figure is worse than a long line.
-    console = Console(width=max(Console().width, 110))
-    console.print(f"[bold]{v.id}[/]  {v.status.value}  gate {v.gate}")
-    for key in ("created", "sha256", "artifact", "size_bytes", "report"):
-        console.print(f"  {key}: {doc[key]}")
-    if v.reasons:
-        console.print("  gate reasons: " + "; ".join(v.reasons))
-    if v.approved_by:
-        console.print(f"  approved by {v.approved_by} at {v.approved_at} {v.note}".rstrip())
-    if v.rejected_reason:
-        console.print(f"  rejected: {v.rejected_reason}")
+    # Lines are never wrapped (soft_wrap): a path or hash stays whole at any width.
+    console = Console(soft_wrap=True, highlight=False)
+    sections = version_sections(v, history, live=v.id in live_ids(reg, [v.name]))
+    for i, (title, rows) in enumerate(sections):
+        if i and not rows:
+            continue
+        console.print(("" if i == 0 else "\n") + title, style="bold", markup=False)
+        for line in render_rows(rows):
+            console.print(line, markup=False)
     per_source = v.metrics.get("per_source")
-    for key in ("metrics", "lineage"):
-        shown = doc[key]
-        if key == "metrics" and isinstance(per_source, dict):
-            shown = {k: val for k, val in shown.items() if k != "per_source"}
-        text = json.dumps(shown, indent=2).replace("\n", "\n  ")
-        console.print(f"  {key}: {text}", soft_wrap=True, markup=False, highlight=False)
     if isinstance(per_source, dict) and per_source:
-        console.print(_per_source_table(per_source))
-    for e in doc["history"]:
-        console.print(f"  {e['at']} {e['action']} {e['by']} {e['note']}".rstrip())
+        _print_whole(_per_source_table(per_source))
+
+
+def _print_whole(table: Table, at_least: int = 0) -> None:
+    """Print a table as wide as it needs, whatever the terminal: a cut figure or id is worse
+    than a long line."""
+    from rich.console import Console
+
+    natural = Console(width=1000).measure(table).maximum
+    Console(width=max(natural, at_least), highlight=False).print(table)
 
 
 def _per_source_table(per_source: dict) -> Table:
@@ -190,6 +201,45 @@ def _deployer(mqtt: str, prefix: str, timeout: float) -> MqttDeployer:
         password_env=cfg.password_env,
         password_file=cfg.password_file,
         ca_file=cfg.ca_file,
+        cert_file=cfg.cert_file,
+        key_file=cfg.key_file,
+    )
+
+
+@app.command("live")
+def live_cmd(
+    name: str = typer.Argument(None, help="Model name (default: trash-classifier)"),
+    registry: str = RegistryOpt,
+    json_out: bool = JsonOpt,
+) -> None:
+    """Say which version is live: the current approval, whose deployment the fleet's
+    retained message carries (approving publishes it; approving an older one rolls back).
+
+    Exit code 1 when no version of the model is approved.
+
+    Example: whichbin registry live trash-classifier --json
+    """
+    from rich.console import Console
+
+    from whichbin.cli.output import emit_json
+    from whichbin.errors import RegistryError
+
+    reg = _open(registry)
+    model = name or reg.default_name
+    v = reg.latest_approved(model)
+    if v is None:
+        raise RegistryError(
+            f"{model}: no live version in {reg.uri} (none is approved): approve one with "
+            f"`whichbin registry approve {model}/N`"
+        )
+    if json_out:
+        emit_json({**v.model_dump(mode="json"), "live": True})
+        return
+    note = f" ({v.note})" if v.note else ""
+    Console(soft_wrap=True, highlight=False).print(
+        f"{v.id} is live: approved by {v.approved_by} at {v.approved_at}{note}, "
+        f"sha256 {v.sha256[:12]}, gate {v.gate}",
+        markup=False,
     )
 
 

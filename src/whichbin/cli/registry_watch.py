@@ -19,7 +19,7 @@ def watch_cmd(
     ),
     prefix: str = typer.Option(MqttConfig().prefix, "--prefix", help="MQTT topic prefix"),
     signing_key: Path = typer.Option(
-        None, "--signing-key", help="Approver's private key PEM (signs each deployment)"
+        None, "--signing-key", help="Approver's private key [default: deploy.signing_key]"
     ),
     signing_secret: str = typer.Option(
         None, "--signing-secret", help="...or its AWS Secrets Manager secret id"
@@ -38,32 +38,21 @@ def watch_cmd(
     import boto3
 
     from whichbin.cli.output import err_console
-    from whichbin.config import load_settings
-    from whichbin.deploy.publish import MqttDeployer
+    from whichbin.cli.registry import _deployer
+    from whichbin.deploy.approval import configured_signer
     from whichbin.deploy.sagemaker_events import ApprovalDeployer, load_signer, watch_approvals
     from whichbin.errors import ConfigError
-    from whichbin.messaging.mqtt import parse_mqtt_url
     from whichbin.registry import open_registry
+    from whichbin.security.keys import load_signer as load_key_file
 
     if not registry.startswith("sagemaker://"):
         raise ConfigError(f"--registry {registry}: watch needs a sagemaker://GROUP registry")
-    parse_mqtt_url(mqtt)
+    deployer = _deployer(mqtt, prefix, 10.0)
     reg = open_registry(registry, create=False)
-    signer = None
-    if signing_key is not None:
-        from whichbin.security.signing import Signer
-
-        signer = Signer.from_file(signing_key)
-    elif signing_secret:
+    if signing_secret:
         signer = load_signer(signing_secret, boto3.client("secretsmanager"))
-    cfg = load_settings().mqtt
-    deployer = MqttDeployer(
-        mqtt,
-        prefix,
-        password_env=cfg.password_env,
-        password_file=cfg.password_file,
-        ca_file=cfg.ca_file,
-    )
+    else:
+        signer = load_key_file(signing_key) if signing_key else configured_signer()
     approvals = ApprovalDeployer(boto3.client("s3"), deployer, signer, expires)
 
     def deploy(version):  # noqa: ANN001, ANN202

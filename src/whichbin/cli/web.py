@@ -60,6 +60,8 @@ def web(
         mqtt_password_env=cfg.password_env,
         mqtt_password_file=cfg.password_file,
         mqtt_ca_file=cfg.ca_file,
+        mqtt_cert_file=cfg.cert_file,
+        mqtt_key_file=cfg.key_file,
         artifact_base_url=artifact_base_url,
     )
     application = create_app(settings)

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whichbin.contract import Deployment
-from whichbin.deploy.publish import Deployer, DeploymentRefused, artifact_url, build_deployment
+from whichbin.deploy.publish import (
+    Deployer,
+    DeploymentRefused,
+    artifact_url,
+    build_deployment,
+    require_approved,
+)
 from whichbin.errors import DeployError
 from whichbin.registry.base import ModelVersion, Registry
+
+if TYPE_CHECKING:
+    from whichbin.security.signing import Signer
 
 
 @dataclass
@@ -57,16 +66,20 @@ def deploy_version(
     now: datetime,
     base_url: str | None = None,
     device: str | None = None,
+    signer: Signer | None = None,
 ) -> DeployOutcome:
-    """Publish the deployment of an approved version (to the fleet, or one device).
+    """Publish the signed deployment of an approved version (to the fleet, or one device).
+
+    ``signer`` defaults to the configured signing key (``deploy.signing_key``).
 
     The fleet topic only ever carries the registry's current approval, so a fleet
     rollback is an approval (``whichbin registry approve OLD``) rather than a deploy.
 
     Raises:
         DeploymentRefused: The version is not deployable (nothing was published).
-        DeployError: Publishing failed.
+        DeployError: No signing key, or publishing failed.
     """
+    require_approved(version)
     if device is None:
         current = registry.latest_approved(version.name)
         if current is not None and current.id != version.id:
@@ -75,7 +88,8 @@ def deploy_version(
                 f"to roll the fleet back to it, approve it again "
                 f"(`whichbin registry approve {version.id}`), or deploy it to one --device"
             )
-    deployment = build_deployment(version, artifact_url(version, base_url), now)
+    url = artifact_url(version, base_url)
+    deployment = build_deployment(version, url, now, signer or configured_signer())
     topic = deployer.send(deployment, device)
     return DeployOutcome(version, deployment, topic)
 
@@ -88,8 +102,9 @@ def approve_and_deploy(
     deployer: Deployer | None,
     now: datetime,
     base_url: str | None = None,
+    signer: Signer | None = None,
 ) -> DeployOutcome:
-    """Approve ``version_id`` and, when a deployer is given, publish its deployment.
+    """Approve ``version_id`` and, when a deployer is given, publish its signed deployment.
 
     Raises:
         RegistryError: The approval itself was refused (nothing was recorded).
@@ -98,6 +113,23 @@ def approve_and_deploy(
     if deployer is None:
         return DeployOutcome(version)
     try:
-        return deploy_version(registry, version, deployer, now, base_url)
+        return deploy_version(registry, version, deployer, now, base_url, signer=signer)
     except DeployError as e:
         return DeployOutcome(version, error=str(e))
+
+
+def configured_signer() -> Signer:
+    """The approver's key from ``deploy.signing_key`` (config or environment) or its default.
+
+    Raises:
+        DeployError: No usable key (the message says how to create one).
+    """
+    from whichbin.config import load_settings
+    from whichbin.errors import WhichbinError
+    from whichbin.security.keys import load_signer
+
+    try:
+        path = load_settings().deploy.signing_key
+    except WhichbinError as e:
+        raise DeployError(str(e)) from e
+    return load_signer(path)

@@ -12,11 +12,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from whichbin.contract import Deployment, Topics, fleet_deployment_topic, iso
 from whichbin.errors import DeployError, WhichbinError
 from whichbin.registry.base import ApprovalStatus, ModelVersion
+
+if TYPE_CHECKING:
+    from whichbin.security.signing import Signer
 
 logger = logging.getLogger(__name__)
 
@@ -50,23 +53,38 @@ def deployment_topic(prefix: str = "whichbin", device: str | None = None) -> str
     return Topics(device, prefix).deployment if device else fleet_deployment_topic(prefix)
 
 
-def build_deployment(version: ModelVersion, url: str, now: datetime) -> Deployment:
-    """The SPEC deployment payload for an approved version.
-
-    Raises:
-        DeploymentRefused: The version is not approved.
-    """
+def require_approved(version: ModelVersion) -> None:
+    """Raises DeploymentRefused unless ``version`` is approved."""
     if version.status != ApprovalStatus.APPROVED:
         raise DeploymentRefused(
             f"{version.id} is {version.status.value}, not Approved: only approved versions are "
             f"deployed (approve it with `whichbin registry approve {version.id}`)"
         )
+
+
+def build_deployment(
+    version: ModelVersion, url: str, now: datetime, signer: Signer | None = None
+) -> Deployment:
+    """The SPEC deployment payload for an approved version, signed when ``signer`` is given.
+
+    The signature covers name, version, sha256 and size; devices refuse an unsigned one.
+
+    Raises:
+        DeploymentRefused: The version is not approved.
+    """
+    require_approved(version)
+    signed = {}
+    if signer is not None:
+        sig = signer.sign(version.name, version.id, version.sha256, version.size_bytes)
+        signed = {"signature": sig.signature, "key_id": sig.key_id}
     return Deployment(
         version=version.id,
         sha256=version.sha256,
         url=url,
         ts=iso(now),
         approved_by=version.approved_by,
+        size=version.size_bytes,
+        **signed,
     )
 
 
@@ -80,6 +98,8 @@ def publish_deployment(
     password_env: str = "WHICHBIN_MQTT_PASSWORD",
     password_file: str | None = None,
     ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
 ) -> str:
     """Publish ``deployment`` retained with QoS 1 and wait for the broker's acknowledgement.
 
@@ -92,6 +112,8 @@ def publish_deployment(
         password_env: Environment variable holding the broker password.
         password_file: File holding the broker password (wins over the environment).
         ca_file: CA bundle for ``mqtts://``.
+        cert_file: Client certificate for ``mqtts://`` (with ``key_file``).
+        key_file: The client certificate's private key.
 
     Returns:
         The topic published to.
@@ -109,13 +131,15 @@ def publish_deployment(
             password_env=password_env,
             password_file=password_file,
             ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
         )
     except (WhichbinError, OSError, ValueError) as e:  # bad URL, password file, CA file
         raise DeployError(f"cannot publish {deployment.version}: {e}") from e
     where = f"{client.url.host}:{client.url.port}"
     try:
         if not client.start(wait=timeout):
-            raise DeployError(f"cannot reach the MQTT broker at {where} within {timeout:g} s")
+            raise DeployError(client.failure(timeout))
         if not client.publish_confirmed(
             topic, deployment.to_json(), qos=1, retain=True, timeout=timeout
         ):
@@ -144,6 +168,8 @@ class MqttDeployer:
     password_env: str = "WHICHBIN_MQTT_PASSWORD"
     password_file: str | None = None
     ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
 
     def send(self, deployment: Deployment, device: str | None = None) -> str:
         return publish_deployment(
@@ -155,4 +181,6 @@ class MqttDeployer:
             password_env=self.password_env,
             password_file=self.password_file,
             ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
         )

@@ -31,6 +31,7 @@ from whichbin.contract import Deployment, utc_now
 from whichbin.deploy.publish import Deployer, MqttDeployer, build_deployment, deployment_topic
 from whichbin.errors import ConfigError, DeployError, WhichbinError
 from whichbin.registry.base import ApprovalStatus, ModelVersion
+from whichbin.security.signing import Signer
 
 logger = logging.getLogger(__name__)
 
@@ -65,24 +66,8 @@ def presigned_url(s3: Any, artifact: str, expires: int) -> str:
     )
 
 
-def signed_deployment(
-    version: ModelVersion, url: str, now: datetime, signer: Any | None
-) -> Deployment:
-    """The SPEC deployment message, signed over name, version, sha256 and size."""
-    deployment = build_deployment(version, url, now)
-    if signer is None:
-        logger.warning("%s: no signing key configured: the deployment is unsigned", version.id)
-        return deployment.model_copy(update={"size": version.size_bytes})
-    sig = signer.sign(version.name, version.id, version.sha256, version.size_bytes)
-    return deployment.model_copy(
-        update={"size": version.size_bytes, "signature": sig.signature, "key_id": sig.key_id}
-    )
-
-
-def load_signer(secret_id: str, secrets: Any) -> Any:
+def load_signer(secret_id: str, secrets: Any) -> Signer:
     """The approver's Signer from a Secrets Manager secret holding the private key PEM."""
-    from whichbin.security.signing import Signer
-
     try:
         value = secrets.get_secret_value(SecretId=secret_id)
     except Exception as e:  # botocore's ClientError and friends: one line, no traceback
@@ -115,14 +100,14 @@ class ApprovalDeployer:
 
     s3: Any
     deployer: Deployer
-    signer: Any | None = None
+    signer: Signer
     expires: int = DEFAULT_URL_EXPIRES
     clock: Callable[[], datetime] = utc_now
 
     def deploy(self, version: ModelVersion) -> tuple[Deployment, str]:
         """Publish ``version``'s deployment; returns it and the topic."""
         url = presigned_url(self.s3, version.artifact, self.expires)
-        deployment = signed_deployment(version, url, self.clock(), self.signer)
+        deployment = build_deployment(version, url, self.clock(), self.signer)
         topic = self.deployer.send(deployment)
         logger.info("deployed %s (sha256 %s) to %s", version.id, version.sha256[:12], topic)
         return deployment, topic
@@ -187,7 +172,9 @@ def approval_deployer_from_env(env: Mapping[str, str] | None = None) -> Approval
     else:
         raise ConfigError("set WHICHBIN_MQTT_URL or WHICHBIN_IOT_ENDPOINT: where to publish")
     secret = env.get("WHICHBIN_SIGNING_SECRET")
-    signer = load_signer(secret, boto3.client("secretsmanager")) if secret else None
+    if not secret:
+        raise ConfigError("set WHICHBIN_SIGNING_SECRET: devices refuse unsigned deployments")
+    signer = load_signer(secret, boto3.client("secretsmanager"))
     expires = int(env.get("WHICHBIN_URL_EXPIRES", DEFAULT_URL_EXPIRES))
     return ApprovalDeployer(boto3.client("s3"), deployer, signer, expires)
 

@@ -1,1 +1,2 @@
-"""The edge device: frame sources, classifier, presence, decisions, runner, deployment follower."""
+"""The edge device: frame sources, presence, decisions, runner, deployment follower (the
+classifier it runs is whichbin.inference.OnnxClassifier)."""

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from whichbin.edge.decide import Decider
 from whichbin.edge.presence import FULL_FRAME, PresenceConfig, check_roi
 from whichbin.edge.snapshots import SnapshotPolicy
-from whichbin.errors import ConfigError
+from whichbin.errors import ConfigError, validation_message
+from whichbin.security.policy import EdgeSecuritySettings
 
 
 class _Section(BaseModel):
@@ -253,6 +254,7 @@ class EdgeConfig(_Section):
     snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
     homeassistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    security: EdgeSecuritySettings = Field(default_factory=EdgeSecuritySettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> EdgeConfig:
@@ -288,9 +290,7 @@ def as_edge_config(section: Any, source: str = "edge") -> EdgeConfig:
     try:
         return EdgeConfig.model_validate(section or {})
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in ("edge", *err["loc"]))
-        raise ConfigError(f"{source}: {loc}: {err['msg']}") from e
+        raise ConfigError(validation_message(e, source, prefix=("edge",))) from e
 
 
 @dataclass
@@ -318,6 +318,8 @@ class EdgeOptions:
     password_env: str = "WHICHBIN_MQTT_PASSWORD"
     password_file: str | None = None
     ca_file: str | None = None
+    cert_file: str | None = None  # TLS client certificate and key (whichbin certs)
+    key_file: str | None = None
     connect_timeout: float = 5.0  # seconds to wait for the broker before running anyway
     keepalive: int = 30
     data_dir: Path | None = None  # outbox.sqlite, snapshots/, counters.json
@@ -330,6 +332,7 @@ class EdgeOptions:
     max_backoff: float = 30.0
     threads: int = 1
     classify_all: bool = False  # benchmarks: classify every frame
+    security: EdgeSecuritySettings = field(default_factory=EdgeSecuritySettings)
 
     @classmethod
     def from_config(cls, edge: EdgeConfig, mqtt: Any = None) -> EdgeOptions:
@@ -346,6 +349,8 @@ class EdgeOptions:
                 "password_env": mqtt.password_env,
                 "password_file": mqtt.password_file,
                 "ca_file": mqtt.ca_file,
+                "cert_file": mqtt.cert_file,
+                "key_file": mqtt.key_file,
                 "keepalive": mqtt.keepalive,
             }
         return cls(
@@ -371,5 +376,6 @@ class EdgeOptions:
             drop_frames=edge.capture.drop_frames,
             max_backoff=edge.capture.max_backoff,
             threads=edge.threads,
+            security=edge.security,
             **extra,
         )

@@ -26,10 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from whichbin.rules import BINS, unfamiliar
-
-DECIDED = "decided"
-UNSURE = "unsure"
+from whichbin.contract import BINS, DECIDED, UNSURE
+from whichbin.rules import unfamiliar
 
 # Why a decision was made (the event's ``reason`` extension field).
 AGREED = "agreed"  # K of N frames agreed

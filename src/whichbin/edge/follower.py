@@ -8,17 +8,16 @@ one dummy inference) → hands the new model to the frame loop → ``active``. A
 publishes ``failed`` with the error and keeps the old model. The work runs on its own
 thread so the MQTT network thread is never blocked by a download.
 
-The active model is remembered in ``models_dir/current.json``, so an edge restarted
-without a broker still has its model.
+The artifacts and the record of the active model (``current.json``) are the model
+store's (``edge/model_store.py``), so an edge restarted without a broker still has its
+model.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,26 +25,17 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from whichbin.contract import Deployment, DeploymentStatus, Topics, iso, utc_now
+from whichbin.contract import Deployment, DeploymentStatus, Topics, utc_now
+from whichbin.edge.model_store import CURRENT_FILE, SHA256, FetchFn, ModelStore
 from whichbin.edge.runner import ActiveModel
-from whichbin.errors import DeployError
+from whichbin.errors import DeployError, validation_message
 from whichbin.messaging.mqtt import Publisher
 from whichbin.rules import RulePack
-from whichbin.training.bundle import sha256_file
+from whichbin.security.guard import DeploymentGuard
 
 logger = logging.getLogger(__name__)
 
-CURRENT_FILE = "current.json"
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-
-FetchFn = Callable[[str, Path, str], Path]
 LoadFn = Callable[[Path], Any]
-
-
-def _default_fetch(url: str, dest: Path, expected_sha256: str) -> Path:
-    from whichbin.deploy.fetch import fetch_artifact  # lazy: deploy is optional on a camera
-
-    return fetch_artifact(url, dest, expected_sha256)
 
 
 class DeploymentFollower:
@@ -53,11 +43,13 @@ class DeploymentFollower:
 
     Args:
         device_id: this device.
-        models_dir: where artifacts and ``current.json`` live (created if missing).
+        models_dir: the model store's folder (artifacts and ``current.json``).
         publisher: where deployment status goes (retained, QoS 1).
         prefix: topic prefix.
         rules: a rule pack overriding the bundles' own.
-        fetch: ``(url, dest, sha256) -> Path``; default ``whichbin.deploy.fetch.fetch_artifact``.
+        guard: which deployments are accepted (signature, URL policy, retries); default
+            one with no trusted key, which refuses every deployment.
+        fetch: ``(url, dest, sha256, size) -> Path``; default ``guard.fetch``.
         load: ``path -> classifier``; default an OnnxClassifier with ``rules``.
         clock: current UTC datetime (for ``current.json``).
         fallback_default: with no deployment ever received, use the bundled default model.
@@ -73,6 +65,7 @@ class DeploymentFollower:
         *,
         prefix: str = "whichbin",
         rules: RulePack | None = None,
+        guard: DeploymentGuard | None = None,
         fetch: FetchFn | None = None,
         load: LoadFn | None = None,
         clock: Callable[[], Any] = utc_now,
@@ -80,12 +73,11 @@ class DeploymentFollower:
         settle: float = 0.2,
     ) -> None:
         self.topics = Topics(device_id, prefix)
-        self.models_dir = Path(models_dir)
+        self.guard = guard or DeploymentGuard()
+        self.store = ModelStore(Path(models_dir), fetch or self.guard.fetch, clock)
         self.publisher = publisher
         self.rules = rules
-        self._fetch = fetch or _default_fetch
         self._load = load or self._load_onnx
-        self.clock = clock
         self.fallback_default = fallback_default
         self.settle = settle
         self._lock = threading.Lock()
@@ -95,7 +87,7 @@ class DeploymentFollower:
         self._active: ActiveModel | None = None
         self._fleet: Deployment | None = None
         self._device: Deployment | None = None
-        self._failed: set[tuple[str, str]] = set()  # (sha256, url) that failed: not retried
+        self._failed = self.guard.retries()  # (sha256, url) that failed: retried later
         self._announced: str | None = None
         self._last_status: DeploymentStatus | None = None
         self._status_unsent = False
@@ -145,12 +137,8 @@ class DeploymentFollower:
             try:
                 deployment = Deployment.model_validate_json(payload)
             except ValidationError as e:
-                err = e.errors()[0]
                 logger.error(
-                    "ignoring deployment on %s: %s: %s",
-                    topic,
-                    ".".join(str(p) for p in err["loc"]) or "payload",
-                    err["msg"],
+                    "ignoring deployment on %s", validation_message(e, topic, top="payload")
                 )
                 return
         with self._lock:
@@ -182,24 +170,20 @@ class DeploymentFollower:
         return model
 
     def _restore_current(self) -> ActiveModel | None:
-        path = self.models_dir / CURRENT_FILE
-        if not path.is_file():
-            return None
         try:
-            record = json.loads(path.read_text())
-            artifact = self.models_dir / Path(record["file"]).name
-            sha = str(record["sha256"])
-            if sha256_file(artifact) != sha:
-                raise DeployError(f"{artifact}: sha256 does not match {CURRENT_FILE}")
-            model = ActiveModel(self._load(artifact), str(record["version"]), sha)
+            stored = self.store.remembered()
+            if stored is None:
+                return None
+            model = ActiveModel(self._load(stored.path), stored.version, stored.sha256)
         except Exception as e:
-            logger.warning("%s: cannot restore the remembered model (%s)", path, e)
+            record = self.store.dir / CURRENT_FILE
+            logger.warning("%s: cannot restore the remembered model (%s)", record, e)
             return None
-        logger.info("restored model %s from %s", model.version, path)
+        logger.info("restored model %s from %s", model.version, self.store.dir / CURRENT_FILE)
         return model
 
     def _restore_default(self) -> ActiveModel | None:
-        from whichbin.edge.classifier import default_model_path
+        from whichbin.inference import default_model_path
 
         path = default_model_path()
         if not path.is_file():
@@ -216,7 +200,9 @@ class DeploymentFollower:
     # -- the worker -------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait()
+            with self._lock:
+                retry_in = self._failed.wait(time.monotonic())
+            self._wake.wait(retry_in)
             if self._stop.is_set():
                 return
             self._stop.wait(self.settle)
@@ -233,7 +219,7 @@ class DeploymentFollower:
             return
         with self._lock:
             active = self._active
-            failed = (dep.sha256.lower(), dep.url) in self._failed
+            failed = self._failed.blocked((dep.sha256.lower(), dep.url), time.monotonic())
         if active is not None and active.sha256 == dep.sha256.lower():
             if self._announced != active.sha256:
                 self._announced = active.sha256
@@ -247,10 +233,11 @@ class DeploymentFollower:
         sha = dep.sha256.lower()
         logger.info("deploying %s (%s) from %s", dep.version, sha[:12], dep.url)
         try:
-            if not _SHA256.fullmatch(sha):
+            if not SHA256.fullmatch(sha):
                 raise DeployError(f"deployment {dep.version}: sha256 {dep.sha256!r} is not 64 hex")
+            self.guard.check(dep)  # signature and URL: refused before anything is fetched
             self._status(dep, "downloading")
-            path = self._download(dep.url, sha)
+            path = self.store.download(dep.url, sha, dep.size)
             self._status(dep, "verifying")
             try:
                 model = self._verify(path, dep.version, sha)
@@ -263,32 +250,22 @@ class DeploymentFollower:
             error = str(e) or e.__class__.__name__
             logger.error("deployment %s failed: %s (keeping the current model)", dep.version, error)
             with self._lock:
-                self._failed.add((sha, dep.url))
+                permanent = isinstance(e, DeployError) and getattr(e, "permanent", False)
+                self._failed.failed((sha, dep.url), time.monotonic(), permanent)
             self._status(dep, "failed", error)
             return False
         with self._lock:
             previous, self._active = self._active, model  # the frame loop picks it up next frame
-        self._remember(dep, path)
+            self._failed.succeeded((sha, dep.url))
+        self.store.remember(dep.version, sha, path, dep.url)
         self._announced = sha
         self._status(dep, "active")
         logger.info("model %s active", dep.version)
-        keep = {path.name} | ({_artifact_name(previous.sha256)} if previous else set())
-        self._prune(keep)
+        self.store.prune({sha} | ({previous.sha256} if previous else set()))  # keep one back
         return True
 
-    def _download(self, url: str, sha: str) -> Path:
-        self.models_dir.mkdir(parents=True, exist_ok=True)
-        dest = self.models_dir / _artifact_name(sha)
-        if dest.is_file() and sha256_file(dest) == sha:
-            logger.info("%s already downloaded", dest.name)
-            return dest
-        return Path(self._fetch(url, dest, sha))
-
     def _verify(self, path: Path, version: str, sha: str) -> ActiveModel:
-        actual = sha256_file(path)
-        if actual != sha:
-            path.unlink(missing_ok=True)
-            raise DeployError(f"{path.name}: sha256 is {actual}, the deployment says {sha}")
+        self.store.check(path, sha)
         clf = self._load(path)
         size = int(getattr(getattr(getattr(clf, "meta", None), "preprocess", None), "size", 32))
         out = clf.predict([np.zeros((size, size, 3), np.uint8)])
@@ -301,33 +278,9 @@ class DeploymentFollower:
         return ActiveModel(clf, version, sha)
 
     def _load_onnx(self, path: Path) -> Any:
-        from whichbin.edge.classifier import OnnxClassifier
+        from whichbin.inference import OnnxClassifier
 
         return OnnxClassifier(path, rules=self.rules)
-
-    def _remember(self, dep: Deployment, path: Path) -> None:
-        record = {
-            "version": dep.version,
-            "sha256": dep.sha256.lower(),
-            "file": path.name,
-            "url": dep.url,
-            "activated": iso(self.clock()),
-        }
-        tmp = self.models_dir / (CURRENT_FILE + ".tmp")
-        try:
-            tmp.write_text(json.dumps(record, indent=2))
-            os.replace(tmp, self.models_dir / CURRENT_FILE)
-        except OSError as e:
-            logger.error("cannot write %s (%s): a restart will not remember this model", tmp, e)
-
-    def _prune(self, keep: set[str]) -> None:
-        """Delete old artifacts, keeping the active and the previous model."""
-        for p in self.models_dir.glob("*.onnx"):
-            if _SHA256.fullmatch(p.stem) and p.name not in keep:
-                try:
-                    p.unlink()
-                except OSError as e:
-                    logger.warning("cannot delete old model %s (%s)", p, e)
 
     def _status(self, dep: Deployment, state: str, error: str | None = None) -> None:
         status = DeploymentStatus(version=dep.version, state=state, error=error)  # type: ignore[arg-type]
@@ -341,7 +294,3 @@ class DeploymentFollower:
         self._status_unsent = not ok
         if not ok:
             logger.warning("deployment status %s not sent: broker not connected", status.state)
-
-
-def _artifact_name(sha: str) -> str:
-    return f"{sha}.onnx"

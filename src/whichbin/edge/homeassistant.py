@@ -1,4 +1,5 @@
-"""Home Assistant MQTT discovery for one edge device. Pure: payload builders only.
+"""Home Assistant MQTT discovery for one edge device: the payload builders (pure), the
+``HomeAssistant`` publisher the edge runs, and ``uninstall_home_assistant``.
 
 Home Assistant reads retained configs on
 ``<discovery prefix>/<component>/<node_id>/<object_id>/config`` and creates one device
@@ -20,23 +21,27 @@ object_id              component   what
 =====================  ==========  ===============================================
 
 All share the device's availability topic (``online``/``offline``, the last will).
-Removing a device is publishing an empty retained payload to each config topic
-(``removal_topics``), which ``whichbin edge uninstall-ha`` does.
+The edge publishes the configs on every connect and again when Home Assistant announces
+itself (``online`` on ``<discovery prefix>/status``, after HA restarts). Removing a device
+is publishing an empty retained payload to each config topic (``removal_topics``), which
+``whichbin edge uninstall-ha`` does.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from whichbin.contract import COMMANDS, OFFLINE, ONLINE, Topics
-from whichbin.rules import BINS
+from whichbin import __version__
+from whichbin.contract import BINS, COMMANDS, IDLE, OFFLINE, ONLINE, UNSURE, Topics
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_DISCOVERY_PREFIX = "homeassistant"
 BIRTH_TOPIC_SUFFIX = "status"  # HA announces itself on <prefix>/status: "online"
-UNSURE = "unsure"
-IDLE = "idle"
 COUNTER_KEYS = (*BINS, UNSURE, "total")
 _NODE_CHARS = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -211,3 +216,79 @@ def removal_topics(
             device_id, prefix=prefix, discovery_prefix=discovery_prefix, snapshots=True
         )
     ]
+
+
+class HomeAssistant:
+    """Publishes one device's discovery configs (retained, QoS 1) through an MQTT client.
+
+    Args:
+        client: an ``MqttClient`` (``publish`` and ``subscribe``).
+        device_id: the ``<device>`` in whichbin topics.
+        prefix: the whichbin topic prefix.
+        discovery_prefix: Home Assistant's discovery prefix.
+        device_name: the device's name in HA (default ``whichbin <device>``).
+        snapshots: also the image entity (snapshots are published).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        device_id: str,
+        *,
+        prefix: str = "whichbin",
+        discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX,
+        device_name: str | None = None,
+        snapshots: bool = False,
+    ) -> None:
+        self.client = client
+        self.discovery_prefix = discovery_prefix
+        self.messages = discovery_messages(
+            device_id,
+            prefix=prefix,
+            discovery_prefix=discovery_prefix,
+            sw_version=__version__,
+            device_name=device_name,
+            snapshots=snapshots,
+        )
+
+    def attach(self) -> None:
+        """Publish again whenever Home Assistant announces itself (re-subscribed on reconnect)."""
+        self.client.subscribe(birth_topic(self.discovery_prefix), self._on_birth)
+
+    def publish(self) -> int:
+        """Publish the retained discovery configs; returns how many were handed to the broker."""
+        sent = sum(
+            bool(self.client.publish(m.topic, json.dumps(m.payload), qos=1, retain=True))
+            for m in self.messages
+        )
+        logger.info("Home Assistant discovery: %d configs published", sent)
+        return sent
+
+    def _on_birth(self, topic: str, payload: bytes) -> None:
+        if payload.strip() == b"online":  # HA restarted: it asks for the configs again
+            self.publish()
+
+
+def uninstall_home_assistant(
+    client: Any,
+    device_id: str,
+    *,
+    prefix: str = "whichbin",
+    discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX,
+    timeout: float = 5.0,
+) -> list[str]:
+    """Clear a device's retained discovery configs (empty retained payloads).
+
+    Args:
+        client: a started, connected ``MqttClient``.
+
+    Returns:
+        The config topics cleared (acknowledged by the broker).
+    """
+    cleared = []
+    for topic in removal_topics(device_id, prefix=prefix, discovery_prefix=discovery_prefix):
+        if client.publish_confirmed(topic, b"", qos=1, retain=True, timeout=timeout):
+            cleared.append(topic)
+        else:
+            logger.warning("could not clear %s", topic)
+    return cleared

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from whichbin.contract import IDLE, UNSURE
 from whichbin.edge.presence import FULL_FRAME, roi_box
 from whichbin.errors import ConfigError
 
@@ -39,8 +40,8 @@ COLORS = {
     "compost": (60, 180, 60),
     "landfill": (50, 50, 220),
     "recycling": (220, 120, 40),
-    "unsure": (0, 140, 255),
-    "idle": (160, 160, 160),
+    UNSURE: (0, 140, 255),
+    IDLE: (160, 160, 160),
 }
 PAGE = b"""<!doctype html><html><head><title>whichbin live</title>
 <style>body{margin:0;background:#111;color:#eee;font-family:sans-serif}
@@ -52,7 +53,7 @@ img{display:block;max-width:100%;margin:auto}</style></head>
 class Overlay:
     """What is drawn over the frame."""
 
-    state: str = "idle"  # current bin, idle or unsure
+    state: str = IDLE  # current bin, idle or unsure
     caption: str = ""  # the last decision, e.g. "recycling: plastic 0.93"
     present: bool = False
     paused: bool = False
@@ -101,7 +102,7 @@ def draw_overlay(image: np.ndarray, overlay: Overlay) -> np.ndarray:
 
     bgr = np.ascontiguousarray(image[..., ::-1])
     h, w = bgr.shape[:2]
-    color = COLORS.get(overlay.state, COLORS["idle"])
+    color = COLORS.get(overlay.state, COLORS[IDLE])
     if tuple(overlay.roi) != FULL_FRAME:
         x0, y0, x1, y1 = roi_box(bgr.shape, overlay.roi)
         cv2.rectangle(bgr, (x0, y0), (x1 - 1, y1 - 1), (255, 255, 255), 1)

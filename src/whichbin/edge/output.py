@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 
 from whichbin.contract import (
+    DEEPLENS_NAMES,
     DEEPLENS_TOPIC,
+    UNSURE,
     DeepLensMessage,
     Event,
     LabelP,
@@ -31,14 +33,11 @@ from whichbin.contract import (
     Topics,
     iso,
 )
-from whichbin.edge.decide import UNSURE, BinCounters, Decision
+from whichbin.edge.decide import BinCounters, Decision
 from whichbin.edge.homeassistant import counters_topic, snapshot_topic
 from whichbin.messaging.mqtt import Publisher
-from whichbin.rules import DEEPLENS_NAMES
 
 logger = logging.getLogger(__name__)
-
-IDLE = "idle"
 
 
 def event_from_decision(d: Decision, device: str) -> Event:
@@ -130,7 +129,7 @@ class EdgeOutput:
             self._snapshot(image, event)
         self.publish_state(d.bin if d.decision != UNSURE else UNSURE, d.ts)
         if self.deeplens and d.decision != UNSURE and d.bin in DEEPLENS_NAMES:
-            msg = DeepLensMessage(object=DEEPLENS_NAMES[d.bin])  # type: ignore[arg-type]
+            msg = DeepLensMessage(object=DEEPLENS_NAMES[d.bin])
             self.publisher.publish(DEEPLENS_TOPIC, msg.model_dump_json(), qos=0, retain=False)
         if self.on_event is not None:
             self.on_event(event)

@@ -32,10 +32,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from whichbin.contract import utc_now
-from whichbin.edge.decide import UNSURE, Decider, Decision, FramePrediction, vote
+from whichbin.contract import IDLE, UNSURE, utc_now
+from whichbin.edge.decide import Decider, Decision, FramePrediction, vote
 from whichbin.edge.liveview import Overlay
-from whichbin.edge.output import IDLE, EdgeOutput, event_from_decision
+from whichbin.edge.output import EdgeOutput, event_from_decision
 from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runstats import RunStats
 from whichbin.edge.sources import Frame, FrameSource
@@ -48,7 +48,6 @@ STILL = "still"  # an event's ``reason`` for a photo decided on its own (``--sti
 NO_BACKGROUND_WARN_FRAMES = 50  # frames without a learned empty scene before the warning
 
 __all__ = [
-    "IDLE",
     "ActiveModel",
     "EdgeRunner",
     "ModelProvider",

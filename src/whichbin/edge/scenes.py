@@ -5,8 +5,9 @@ sliding in from above (moving frames), resting still, sliding out sideways, and 
 empty gap; the whole picture's brightness drifts slowly (a sine) all along, as daylight
 does. Backgrounds are generated (``counter``, ``table``, ``bin``), so no image is
 copied anywhere. ``write_video`` records a sequence as an MJPEG ``.avi`` that the real
-video-file source plays back. The edge tests and ``bench/edge_*.py`` build their scenes
-here.
+video-file source plays back. ``pick_photos`` chooses photos a model recognises, so a
+test or benchmark of the edge pipeline (presence, vote, events) does not measure the
+model's accuracy. The edge tests and ``bench/edge_*.py`` build their scenes here.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 SIZE = (320, 240)  # width, height
 ROI = (0.2, 0.2, 0.8, 0.8)  # where the fixed-size items are put down by default
 BACKGROUNDS = ("counter", "table", "bin")
+# Label folders of the shared images (../shared/data) per bin, in the order tried.
+BIN_FOLDERS = {
+    "compost": ["extra/organic"],
+    "landfill": ["trashnet/trash", "extra/textile"],
+    "recycling": ["trashnet/plastic", "trashnet/glass", "trashnet/metal"],
+}
 
 
 def _blocks(rng: np.random.Generator, h: int, w: int, cell: int, sd: float) -> np.ndarray:
@@ -77,15 +85,16 @@ def load_item(path: Path, size: tuple[int, int]) -> np.ndarray:
     """A photo resized to ``size`` (width, height) as float32 RGB."""
     from PIL import Image
 
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB").resize(size, Image.Resampling.BILINEAR), np.float32)
+    from whichbin.imageio import load_rgb
+
+    return np.asarray(load_rgb(path).resize(size, Image.Resampling.BILINEAR), np.float32)
 
 
 def photo_size(path: Path) -> tuple[int, int]:
     """Width and height of an image file."""
-    from PIL import Image
+    from whichbin.imageio import open_image
 
-    with Image.open(path) as im:
+    with open_image(path) as im:
         return im.size
 
 
@@ -192,6 +201,69 @@ class SequenceBuilder:
 
     def build(self) -> Sequence:
         return Sequence(self.frames, self.items, self.boxes)
+
+
+def drop_sequence(
+    photos: dict[str, list[Path]],
+    items: int,
+    *,
+    seed: int = 0,
+    size: tuple[int, int] = SIZE,
+    rest: int = 12,
+    gap: int = 10,
+) -> tuple[Sequence, list[str]]:
+    """A recording of ``items`` drops, the bins in turn and each bin's photos in turn,
+    between 15 empty frames at the start and 10 at the end; also the bins in order."""
+    order = [b for _ in range(items) for b in photos][:items]
+    used = {b: iter(ps * items) for b, ps in photos.items()}
+    builder = SequenceBuilder(seed=seed, size=size).empty(15)
+    for b in order:
+        builder.drop(next(used[b]), b, rest=rest, gap=gap)
+    return builder.empty(10).build(), order
+
+
+def pick_photos(
+    shared: Path,
+    classifier: Any,
+    per_bin: int = 2,
+    min_confidence: float = 0.8,
+    limit: int = 40,
+    size: tuple[int, int] = SIZE,
+) -> dict[str, list[Path]]:
+    """Per bin, the first photos ``classifier`` gets right with confidence on the counter,
+    as the edge sees them (the item's crop with the default margin, squared up).
+
+    Args:
+        shared: the shared images (``BIN_FOLDERS`` below it).
+        classifier: has ``predict(images) -> [Prediction]`` (an OnnxClassifier).
+        limit: photos tried per folder.
+
+    Raises:
+        LookupError: fewer than ``per_bin`` photos of a bin qualify.
+    """
+    from whichbin.edge.presence import PresenceConfig
+    from whichbin.edge.region import crop_box
+
+    margin = PresenceConfig().crop_margin
+    out: dict[str, list[Path]] = {}
+    for bin_, folders in BIN_FOLDERS.items():
+        chosen: list[Path] = []
+        candidates = [p for f in folders for p in sorted((shared / f).glob("*.jpg"))[:limit]]
+        for photo in candidates:
+            b = SequenceBuilder(seed=7, size=size)
+            iw, ih = b.item_size
+            x0, y0 = (size[0] - iw) // 2, (size[1] - ih) // 2
+            b._frame(load_item(photo, b.item_size), x0, y0)
+            box = crop_box((x0, y0, x0 + iw, y0 + ih), b.frames[0].shape, margin)
+            pred = classifier.predict([b.frames[0][box[1] : box[3], box[0] : box[2]]])[0]
+            if pred.bin == bin_ and pred.confidence >= min_confidence:
+                chosen.append(photo)
+                if len(chosen) == per_bin:
+                    break
+        if len(chosen) < per_bin:
+            raise LookupError(f"fewer than {per_bin} {bin_} photos the model recognises")
+        out[bin_] = chosen
+    return out
 
 
 def write_video(frames: list[np.ndarray], path: Path, fps: float = 30.0) -> Path:

@@ -1,7 +1,8 @@
-"""One edge device, wired: MQTT client (availability, last will, commands, corrections,
-Home Assistant discovery), the on-disk outbox, frame source on a capture thread, fixed
-model or deployment follower, snapshots, the live view and the runner. What ``whichbin
-edge run`` starts, and what a test starts in-process::
+"""One edge device, wired: MQTT client (availability, last will), the command table and
+corrections (``edge/commands.py``), Home Assistant discovery (``edge/homeassistant.py``),
+the on-disk outbox, frame source on a capture thread, fixed model or deployment follower
+(``edge/follower.py``), snapshots, the live view and the runner. Composition and
+lifecycle only. What ``whichbin edge run`` starts, and what a test starts in-process::
 
     svc = EdgeService(EdgeOptions(source="frames/", device_id="cam1",
                                   mqtt_url=broker.url, models_dir=tmp / "models",
@@ -12,7 +13,6 @@ edge run`` starts, and what a test starts in-process::
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sqlite3
@@ -22,23 +22,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from whichbin import __version__
-from whichbin.contract import OFFLINE, ONLINE, Correction, Topics, utc_now
+from whichbin.contract import BINS, OFFLINE, ONLINE, Topics, utc_now
 from whichbin.edge.capture import ThreadedSource
+from whichbin.edge.commands import CommandTable, Corrections, FileModelReloader, edge_commands
 from whichbin.edge.config import EdgeOptions
 from whichbin.edge.follower import DeploymentFollower
-from whichbin.edge.homeassistant import birth_topic, discovery_messages, removal_topics
+from whichbin.edge.homeassistant import HomeAssistant
 from whichbin.edge.output import EdgeOutput
 from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, ModelProvider, RunStats, StaticModel
 from whichbin.edge.sources import FrameSource, create_source
 from whichbin.errors import ConfigError
+from whichbin.security.guard import DeploymentGuard
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EdgeOptions", "EdgeService", "uninstall_home_assistant"]
+__all__ = ["EdgeOptions", "EdgeService"]
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
@@ -79,12 +78,17 @@ class EdgeService:
             password_env=options.password_env,
             password_file=options.password_file,
             ca_file=options.ca_file,
+            cert_file=options.cert_file,
+            key_file=options.key_file,
         )
         self.client.keepalive = options.keepalive
         self.follower: DeploymentFollower | None = None
         self.models: ModelProvider
+        reload_model: Callable[[], None]  # the ``reload`` command's model part
         if options.model is not None:
-            self.models = StaticModel(self._load_model(options.model))
+            static = StaticModel(self._load_model(options.model))
+            self.models = static
+            reload_model = FileModelReloader(static, options.model, self._load_model)
         else:
             self.follower = DeploymentFollower(
                 options.device_id,
@@ -95,8 +99,10 @@ class EdgeService:
                 clock=clock,
                 fallback_default=options.default_model,
                 load=self._load_classifier,
+                guard=DeploymentGuard.from_settings(options.security),
             )
             self.models = self.follower
+            reload_model = self.follower.retry
         self.outbox: Any = None
         self.drainer: Any = None
         self.snapshots: Any = None
@@ -141,9 +147,28 @@ class EdgeService:
             on_frame=self.liveview.update if self.liveview is not None else None,
             classify_all=options.classify_all,
         )
+        self.commands = CommandTable(self.topics, edge_commands(self.runner, reload_model))
+        self.corrections = Corrections(self.topics, self.snapshots, self._bins)
+        self.homeassistant: HomeAssistant | None = None
+        if options.homeassistant.enabled:
+            self.homeassistant = HomeAssistant(
+                self.client,
+                options.device_id,
+                prefix=options.prefix,
+                discovery_prefix=options.homeassistant.discovery_prefix,
+                device_name=options.homeassistant.device_name,
+                snapshots=self.output.publish_snapshots,
+            )
         self._thread: threading.Thread | None = None
         self.stats: RunStats | None = None
         self.error: BaseException | None = None
+
+    def _bins(self) -> set[str]:
+        """The bins a correction may name: the rule pack's, else the running model's."""
+        if self.rules is not None:
+            return set(self.rules.bins)
+        model = self.models.current()
+        return set(model.classifier.label_to_bin.values()) if model else set(BINS)
 
     def _open_data_dir(self, data_dir: Path) -> None:
         """The outbox and the snapshot store under ``data_dir`` (created when missing)."""
@@ -162,7 +187,7 @@ class EdgeService:
             self.snapshots = SnapshotStore(data_dir / "snapshots", options.snapshots.policy())
 
     def _load_classifier(self, path: Path) -> Any:
-        from whichbin.edge.classifier import OnnxClassifier
+        from whichbin.inference import OnnxClassifier
 
         return OnnxClassifier(path, self.rules, threads=self.options.threads)
 
@@ -196,15 +221,10 @@ class EdgeService:
         """Connect, loop until the source ends / max frames / ``stop()``, then go offline."""
         opts = self.options
         self.client.on_connect(self._on_connect)
-        for command, handler in (
-            ("pause", self._pause),
-            ("resume", self._resume),
-            ("reload", self._reload),
-        ):
-            self.client.subscribe(self.topics.command(command), handler)
-        self.client.subscribe(self.topics.correction, self._correction)
-        if opts.homeassistant.enabled:
-            self.client.subscribe(birth_topic(opts.homeassistant.discovery_prefix), self._ha_birth)
+        self.commands.attach(self.client)
+        self.corrections.attach(self.client)
+        if self.homeassistant is not None:
+            self.homeassistant.attach()
         if self.follower is not None:
             model = self.follower.restore()
             self.follower.attach(self.client)
@@ -221,8 +241,8 @@ class EdgeService:
             self.drainer.start()
         if not self.client.start(wait=opts.connect_timeout):
             logger.warning(
-                "MQTT broker %s not reachable yet; running and retrying in the background",
-                opts.mqtt_url,
+                "%s; running and retrying in the background",
+                self.client.failure(opts.connect_timeout),
             )
         try:
             self.stats = self.runner.run()
@@ -282,121 +302,10 @@ class EdgeService:
     # -- MQTT callbacks (network thread) ---------------------------------------------
     def _on_connect(self) -> None:
         self.client.publish(self.topics.availability, ONLINE, qos=1, retain=True)
-        if self.options.homeassistant.enabled:
-            self.publish_discovery()
+        if self.homeassistant is not None:
+            self.homeassistant.publish()
         self.runner.republish_state()
         if self.follower is not None:
             self.follower.republish_status()
         if self.outbox is not None:
             self.outbox.wake()  # send what waited for the broker now, not at the next retry
-
-    def publish_discovery(self) -> int:
-        """Publish the retained Home Assistant discovery configs; returns how many."""
-        ha = self.options.homeassistant
-        messages = discovery_messages(
-            self.options.device_id,
-            prefix=self.options.prefix,
-            discovery_prefix=ha.discovery_prefix,
-            sw_version=__version__,
-            device_name=ha.device_name,
-            snapshots=self.output.publish_snapshots,
-        )
-        sent = sum(
-            bool(self.client.publish(m.topic, json.dumps(m.payload), qos=1, retain=True))
-            for m in messages
-        )
-        logger.info("Home Assistant discovery: %d configs published", sent)
-        return sent
-
-    def _ha_birth(self, topic: str, payload: bytes) -> None:
-        if payload.strip() == b"online":  # HA restarted: it asks for the configs again
-            self.publish_discovery()
-
-    def _pause(self, topic: str, payload: bytes) -> None:
-        logger.info("paused by %s", topic)
-        self.runner.pause()
-
-    def _resume(self, topic: str, payload: bytes) -> None:
-        logger.info("resumed by %s", topic)
-        self.runner.resume()
-
-    def _reload(self, topic: str, payload: bytes) -> None:
-        """``reload``: re-apply the model; ``{"background": true}`` also re-learns the scene."""
-        options: dict[str, Any] = {}
-        if payload.strip():
-            try:
-                parsed = json.loads(payload)
-                options = parsed if isinstance(parsed, dict) else {}
-            except ValueError:
-                logger.warning("reload: payload is not JSON; reloading the model only")
-        if options.get("background"):
-            self.runner.relearn()
-        if options.get("model", True) is False:
-            return
-        if self.follower is not None:
-            logger.info("reload requested by %s: re-applying the wanted deployment", topic)
-            self.follower.retry()
-        elif self.options.model is not None:
-            threading.Thread(
-                target=self._reload_static, name="whichbin-reload", daemon=True
-            ).start()
-
-    def _reload_static(self) -> None:
-        assert isinstance(self.models, StaticModel) and self.options.model is not None
-        try:
-            model = self._load_model(self.options.model)
-        except Exception as e:
-            logger.error(
-                "reload: cannot load %s (%s); keeping the current model", self.options.model, e
-            )
-            return
-        if model.sha256 != self.models.model.sha256:
-            self.models.replace(model)
-            logger.info("reload: now running %s (%s)", model.version, model.sha256[:12])
-        else:
-            logger.info("reload: %s is unchanged", self.options.model)
-
-    def _correction(self, topic: str, payload: bytes) -> None:
-        try:
-            correction = Correction.model_validate_json(payload)
-        except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "payload"
-            logger.error("ignoring correction on %s: %s: %s", topic, loc, err["msg"])
-            return
-        if self.snapshots is None:
-            logger.warning(
-                "correction of %s to %s ignored: snapshots are off (set --data-dir)",
-                correction.event_id,
-                correction.bin,
-            )
-            return
-        try:
-            self.snapshots.correct(correction)
-        except ValueError as e:
-            logger.error("ignoring correction on %s: %s", topic, e)
-
-
-def uninstall_home_assistant(
-    client: Any,
-    device_id: str,
-    *,
-    prefix: str = "whichbin",
-    discovery_prefix: str = "homeassistant",
-    timeout: float = 5.0,
-) -> list[str]:
-    """Clear a device's retained discovery configs (empty retained payloads).
-
-    Args:
-        client: a started, connected ``MqttClient``.
-
-    Returns:
-        The config topics cleared (acknowledged by the broker).
-    """
-    cleared = []
-    for topic in removal_topics(device_id, prefix=prefix, discovery_prefix=discovery_prefix):
-        if client.publish_confirmed(topic, b"", qos=1, retain=True, timeout=timeout):
-            cleared.append(topic)
-        else:
-            logger.warning("could not clear %s", topic)
-    return cleared

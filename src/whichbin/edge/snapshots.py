@@ -30,12 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from whichbin.contract import Correction, Event, iso, utc_now
+from whichbin.contract import UNSURE, Correction, Event, iso, utc_now
 
 logger = logging.getLogger(__name__)
 
-EVENTS = "events"
-UNSURE = "unsure"
+EVENTS = "events"  # folders: events/, unsure/ (named for the decision), corrections/
 CORRECTIONS = "corrections"
 CORRECTIONS_LOG = "corrections.jsonl"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -96,7 +95,7 @@ class SnapshotStore:
     # -- saving -----------------------------------------------------------------------
     def save(self, image: np.ndarray, event: Event) -> tuple[Path, bytes]:
         """Write ``<events|unsure>/<id>.jpg`` and its ``.json``; returns the path and JPEG."""
-        kind = UNSURE if event.decision == "unsure" else EVENTS
+        kind = UNSURE if event.decision == UNSURE else EVENTS
         name = safe_name(event.id, "event id")
         data = encode_jpeg(image, self.policy.quality)
         folder = self.root / kind

@@ -107,7 +107,7 @@ class FolderSource:
         self._i = 0  # frames returned
 
     def read(self) -> Frame | None:
-        from PIL import Image
+        from whichbin.imageio import load_rgb
 
         while not self._closed.is_set():
             pos = self._i % len(self.files) if self.loop else self._i
@@ -117,10 +117,9 @@ class FolderSource:
             self._pacer.wait(self._i)
             self._i += 1
             try:
-                with Image.open(path) as im:
-                    image = np.asarray(im.convert("RGB"))
-            except Exception as e:  # a bad file must not stop the stream
-                logger.warning("%s: skipped, not a readable image (%s)", path, e)
+                image = np.asarray(load_rgb(path))
+            except DataError as e:  # a bad file must not stop the stream
+                logger.warning("skipped: %s", e)
                 continue
             return Frame(image, (self._i - 1) / self.fps, self._i - 1, whole_item=self.stills)
         return None

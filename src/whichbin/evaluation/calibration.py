@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def softmax_t(logits: np.ndarray, t: float) -> np.ndarray:
-    z = logits / t
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+from whichbin.inference import softmax
 
 
 def nll(logits: np.ndarray, y: np.ndarray, t: float) -> float:
-    p = softmax_t(logits, t)
+    p = softmax(logits, t)
     return float(-np.mean(np.log(p[np.arange(len(y)), y] + 1e-12)))
 
 

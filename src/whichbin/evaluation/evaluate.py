@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 def bundle_logits(bundle: Path, paths: Sequence[Path], batch: int = 32) -> np.ndarray:
     """Raw logits [N, labels] of a bundle on image files."""
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     clf = OnnxClassifier(bundle)
     out = [
@@ -31,8 +31,7 @@ def bundle_probs(
     bundle: Path, paths: Sequence[Path], batch: int = 32
 ) -> tuple[np.ndarray, list[str]]:
     """Calibrated probabilities of a bundle on image files, and its label list."""
-    from whichbin.edge.classifier import softmax
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta, softmax
 
     meta = read_meta(bundle)
     return softmax(bundle_logits(bundle, paths, batch), meta.temperature), list(meta.labels)
@@ -103,7 +102,7 @@ def embedded_logits(
     logits compared; on any mismatch every image is run through the file instead.
     Returns the logits and the parity record.
     """
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
     from whichbin.training.heads import forward
 
     clf = OnnxClassifier(bundle)
@@ -135,8 +134,7 @@ def evaluate_embedded(
     sources: Sequence[str] | None = None,
 ) -> dict:
     """Metrics of a head-on-cached-embeddings bundle (see :func:`embedded_logits`)."""
-    from whichbin.edge.classifier import softmax
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta, softmax
 
     logits, parity = embedded_logits(bundle, paths, embeddings, layers, parity_images)
     labels = list(read_meta(bundle).labels)

@@ -33,9 +33,9 @@ def evaluate_gate(
     reasons: list[str] = []
     checks: dict[str, Any] = {}
     acc = float(metrics.get("bin_accuracy", 0.0))
-    checks["bin_accuracy"] = {"value": acc, "min": cfg.min_accuracy}
-    if acc < cfg.min_accuracy:
-        reasons.append(f"bin accuracy {acc:.3f} is below the minimum {cfg.min_accuracy:.3f}")
+    checks["bin_accuracy"] = {"value": acc, "min": cfg.min_bin_accuracy}
+    if acc < cfg.min_bin_accuracy:
+        reasons.append(f"bin accuracy {acc:.3f} is below the minimum {cfg.min_bin_accuracy:.3f}")
     f1 = float(metrics.get("macro_f1", 0.0))
     checks["macro_f1"] = {"value": f1, "min": cfg.min_macro_f1}
     if f1 < cfg.min_macro_f1:

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from whichbin.contract import BINS
+
 
 def per_source_metrics(
     probs: np.ndarray,
@@ -92,7 +94,7 @@ def per_source_rows(per_source: Mapping[str, Mapping[str, Any]]) -> list[list[st
     rows = []
     for name, m in per_source.items():
         rec = m.get("bin_recall", {})
-        recall = "/".join(pct(rec.get(b)) for b in ("compost", "landfill", "recycling"))
+        recall = "/".join(pct(rec.get(b)) for b in BINS)
         rows.append(
             [
                 name,

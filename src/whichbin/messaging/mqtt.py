@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +74,8 @@ class MqttClient:
         password: str | None = None,
         ca_file: str | None = None,
         keepalive: int = 30,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
 
@@ -83,7 +87,16 @@ class MqttClient:
         if self.url.username:
             self.client.username_pw_set(self.url.username, password)
         if self.url.tls:
-            self.client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            try:  # a client certificate (whichbin certs) when the broker requires one
+                self.client.tls_set(
+                    ca_certs=ca_file,
+                    certfile=cert_file,
+                    keyfile=key_file,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (OSError, ValueError) as e:
+                files = ", ".join(f for f in (ca_file, cert_file, key_file) if f) or "system CAs"
+                raise ConfigError(f"MQTT TLS files ({files}): cannot load them ({e})") from e
         if will:
             self.client.will_set(will[0], will[1], qos=1, retain=True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -92,8 +105,10 @@ class MqttClient:
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._connected = threading.Event()
         self._lock = threading.Lock()
+        self.last_error: str | None = None  # why the last connection attempt failed
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
 
     # -- lifecycle ---------------------------------------------------------------
@@ -115,6 +130,14 @@ class MqttClient:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    def failure(self, timeout: float) -> str:
+        """One line saying why no connection came up: TLS, auth or unreachable."""
+        where = f"{self.url.host}:{self.url.port}"
+        why = self.last_error or f"unreachable: no answer within {timeout:g} s"
+        if why.startswith("unreachable"):
+            return f"cannot reach the MQTT broker at {where}: {why}"
+        return f"the MQTT broker at {where} refused the connection: {why}"
 
     def on_connect(self, hook: Callable[[], None]) -> None:
         """Run ``hook`` after every (re)connect, e.g. to publish availability."""
@@ -156,10 +179,12 @@ class MqttClient:
     # -- paho callbacks ----------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:  # noqa: ANN001
         if reason_code.is_failure:
+            self.last_error = _auth_error(str(reason_code), self.url.username)
             logger.warning(
-                "MQTT connect to %s:%s refused: %s", self.url.host, self.url.port, reason_code
+                "MQTT connect to %s:%s: %s", self.url.host, self.url.port, self.last_error
             )
             return
+        self.last_error = None
         logger.info("MQTT connected to %s:%s", self.url.host, self.url.port)
         with self._lock:
             topics = list(self._handlers)
@@ -172,7 +197,18 @@ class MqttClient:
             except Exception:
                 logger.exception("on-connect hook failed")
 
+    def _on_connect_fail(self, client, userdata) -> None:  # noqa: ANN001
+        # paho calls this inside its ``except OSError``: the error is the current exception.
+        self.last_error = _connect_error(sys.exc_info()[1])
+        logger.warning("MQTT connect to %s:%s: %s", self.url.host, self.url.port, self.last_error)
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:  # noqa: ANN001
+        if not self._connected.is_set() and self.url.tls and self.last_error is None:
+            # Closed before CONNACK after a TLS handshake: the broker refused our certificate.
+            self.last_error = (
+                "TLS: the broker closed the connection during the handshake (is the client "
+                "certificate missing, or from another CA?)"
+            )
         self._connected.clear()
         if getattr(self, "_stopping", False):
             logger.info("MQTT disconnected")
@@ -190,6 +226,34 @@ class MqttClient:
                     logger.exception("handler for %s failed", msg.topic)
 
 
+def _connect_error(e: BaseException | None) -> str:
+    """TLS, or unreachable, from the exception of a failed connection attempt."""
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return (
+            f"TLS: the broker's certificate is not trusted ({e.verify_message}); "
+            "check mqtt.ca_file / --ca-file"
+        )
+    if isinstance(e, ssl.SSLError):
+        reason = e.reason or str(e)
+        return f"TLS: handshake failed ({reason}); check the client certificate and CA"
+    if isinstance(e, ConnectionRefusedError):
+        return "unreachable: connection refused (is the broker running on that port?)"
+    if isinstance(e, socket.gaierror):
+        return f"unreachable: unknown host ({e.strerror})"
+    if isinstance(e, ConnectionResetError):
+        return "TLS or protocol: the broker reset the connection (mqtts:// to a plain port?)"
+    return f"unreachable: {e}" if e else "unreachable"
+
+
+def _auth_error(reason: str, username: str | None) -> str:
+    who = f"user {username}" if username else "anonymous clients"
+    if "not authori" in reason.lower():
+        return f"auth: not authorized ({who}); check the user name and password"
+    if "password" in reason.lower():
+        return f"auth: bad user name or password ({who}); check the password file/env"
+    return f"refused by the broker: {reason}"
+
+
 def create_mqtt_client(
     url: str,
     client_id: str,
@@ -197,6 +261,11 @@ def create_mqtt_client(
     password_env: str = "WHICHBIN_MQTT_PASSWORD",
     password_file: str | None = None,
     ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
 ) -> MqttClient:
     """Factory reading the password from the environment or a file."""
-    return MqttClient(url, client_id, will, read_password(password_env, password_file), ca_file)
+    password = read_password(password_env, password_file)
+    return MqttClient(
+        url, client_id, will, password, ca_file, cert_file=cert_file, key_file=key_file
+    )

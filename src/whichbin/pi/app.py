@@ -27,15 +27,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from whichbin.contract import Correction, iso
+from whichbin.contract import BINS, DECIDED, DEEPLENS_BINS, IDLE, UNSURE, Correction, iso
 from whichbin.pi.displays import Display, StickEvent
-from whichbin.pi.render import DISCONNECTED, IDLE, ROTATIONS, UNSURE, Pixels, render
+from whichbin.pi.render import DISCONNECTED, ROTATIONS, Pixels, render
 
 logger = logging.getLogger(__name__)
 
-BIN_ICONS = ("compost", "landfill", "recycling")
 JOYSTICK_BINS = {"left": "compost", "right": "recycling", "down": "landfill"}
-DEEPLENS_BINS = {"Compost": "compost", "Landfill": "landfill", "Recycling": "recycling"}
 
 
 def joystick_bin(direction: str, action: str = "pressed") -> str | None:
@@ -141,9 +139,9 @@ class DisplayApp:
             logger.warning("display: ignoring an event without a bin: %.200r", payload)
             return None
         bin_ = obj["bin"]
-        decided = obj.get("decision", "decided") != UNSURE
-        icon = bin_ if decided and bin_ in BIN_ICONS else UNSURE
-        if decided and bin_ not in BIN_ICONS:
+        decided = obj.get("decision", DECIDED) != UNSURE
+        icon = bin_ if decided and bin_ in BINS else UNSURE
+        if decided and bin_ not in BINS:
             logger.warning("display: no icon for bin %r; showing ?", bin_)
         with self._lock:
             event_id = obj.get("id")
@@ -156,7 +154,8 @@ class DisplayApp:
     def on_deeplens(self, payload: Mapping[str, Any] | bytes | str, now: float) -> str | None:
         """The recipe's ``{"object": "Compost"}``; it has no id, so it cannot be corrected."""
         obj = _as_mapping(payload)
-        bin_ = DEEPLENS_BINS.get(obj.get("object")) if obj else None  # type: ignore[arg-type]
+        name = obj.get("object") if obj else None
+        bin_ = DEEPLENS_BINS.get(name) if isinstance(name, str) else None  # type: ignore[call-overload]
         if bin_ is None:
             logger.warning("display: ignoring a DeepLens message: %.200r", payload)
             return None
@@ -185,7 +184,7 @@ class DisplayApp:
             if self._seen_event:
                 return None
             bin_ = obj["bin"]
-            if bin_ not in BIN_ICONS:
+            if bin_ not in BINS:
                 self._icon, self._until = IDLE, None
                 return IDLE
             since = _parse_ts(obj.get("since"))

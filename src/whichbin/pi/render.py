@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from whichbin.contract import IDLE, UNSURE
+
 RGB = tuple[int, int, int]
 Pixels = list[RGB]
 
@@ -77,8 +79,6 @@ GLYPH_X = (
     "#......#",
 )
 
-IDLE = "idle"
-UNSURE = "unsure"
 DISCONNECTED = "disconnected"
 
 # icon name → (glyph, colour). Bins use their SPEC names; anything else shows "?".

@@ -189,6 +189,8 @@ def start_display(
     stick: StickSource | None = None,
     password: str | None = None,
     ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
     tick_interval: float = 0.1,
     wait: float = 0.0,
     client_id: str | None = None,
@@ -207,6 +209,8 @@ def start_display(
         client_id or f"whichbin-pi-{device_id}-{uuid.uuid4().hex[:8]}",
         password=password,
         ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
     )
     if stick is None and callable(getattr(display, "stick_events", None)):
         stick = display  # type: ignore[assignment]

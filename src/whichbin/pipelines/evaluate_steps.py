@@ -12,15 +12,53 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from whichbin.pipelines.cache import LogitsCache, cached_logits
+from whichbin.pipelines.cache import LogitsCache, StepCache, StepOutcome, cached_logits
 from whichbin.rules import RulePack
 
+if TYPE_CHECKING:
+    from whichbin.evaluation.gate import GateResult
+    from whichbin.pipelines.train import HeadModel, TrainedModel
+
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    """A bundle's metrics on the test split.
+
+    ``computed``: test images that went through the bundle file this time (None when the
+    metrics came from cached embeddings); ``dir``: the step's directory (plots, report).
+    """
+
+    metrics: dict[str, Any]
+    dir: Path
+    computed: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What the step cache keeps in result.json."""
+        out: dict[str, Any] = {"metrics": self.metrics}
+        if self.computed is not None:
+            out["computed"] = self.computed
+        return out
+
+    @classmethod
+    def from_step(cls, outcome: StepOutcome) -> Evaluation:
+        r = outcome.result
+        return cls(r["metrics"], outcome.dir, r.get("computed"))
+
+
+def run_evaluation(
+    steps: StepCache, name: str, parts: Any, fn: Callable[[Path], Evaluation]
+) -> Evaluation:
+    """``fn`` as a cached step: run once per key, loaded from its result.json after."""
+    return Evaluation.from_step(steps.run(name, parts, lambda d: fn(d).to_json()))
 
 
 def logits_cache(work_dir: Path) -> LogitsCache:
@@ -34,46 +72,46 @@ def evaluate_embedded_step(
     bundle_sha: str,
     test: list,
     emb: np.ndarray,
-    trained: dict,
+    trained: HeadModel,
     rules: RulePack,
     sources: list[str],
     cache: LogitsCache,
-) -> dict[str, Any]:
+) -> Evaluation:
     """A head-on-cached-embeddings candidate: metrics, plots; its logits kept per image."""
-    from whichbin.edge.classifier import softmax
     from whichbin.evaluation.evaluate import embedded_logits, metrics_from_probs
+    from whichbin.inference import softmax
 
     logits, parity = embedded_logits(
         bundle,
         [r.path for r in test],
         emb,
-        trained["layers"],
-        site=trained.get("site"),
-        temperature=trained["temperature"],
+        trained.layers,
+        site=trained.site,
+        temperature=trained.temperature,
     )
     cache.put_many(bundle_sha, dict(zip([r.sha256 for r in test], logits, strict=True)))
     m = metrics_from_probs(
-        softmax(logits, trained["temperature"]),
-        trained["meta"].labels,
+        softmax(logits, trained.temperature),
+        trained.meta.labels,
         [r.label for r in test],
         rules,
-        trained["threshold"],
+        trained.threshold,
         sources,
         familiar_rows(emb, trained),
     )
     m["parity"] = parity
     plots(out, m)
-    return {"metrics": m}
+    return Evaluation(m, out)
 
 
-def familiar_rows(emb: np.ndarray, trained: dict) -> np.ndarray | None:
+def familiar_rows(emb: np.ndarray, trained: HeadModel) -> np.ndarray | None:
     """Rows the bundle's open-set check lets through (None: the bundle has no such check)."""
     from whichbin.evaluation.openset import familiarity
 
-    threshold = trained["meta"].rules.get("familiarity")
-    if trained.get("protos") is None or threshold is None or not len(emb):
+    threshold = trained.meta.rules.get("familiarity")
+    if trained.protos is None or threshold is None or not len(emb):
         return None
-    return familiarity(emb, trained["protos"]) >= threshold
+    return familiarity(emb, trained.protos) >= threshold
 
 
 def evaluate_file_step(
@@ -86,14 +124,10 @@ def evaluate_file_step(
     sources: list[str],
     cache: LogitsCache,
     with_plots: bool = True,
-) -> dict[str, Any]:
-    """Any bundle run on the test images it has not seen yet (cached per image).
-
-    ``computed`` in the result says how many images went through the model this time.
-    """
-    from whichbin.edge.classifier import softmax
+) -> Evaluation:
+    """Any bundle run on the test images it has not seen yet (cached per image)."""
     from whichbin.evaluation.evaluate import bundle_logits, metrics_from_probs
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta, softmax
 
     meta = read_meta(bundle)
     logits, computed = cached_logits(
@@ -115,7 +149,7 @@ def evaluate_file_step(
     )
     if with_plots:
         plots(out, m)
-    return {"metrics": m, "computed": computed}
+    return Evaluation(m, out, computed)
 
 
 def approved_model_key(lineage: dict[str, Any], sha256: str) -> str:
@@ -137,7 +171,12 @@ def plots(out: Path, m: dict) -> None:
 
 
 def write_training_report(
-    eval_dir: Path, trained: dict, metrics: dict, gate: Any, lineage: dict, summary: dict
+    eval_dir: Path,
+    trained: TrainedModel,
+    metrics: dict,
+    gate: GateResult,
+    lineage: dict,
+    summary: dict,
 ) -> Path:
     """The HTML report (figures, gate, metrics, per-source table, lineage) in ``report/``."""
     from whichbin.evaluation.report import write_report
@@ -148,8 +187,8 @@ def write_training_report(
     for name, src in (
         ("confusion matrix (labels)", eval_dir / "confusion.png"),
         ("confusion matrix (bins)", eval_dir / "bin_confusion.png"),
-        ("reliability diagram (validation)", Path(trained["dir"]) / "reliability.png"),
-        ("training curves", Path(trained["dir"]) / "curves.png"),
+        ("reliability diagram (validation)", trained.dir / "reliability.png"),
+        ("training curves", trained.dir / "curves.png"),
     ):
         if src.is_file():
             shutil.copy2(src, out / src.name)

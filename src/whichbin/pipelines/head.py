@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,14 +107,14 @@ def site_memory_for(
 ) -> SiteMemory | None:
     """The site memory of the bin-only training photos (training/site_memory.py), or None
     when there are none or it is off. ``owner`` names the photo each row is a view of."""
-    from whichbin.evaluation.calibration import softmax_t
+    from whichbin.inference import softmax
     from whichbin.training.heads import forward
 
     emb, _, targets, split = arrays
     sel = bin_only_rows(targets) & (split == "train")
     if not t.site_memory or not sel.any():
         return None
-    probs = softmax_t(forward(layers, emb[sel]), temperature)
+    probs = softmax(forward(layers, emb[sel]), temperature)
     return build_site_memory(
         emb[sel],
         probs,
@@ -193,16 +194,30 @@ def head_targets(
     return y, targets, split.astype(str)
 
 
+@dataclass
+class Calibration:
+    """Temperature and unsure threshold fitted on the validation split, and what they give."""
+
+    temperature: float
+    threshold: float
+    precision: float  # bin accuracy of the decided validation items
+    coverage: float  # share of validation items decided
+    m: dict[str, Any]  # validation metrics at that temperature
+    bconf: np.ndarray  # top bin probability per validation item
+    bcorrect: np.ndarray  # whether that bin is right
+
+
 def calibrate_on_val(
     logits: np.ndarray, y: np.ndarray, labels: list[str], rules: RulePack, t: Any
-) -> dict[str, Any]:
+) -> Calibration:
     """Temperature on validation logits, then the lowest unsure threshold whose decided
     validation items are ``t.target_coverage_precision`` correct (at bin level)."""
-    from whichbin.evaluation.calibration import choose_threshold, fit_temperature, softmax_t
+    from whichbin.evaluation.calibration import choose_threshold, fit_temperature
     from whichbin.evaluation.metrics import classification_metrics
+    from whichbin.inference import softmax
 
     temp = fit_temperature(logits, y)
-    probs = softmax_t(logits, temp)
+    probs = softmax(logits, temp)
     l2b = rules.restricted_to(labels)
     m = classification_metrics(y, probs, labels, l2b)
     bidx = {b: i for i, b in enumerate(m["bins"])}
@@ -212,15 +227,7 @@ def calibrate_on_val(
         bprobs[:, lab2b[j]] += probs[:, j]
     bconf, bcorrect = bprobs.max(1), bprobs.argmax(1) == lab2b[y]
     thr, prec, cov = choose_threshold(bconf, bcorrect, t.target_coverage_precision)
-    return {
-        "temperature": temp,
-        "threshold": thr,
-        "precision": prec,
-        "coverage": cov,
-        "m": m,
-        "bconf": bconf,
-        "bcorrect": bcorrect,
-    }
+    return Calibration(temp, thr, prec, cov, m, bconf, bcorrect)
 
 
 def train_head_step(
@@ -275,14 +282,8 @@ def train_head_step(
         np.save(out / "protos.npy", protos)
         fam_threshold = familiarity_threshold(familiarity(emb[va], protos), t.familiarity_quantile)
     c = calibrate_on_val(forward(res.layers, emb[va]), y[va], labels, rules, t)
-    temp, thr, prec, cov, m = (
-        c["temperature"],
-        c["threshold"],
-        c["precision"],
-        c["coverage"],
-        c["m"],
-    )
-    rel = reliability(c["bconf"], c["bcorrect"])
+    temp, thr, prec, cov, m = c.temperature, c.threshold, c.precision, c.coverage, c.m
+    rel = reliability(c.bconf, c.bcorrect)
     plot_reliability(rel, m["bin_ece"], out / "reliability.png")
     plot_curves(res.history, out / "curves.png")
     val = {

@@ -16,26 +16,47 @@ import numpy as np
 import whichbin
 from whichbin.config import PipelineConfig, config_hash
 from whichbin.errors import DataError
+from whichbin.inference import sha256_file
 from whichbin.pipelines.cache import LogitsCache, StepCache, hash_key
 from whichbin.pipelines.evaluate_steps import (
+    Evaluation,
     approved_model_key,
     evaluate_embedded_step,
     evaluate_file_step,
     logits_cache,
+    run_evaluation,
     write_training_report,
 )
+from whichbin.pipelines.train import HeadModel
 from whichbin.rules import RulePack, load_rules
-from whichbin.training.bundle import sha256_file
 
 if TYPE_CHECKING:
+    from whichbin.evaluation.gate import GateResult
     from whichbin.processing.prepare import PreparedDataset
-    from whichbin.registry.base import Registry
+    from whichbin.registry import ModelVersion, Registry
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
+class Candidate:
+    """A bundle and its evaluation on the test split."""
+
+    bundle: Path
+    sha256: str
+    evaluation: Evaluation
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.evaluation.metrics
+
+
+@dataclass
 class PipelineResult:
+    """What a run produced. ``gate``, ``reasons`` and ``status`` are the registry's record of
+    ``version``; ``gate_this_run`` is set when this run's gate disagrees with that record
+    (an already registered bundle re-run under another gate config)."""
+
     version: str | None
     gate: str
     reasons: list[str]
@@ -45,11 +66,16 @@ class PipelineResult:
     report: Path | None
     timings: dict[str, dict[str, Any]] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
-    checks: dict[str, Any] = field(default_factory=dict)  # the gate's, condition by condition
+    gate_this_run: dict[str, Any] | None = None
+    checks: dict[str, Any] = field(default_factory=dict)  # this run's gate, check by check
+
+    @property
+    def passed(self) -> bool:
+        return self.gate == "passed"
 
     def to_json(self) -> dict[str, Any]:
         """SPEC output of ``pipeline run --json`` (plus timings and lineage)."""
-        return {
+        out = {
             "version": self.version,
             "gate": self.gate,
             "reasons": self.reasons,
@@ -60,6 +86,9 @@ class PipelineResult:
             "timings": self.timings,
             "lineage": self.lineage,
         }
+        if self.gate_this_run is not None:
+            out["gate_this_run"] = self.gate_this_run
+        return out
 
 
 def code_version() -> str:
@@ -129,11 +158,14 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run every step; returns the registered candidate and its gate result.
 
-    ``registry_uri`` may also be a Registry object (the SageMaker evaluate step passes one
-    that stages the candidate for the pipeline's registration step).
+    ``registry_uri`` may also be a Registry object (the SageMaker evaluate step passes the
+    ``sagemaker://`` registry staging its candidate for the pipeline's registration step).
     """
     from whichbin.registry import open_registry
+    from whichbin.training.extra import require_train_extra
 
+    if sources:
+        require_train_extra(cfg.training)  # before minutes of data preparation
     work = Path(cfg.work_dir)
     steps = StepCache(work / "steps")
     prepared, rules = prepare_step(cfg, sources, steps)
@@ -143,11 +175,9 @@ def run_pipeline(
     from whichbin.pipelines.train import train_and_export
 
     trained = train_and_export(cfg, prepared, labels, rules, steps, progress)
-    bundle = trained["bundle"]
 
     test = [r for r in rows if r.split == "test"]
     test_sources = [prepared.source_of(r) for r in test]
-    bundle_sha = sha256_file(bundle)
     eval_key = {
         "manifest": prepared.manifest_hash,
         "rules": rules.model_dump(),
@@ -156,30 +186,25 @@ def run_pipeline(
     }
     logits = logits_cache(work)
     try:
-        if trained.get("finetuned"):  # a new backbone: run every test image through the file
-            eval_out = steps.run(
-                "evaluate",
-                {"bundle": bundle_sha, **eval_key},
-                lambda d: evaluate_file_step(
-                    d, bundle, bundle_sha, test, rules, trained["threshold"], test_sources, logits
-                ),
+        bundle, bundle_sha = trained.bundle, sha256_file(trained.bundle)
+
+        def evaluate(d: Path) -> Evaluation:
+            if isinstance(trained, HeadModel):
+                emb = trained.embeddings[np.array([r.split == "test" for r in rows])]
+                return evaluate_embedded_step(
+                    d, bundle, bundle_sha, test, emb, trained, rules, test_sources, logits
+                )
+            # a new backbone: every test image goes through the file
+            thr = trained.threshold
+            return evaluate_file_step(d, bundle, bundle_sha, test, rules, thr, test_sources, logits)
+
+        evaluation = run_evaluation(steps, "evaluate", {"bundle": bundle_sha, **eval_key}, evaluate)
+        cand = Candidate(bundle, bundle_sha, evaluation)
+        if cfg.training.int8 and isinstance(trained, HeadModel) and _float_backbone(trained):
+            cand = _maybe_int8(
+                cfg, steps, prepared, rules, trained, cand, (eval_key, test_sources, logits)
             )
-        else:
-            test_emb = trained["embeddings"][np.array([r.split == "test" for r in rows])]
-            eval_out = steps.run(
-                "evaluate",
-                {"bundle": bundle_sha, **eval_key},
-                lambda d: evaluate_embedded_step(
-                    d, bundle, bundle_sha, test, test_emb, trained, rules, test_sources, logits
-                ),
-            )
-        metrics = eval_out.result["metrics"]
-        if cfg.training.int8 and not trained.get("finetuned") and _float_backbone(trained):
-            fp32 = (bundle, bundle_sha, eval_out, metrics)
-            bundle, bundle_sha, eval_out, metrics = _maybe_int8(
-                cfg, steps, prepared, rules, trained, fp32, (eval_key, test_sources, logits)
-            )
-        metrics["temperature"] = trained["temperature"]
+        cand.metrics["temperature"] = trained.temperature
 
         if not register:
             registry = None
@@ -193,19 +218,21 @@ def run_pipeline(
             # Per image: only test images this model has not seen go through it.
             model_key = approved_model_key(approved.lineage, approved.sha256)
             artifact = registry.artifact_path(approved.id)
-            approved_metrics = steps.run(
+            approved_metrics = run_evaluation(
+                steps,
                 "evaluate_approved",
                 {"model": model_key, **eval_key},
                 lambda d: evaluate_file_step(
                     d, artifact, model_key, test, rules, None, test_sources, logits, False
                 ),
-            ).result["metrics"]
+            ).metrics
     finally:
         logits.close()
 
     t0 = time.perf_counter()
     from whichbin.evaluation.gate import evaluate_gate
 
+    metrics = cand.metrics
     gate = evaluate_gate(metrics, cfg.gate, approved_metrics, approved.id if approved else None)
     lineage = {
         "manifest_hash": prepared.manifest_hash,
@@ -217,52 +244,68 @@ def run_pipeline(
         "backbone": cfg.training.backbone,
         "images": {s: sum(r.split == s for r in rows) for s in ("train", "val", "test")},
         "compared_with": approved.id if approved else None,
-        "candidate_sha256": bundle_sha,  # before the registry stamps the version id in
+        "candidate_sha256": cand.sha256,  # before the registry stamps the version id in
     }
     summary = summary_metrics(metrics)
-    report = write_training_report(eval_out.dir, trained, metrics, gate, lineage, summary)
-    version, status = None, "unregistered"
-    if registry is not None:
-        existing = [
-            v
-            for v in registry.list(cfg.registry.model_name)
-            if v.lineage.get("candidate_sha256") == bundle_sha
-        ]
-        if existing:
-            mv = existing[-1]
-            logger.info("bundle already registered as %s", mv.id)
-        else:
-            mv = registry.register(
-                cfg.registry.model_name,
-                bundle,
-                summary,
-                gate.passed,
-                gate.reasons,
-                lineage,
-                report=report.parent,
-            )
-        version, status = mv.id, str(getattr(mv.status, "value", mv.status))
-    steps.record("gate_register", time.perf_counter() - t0)
-    return PipelineResult(
-        version=version,
+    report = write_training_report(cand.evaluation.dir, trained, metrics, gate, lineage, summary)
+    result = PipelineResult(
+        version=None,
         gate=gate.status,
         reasons=gate.reasons,
         metrics=summary,
-        status=status,
-        bundle=bundle,
+        status="unregistered",
+        bundle=cand.bundle,
         report=report,
-        timings=steps.timings(),
         lineage=lineage,
         checks=gate.checks,
     )
+    if registry is not None:
+        mv = _register(registry, cfg, cand, summary, gate, lineage, report)
+        result.version, result.status = mv.id, str(getattr(mv.status, "value", mv.status))
+        if (mv.gate, mv.reasons) != (gate.status, gate.reasons):
+            # The registry's record is what approval goes by: report it, and say how this
+            # run's gate differs rather than print a result the registry does not hold.
+            result.gate, result.reasons = mv.gate, list(mv.reasons)
+            result.gate_this_run = {"gate": gate.status, "reasons": gate.reasons}
+            logger.warning(
+                "%s is already registered with gate %s; this run's gate (%s%s) is not recorded "
+                "for it",
+                mv.id,
+                mv.gate,
+                gate.status,
+                ": " + "; ".join(gate.reasons) if gate.reasons else "",
+            )
+    steps.record("gate_register", time.perf_counter() - t0)
+    result.timings = steps.timings()
+    return result
 
 
-def _float_backbone(trained: dict) -> bool:
+def _register(
+    registry: Registry,
+    cfg: PipelineConfig,
+    cand: Candidate,
+    summary: dict[str, Any],
+    gate: GateResult,
+    lineage: dict[str, Any],
+    report: Path,
+) -> ModelVersion:
+    """The candidate's version: the one it was registered as before, else a new one."""
+    name = cfg.registry.model_name
+    existing = [v for v in registry.list(name) if v.lineage.get("candidate_sha256") == cand.sha256]
+    if existing:
+        logger.info("bundle already registered as %s", existing[-1].id)
+        return existing[-1]
+    return registry.register(
+        name, cand.bundle, summary, gate.passed, gate.reasons, lineage, report=report.parent
+    )
+
+
+def _float_backbone(trained: HeadModel) -> bool:
     """False when the backbone is already INT8 (a head-only retrain of an INT8 bundle): it is
     not quantized a second time."""
     from whichbin.training.quantize import is_quantized
 
-    if is_quantized(trained["backbone"]):
+    if is_quantized(trained.backbone):
         logger.info("the backbone is already INT8: no second quantization")
         return False
     return True
@@ -273,26 +316,30 @@ def _maybe_int8(
     steps: StepCache,
     prepared: Any,
     rules: RulePack,
-    trained: dict,
-    fp32: tuple[Path, str, Any, dict],
+    trained: HeadModel,
+    fp32: Candidate,
     evaluation: tuple[dict, list[str], LogitsCache],
-) -> tuple[Path, str, Any, dict]:
+) -> Candidate:
     """Keep the INT8 bundle when it loses at most ``int8_max_loss`` accuracy."""
     from whichbin.pipelines.train import int8_bundle
 
-    bundle, bundle_sha, eval_out, metrics = fp32
     eval_key, test_sources, logits = evaluation
     qbundle, q_emb = int8_bundle(cfg, prepared, trained, steps)
     qsha = sha256_file(qbundle)
     test = [r for r in prepared.rows if r.split == "test"]
-    q_eval = steps.run(
-        "evaluate_int8",
-        {"bundle": qsha, **eval_key},
-        lambda d: evaluate_embedded_step(
-            d, qbundle, qsha, test, q_emb, trained, rules, test_sources, logits
+    int8 = Candidate(
+        qbundle,
+        qsha,
+        run_evaluation(
+            steps,
+            "evaluate_int8",
+            {"bundle": qsha, **eval_key},
+            lambda d: evaluate_embedded_step(
+                d, qbundle, qsha, test, q_emb, trained, rules, test_sources, logits
+            ),
         ),
     )
-    qm = q_eval.result["metrics"]
+    metrics, qm = fp32.metrics, int8.metrics
     loss = metrics["accuracy"] - qm["accuracy"]
     summary = {
         "fp32_accuracy": metrics["accuracy"],
@@ -300,7 +347,7 @@ def _maybe_int8(
         "fp32_bin_accuracy": metrics["bin_accuracy"],
         "int8_bin_accuracy": qm["bin_accuracy"],
         "loss": loss,
-        "fp32_bytes": bundle.stat().st_size,
+        "fp32_bytes": fp32.bundle.stat().st_size,
         "int8_bytes": qbundle.stat().st_size,
         "method": cfg.training.int8_method,
     }
@@ -309,7 +356,7 @@ def _maybe_int8(
             "shipping INT8: accuracy %.4f vs FP32 %.4f", qm["accuracy"], metrics["accuracy"]
         )
         qm["int8"] = {"shipped": True, **summary}
-        return qbundle, qsha, q_eval, qm
+        return int8
     logger.info("keeping FP32: INT8 loses %.4f accuracy (> %.4f)", loss, cfg.training.int8_max_loss)
     metrics["int8"] = {"shipped": False, **summary}
-    return bundle, bundle_sha, eval_out, metrics
+    return fp32

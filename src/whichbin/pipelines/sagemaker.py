@@ -27,7 +27,7 @@ from typing import Any
 
 from whichbin.config import PipelineConfig
 from whichbin.errors import ConfigError, RegistryError
-from whichbin.pipelines.steps import EVALUATION_FILE, bin_accuracy_field, config_settings
+from whichbin.pipelines.steps import EVALUATION_FILE, config_settings
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
     p_train = ParameterString("TrainingInstanceType", default_value=target.training_instance)
     p_group = ParameterString("ModelPackageGroupName", default_value=cfg.registry.model_name)
     p_status = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
-    p_acc = ParameterFloat("MinBinAccuracy", default_value=getattr(gate, bin_accuracy_field()))
+    p_acc = ParameterFloat("MinBinAccuracy", default_value=gate.min_bin_accuracy)
     p_f1 = ParameterFloat("MinMacroF1", default_value=gate.min_macro_f1)
     p_tol = ParameterFloat("Tolerance", default_value=gate.tolerance)
     p_recall = {

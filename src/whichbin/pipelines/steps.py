@@ -43,8 +43,9 @@ def opt_ml() -> Path:
 
 # -- config in step arguments ---------------------------------------------------------------
 def config_settings(cfg: PipelineConfig) -> dict[str, str]:
-    """The pipeline config as ``dotted.key → YAML value`` for the settings that differ from the
-    defaults: small enough for SageMaker's 256-character container arguments and
+    """The pipeline config as ``dotted.key → YAML value`` for the settings given explicitly
+    (in the YAML, or by the caller), so validators that fill in a value from others resolve
+    the same way again: small enough for SageMaker's 256-character container arguments and
     hyperparameters, and readable in the definition."""
     out: dict[str, str] = {}
 
@@ -56,7 +57,7 @@ def config_settings(cfg: PipelineConfig) -> dict[str, str]:
             out[prefix] = yaml.safe_dump(node, default_flow_style=True, width=10**6).strip()
             out[prefix] = out[prefix].removesuffix("\n...").strip()
 
-    walk("", cfg.model_dump(mode="json", exclude_defaults=True))
+    walk("", cfg.model_dump(mode="json", exclude_unset=True))
     return out
 
 
@@ -92,7 +93,7 @@ def with_gate(
     """``cfg`` with the gate thresholds a pipeline execution passed as parameters."""
     update: dict[str, Any] = {}
     if min_bin_accuracy is not None:
-        update[bin_accuracy_field()] = min_bin_accuracy
+        update["min_bin_accuracy"] = min_bin_accuracy
     if min_macro_f1 is not None:
         update["min_macro_f1"] = min_macro_f1
     if min_recall:
@@ -101,12 +102,6 @@ def with_gate(
         update["tolerance"] = tolerance
     gate = GateConfig.model_validate({**cfg.gate.model_dump(), **update})
     return cfg.model_copy(update={"gate": gate})
-
-
-def bin_accuracy_field() -> str:
-    """The gate's minimum bin accuracy field (``min_bin_accuracy``; ``min_accuracy`` before)."""
-    fields = GateConfig.model_fields
-    return "min_bin_accuracy" if "min_bin_accuracy" in fields else "min_accuracy"
 
 
 # -- the steps ----------------------------------------------------------------------------------
@@ -139,7 +134,7 @@ def train(cfg: PipelineConfig, work: Path, model_dir: Path) -> dict[str, Any]:
     prepared, rules = prepare_step(cfg, [work / "dataset"], steps)
     trained = train_and_export(cfg, prepared, list(prepared.labels), rules, steps, False)
     model_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(trained["bundle"], model_dir / "model.onnx")
+    shutil.copy2(trained.bundle, model_dir / "model.onnx")
     for part in ("steps", "cache"):
         if (work / part).is_dir():
             shutil.copytree(work / part, model_dir / "work" / part, dirs_exist_ok=True)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
 from whichbin.config import PipelineConfig
-from whichbin.pipelines.cache import StepCache, hash_key
+from whichbin.inference import BundleMeta, PreprocessSpec, now_iso
+from whichbin.pipelines.cache import StepCache, StepOutcome, hash_key
 from whichbin.pipelines.head import (
     bin_only_rows,
     calibrate_on_val,
@@ -24,9 +26,42 @@ from whichbin.pipelines.head import (
     with_site_views,
 )
 from whichbin.rules import RulePack
-from whichbin.training.bundle import BundleMeta, now_iso
+from whichbin.training.extra import require_train_extra
+from whichbin.training.site_memory import SiteMemory
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedModel:
+    """A trained, calibrated bundle, as fine-tuning hands it to evaluation (every test
+    image then goes through the bundle file)."""
+
+    bundle: Path
+    temperature: float
+    threshold: float
+    dir: Path  # the training step's directory: reliability diagram, training curves
+    val: dict[str, Any]
+
+    @classmethod
+    def from_step(cls, step: StepOutcome, bundle: Path, **parts: Any) -> Self:
+        """From a training step's outcome (its temperature, threshold and val metrics)."""
+        r = step.result
+        return cls(bundle, r["temperature"], r["threshold"], step.dir, r["val"], **parts)
+
+
+@dataclass
+class HeadModel(TrainedModel):
+    """A head on frozen embeddings: evaluation and the INT8 variant reuse its parts."""
+
+    layers: list[tuple[np.ndarray, np.ndarray]]
+    protos: np.ndarray | None  # familiarity prototypes, if the bundle has them
+    site: SiteMemory | None
+    embeddings: np.ndarray  # every manifest row's, in manifest order
+    backbone: Path
+    preprocess: PreprocessSpec
+    meta: BundleMeta
+    train_key: str
 
 
 # Settings that do not change the head: leaving them out of its cache key means toggling
@@ -41,13 +76,14 @@ NOT_HEAD_PARAMS = {
 }
 
 
-def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str]:
+def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, PreprocessSpec, str]:
     """Export (once) the pretrained backbone as ONNX; returns (path, preprocess, weights id)."""
     from whichbin.training.backbones import get_backbone_spec, preprocess_for, weights_id
 
     t = cfg.training
     if t.base_model:
         return _base_model_backbone(t.base_model, steps)
+    require_train_extra(t)
     spec = get_backbone_spec(t.backbone)
     pre = preprocess_for(spec, t.image_size, t.resize)
     wid = weights_id(t.backbone, t.weights)
@@ -63,12 +99,11 @@ def backbone_step(cfg: PipelineConfig, steps: StepCache) -> tuple[Path, Any, str
     return out.dir / "backbone.onnx", pre, wid
 
 
-def _base_model_backbone(base: str, steps: StepCache) -> tuple[Path, Any, str]:
+def _base_model_backbone(base: str, steps: StepCache) -> tuple[Path, PreprocessSpec, str]:
     """The backbone of an existing bundle (no torch needed): the head-only retrain path."""
-    from whichbin.edge.classifier import default_model_path
     from whichbin.errors import ConfigError
+    from whichbin.inference import default_model_path, read_meta, sha256_file
     from whichbin.pipelines.cache import graph_content_id
-    from whichbin.training.bundle import read_meta, sha256_file
     from whichbin.training.export import strip_to_backbone
 
     path = default_model_path() if base == "default" else Path(base)
@@ -122,7 +157,7 @@ def train_and_export(
     rules: RulePack,
     steps: StepCache,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> TrainedModel:
     """Backbone → embeddings → head (+ temperature, threshold) → bundle. Cached per step."""
     import time
 
@@ -195,36 +230,33 @@ def train_and_export(
     exported = steps.run(
         "export", {"train": trained.key, "rules": rules.model_dump(), "v": 3}, export
     )
-    return {
-        "bundle": exported.dir / "model.onnx",
-        "temperature": trained.result["temperature"],
-        "threshold": trained.result["threshold"],
-        "dir": str(trained.dir),
-        "val": trained.result["val"],
-        "layers": layers,
-        "protos": protos,
-        "site": site,
-        "embeddings": emb,
-        "backbone": backbone,
-        "preprocess": pre,
-        "meta": meta,
-        "train_key": trained.key,
-    }
+    return HeadModel.from_step(
+        trained,
+        exported.dir / "model.onnx",
+        layers=layers,
+        protos=protos,
+        site=site,
+        embeddings=emb,
+        backbone=backbone,
+        preprocess=pre,
+        meta=meta,
+        train_key=trained.key,
+    )
 
 
 def int8_bundle(
-    cfg: PipelineConfig, prepared: Any, trained: dict[str, Any], steps: StepCache
+    cfg: PipelineConfig, prepared: Any, trained: HeadModel, steps: StepCache
 ) -> tuple[Path, np.ndarray]:
     """The INT8 bundle: the backbone quantized once (per-channel, static, bias-corrected)
     plus the same head, and the INT8 embeddings of the test split (cached per image like the
     FP32 ones). The FP32 head serves both: the quantized backbone's embeddings stay within
     cosine 0.997 of FP32, and a head trained on INT8 features measured no better."""
-    from whichbin.training.bundle import sha256_file
+    from whichbin.inference import sha256_file
     from whichbin.training.export import build_bundle
     from whichbin.training.quantize import int8_marker, quantize_onnx
 
     t = cfg.training
-    backbone = trained["backbone"]
+    backbone = trained.backbone
     # Calibration: a fixed-size, content-ordered sample of training images. The quantized
     # backbone is keyed by the backbone alone, so adding photos does not re-quantize it.
     train = sorted((r for r in prepared.rows if r.split == "train"), key=lambda r: r.sha256)
@@ -232,30 +264,25 @@ def int8_bundle(
 
     def quantize(d: Path) -> dict[str, Any]:
         paths = [r.path for r in calib]
-        quantize_onnx(backbone, paths, trained["preprocess"], d / "backbone.onnx", t.int8_method)
+        quantize_onnx(backbone, paths, trained.preprocess, d / "backbone.onnx", t.int8_method)
         return {"calibration": [r.sha256 for r in calib], "method": t.int8_method}
 
     key = {"backbone": sha256_file(backbone), "method": t.int8_method, "v": 6}
     q = steps.run("backbone_int8", key, quantize)
     qbackbone = q.dir / "backbone.onnx"
     test = [r for r in prepared.rows if r.split == "test"]
-    emb, _ = embed_rows(cfg, test, qbackbone, trained["preprocess"], f"int8:{q.key}", False)
+    emb, _ = embed_rows(cfg, test, qbackbone, trained.preprocess, f"int8:{q.key}", False)
 
-    meta = trained["meta"]
+    meta = trained.meta
     meta = meta.model_copy(update={"metrics": {**meta.metrics, **int8_marker(t.int8_method)}})
 
     def export(d: Path) -> dict[str, Any]:
         build_bundle(
-            qbackbone,
-            trained["layers"],
-            meta,
-            d / "model.onnx",
-            trained["protos"],
-            site=trained["site"],
+            qbackbone, trained.layers, meta, d / "model.onnx", trained.protos, site=trained.site
         )
         return {}
 
-    out = steps.run("export_int8", {"train": trained["train_key"], "int8": q.key, "v": 3}, export)
+    out = steps.run("export_int8", {"train": trained.train_key, "int8": q.key, "v": 3}, export)
     return out.dir / "model.onnx", emb
 
 
@@ -266,11 +293,11 @@ def finetune_and_export(
     rules: RulePack,
     steps: StepCache,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> TrainedModel:
     """Partial or full fine-tuning (training/finetune.py) → calibrated bundle. Resumable:
     the step's directory keeps the per-epoch checkpoint until the step completes."""
     from whichbin.evaluation.report import plot_curves
-    from whichbin.training.bundle import write_meta
+    from whichbin.inference import write_meta
     from whichbin.training.finetune import FinetuneParams, finetune, pick_backgrounds
 
     t = cfg.training
@@ -316,13 +343,7 @@ def finetune_and_export(
         index = {lab: i for i, lab in enumerate(labels)}
         y_val = np.array([index[r.label] for r in val])
         c = calibrate_on_val(res.val_logits, y_val, labels, rules, t)
-        temp, thr, prec, cov, m = (
-            c["temperature"],
-            c["threshold"],
-            c["precision"],
-            c["coverage"],
-            c["m"],
-        )
+        temp, thr, prec, cov, m = c.temperature, c.threshold, c.precision, c.coverage, c.m
         shutil.copy(res.bundle, d / "model.onnx")
         final = meta.model_copy(
             update={
@@ -351,11 +372,4 @@ def finetune_and_export(
         }
 
     out = steps.run(f"finetune_{t.mode}", key, run)
-    return {
-        "bundle": out.dir / "model.onnx",
-        "temperature": out.result["temperature"],
-        "threshold": out.result["threshold"],
-        "dir": str(out.dir),
-        "val": out.result["val"],
-        "finetuned": True,
-    }
+    return TrainedModel.from_step(out, out.dir / "model.onnx")

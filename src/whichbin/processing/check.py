@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from whichbin.imageio import DEFAULT_LIMITS, ImageLimits
 from whichbin.processing.layout import (
     IMAGE_SUFFIXES,
     DatasetDir,
@@ -71,14 +72,16 @@ class CheckReport:
 
 
 class CheckCache:
-    """Inspection results by sha256, in ``.cache/check.jsonl`` (append-only)."""
+    """Inspection results by sha256, in ``.cache/check.jsonl`` (append-only). A result holds
+    for the size limits it was found with: other limits re-check."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: ImageLimits = DEFAULT_LIMITS) -> None:
         self.path = path
+        self.limits = [limits.max_pixels, limits.max_bytes]
         self.results: dict[str, Inspection] = {}
         try:
             for r in read_jsonl(path):
-                if r.get("v") == CHECK_VERSION:
+                if r.get("v") == CHECK_VERSION and r.get("limits") == self.limits:
                     self.results[r["sha256"]] = Inspection.from_json(r)
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, not reported
             logger.warning("%s: unreadable cache, re-checking everything", path)
@@ -87,7 +90,7 @@ class CheckCache:
 
     def add(self, insp: Inspection) -> None:
         self.results[insp.sha256] = insp
-        append_jsonl(self.path, insp.to_json())
+        append_jsonl(self.path, {**insp.to_json(), "limits": self.limits})
 
 
 def check_dataset(
@@ -96,6 +99,7 @@ def check_dataset(
     dup_distance: int = 6,
     reporter: Reporter | None = None,
     workers: int | None = None,
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> CheckReport:
     """Validate, quarantine, normalise and group near-duplicates.
 
@@ -105,6 +109,7 @@ def check_dataset(
         dup_distance: Largest dihedral pHash Hamming distance counted as near-duplicate.
         reporter: Progress display (default: rich on a terminal, else logging).
         workers: Decoding threads (default: CPU count, at most 8).
+        limits: Larger images (pixels from the header, bytes) are quarantined undecoded.
 
     Raises:
         DataError: ``dataset`` is not a dataset directory.
@@ -112,7 +117,7 @@ def check_dataset(
     ds = DatasetDir(Path(dataset)).require()
     progress = reporter or default_reporter()
     hashes = HashCache(ds.cache / "sha256.json")
-    cache = CheckCache(ds.cache / "check.jsonl")
+    cache = CheckCache(ds.cache / "check.jsonl", limits)
     try:
         loaded = ds.load_samples()
         before = [x.to_json() for x in loaded]
@@ -121,7 +126,7 @@ def check_dataset(
         for s in samples:
             if s.sha256 not in cache.results:
                 todo.setdefault(s.sha256, ds.root / s.path)
-        _inspect_all(todo, cache, progress, workers)
+        _inspect_all(todo, cache, progress, workers, limits)
 
         report = CheckReport(samples=[], quarantined=[])
         kept: list[Sample] = []
@@ -129,7 +134,7 @@ def check_dataset(
             insp = cache.results[s.sha256]
             reason = insp.error or too_small(insp, min_side)
             if reason is None and insp.fixes:
-                reason = _normalise(ds, s, insp, hashes, cache, report)
+                reason = _normalise(ds, s, insp, hashes, cache, report, limits)
             if reason is not None:
                 report.new_quarantined.append(_quarantine(ds, s, reason))
                 continue
@@ -188,7 +193,11 @@ def _reconcile(ds: DatasetDir, loaded: list[Sample], hashes: HashCache) -> list[
 
 
 def _inspect_all(
-    todo: dict[str, Path], cache: CheckCache, progress: Reporter, workers: int | None
+    todo: dict[str, Path],
+    cache: CheckCache,
+    progress: Reporter,
+    workers: int | None,
+    limits: ImageLimits,
 ) -> None:
     if not todo:
         return
@@ -196,7 +205,7 @@ def _inspect_all(
     items = sorted(todo.items())
     with progress("checking images", len(items)) as advance, ThreadPoolExecutor(n) as pool:
         # PIL releases the GIL while decoding, so threads use every core.
-        for insp in pool.map(lambda kv: inspect_image(kv[1], kv[0]), items):
+        for insp in pool.map(lambda kv: inspect_image(kv[1], kv[0], limits), items):
             cache.add(insp)
             advance(1)
 
@@ -227,12 +236,13 @@ def _normalise(
     hashes: HashCache,
     cache: CheckCache,
     report: CheckReport,
+    limits: ImageLimits,
 ) -> str | None:
     """Rewrite as upright RGB JPEG/PNG, original kept in ``originals/``. Returns a quarantine
     reason if that fails."""
     src = ds.root / s.path
     try:
-        rgb, fmt = normalised_copy(src)
+        rgb, fmt = normalised_copy(src, limits)
     except Exception as e:  # noqa: BLE001 - decoded once already; anything odd is quarantined
         return f"unsupported: cannot convert to RGB ({e})"
     suffix = src.suffix.lower()
@@ -250,7 +260,7 @@ def _normalise(
     save_image(rgb, dest, fmt)
     digest = hashes.sha256(dest)
     if digest not in cache.results:
-        cache.add(inspect_image(dest, digest))
+        cache.add(inspect_image(dest, digest, limits))
     report.normalised.append({"path": ds.rel(dest), "fixes": ", ".join(insp.fixes)})
     logger.info("%s: normalised (%s); original in %s", s.path, ", ".join(insp.fixes), original)
     s.origin_sha256 = s.origin_sha256 or s.sha256

@@ -14,7 +14,6 @@ DATASET/
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from whichbin.errors import DataError
+from whichbin.inference import sha256_file
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
@@ -116,13 +116,13 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Records of a JSON Lines file (none if it does not exist); errors name file and line."""
     if not path.is_file():
         return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                yield json.loads(line)
-            except ValueError as e:
+                yield json.loads(raw.decode("utf-8"))
+            except ValueError as e:  # UnicodeDecodeError included
                 raise DataError(f"{path}:{n}: not valid JSON ({e}); fix or delete the line") from e
 
 
@@ -153,14 +153,6 @@ def walk_files(top: Path) -> Iterator[tuple[str, ...]]:
         for name in sorted(filenames):
             if not name.startswith("."):
                 yield (*prefix, name)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class HashCache:

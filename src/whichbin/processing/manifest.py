@@ -17,6 +17,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from whichbin.errors import ConfigError, DataError
+from whichbin.imageio import DEFAULT_LIMITS, ImageLimits
 from whichbin.processing.check import CheckReport, check_dataset
 from whichbin.processing.layout import DatasetDir, atomic_write
 from whichbin.processing.split import SPLITS, SplitSample, split_samples
@@ -106,6 +107,7 @@ def split_dataset(
     min_side: int = 32,
     dup_distance: int = 6,
     reporter: Reporter | None = None,
+    limits: ImageLimits = DEFAULT_LIMITS,
 ) -> SplitResult:
     """Check the dataset (cached), split it and write ``manifest.csv``.
 
@@ -117,6 +119,7 @@ def split_dataset(
         min_side: Passed to the check.
         dup_distance: Passed to the check; near-duplicates stay in one split.
         reporter: Progress display.
+        limits: Passed to the check: larger images are quarantined undecoded.
 
     Raises:
         DataError: Not a dataset, or it holds no usable images.
@@ -125,7 +128,7 @@ def split_dataset(
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ConfigError(f"val={val}, test={test}: each must be in [0, 1) and sum below 1")
     ds = DatasetDir(Path(dataset))
-    report = check_dataset(ds.root, min_side, dup_distance, reporter)
+    report = check_dataset(ds.root, min_side, dup_distance, reporter, limits=limits)
     if not report.samples:
         raise DataError(f"{ds.root}: no usable images to split (see quarantine.jsonl)")
     previous: dict[str, str] = {}

@@ -11,6 +11,7 @@ from typing import Any
 
 from whichbin.config import DataConfig
 from whichbin.errors import DataError
+from whichbin.imageio import ImageLimits
 from whichbin.processing.ingest import ImportReport, import_source
 from whichbin.processing.layout import DatasetDir, atomic_write
 from whichbin.processing.manifest import ManifestRow, attribute_sources, split_dataset
@@ -68,7 +69,7 @@ def prepare_dataset(
             directories (the ``dataset`` itself is allowed and simply re-used).
         dataset: Dataset directory (created if missing).
         cfg: The ``data`` config section (fractions, seed, min_side, dup_distance,
-            min_per_label).
+            min_per_label, max_image_pixels, max_image_bytes).
         reporter: Progress display (default: rich on a terminal, else logging).
 
     Raises:
@@ -100,6 +101,7 @@ def prepare_dataset(
         min_side=cfg.min_side,
         dup_distance=cfg.dup_distance,
         reporter=reporter,
+        limits=ImageLimits(cfg.max_image_pixels, cfg.max_image_bytes),
     )
     counts = Counter(r.label for r in result.rows)
     labels = sorted(lb for lb, n in counts.items() if n >= cfg.min_per_label)

@@ -14,20 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import ExifTags, Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, ImageOps
 
+from whichbin.imageio import DEFAULT_LIMITS, ImageError, ImageLimits, open_image
 from whichbin.processing.phash import GREY_SIZE, THUMB_SIZE, dihedral_hashes
 
 CHECK_VERSION = 1  # bump when inspection or hashing changes: invalidates cached results
 PLAIN_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP"})
-_MAGIC = {
-    b"\xff\xd8\xff": "JPEG",
-    b"\x89PNG": "PNG",
-    b"GIF8": "GIF",
-    b"BM": "BMP",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
-}
 
 
 @dataclass
@@ -142,52 +135,28 @@ def image_thumb(rgb: Image.Image) -> str:
     return base64.b64encode(np.asarray(small, dtype=np.uint8).tobytes()).decode()
 
 
-def _kind(path: Path) -> str | None:
-    with path.open("rb") as f:
-        head = f.read(16)
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    return next((k for magic, k in _MAGIC.items() if head.startswith(magic)), None)
-
-
-def inspect_image(path: Path, sha256: str) -> Inspection:
-    """Decode ``path`` completely and report problems, fixes and hashes. Never raises for
-    a bad image (the problem becomes ``error``); OSError only if the file is unreadable."""
+def inspect_image(path: Path, sha256: str, limits: ImageLimits = DEFAULT_LIMITS) -> Inspection:
+    """Decode ``path`` completely (once its size is within ``limits``) and report problems,
+    fixes and hashes. Never raises for a bad image: the problem becomes ``error``."""
     # PIL's default, but a process-wide switch: make sure nothing turned it on, otherwise
     # truncated JPEGs decode "successfully" with a grey bottom.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
-    path = Path(path)
-    if path.stat().st_size == 0:
-        return Inspection(sha256, error="empty: the file has 0 bytes")
     try:
-        with Image.open(path) as im:
+        with open_image(path, limits) as im:
             im.load()
             fixes = needed_fixes(im)
             rgb = upright_rgb(im)
             width, height = rgb.size
             hashes = image_hashes(rgb)
             thumb = image_thumb(rgb)
-    except Image.DecompressionBombError as e:
-        return Inspection(sha256, error=f"too-large: {e}")
-    except UnidentifiedImageError:
-        kind = _kind(path)
-        if kind is None:
-            with path.open("rb") as f:
-                head = f.read(24)
-            return Inspection(
-                sha256, error=f"not-an-image: no known image format (starts with {head!r})"
-            )
-        return Inspection(sha256, error=f"corrupt: {kind} header but cannot be decoded")
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        message = str(e) or type(e).__name__
-        code = "truncated" if "truncated" in message.lower() else "corrupt"
-        return Inspection(sha256, error=f"{code}: {message}")
+    except ImageError as e:
+        return Inspection(sha256, error=e.reason)
     return Inspection(sha256, None, width, height, fixes, hashes, thumb)
 
 
-def normalised_copy(path: Path) -> tuple[Image.Image, str]:
+def normalised_copy(path: Path, limits: ImageLimits = DEFAULT_LIMITS) -> tuple[Image.Image, str]:
     """The upright RGB image and the format to save it in (JPEG stays JPEG, else PNG)."""
-    with Image.open(path) as im:
+    with open_image(path, limits) as im:
         im.load()
         fmt = "JPEG" if im.format == "JPEG" else "PNG"
         return upright_rgb(im).copy(), fmt

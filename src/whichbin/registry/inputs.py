@@ -35,7 +35,7 @@ def check_registration(
     report: Path | None = None,
 ) -> Registration:
     """The arguments of a registration, checked; raises RegistryError naming what is wrong."""
-    from whichbin.training.bundle import read_meta
+    from whichbin.inference import read_meta
 
     check_name(name)
     metrics, lineage = plain_json(metrics, "metrics"), plain_json(lineage, "lineage")

@@ -67,23 +67,17 @@ CREATE INDEX IF NOT EXISTS events_version ON events (name, number);
 """
 
 
-def _copy_hashing(src: Path, dst: Path) -> tuple[str, int]:
-    """Copy ``src`` to ``dst`` and return (sha256, size)."""
-    import hashlib
+def _copy_hashing(src: Path, dst: Path) -> str:
+    """Copy ``src`` to ``dst`` and return its sha256."""
+    from whichbin.inference import HashingCopy
 
-    h = hashlib.sha256()
-    size = 0
     with open(src, "rb") as fin, open(dst, "wb") as fout:
-        while block := fin.read(1 << 20):
-            h.update(block)
-            fout.write(block)
-            size += len(block)
-    return h.hexdigest(), size
+        return HashingCopy().copy(fin, fout)
 
 
 def _stamp_version(path: Path, vid: str, source: str) -> None:
     """Write the registered id into the bundle's ``whichbin.version`` metadata."""
-    from whichbin.training.bundle import read_meta, write_meta
+    from whichbin.inference import read_meta, write_meta
 
     try:
         meta = read_meta(path)
@@ -201,7 +195,7 @@ class SqliteRegistry:
         staging.mkdir(parents=True, exist_ok=True)
         tmp = staging / f"{uuid.uuid4().hex}.onnx"
         try:
-            source_sha, _ = _copy_hashing(reg.artifact, tmp)
+            source_sha = _copy_hashing(reg.artifact, tmp)
             with self._write() as conn:
                 row = conn.execute(
                     "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE name = ?", (name,)
@@ -210,7 +204,7 @@ class SqliteRegistry:
                 vid = make_id(name, number)
                 if self.stamp_version:
                     _stamp_version(tmp, vid, str(reg.artifact))
-                from whichbin.training.bundle import sha256_file
+                from whichbin.inference import sha256_file
 
                 sha, size = sha256_file(tmp), tmp.stat().st_size
                 vdir = self.artifacts / name / str(number)

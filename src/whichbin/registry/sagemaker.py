@@ -23,7 +23,6 @@ version id (SageMaker allocates the number after the upload).
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
 import os
 import uuid
@@ -219,7 +218,9 @@ class SagemakerRegistry:
         registration step passes once the quality gate passed.
         """
         reg = check_registration(name, artifact, metrics, lineage, report)
-        sha = hashlib.sha256(reg.artifact.read_bytes()).hexdigest()
+        from whichbin.inference import sha256_file
+
+        sha = sha256_file(reg.artifact)
         folder = f"{self.prefix}/{name}/{sha[:16]}-{uuid.uuid4().hex[:8]}"
         artifact_uri = self._put_file(reg.artifact, f"{folder}/model.onnx")
         report_uri = None
@@ -294,22 +295,26 @@ class SagemakerRegistry:
 
     def artifact_path(self, version_id: str) -> Path:
         """Download (once) and verify the artifact; return the cached local path."""
-        from whichbin.deploy.fetch import fetch_artifact
-        from whichbin.errors import DeployError
+        from whichbin.inference import sha256_file
 
         version = self.get(version_id)
         dest = self.cache_dir / version.name / str(version.number) / "model.onnx"
-        if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == version.sha256:
+        if dest.is_file() and sha256_file(dest) == version.sha256:
             return dest
         bucket, key = _split_s3(version.artifact)
         staged = dest.with_name("download.onnx")
         staged.parent.mkdir(parents=True, exist_ok=True)
-        with _aws(f"download {version.artifact}"):
-            self.s3.download_file(bucket, key, str(staged))
         try:
-            return fetch_artifact(staged.as_uri(), dest, version.sha256)
-        except DeployError as e:
-            raise RegistryError(f"{version.id}: {e}") from e
+            with _aws(f"download {version.artifact}"):
+                self.s3.download_file(bucket, key, str(staged))
+            actual = sha256_file(staged)
+            if actual != version.sha256.strip().lower():
+                raise RegistryError(
+                    f"{version.id}: {version.artifact}: sha256 mismatch (expected "
+                    f"{version.sha256[:12]}…, got {actual[:12]}…): the artifact was not installed"
+                )
+            staged.replace(dest)  # atomic: dest is only ever a verified copy
+            return dest
         finally:
             staged.unlink(missing_ok=True)
 

@@ -1,2 +1,2 @@
-"""Training: backbones, embedding cache, heads, fine-tuning, export. Only bundle.py is
-importable without torch."""
+"""Training: backbones, embedding cache, heads, fine-tuning, export. Bundle metadata and the
+classifier that runs a bundle are in ``whichbin.inference``."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from whichbin.preprocess import PreprocessSpec, to_tensor
+from whichbin.inference import PreprocessSpec, to_tensor
 from whichbin.progress import default_reporter, log_reporter
 from whichbin.training.augment import augment, object_mask
 from whichbin.training.embeddings import load_rgb

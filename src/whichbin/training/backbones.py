@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from whichbin.errors import ConfigError, ModelError
-from whichbin.preprocess import PreprocessSpec
+from whichbin.inference import PreprocessSpec
+from whichbin.training.extra import TRAIN_EXTRA
 
 if TYPE_CHECKING:
     import torch
@@ -63,7 +64,7 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     try:
         import timm
     except ImportError as e:
-        raise ConfigError("training.backbone: timm is needed; pip install 'whichbin[train]'") from e
+        raise ConfigError(f"training.backbone: {name} needs timm: {TRAIN_EXTRA}") from e
     if name not in timm.list_models():
         raise ConfigError(
             f"training.backbone: unknown backbone {name!r}; use one of "

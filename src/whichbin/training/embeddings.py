@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from whichbin.preprocess import PreprocessSpec, to_tensor
+from whichbin import imageio
+from whichbin.inference import PreprocessSpec, to_tensor
 from whichbin.progress import default_reporter, log_reporter
 
 logger = logging.getLogger(__name__)
@@ -61,9 +62,8 @@ class EmbeddingCache:
 
 
 def load_rgb(path: Path) -> Image.Image:
-    """Decode an image as RGB (processing has already normalised it)."""
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    """Decode an image as RGB (processing has already normalised it), size-checked first."""
+    return imageio.load_rgb(path)
 
 
 class OnnxEncoder:

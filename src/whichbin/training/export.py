@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from whichbin.errors import ModelError
-from whichbin.training.bundle import BundleMeta, write_meta
+from whichbin.inference import BundleMeta, write_meta
 from whichbin.training.site_memory import SiteMemory
 
 logger = logging.getLogger(__name__)

@@ -31,10 +31,9 @@ from PIL import Image
 from torch import nn
 
 from whichbin.errors import ConfigError
-from whichbin.preprocess import PreprocessSpec, to_tensor
+from whichbin.inference import BundleMeta, PreprocessSpec, now_iso, to_tensor, write_meta
 from whichbin.training.activations import ActivationStore, cache_activations, thumb
 from whichbin.training.augment import AUGMENT_VERSION, augment, object_mask
-from whichbin.training.bundle import BundleMeta, now_iso, write_meta
 from whichbin.training.embeddings import load_rgb
 
 logger = logging.getLogger(__name__)
@@ -764,7 +763,7 @@ def _bundle_outputs(
     bundle: Path, paths: Sequence[Path], batch: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
     """(logits, embeddings) of a bundle on image files, with ONNX Runtime."""
-    from whichbin.edge.classifier import OnnxClassifier
+    from whichbin.inference import OnnxClassifier
 
     clf = OnnxClassifier(bundle)
     logits, embs = [], []

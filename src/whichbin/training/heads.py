@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from whichbin.inference import softmax
+
 Layers = list[tuple[np.ndarray, np.ndarray]]
 
 
@@ -19,12 +21,6 @@ class HeadResult:
     layers: Layers
     history: dict[str, list[float]] = field(default_factory=dict)
     best_epoch: int = 0
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def forward(layers: Layers, x: np.ndarray) -> np.ndarray:
@@ -124,7 +120,7 @@ def train_head(
             if i < len(params) - 2:
                 h = np.maximum(h, 0)
             acts.append(h)
-        p = _softmax(acts[-1])
+        p = softmax(acts[-1])
         # d/dz of -log sum_{j allowed} p_j is p - (mask * p) / sum(mask * p): for one-hot
         # masks exactly the usual p - onehot.
         mp = mask * p
@@ -146,7 +142,7 @@ def train_head(
         hist["train_loss"].append(float(loss))
         if xv is not None and y_val is not None and len(y_val):
             lv = _unfold(params)
-            pv = _softmax(forward(lv, xv))
+            pv = softmax(forward(lv, xv))
             vl = float(-np.mean(np.log(pv[np.arange(len(y_val)), y_val] + 1e-12)))
             hist["val_loss"].append(vl)
             hist["val_acc"].append(float(np.mean(pv.argmax(1) == y_val)))

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from whichbin.preprocess import PreprocessSpec, to_tensor
-from whichbin.training.bundle import PREFIX, BundleMeta, read_meta, write_meta
+from whichbin.inference import PREFIX, BundleMeta, PreprocessSpec, read_meta, to_tensor, write_meta
 from whichbin.training.embeddings import load_rgb
 
 logger = logging.getLogger(__name__)

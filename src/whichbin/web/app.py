@@ -33,6 +33,8 @@ class WebSettings(BaseModel):
     )
     mqtt_password_file: str | None = Field(default=None, description="File with the password")
     mqtt_ca_file: str | None = Field(default=None, description="CA bundle for mqtts://")
+    mqtt_cert_file: str | None = Field(default=None, description="Client certificate")
+    mqtt_key_file: str | None = Field(default=None, description="Client certificate's key")
     artifact_base_url: str | None = Field(
         default=None, description="Base URL put in deployment messages; default: file:// URLs"
     )
@@ -77,6 +79,8 @@ def create_app(
             password_env=settings.mqtt_password_env,
             password_file=settings.mqtt_password_file,
             ca_file=settings.mqtt_ca_file,
+            cert_file=settings.mqtt_cert_file,
+            key_file=settings.mqtt_key_file,
         )
 
     app = FastAPI(

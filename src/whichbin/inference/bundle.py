@@ -5,17 +5,24 @@ No torch here: the edge and the Pi read bundles with onnx/onnxruntime only.
 
 from __future__ import annotations
 
-import hashlib
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from whichbin.errors import ModelError
-from whichbin.preprocess import PreprocessSpec
+from whichbin.contract import iso, utc_now
+from whichbin.errors import ModelError, validation_message
+from whichbin.inference.preprocess import PreprocessSpec
 
 PREFIX = "whichbin."
+DEFAULT_MODEL_FILE = "default_model.onnx"
+
+
+def default_model_path() -> Path:
+    """The bundled default model shipped inside the package."""
+    return Path(str(resources.files("whichbin.resources").joinpath(DEFAULT_MODEL_FILE)))
 
 
 class BundleMeta(BaseModel):
@@ -63,9 +70,8 @@ class BundleMeta(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise ModelError(f"{source}: metadata {PREFIX}{loc}: {err['msg']}") from e
+            problem = validation_message(e, prefix=(PREFIX.rstrip("."),))
+            raise ModelError(f"{source}: metadata {problem}") from e
 
     @property
     def threshold(self) -> float:
@@ -101,17 +107,6 @@ def read_meta(onnx_path: Path) -> BundleMeta:
     return BundleMeta.from_props(props, source=str(path))
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def now_iso() -> str:
     """Creation timestamp for bundles."""
-    from whichbin.contract import iso, utc_now
-
     return iso(utc_now())

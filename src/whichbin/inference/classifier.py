@@ -3,33 +3,16 @@
 
 from __future__ import annotations
 
-import logging
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from whichbin.errors import ModelError
-from whichbin.preprocess import to_tensor
+from whichbin.inference.bundle import BundleMeta, read_meta
+from whichbin.inference.hashing import sha256_file
+from whichbin.inference.preprocess import to_tensor
+from whichbin.inference.scores import softmax
 from whichbin.rules import Prediction, RulePack, predict_from_probs
-from whichbin.training.bundle import BundleMeta, read_meta, sha256_file
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_MODEL_NAME = "default_model.onnx"
-
-
-def default_model_path() -> Path:
-    """The bundled default model shipped inside the package."""
-    return Path(str(resources.files("whichbin.resources").joinpath(DEFAULT_MODEL_NAME)))
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Row-wise softmax of logits / temperature."""
-    z = logits / max(temperature, 1e-6)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 class OnnxClassifier:

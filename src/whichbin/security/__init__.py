@@ -1,0 +1,1 @@
+"""Signed deployments, safe fetching policy and MQTT certificates."""
