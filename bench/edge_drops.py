@@ -43,7 +43,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from common import SHARED, write_result  # noqa: E402
 
-from whichbin.edge.presence import PresenceConfig, PresenceDetector  # noqa: E402
+from whichbin.config import PresenceConfig  # noqa: E402
+from whichbin.edge.presence import PresenceDetector  # noqa: E402
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel  # noqa: E402
 from whichbin.edge.scenes import BACKGROUNDS, SequenceBuilder  # noqa: E402
 from whichbin.edge.sources import Frame  # noqa: E402

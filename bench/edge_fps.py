@@ -115,29 +115,26 @@ def run_once(
     realtime: bool,
     name: str,
 ) -> dict:
-    from whichbin.edge.presence import PresenceConfig
+    from whichbin.config import CaptureConfig, EdgeConfig, MqttConfig, PresenceConfig
     from whichbin.edge.scenes import ROI
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.edge.service import EdgeService
     from whichbin.inference import default_model_path
 
     device = f"bench-{name}"
     sub = Subscriber(url, f"whichbin/{device}/event")
     svc = EdgeService(
-        EdgeOptions(
+        EdgeConfig(
             source=str(video),
             device_id=device,
-            mqtt_url=url,
             model=default_model_path(),
-            # max: as fast as it goes (measure the edge, not the recording's rate);
-            # realtime: the recording's own 30 fps, latest frame wins, like a camera
             fps=None if realtime else 100_000,
-            drop_frames=realtime,
-            exit_at_end=True,
             data_dir=workdir / name,
             presence=PresenceConfig(roi=ROI),
             threads=threads,
-            classify_all=classify_all,
-        )
+            capture=CaptureConfig(drop_frames=realtime, exit_at_end=True),
+        ),
+        MqttConfig(url=url),
+        classify_all=classify_all,
     )
     t0 = time.perf_counter()
     stats = svc.run()

@@ -26,7 +26,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -180,17 +179,18 @@ def run_frozen(method: str, ctx: dict[str, Any], out: Path) -> dict[str, Any]:
 # tta flip averaging, last
 # (export the last epoch, not the best on val), val0.05 (validation share; same test split),
 # lite1 / lite2 (backbone efficientnet_lite1/2 at its own input size unless r is given).
-OVERRIDES = {
-    "b": ("from_block", int),
-    "e": ("epochs", int),
-    "v": ("views", int),
-    "c": ("p_composite", float),
+OVERRIDES = {  # training config keys, and the Recipe's label_smoothing
+    "b": ("finetune_from_block", int),
+    "e": ("finetune_epochs", int),
+    "v": ("augment_views", int),
+    "c": ("augment_composite", float),
     "r": ("image_size", int),
-    "lr": ("lr", float),
-    "m": ("mixup", float),
+    "lr": ("finetune_lr", float),
+    "m": ("finetune_mixup", float),
     "ls": ("label_smoothing", float),
-    "n": ("members", int),
+    "n": ("finetune_members", int),
 }
+RECIPE_KEYS = {"label_smoothing"}
 
 
 VAL = 0.15  # the validation share unless a method says ``val<fraction>``
@@ -226,41 +226,43 @@ def seed_context(work: Path, seed: int, val: float, train_bg: list[Path]) -> dic
     }
 
 
-def finetune_params(method: str, args: argparse.Namespace) -> Any:
-    """FinetuneParams of a method name (see OVERRIDES; legacy: partial_noaug (no augmented
-    views), partial_b4 (from block 4), partial_procbg (procedural backgrounds only))."""
+def finetune_params(method: str, args: argparse.Namespace) -> tuple[Any, Any]:
+    """The ``training`` config and the Recipe of a method name (see OVERRIDES; legacy:
+    partial_noaug (no augmented views), partial_b4 (from block 4), partial_procbg
+    (procedural backgrounds only))."""
     import re
 
-    from whichbin.training.finetune import FinetuneParams
+    from whichbin.config import TrainingConfig
+    from whichbin.training.finetune import Recipe
 
     base, *opts = method.split(":")
     if base.startswith("partial"):
         kw: dict[str, Any] = {
             "mode": "partial",
-            "from_block": 4 if base.endswith("_b4") else args.from_block,
-            "epochs": args.epochs,
-            "views": 0 if base.endswith("_noaug") else args.views,
-            "lr": args.lr,
-            "p_composite": args.composite,
+            "finetune_from_block": 4 if base.endswith("_b4") else args.from_block,
+            "finetune_epochs": args.epochs,
+            "augment_views": 0 if base.endswith("_noaug") else args.views,
+            "finetune_lr": args.lr,
+            "augment_composite": args.composite,
             "image_size": args.size,
-            "mixup": args.mixup,
-            "tta_flip": args.tta,
+            "finetune_mixup": args.mixup,
+            "finetune_tta_flip": args.tta,
         }
     else:
         kw = {
             "mode": "full",
             "image_size": args.full_size,
-            "epochs": args.full_epochs,
-            "lr": args.full_lr,
+            "finetune_epochs": args.full_epochs,
+            "finetune_lr": args.full_lr,
         }
     for opt in opts:
         if opt.startswith("val"):  # the split, not a fine-tuning setting (val_fraction)
             continue
         if opt in ("tta", "notta"):
-            kw["tta_flip"] = opt == "tta"
+            kw["finetune_tta_flip"] = opt == "tta"
             continue
         if opt in ("last", "best"):
-            kw["select"] = opt
+            kw["finetune_select"] = opt
             continue
         if opt in ("lite0", "lite1", "lite2"):
             from whichbin.training.backbones import get_backbone_spec
@@ -274,17 +276,27 @@ def finetune_params(method: str, args: argparse.Namespace) -> Any:
             raise SystemExit(f"unknown method option {opt!r} in {method!r}")
         name, cast = OVERRIDES[m.group(1)]
         kw[name] = cast(m.group(2))
-    return FinetuneParams(**kw)
+    recipe = {k: kw.pop(k) for k in RECIPE_KEYS & kw.keys()}
+    return TrainingConfig(**kw), Recipe(**recipe)
 
 
-def same_params(old: dict[str, Any] | None, new: Any) -> bool:
+def settings_of(params: tuple[Any, Any]) -> dict[str, Any]:
+    """A method's fine-tuning settings, flat (what a result records as ``params``)."""
+    from whichbin.training.finetune import finetune_settings
+
+    return finetune_settings(*params)
+
+
+def same_params(old: dict[str, Any] | None, new: tuple[Any, Any]) -> bool:
     """Whether a kept result used ``new``'s settings (a field added since then counts as
     its default)."""
-    from dataclasses import fields
+    from whichbin.config import TrainingConfig
+    from whichbin.training.finetune import Recipe
 
     if old is None:
         return False
-    return all(old.get(f.name, f.default) == getattr(new, f.name) for f in fields(new))
+    defaults = settings_of((TrainingConfig(), Recipe()))
+    return all(old.get(k, defaults[k]) == v for k, v in settings_of(new).items())
 
 
 def run_finetune(method: str, ctx: dict[str, Any], out: Path, args: argparse.Namespace) -> dict:
@@ -296,7 +308,7 @@ def run_finetune(method: str, ctx: dict[str, Any], out: Path, args: argparse.Nam
     p = finetune_params(method, args)
     t0 = time.perf_counter()
     res = finetune(
-        p,
+        p[0],
         tr,
         va,
         ctx["labels"],
@@ -305,10 +317,11 @@ def run_finetune(method: str, ctx: dict[str, Any], out: Path, args: argparse.Nam
         meta_for(ctx["labels"], method),
         backgrounds=[] if method.split(":")[0].endswith("_procbg") else ctx["train_bg"],
         progress=False,
+        recipe=p[1],
     )
     return {
         "seconds": {**res.seconds, "wall": round(time.perf_counter() - t0, 1)},
-        "params": asdict(p),
+        "params": settings_of(p),
         "history": res.history,
         "epoch_seconds": res.epoch_seconds,
         "best_epoch": res.best_epoch,
@@ -370,7 +383,7 @@ def all_data(args: argparse.Namespace) -> None:
     )
     t0 = time.perf_counter()
     res = finetune(
-        p,
+        p[0],
         tr,
         va,
         labels,
@@ -379,6 +392,7 @@ def all_data(args: argparse.Namespace) -> None:
         meta_for(labels, "all"),
         backgrounds=backgrounds()[0],
         progress=False,
+        recipe=p[1],
     )
     wall = time.perf_counter() - t0
     from whichbin.evaluation.evaluate import evaluate_bundle
@@ -393,7 +407,7 @@ def all_data(args: argparse.Namespace) -> None:
             "finetune_wall_seconds": round(wall, 1),
             "finetune_seconds": res.seconds,
             "evaluate_seconds": round(time.perf_counter() - t1, 1),
-            "params": asdict(p),
+            "params": settings_of(p),
             "history": res.history,
             "epoch_seconds": res.epoch_seconds,
             "test": {k: m[k] for k in ("n", "accuracy", "macro_f1", "bin_accuracy", "bin_recall")},

@@ -202,9 +202,14 @@ def finetune_all_section(d: dict) -> list[str]:
     t = d["test"]
     recall = ", ".join(f"{b} {_pct(v)}" for b, v in sorted(t["bin_recall"].items()))
     sec = d["finetune_seconds"]
+    p = d["params"]  # training config keys since the fine-tuning split; older results: short
+    epochs, views = (
+        p.get("finetune_epochs", p.get("epochs")),
+        p.get("augment_views", p.get("views")),
+    )
     return _head("Partial fine-tuning on all of ../shared/data", d) + [
-        f"- {d['images']['train']} training images, {d['params']['epochs']} epochs, "
-        f"{d['params']['views']} augmented views: {d['finetune_wall_seconds']:.0f} s wall "
+        f"- {d['images']['train']} training images, {epochs} epochs, "
+        f"{views} augmented views: {d['finetune_wall_seconds']:.0f} s wall "
         f"(activation cache {sec['cache']:.0f} s, training {sec['train']:.0f} s)",
         f"- test ({t['n']} images): accuracy {_pct(t['accuracy'])}, macro-F1 "
         f"{_pct(t['macro_f1'])}, bin accuracy {_pct(t['bin_accuracy'])}; per-bin recall: {recall}",

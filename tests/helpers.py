@@ -234,9 +234,9 @@ class SigningKey:
 
     def edge_security(self, file_root: Path | None = None, **fetch: Any) -> Any:
         """``edge.security`` trusting this key; file:// allowed under ``file_root``."""
-        from whichbin.security.policy import EdgeSecuritySettings, FetchPolicy
+        from whichbin.config import EdgeSecurityConfig, FetchPolicy
 
-        return EdgeSecuritySettings(
+        return EdgeSecurityConfig(
             trusted_keys=[self.public], fetch=FetchPolicy(file_root=file_root, **fetch)
         )
 

@@ -95,6 +95,8 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     start_edge: StartEdge,
     signing_key,  # noqa: ANN001
 ) -> None:
+    from tests.pi.support import display_config
+    from whichbin.config import MqttConfig
     from whichbin.inference import OnnxClassifier
     from whichbin.pi.displays import RecorderDisplay
     from whichbin.pi.render import render
@@ -168,13 +170,13 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     device = "kitchen"
     rec = Recorder(fresh_broker.url, ["whichbin/#", "deeplens/#"])
     display = RecorderDisplay()
-    pi = start_display(fresh_broker.url, device, display, hold=60.0, wait=5)
+    pi = start_display(*display_config(fresh_broker.url, device, hold=60.0), display, wait=5)
     camera = CounterCamera(frames_dir, fps=20)
     edge = start_edge(
         camera,
         device_id=device,
-        mqtt_url=fresh_broker.url,
-        deeplens=True,
+        mqtt=MqttConfig(url=fresh_broker.url),
+        deeplens_topic=True,
         # Trusts the approver's public key; fetches file:// only from the registry.
         security=signing_key.edge_security(file_root=registry),
     )

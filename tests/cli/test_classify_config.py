@@ -1,11 +1,10 @@
-"""``whichbin classify``, ``whichbin config check`` and the help texts of the root commands."""
+"""``whichbin classify`` and ``whichbin config check`` (help texts: tests/cli/test_options.py)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import COLORS, solid_image
@@ -74,25 +73,6 @@ def test_config_check_names_the_key(tmp_path: Path) -> None:
     res = runner.invoke(app, ["config", "check", str(bad)])
     assert res.exit_code == 1
     assert "bad.yaml" in res.output and "training.epochz" in res.output
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["classify"],
-        ["pipeline", "run"],
-        ["config", "check"],
-        ["data", "import"],
-        ["registry", "approve"],
-        ["edge", "run"],
-        ["pi", "display"],
-        ["web"],
-    ],
-)
-def test_help_has_an_example(command: list[str]) -> None:
-    res = runner.invoke(app, [*command, "--help"])
-    assert res.exit_code == 0
-    assert "Example" in res.output and "whichbin " + command[0] in res.output
 
 
 def test_config_check_validates_the_edge_section(tmp_path: Path) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from whichbin.config import FetchPolicy
 from whichbin.deploy.fetch import FetchRefused, check_url, fetch_artifact
 from whichbin.errors import DeployError
-from whichbin.security.policy import FetchPolicy
 
 ZERO = "0" * 64
 

@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import free_port, wait_for
 from tests.helpers import Broker, Recorder
 from tests.registry.fixtures import register
+from whichbin.config import MqttConfig
 from whichbin.contract import Deployment
 from whichbin.deploy import (
     DeploymentRefused,
@@ -58,8 +59,14 @@ def test_artifact_url_and_topics(registry: SqliteRegistry, color_bundle: Path) -
 def test_publish_is_retained_and_device_topic_overrides(broker: Broker, prefix: str) -> None:
     fleet = Deployment(version="m/1", sha256="a" * 64, url="file:///a", ts="t", approved_by="x")
     one = Deployment(version="m/2", sha256="b" * 64, url="file:///b", ts="t", approved_by="x")
-    assert publish_deployment(fleet, broker.url, prefix) == f"{prefix}/fleet/deployment"
-    assert publish_deployment(one, broker.url, prefix, device="cam1") == f"{prefix}/cam1/deployment"
+    assert (
+        publish_deployment(fleet, MqttConfig(url=broker.url, prefix=prefix))
+        == f"{prefix}/fleet/deployment"
+    )
+    assert (
+        publish_deployment(one, MqttConfig(url=broker.url, prefix=prefix), device="cam1")
+        == f"{prefix}/cam1/deployment"
+    )
     late = Recorder(broker.url, [f"{prefix}/#"])
     try:
         assert wait_for(lambda: len(late.messages) == 2, timeout=5)
@@ -73,20 +80,29 @@ def test_publish_is_retained_and_device_topic_overrides(broker: Broker, prefix: 
 def test_publish_to_unreachable_broker_raises() -> None:
     d = Deployment(version="m/1", sha256="a" * 64, url="file:///a", ts="t")
     with pytest.raises(DeployError, match="cannot reach the MQTT broker at 127.0.0.1"):
-        publish_deployment(d, f"mqtt://127.0.0.1:{free_port()}", timeout=0.5)
+        publish_deployment(d, MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}"), timeout=0.5)
 
 
 def test_approve_and_deploy_outcomes(
     registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
 ) -> None:
     v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
-    ok = approve_and_deploy(registry, v1.id, "ana", "", MqttDeployer(broker.url, prefix), NOW)
+    ok = approve_and_deploy(
+        registry, v1.id, "ana", "", MqttDeployer(MqttConfig(url=broker.url, prefix=prefix)), NOW
+    )
     assert ok.published and ok.deployment and ok.deployment.sha256 == v1.sha256
 
-    dead = MqttDeployer(f"mqtt://127.0.0.1:{free_port()}", prefix, timeout=0.5)
+    dead = MqttDeployer(
+        MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}", prefix=prefix), timeout=0.5
+    )
     failed = approve_and_deploy(registry, v2.id, "ana", "", dead, NOW)
     assert not failed.published and "cannot reach" in (failed.error or "")
     assert failed.version.status == "Approved"
 
     with pytest.raises(DeploymentRefused, match="approve it again"):
-        deploy_version(registry, registry.get(v1.id), MqttDeployer(broker.url, prefix), NOW)
+        deploy_version(
+            registry,
+            registry.get(v1.id),
+            MqttDeployer(MqttConfig(url=broker.url, prefix=prefix)),
+            NOW,
+        )

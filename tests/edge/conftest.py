@@ -14,13 +14,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pytest
 
 if TYPE_CHECKING:
+    from whichbin.config import MqttConfig
     from whichbin.edge.service import EdgeService
 
 
 class StartEdge(Protocol):
     """The function ``start_edge`` gives (for annotations)."""
 
-    def __call__(self, source: Any, *, start: bool = True, **options: Any) -> EdgeService: ...
+    def __call__(
+        self,
+        source: Any,
+        *,
+        start: bool = True,
+        mqtt: MqttConfig | None = None,
+        classify_all: bool = False,
+        **edge: Any,
+    ) -> EdgeService: ...
 
 
 EdgeProcess = Callable[..., subprocess.Popen]  # what ``edge_process`` gives
@@ -28,31 +37,41 @@ EdgeProcess = Callable[..., subprocess.Popen]  # what ``edge_process`` gives
 
 @pytest.fixture()
 def start_edge(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StartEdge]:
-    """``start_edge(source, *, start=True, **options) -> EdgeService``, as ``edge run``
-    builds it; every edge it made is stopped after the test.
+    """``start_edge(source, *, start=True, mqtt=None, classify_all=False, **edge) ->
+    EdgeService``, as ``edge run`` builds it; every edge it made is stopped after the test.
 
     Args of the function it gives:
         source: a frame folder or video (a path), or a ready FrameSource (a scripted camera).
         start: run it on its thread now; False gives it unstarted (``run()`` blocks
             until the source ends).
-        options: the edge's options; by default a fresh ``cam-<hex>`` device id, the
-            session broker (started only when no ``mqtt_url`` is given) and
-            ``<tmp>/models`` for deployments.
+        mqtt: the ``mqtt`` section; default: the session broker (started only when no
+            ``mqtt`` is given).
+        classify_all: classify every frame (benchmarks).
+        edge: fields of the ``edge`` section (EdgeConfig); by default a fresh ``cam-<hex>``
+            device id, ``<tmp>/models`` for deployments and ``data_dir=None`` (nothing on
+            disk).
     """
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.config import EdgeConfig, MqttConfig
+    from whichbin.edge.service import EdgeService
 
     made: list[EdgeService] = []
 
-    def make(source: Any, *, start: bool = True, **options: Any) -> EdgeService:
-        if "mqtt_url" not in options:
-            options["mqtt_url"] = request.getfixturevalue("broker").url
-        options.setdefault("device_id", f"cam-{uuid.uuid4().hex[:8]}")
-        options.setdefault("models_dir", tmp_path / "models")
+    def make(
+        source: Any,
+        *,
+        start: bool = True,
+        mqtt: MqttConfig | None = None,
+        classify_all: bool = False,
+        **edge: Any,
+    ) -> EdgeService:
+        if mqtt is None:
+            mqtt = MqttConfig(url=request.getfixturevalue("broker").url)
+        edge.setdefault("device_id", f"cam-{uuid.uuid4().hex[:8]}")
+        edge.setdefault("models_dir", tmp_path / "models")
+        edge.setdefault("data_dir", None)
         given = None if isinstance(source, str | Path) else source
-        svc = EdgeService(
-            EdgeOptions(source="scripted" if given is not None else str(source), **options),
-            source=given,
-        )
+        config = EdgeConfig(source="scripted" if given is not None else str(source), **edge)
+        svc = EdgeService(config, mqtt, source=given, classify_all=classify_all)
         made.append(svc)
         return svc.start() if start else svc
 

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from whichbin.cli.main import app
-from whichbin.edge.config import EdgeConfig, as_edge_config
-from whichbin.edge.service import EdgeOptions
+from whichbin.cli.options import load_config
+from whichbin.config import EdgeConfig
 from whichbin.errors import ConfigError
 
 CONFIG = """
@@ -59,17 +59,13 @@ def test_yaml_file_then_environment_then_flags(tmp_path: Path) -> None:
     assert doc["mqtt"]["url"] == "mqtt://broker.local:1884"
     env = {"WHICHBIN_EDGE__DECISION__TIMEOUT": "9", "WHICHBIN_EDGE__DEVICE_ID": "hall"}
     assert show(["--config", str(path)], env)["edge"]["decision"]["timeout"] == 9.0
-    # Flags win over both (checked through the options `edge run` builds).
-    from whichbin.cli.edge import _load, _set
-
-    over: dict = {}
-    _set(over, "edge.device_id", "porch")
-    _set(over, "edge.decision.vote_frames", 9)
-    _set(over, "edge.fps", None)  # not given: the file's value stays
-    edge_cfg, mqtt_cfg = _load(path, over)
-    options = EdgeOptions.from_config(edge_cfg, mqtt_cfg)
+    # Flags win over both (the sections `edge run` hands to EdgeService).
+    flags = {"edge.device_id": "porch", "edge.decision.vote_frames": 9}
+    flags["edge.fps"] = None  # not given: the file's value stays
+    settings = load_config(path, flags)
+    options, mqtt = settings.edge.require(), settings.mqtt
     assert options.device_id == "porch" and options.decision.vote_frames == 9
-    assert options.mqtt_url == "mqtt://broker.local:1884" and options.prefix == "home"
+    assert mqtt.url == "mqtt://broker.local:1884" and mqtt.prefix == "home"
     assert options.presence.roi == (0.2, 0.1, 0.8, 0.9) and options.presence.enter_frames == 3
     assert options.snapshots.publish and options.homeassistant.enabled
     assert options.http.port == 8081 and options.data_dir == Path("/var/lib/whichbin/edge")
@@ -96,16 +92,27 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, yaml_text: str, k
 
 def test_run_requires_device_and_source() -> None:
     with pytest.raises(ConfigError, match=r"edge\.source: required \(set --source"):
-        EdgeOptions.from_config(EdgeConfig(device_id="x"))
+        EdgeConfig(device_id="x").require()
     result = CliRunner().invoke(app, ["edge", "run", "--source", "0"])
     assert result.exit_code == 1
     assert "--device-id" in (result.stderr or "") + str(result.exception or "")
 
 
-def test_as_edge_config_accepts_a_typed_section() -> None:
-    typed = EdgeConfig(device_id="a")
-    assert as_edge_config(typed) is typed
-    assert as_edge_config({"device_id": "b"}).device_id == "b"
+def test_config_imports_no_runtime() -> None:
+    """The config tree loads without the edge, web, MQTT or torch code (a fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, whichbin.config as c; c.Settings(); "
+        "print(sorted(m for m in sys.modules if m.startswith('whichbin')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(eval(out.stdout))  # noqa: S307 - our own output: a list of module names
+    assert loaded <= {"whichbin", "whichbin.errors"} | {
+        m for m in loaded if m.startswith("whichbin.config")
+    }, loaded
+    assert EdgeConfig.model_validate({"device_id": "b"}).device_id == "b"
 
 
 def test_show_config_help_has_an_example() -> None:
@@ -114,23 +121,19 @@ def test_show_config_help_has_an_example() -> None:
 
 
 def test_presence_and_stills_settings_reach_the_detector(tmp_path: Path) -> None:
-    from whichbin.edge.config import PresenceSettings
-    from whichbin.edge.presence import PresenceConfig
+    from whichbin.edge.presence import PresenceDetector
 
-    # The config's defaults are the detector's defaults.
-    assert PresenceSettings().to_presence_config() == PresenceConfig()
+    # The detector takes the config section itself: its defaults are the section's.
+    assert PresenceDetector().config == EdgeConfig().presence
     path = tmp_path / "whichbin.yaml"
     path.write_text(
         "edge:\n  device_id: k\n  source: ./photos\n  stills: true\n"
         "  presence: {crop: false, crop_margin: 0.2, extra_crop_margins: [0.0, 0.3]}\n"
     )
-    from whichbin.cli.edge import _load
-
-    edge_cfg, mqtt_cfg = _load(path, {})
-    options = EdgeOptions.from_config(edge_cfg, mqtt_cfg)
+    options = load_config(path).edge
     assert options.stills
     assert options.presence.crop is False and options.presence.crop_margin == 0.2
     assert options.presence.extra_crop_margins == (0.0, 0.3)
     path.write_text("edge: {presence: {extra_crop_margins: [3]}}\n")
     with pytest.raises(ConfigError, match="edge.presence.extra_crop_margins"):
-        _load(path, {})
+        load_config(path)

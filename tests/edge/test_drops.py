@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from tests.edge.fakes import InMemoryPublisher
+from whichbin.config import PresenceConfig
 from whichbin.contract import Topics
 from whichbin.edge.capture import ThreadedSource
-from whichbin.edge.presence import PresenceConfig, PresenceDetector
+from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
 from whichbin.edge.scenes import ROI, SequenceBuilder, pick_photos, write_video
 from whichbin.edge.sources import create_source

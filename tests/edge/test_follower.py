@@ -17,6 +17,7 @@ from tests.edge.conftest import StartEdge
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder, SigningKey, make_color_bundle
+from whichbin.config import CaptureConfig, MqttConfig
 from whichbin.contract import Deployment, DeploymentStatus, Topics, iso, utc_now
 from whichbin.edge.follower import DeploymentFollower
 from whichbin.edge.model_store import CURRENT_FILE
@@ -86,7 +87,7 @@ def test_a_running_edge_follows_deployments(
         frames,
         device_id=dev,
         fps=50,
-        prefix=prefix,
+        mqtt=MqttConfig(url=broker.url, prefix=prefix),
         models_dir=models_dir,
         security=KEY.edge_security(tmp_path, http_hosts=["127.0.0.1"]),
     )
@@ -194,11 +195,11 @@ def test_a_restart_without_broker_still_has_its_model(
         frames,
         start=False,
         device_id="cam1",
-        mqtt_url=f"mqtt://127.0.0.1:{free_port()}",  # nobody listens
         fps=200,
-        exit_at_end=True,
         models_dir=models_dir,
         connect_timeout=0.2,
+        capture=CaptureConfig(exit_at_end=True),
+        mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}"),  # nobody listens
     ).run()
     assert list(stats.bins) == ["recycling"] and stats.errors == 0
 

@@ -153,7 +153,7 @@ def test_value_templates_render_our_payloads() -> None:
 def test_edge_publishes_discovery_on_connect_and_uninstall_removes_it(
     broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
-    from whichbin.edge.config import HomeAssistantSettings
+    from whichbin.config import CaptureConfig, HomeAssistantConfig
 
     dev = f"cam-{uuid.uuid4().hex[:8]}"
     node = node_id(dev)
@@ -164,8 +164,8 @@ def test_edge_publishes_discovery_on_connect_and_uninstall_removes_it(
         device_id=dev,
         model=color_bundle,
         fps=50,
-        exit_at_end=True,
-        homeassistant=HomeAssistantSettings(enabled=True),
+        capture=CaptureConfig(exit_at_end=True),
+        homeassistant=HomeAssistantConfig(enabled=True),
     ).run()
     expected = {m.topic for m in discovery_messages(dev)}
     late = Recorder(broker.url, [f"homeassistant/+/{node}/#", f"whichbin/{dev}/counters"])

@@ -11,8 +11,9 @@ from PIL import Image
 
 from tests.edge.fakes import InMemoryPublisher
 from tests.helpers import COLORS
+from whichbin.config import PresenceConfig
 from whichbin.contract import Topics
-from whichbin.edge.presence import PresenceConfig, PresenceDetector
+from whichbin.edge.presence import PresenceDetector
 from whichbin.edge.region import blob_box, crop_box, grow
 from whichbin.edge.runner import ActiveModel, EdgeRunner, StaticModel
 from whichbin.edge.scenes import BACKGROUNDS, SequenceBuilder

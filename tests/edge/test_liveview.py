@@ -16,7 +16,7 @@ from tests.conftest import wait_for
 from tests.edge.conftest import StartEdge
 from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import scene_frame
-from whichbin.edge.config import HttpSettings
+from whichbin.config import HttpConfig
 from whichbin.edge.liveview import (
     BOUNDARY,
     LiveView,
@@ -82,7 +82,7 @@ def test_stream_page_and_snapshot() -> None:
         view.stop()
 
 
-def with_live_view(start_edge: StartEdge, bundle: Path, settings: HttpSettings) -> Any:
+def with_live_view(start_edge: StartEdge, bundle: Path, settings: HttpConfig) -> Any:
     """A running edge on a scripted camera with a live view, frames flowing."""
     svc = start_edge(ScriptedSource(fps=50), model=bundle, http=settings)
     assert wait_for(lambda: svc.runner.stats.frames > 3, 5)
@@ -90,7 +90,7 @@ def with_live_view(start_edge: StartEdge, bundle: Path, settings: HttpSettings) 
 
 
 def test_edge_serves_its_live_view(color_bundle: Path, start_edge: StartEdge) -> None:
-    svc = with_live_view(start_edge, color_bundle, HttpSettings(host="127.0.0.1", port=0))
+    svc = with_live_view(start_edge, color_bundle, HttpConfig(host="127.0.0.1", port=0))
     _, jpeg = first_part(svc.liveview.port)
     assert jpeg[:2] == b"\xff\xd8"
 
@@ -123,7 +123,7 @@ def test_edge_live_view_with_a_password_needs_it(
     color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
     (tmp_path / "http-password").write_text("s3cret\n")
-    settings = HttpSettings(host="127.0.0.1", port=0, password_file=tmp_path / "http-password")
+    settings = HttpConfig(host="127.0.0.1", port=0, password_file=tmp_path / "http-password")
     svc = with_live_view(start_edge, color_bundle, settings)
     for path in ("/", "/stream.mjpg", "/snapshot.jpg"):
         for headers in ({}, {"Authorization": basic("viewer", "guess")}):

@@ -14,6 +14,7 @@ from tests.edge.conftest import EdgeProcess, StartEdge
 from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder
+from whichbin.config import CaptureConfig, MqttConfig
 from whichbin.contract import Topics
 
 
@@ -57,7 +58,7 @@ def test_broker_restart_mid_run_loses_no_event(
     svc = start_edge(
         camera,
         device_id=dev,
-        mqtt_url=persistent_broker.url,
+        mqtt=MqttConfig(url=persistent_broker.url),
         model=color_bundle,
         data_dir=tmp_path / "edge",
     )
@@ -96,14 +97,19 @@ def test_events_stored_while_offline_are_sent_by_the_next_process(
     topics = Topics(dev)
     options = {
         "device_id": dev,
-        "mqtt_url": fresh_broker.url,
+        "mqtt": MqttConfig(url=fresh_broker.url),
         "model": color_bundle,
         "data_dir": tmp_path / "edge",
     }
     fresh_broker.stop()  # the broker is down the whole first run
     frames = write_scene(tmp_path / "frames", ["compost", "recycling"])
     first = start_edge(
-        frames, start=False, fps=100, exit_at_end=True, connect_timeout=0.2, **options
+        frames,
+        start=False,
+        fps=100,
+        capture=CaptureConfig(exit_at_end=True),
+        connect_timeout=0.2,
+        **options,
     )
     stats = first.run()
     assert stats.events == 2

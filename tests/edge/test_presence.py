@@ -7,7 +7,8 @@ import pytest
 
 from tests.edge.scenes import scene_frame
 from tests.helpers import COLORS
-from whichbin.edge.presence import PresenceConfig, PresenceDetector, crop_roi, downscale_grey
+from whichbin.config import PresenceConfig
+from whichbin.edge.presence import PresenceDetector, crop_roi, downscale_grey
 
 RED = COLORS["landfill"]
 

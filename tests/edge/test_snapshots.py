@@ -15,8 +15,9 @@ from tests.conftest import wait_for
 from tests.edge.conftest import StartEdge
 from tests.edge.fakes import ScriptedSource
 from tests.helpers import COLORS, Broker
+from whichbin.config import SnapshotConfig
 from whichbin.contract import Correction, Event, LabelP, ModelRef, RulesRef, Topics, iso, utc_now
-from whichbin.edge.snapshots import SnapshotPolicy, SnapshotStore
+from whichbin.edge.snapshots import SnapshotStore
 
 DAY = 86400.0
 
@@ -54,7 +55,7 @@ def test_retention_by_count_and_age(tmp_path: Path) -> None:
     now = time.time()
     store = SnapshotStore(
         tmp_path,
-        SnapshotPolicy(max_count=3, max_age_days=2, unsure_max_count=10),
+        SnapshotConfig(max_count=3, max_age_days=2, unsure_max_count=10),
         clock=lambda: now,
     )
     events = [event() for _ in range(5)]

@@ -56,17 +56,18 @@ def logged() -> Iterator[Recorder]:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """An edge that follows deployments, with snapshots on; never started (no broker)."""
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.config import EdgeConfig, MqttConfig
+    from whichbin.edge.service import EdgeService
 
     tmp = tmp_path_factory.mktemp("edge")
     return EdgeService(
-        EdgeOptions(
+        EdgeConfig(
             source=str(write_scene(tmp / "frames", ["landfill"])),
             device_id="fuzz",
-            mqtt_url="mqtt://127.0.0.1:1",
             models_dir=tmp / "models",
             data_dir=tmp / "data",
-        )
+        ),
+        MqttConfig(url="mqtt://127.0.0.1:1"),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from whichbin.config import MqttConfig, PiConfig
 from whichbin.contract import Event, LabelP, ModelRef, RulesRef, iso, utc_now
 from whichbin.messaging.mqtt import MqttClient
 
@@ -26,3 +27,11 @@ def connect(url: str) -> MqttClient:
     c = MqttClient(url, f"test-pub-{uuid.uuid4().hex[:8]}")
     assert c.start(wait=10), "publisher could not connect"
     return c
+
+
+def display_config(url: str, device: str, **pi: object) -> tuple[MqttConfig, PiConfig]:
+    """The ``mqtt`` and ``pi`` sections for a display of ``device`` (no outbox unless
+    ``data_dir`` is given)."""
+    return MqttConfig(url=url), PiConfig.model_validate(
+        {"device_id": device, "data_dir": None, **pi}
+    )

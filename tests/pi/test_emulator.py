@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.helpers import Broker, Recorder
-from tests.pi.support import connect, make_event
+from tests.pi.support import connect, display_config, make_event
 from whichbin.contract import Topics
 from whichbin.pi.displays import SenseHatDisplay, create_sense_hat_display
 from whichbin.pi.render import quantise_rgb565, render, rotate
@@ -89,7 +89,9 @@ def test_emulated_joystick_publishes_a_correction(broker: Broker) -> None:
             return any(e.direction == "up" for e in display.stick_events())
 
         assert wait_for(stick_works, 10)
-        runner = start_display(broker.url, device, display, hold=5.0, tick_interval=0.05, wait=10)
+        runner = start_display(
+            *display_config(broker.url, device, hold=5.0), display, tick_interval=0.05, wait=10
+        )
         pub = connect(broker.url)
         ev = make_event(device, "compost")
         pub.publish_confirmed(topics.event, ev.to_json())

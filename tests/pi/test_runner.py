@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.helpers import Broker, Recorder
-from tests.pi.support import connect, make_event
+from tests.pi.support import connect, display_config, make_event
 from whichbin.contract import State, Topics, iso, utc_now
 from whichbin.messaging.mqtt import MqttClient
 from whichbin.messaging.outbox import SqliteOutbox
@@ -40,13 +40,10 @@ def shown() -> RecorderDisplay:
 @pytest.fixture()
 def runner(broker: Broker, device: str, shown: RecorderDisplay) -> Iterator[DisplayRunner]:
     r = start_display(
-        broker.url,
-        device,
+        *display_config(broker.url, device, hold=0.6, deeplens_topic="deeplens/trash/infer"),
         shown,
-        hold=0.6,
         tick_interval=0.05,
         wait=10,
-        deeplens_topic="deeplens/trash/infer",
     )
     yield r
     r.stop()
@@ -82,7 +79,7 @@ def test_retained_state_is_the_initial_picture(
 ) -> None:
     state = State(bin="recycling", since=iso(utc_now()))
     assert publisher.publish_confirmed(Topics(device).state, state.to_json(), retain=True)
-    r = start_display(broker.url, device, shown, hold=5.0, tick_interval=0.05)
+    r = start_display(*display_config(broker.url, device, hold=5.0), shown, tick_interval=0.05)
     try:
         assert shown.wait_for(render("recycling"))
     finally:
@@ -128,7 +125,9 @@ def test_joystick_correction_is_published(
 def test_broker_restart_shows_disconnected_then_recovers(
     fresh_broker: Broker, shown: RecorderDisplay, device: str
 ) -> None:
-    r = start_display(fresh_broker.url, device, shown, hold=5.0, tick_interval=0.05, wait=10)
+    r = start_display(
+        *display_config(fresh_broker.url, device, hold=5.0), shown, tick_interval=0.05, wait=10
+    )
     try:
         assert shown.wait_for(render("idle"))
         fresh_broker.stop()
@@ -158,7 +157,10 @@ def test_corrections_made_while_the_broker_is_away_are_sent_when_it_is_back(
     topics = Topics(device)
     outbox = tmp_path / "pi" / "outbox.sqlite"
     r = start_display(
-        fresh_broker.url, device, shown, hold=30, tick_interval=0.05, wait=10, outbox=outbox
+        *display_config(fresh_broker.url, device, hold=30, data_dir=outbox.parent),
+        shown,
+        tick_interval=0.05,
+        wait=10,
     )
     events = [make_event(device, "landfill"), make_event(device, "recycling")]
     try:
@@ -180,7 +182,10 @@ def test_corrections_made_while_the_broker_is_away_are_sent_when_it_is_back(
     rec = Recorder(fresh_broker.url, [topics.correction])
     shown2 = RecorderDisplay()
     r2 = start_display(
-        fresh_broker.url, device, shown2, hold=30, tick_interval=0.05, wait=20, outbox=outbox
+        *display_config(fresh_broker.url, device, hold=30, data_dir=outbox.parent),
+        shown2,
+        tick_interval=0.05,
+        wait=20,
     )
     try:
         pub = connect(fresh_broker.url)

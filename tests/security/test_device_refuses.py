@@ -11,11 +11,11 @@ import pytest
 from tests.conftest import wait_for
 from tests.edge.fakes import InMemoryPublisher
 from tests.helpers import SigningKey, make_color_bundle
+from whichbin.config import EdgeSecurityConfig, FetchPolicy
 from whichbin.contract import Deployment, Topics, iso, utc_now
 from whichbin.edge.follower import DeploymentFollower
 from whichbin.inference import sha256_file
 from whichbin.security.guard import DeploymentGuard, Retries
-from whichbin.security.policy import EdgeSecuritySettings, FetchPolicy
 from whichbin.security.signing import TrustedKeys
 
 KEY = SigningKey.session()
@@ -107,12 +107,12 @@ def test_the_insecure_flag_accepts_unsigned_but_never_a_wrong_signature(tmp_path
         update={"signature": other.sign(unsigned(two, "test/2")).signature}
     )
     assert not follower.apply(bad)
-    assert EdgeSecuritySettings().insecure_accept_unsigned is False  # off by default
+    assert EdgeSecurityConfig().insecure_accept_unsigned is False  # off by default
 
 
 def test_rotation_a_device_trusting_two_keys_accepts_both(tmp_path: Path) -> None:
     new = SigningKey.create(tmp_path / "new")
-    settings = EdgeSecuritySettings(
+    settings = EdgeSecurityConfig(
         trusted_keys=[KEY.public, new.public], fetch=FetchPolicy(file_root=tmp_path)
     )
     follower = DeploymentFollower(

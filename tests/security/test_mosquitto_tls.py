@@ -213,7 +213,8 @@ def test_a_device_reads_only_its_own_topics_and_the_fleet_deployment(
 def test_an_edge_follows_a_signed_approval_through_tls(
     tls_broker: TlsBroker, tmp_path: Path, color_bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.config import EdgeConfig, MqttConfig
+    from whichbin.edge.service import EdgeService
     from whichbin.registry.local import SqliteRegistry
 
     key = SigningKey.session()
@@ -223,18 +224,21 @@ def test_an_edge_follows_a_signed_approval_through_tls(
     (tmp_path / "cam1.pw").write_text("pw-cam1\n")
     seen = Seen(tls_broker)
     edge = EdgeService(
-        EdgeOptions(
+        EdgeConfig(
             source=str(write_scene(tmp_path / "frames", ["compost"])),
             device_id="cam1",
-            mqtt_url=tls_broker.url("cam1"),
+            fps=50,
+            models_dir=tmp_path / "models",
+            data_dir=None,
+            security=key.edge_security(file_root=tmp_path / "registry"),
+        ),
+        MqttConfig(
+            url=tls_broker.url("cam1"),
             password_file=str(tmp_path / "cam1.pw"),
             ca_file=str(folder / "ca.crt"),
             cert_file=str(folder / "cam1.crt"),
             key_file=str(folder / "cam1.key"),
-            fps=50,
-            models_dir=tmp_path / "models",
-            security=key.edge_security(file_root=tmp_path / "registry"),
-        )
+        ),
     ).start()
     try:
         assert wait_for(lambda: "whichbin/cam1/availability" in seen.topics(), 10)

@@ -15,11 +15,9 @@ pytest.importorskip("torch", reason="needs the [train] extra (torch)")
 
 from PIL import Image, ImageDraw  # noqa: E402
 
+from whichbin.config import TrainingConfig  # noqa: E402
 from whichbin.training.activations import ActivationStore
-from whichbin.training.finetune import (  # noqa: E402
-    FinetuneParams,
-    finetune,
-)
+from whichbin.training.finetune import Recipe, finetune  # noqa: E402
 
 LABELS = ["glass", "metal", "trash"]
 COLOURS = {"glass": (40, 160, 60), "metal": (60, 60, 200), "trash": (200, 60, 40)}
@@ -57,16 +55,29 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Row], list[Row]
     return train, val, root / "work"
 
 
-PARAMS = FinetuneParams(image_size=64, from_block=6, epochs=2, views=1, batch_size=4, seed=3)
+PARAMS = TrainingConfig(
+    mode="partial",
+    image_size=64,
+    finetune_from_block=6,
+    finetune_epochs=2,
+    augment_views=1,
+    seed=3,
+    threads=2,
+)
+RECIPE = Recipe(batch_size=4)
+
+
+def tuned(**update: object) -> TrainingConfig:
+    """PARAMS with some ``training`` keys changed."""
+    return PARAMS.model_copy(update=update)
 
 
 @pytest.fixture(scope="module")
 def straight(data: tuple[list[Row], list[Row], Path], tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     """One uninterrupted partial run (the reference for the other tests)."""
     train, val, work = data
-    return finetune(
-        PARAMS, train, val, LABELS, work, tmp_path_factory.mktemp("out"), progress=False
-    )
+    out = tmp_path_factory.mktemp("out")
+    return finetune(PARAMS, train, val, LABELS, work, out, progress=False, recipe=RECIPE)
 
 
 def test_activation_store_cuts_a_torn_write(tmp_path: Path) -> None:
@@ -119,12 +130,15 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(
 
     caplog.set_level(logging.INFO, logger="whichbin.training.finetune")
     with pytest.raises(RuntimeError, match="power cut"):
-        finetune(PARAMS, train, val, LABELS, work, tmp_path, progress=False, on_epoch=crash)
+        finetune(
+            PARAMS, train, val, LABELS, work, tmp_path, progress=False, on_epoch=crash,
+            recipe=RECIPE,
+        )  # fmt: skip
     # The same images again: every activation came from the cache.
     assert not any("caching" in r.message for r in caplog.records)
     assert (tmp_path / "checkpoint.pt").is_file()
     assert not (tmp_path / "model.onnx").exists()
-    resumed = finetune(PARAMS, train, val, LABELS, work, tmp_path, progress=False)
+    resumed = finetune(PARAMS, train, val, LABELS, work, tmp_path, progress=False, recipe=RECIPE)
     assert resumed.resumed_after == 1 and straight.resumed_after == 0
     assert len(resumed.history["train_loss"]) == 2
     np.testing.assert_allclose(resumed.history["train_loss"], straight.history["train_loss"])
@@ -138,16 +152,16 @@ def test_tta_flip_bundle_averages_the_image_and_its_mirror(
 ) -> None:
     """Only the export changes: the finished checkpoint is re-exported, not retrained."""
     import shutil
-    from dataclasses import replace
 
     from whichbin.inference import OnnxClassifier, read_meta
 
     train, val, work = data
     shutil.copy(straight.bundle.parent / "checkpoint.pt", tmp_path / "checkpoint.pt")
     res = finetune(
-        replace(PARAMS, tta_flip=True), train, val, LABELS, work, tmp_path, progress=False
-    )
-    assert res.resumed_after == PARAMS.epochs
+        tuned(finetune_tta_flip=True), train, val, LABELS, work, tmp_path, progress=False,
+        recipe=RECIPE,
+    )  # fmt: skip
+    assert res.resumed_after == PARAMS.finetune_epochs
     assert read_meta(res.bundle).metrics["finetune"]["tta_flip"] is True
     plain = OnnxClassifier(straight.bundle)
     images = [Image.open(r.path).convert("RGB") for r in val]
@@ -161,19 +175,17 @@ def test_tta_flip_bundle_averages_the_image_and_its_mirror(
 
 
 def test_mixup_draw_keeps_each_example_dominant() -> None:
-    from whichbin.training.finetune import _mixup_draw
+    from whichbin.training.finetune import mixup_draw
 
     rng = np.random.default_rng(0)
     for _ in range(20):
-        lam, perm = _mixup_draw(rng, 0.4, 6)
+        lam, perm = mixup_draw(rng, 0.4, 6)
         assert 0.5 <= lam <= 1 and sorted(perm) == list(range(6))
 
 
 def test_mixup_run_trains_and_leaves_torch_threads_as_they_were(
     data: tuple[list[Row], list[Row], Path], tmp_path: Path
 ) -> None:
-    from dataclasses import replace
-
     import torch
 
     train, val, work = data
@@ -181,10 +193,10 @@ def test_mixup_run_trains_and_leaves_torch_threads_as_they_were(
     torch.set_num_threads(1)
     try:
         res = finetune(
-            replace(PARAMS, mixup=0.4, epochs=1, threads=2),
-            train, val, LABELS, work, tmp_path, progress=False,
+            tuned(finetune_mixup=0.4, finetune_epochs=1, threads=2),
+            train, val, LABELS, work, tmp_path, progress=False, recipe=RECIPE,
         )  # fmt: skip
-        assert torch.get_num_threads() == 1  # the caller's setting, not params.threads
+        assert torch.get_num_threads() == 1  # the caller's setting, not training.threads
     finally:
         torch.set_num_threads(before)
     assert np.isfinite(res.history["train_loss"]).all() and res.val_logits.shape == (3, 3)
@@ -196,8 +208,8 @@ def test_full_mode_trains_every_layer(
     from whichbin.inference import read_meta
 
     train, val, work = data
-    p = FinetuneParams(mode="full", image_size=64, epochs=1, batch_size=4, p_composite=1.0)
-    res = finetune(p, train, val, LABELS, work, tmp_path / "full", progress=False)
+    p = TrainingConfig(mode="full", image_size=64, finetune_epochs=1, augment_composite=1.0)
+    res = finetune(p, train, val, LABELS, work, tmp_path / "full", progress=False, recipe=RECIPE)
     assert read_meta(res.bundle).metrics["finetune"]["mode"] == "full"
     assert res.val_logits.shape == (3, 3) and np.isfinite(res.val_logits).all()
 
@@ -206,45 +218,48 @@ def test_full_mode_trains_every_layer(
     ("backbone", "side"), [("efficientnet_lite0", 224), ("efficientnet_lite2", 260)]
 )
 def test_input_size_defaults_to_the_backbones_own(backbone: str, side: int) -> None:
-    from whichbin.config import TrainingConfig
     from whichbin.training.backbones import get_backbone_spec, preprocess_for
 
     t = TrainingConfig(backbone=backbone, mode="partial")
-    p = FinetuneParams.from_training(t)
-    for size in (t.image_size, p.image_size):  # the head pipeline's and fine-tuning's
-        assert preprocess_for(get_backbone_spec(backbone), size, "squash").size == side
-    assert (
-        FinetuneParams.from_training(TrainingConfig(backbone=backbone, image_size=96)).image_size
-        == 96
-    )
+    # The head pipeline and fine-tuning read the same key: one size for both.
+    assert preprocess_for(get_backbone_spec(backbone), t.image_size, "squash").size == side
+    t = TrainingConfig(backbone=backbone, image_size=96)
+    assert preprocess_for(get_backbone_spec(backbone), t.image_size, "squash").size == 96
 
 
-def test_from_training_maps_config_fields() -> None:
-    from whichbin.config import TrainingConfig
+def test_fine_tuning_reads_the_training_section() -> None:
+    """No copy of the config with drifted defaults: threads 0 means all cores, one meaning;
+    head mode is refused in one line."""
+    import os
 
-    p = FinetuneParams.from_training(TrainingConfig(image_size=192, seed=4), epochs=3)
-    assert (p.image_size, p.seed, p.epochs, p.mode) == (192, 4, 3, "partial")
+    from whichbin.errors import ConfigError
+    from whichbin.training.finetune import finetune_settings
+    from whichbin.training.finetune.params import torch_threads
+
+    assert torch_threads(TrainingConfig()) == os.cpu_count()
+    assert torch_threads(TrainingConfig(threads=3)) == 3
     t = TrainingConfig(mode="full", finetune_epochs=2, augment_views=1, finetune_lr=3e-4)
-    p = FinetuneParams.from_training(t)
-    assert (p.mode, p.epochs, p.views, p.lr) == ("full", 2, 1, 3e-4)
-    t = TrainingConfig(
-        mode="partial", finetune_mixup=0.2, finetune_tta_flip=True, finetune_select="last"
-    )
-    p = FinetuneParams.from_training(t)
-    assert (p.mixup, p.tta_flip, p.select) == (0.2, True, "last")
+    s = finetune_settings(t, Recipe())
+    assert (s["mode"], s["finetune_epochs"], s["augment_views"], s["finetune_lr"]) == (
+        "full", 2, 1, 3e-4
+    )  # fmt: skip
+    assert s["batch_size"] == Recipe().batch_size and "epochs" not in s  # the head's keys
+    with pytest.raises(ConfigError, match="training.mode: head"):
+        finetune(TrainingConfig(), [], [], LABELS, Path("w"), Path("o"))
 
 
 def test_ensemble_bundle_averages_its_members(
     data: tuple[list[Row], list[Row], Path], tmp_path: Path
 ) -> None:
-    from dataclasses import replace
-
-    from whichbin.training.finetune import _bundle_outputs
+    from whichbin.training.finetune import bundle_outputs
 
     train, val, work = data
-    res = finetune(replace(PARAMS, members=2), train, val, LABELS, work, tmp_path, progress=False)
+    res = finetune(
+        tuned(finetune_members=2), train, val, LABELS, work, tmp_path, progress=False,
+        recipe=RECIPE,
+    )  # fmt: skip
     paths = [r.path for r in val]
-    members = [_bundle_outputs(tmp_path / f"member-{i}" / "model.onnx", paths) for i in (0, 1)]
+    members = [bundle_outputs(tmp_path / f"member-{i}" / "model.onnx", paths) for i in (0, 1)]
     assert not np.allclose(members[0][0], members[1][0], atol=1e-3)  # two different models
     np.testing.assert_allclose(res.val_logits, (members[0][0] + members[1][0]) / 2, atol=1e-4)
     np.testing.assert_allclose(
@@ -257,14 +272,12 @@ def test_ensemble_bundle_averages_its_members(
 def test_select_last_exports_the_final_weights(
     data: tuple[list[Row], list[Row], Path], tmp_path: Path
 ) -> None:
-    from dataclasses import replace
-
     import torch
 
     train, val, work = data
     res = finetune(
-        replace(PARAMS, select="last", epochs=3), train, val, LABELS, work, tmp_path,
-        progress=False,
+        tuned(finetune_select="last", finetune_epochs=3), train, val, LABELS, work, tmp_path,
+        progress=False, recipe=RECIPE,
     )  # fmt: skip
     assert res.best_epoch == 3
     final = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]

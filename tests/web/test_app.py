@@ -11,9 +11,10 @@ from fastapi.testclient import TestClient
 from tests.conftest import free_port, wait_for
 from tests.helpers import Broker, Recorder
 from tests.registry.fixtures import BAD_REASONS, register
+from whichbin.config import DeployConfig, MqttConfig, Settings
 from whichbin.deploy import MqttDeployer
 from whichbin.registry.local import SqliteRegistry
-from whichbin.web import WebSettings, create_app
+from whichbin.web import create_app
 
 
 @pytest.fixture()
@@ -73,7 +74,10 @@ def test_web_approval_publishes_deployment(
     registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
 ) -> None:
     register(registry, color_bundle)
-    settings = WebSettings(mqtt_url=broker.url, mqtt_prefix=prefix, artifact_base_url="http://h:1")
+    settings = Settings(
+        mqtt=MqttConfig(url=broker.url, prefix=prefix),
+        deploy=DeployConfig(artifact_base_url="http://h:1"),
+    )
     client = TestClient(create_app(settings, registry=registry))
     r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana"})
     assert r.status_code == 200 and r.json()["published"] is True
@@ -94,7 +98,9 @@ def test_web_approval_with_broker_down_is_502_but_recorded(
     registry: SqliteRegistry, color_bundle: Path, prefix: str
 ) -> None:
     register(registry, color_bundle)
-    dead = MqttDeployer(f"mqtt://127.0.0.1:{free_port()}", prefix, timeout=0.5)
+    dead = MqttDeployer(
+        MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}", prefix=prefix), timeout=0.5
+    )
     client = TestClient(create_app(registry=registry, deployer=dead))
     r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana"})
     assert r.status_code == 502

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from whichbin.cli.options import ConfigOpt, RegistryOpt, load_config
 from whichbin.cli.output import emit_jsonl, err_console
-from whichbin.cli.registry import RegistryOpt
 from whichbin.errors import DataError, ModelError, RegistryError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
@@ -61,7 +61,8 @@ def classify(
     rules: Path | None = typer.Option(None, "--rules", help="Rule pack YAML"),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines, one object per image"),
     top_k: int = typer.Option(3, "--top-k", help="How many labels in top_k"),
-    registry: str = RegistryOpt,
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Classify photos into bins.
 
@@ -80,7 +81,8 @@ def classify(
     from whichbin.inference import OnnxClassifier
     from whichbin.rules import load_rules, unfamiliar
 
-    bundle = resolve_model(model, registry)
+    registry_uri = load_config(config, {"pipeline.registry.uri": registry}).pipeline.registry.uri
+    bundle = resolve_model(model, registry_uri)
     clf = OnnxClassifier(bundle, load_rules(rules) if rules else None)
     out = Console(soft_wrap=True, highlight=False)  # results on stdout, paths never broken
     files = _expand(paths)

@@ -6,17 +6,21 @@ from pathlib import Path
 
 import typer
 
+from whichbin.cli.options import JsonOpt
 from whichbin.cli.output import emit_json, err_console
 
-config_app = typer.Typer(help="Configuration tools.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Configuration tools.\n\nExample: whichbin config check whichbin.yaml",
+    no_args_is_help=True,
+)
 
 
 @config_app.command("check")
 def check(
     path: Path = typer.Argument(..., help="YAML config file"),
-    as_json: bool = typer.Option(False, "--json", help="Print the effective config as JSON"),
+    as_json: JsonOpt = False,
 ) -> None:
-    """Validate a YAML config; errors name the key.
+    """Validate a YAML config; errors name the key. With --json, prints the effective config.
 
     Example: whichbin config check pipeline.yaml
     """

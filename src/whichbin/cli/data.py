@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
+from whichbin.cli.options import ConfigOpt, JsonOpt, load_config
 from whichbin.config import DataConfig
 from whichbin.errors import ConfigError, validation_message
 
@@ -16,8 +17,6 @@ app = typer.Typer(
     "Example: whichbin data import ../shared/data/trashnet --to datasets/main",
     no_args_is_help=True,
 )
-
-_DEFAULTS = DataConfig.model_validate({})
 
 
 class SourceFormat(StrEnum):
@@ -28,10 +27,13 @@ class SourceFormat(StrEnum):
     dataset = "dataset"
 
 
-def _data_config(**flags: object) -> DataConfig:
-    """Validate flags with the config's own rules; errors name the flag."""
+def _data_config(config: Path | None, **flags: object) -> DataConfig:
+    """``pipeline.data`` from the config file and the environment, then the flags that were
+    given, validated with the config's own rules; errors name the file's key or the flag."""
+    section = load_config(config).pipeline.data.model_dump()
+    given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return DataConfig.model_validate(flags)
+        return DataConfig.model_validate({**section, **given})
     except ValidationError as e:
         raise ConfigError(validation_message(e, flag=True, top="flags")) from e
 
@@ -50,7 +52,7 @@ def import_(
     root: Path | None = typer.Option(
         None, "--root", help=".lst/.csv: folder their paths are relative to (default: theirs)"
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document"),
+    json_out: JsonOpt = False,
 ) -> None:
     """Copy images into a dataset; images already there (same bytes) are skipped.
 
@@ -75,21 +77,22 @@ def import_(
 @app.command()
 def check(
     dataset: Path = typer.Argument(..., help="Dataset directory"),
-    min_side: int = typer.Option(
-        _DEFAULTS.min_side, "--min-side", help="Quarantine images with a shorter side (px)"
+    min_side: int | None = typer.Option(
+        None, "--min-side", help="Quarantine images with a shorter side (px) [default: 32]"
     ),
-    dup_distance: int = typer.Option(
-        _DEFAULTS.dup_distance, "--dup-distance", help="Near-duplicate pHash distance (bits)"
+    dup_distance: int | None = typer.Option(
+        None, "--dup-distance", help="Near-duplicate pHash distance (bits) [default: 6]"
     ),
-    max_pixels: int = typer.Option(
-        _DEFAULTS.max_image_pixels,
+    max_pixels: int | None = typer.Option(
+        None,
         "--max-image-pixels",
-        help="Quarantine larger images (width x height)",
+        help="Quarantine larger images (width x height) [default: 40000000]",
     ),
-    max_bytes: int = typer.Option(
-        _DEFAULTS.max_image_bytes, "--max-image-bytes", help="Quarantine larger files (bytes)"
+    max_bytes: int | None = typer.Option(
+        None, "--max-image-bytes", help="Quarantine larger files (bytes) [default: 50000000]"
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document"),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Validate every image; quarantine bad ones with a reason; report near-duplicates.
 
@@ -105,6 +108,7 @@ def check(
     from whichbin.processing.check import check_dataset
 
     cfg = _data_config(
+        config,
         min_side=min_side,
         dup_distance=dup_distance,
         max_image_pixels=max_pixels,
@@ -127,10 +131,15 @@ def check(
 @app.command()
 def split(
     dataset: Path = typer.Argument(..., help="Dataset directory"),
-    val: float = typer.Option(_DEFAULTS.val, "--val", help="Validation fraction per label"),
-    test: float = typer.Option(_DEFAULTS.test, "--test", help="Test fraction per label"),
-    seed: int = typer.Option(_DEFAULTS.seed, "--seed", help="Split seed"),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document"),
+    val: float | None = typer.Option(
+        None, "--val", help="Validation fraction per label [default: 0.15]"
+    ),
+    test: float | None = typer.Option(
+        None, "--test", help="Test fraction per label [default: 0.15]"
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Split seed [default: 0]"),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Split into train/val/test and write DATASET/manifest.csv.
 
@@ -141,7 +150,7 @@ def split(
     from whichbin.cli.output import emit_json
     from whichbin.processing.manifest import split_dataset
 
-    cfg = _data_config(val=val, test=test, seed=seed)
+    cfg = _data_config(config, val=val, test=test, seed=seed)
     if cfg.val + cfg.test >= 0.8:
         raise ConfigError(f"--val + --test: {cfg.val} + {cfg.test} must be below 0.8")
     result = split_dataset(dataset, cfg.val, cfg.test, cfg.seed, cfg.min_side, cfg.dup_distance)
@@ -163,7 +172,7 @@ def split(
 @app.command()
 def stats(
     dataset: Path = typer.Argument(..., help="Dataset directory"),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document"),
+    json_out: JsonOpt = False,
 ) -> None:
     """Count images per label and split, and quarantined files.
 

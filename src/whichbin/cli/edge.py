@@ -9,13 +9,13 @@ from typing import Any
 
 import typer
 
+from whichbin.cli.options import ConfigOpt, JsonOpt, broker_options, load_config
+
 app = typer.Typer(
     help="The edge camera: classify items in view and publish one event per item.\n\n"
     "Example: whichbin edge run --source 0 --mqtt mqtt://broker.local --device-id kitchen",
     no_args_is_help=True,
 )
-
-_CONFIG_HELP = "YAML config file (its edge: and mqtt: sections); flags override it"
 
 
 def _roi(value: str | None) -> list[float] | None:
@@ -30,27 +30,8 @@ def _roi(value: str | None) -> list[float] | None:
     return parts
 
 
-def _set(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    """Put a flag's value at ``a.b.c`` in the overrides tree, unless it was not given."""
-    if value is None:
-        return
-    *parents, leaf = dotted.split(".")
-    node = tree
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = str(value) if isinstance(value, Path) else value
-
-
-def _load(config: Path | None, overrides: dict[str, Any]) -> tuple[Any, Any]:
-    """The validated ``edge`` section (an EdgeConfig) and ``mqtt`` section."""
-    from whichbin.config import load_settings
-    from whichbin.edge.config import as_edge_config
-
-    settings = load_settings(config, overrides)
-    return as_edge_config(settings.edge, str(config) if config else "settings"), settings.mqtt
-
-
 @app.command("run")
+@broker_options
 def run(
     source: str | None = typer.Option(
         None,
@@ -61,15 +42,7 @@ def run(
     device_id: str | None = typer.Option(
         None, "--device-id", help="This device's id in MQTT topics"
     ),
-    mqtt: str | None = typer.Option(
-        None,
-        "--mqtt",
-        help="Broker URL: mqtt://host:port, mqtt://user@host or mqtts:// (TLS); the password from "
-        "$WHICHBIN_MQTT_PASSWORD or --password-file [default: mqtt://127.0.0.1:1883]",
-    ),
-    config: Path | None = typer.Option(
-        None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP
-    ),
+    config: ConfigOpt = None,
     model: Path | None = typer.Option(
         None, "--model", help="Run this bundle (.onnx) instead of following deployments"
     ),
@@ -89,9 +62,6 @@ def run(
         None,
         "--deeplens-topic",
         help='Also publish the recipe\'s {"object": "Recycling"} to deeplens/trash/infer',
-    ),
-    prefix: str | None = typer.Option(
-        None, "--prefix", help="MQTT topic prefix [default: whichbin]"
     ),
     models_dir: Path | None = typer.Option(
         None,
@@ -161,15 +131,23 @@ def run(
         "--http-password-file",
         help="Require this file's password for the live view (HTTP Basic, any user name)",
     ),
-    password_file: str | None = typer.Option(
-        None, "--password-file", help="File holding the MQTT password"
-    ),
-    ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://"),
     trusted_key: list[str] | None = typer.Option(
         None,
         "--trusted-key",
         help="Public key (PEM) whose signed deployments are accepted; repeat while rotating "
         "keys [default: edge.security.trusted_keys; none: every deployment is refused]",
+    ),
+    file_root: Path | None = typer.Option(
+        None,
+        "--file-root",
+        help="Accept file:// artifact URLs under this folder (the registry on the same machine) "
+        "[default: edge.security.fetch.file_root; none: file:// refused]",
+    ),
+    http_host: list[str] | None = typer.Option(
+        None,
+        "--http-host",
+        help="Host that plain http:// artifact URLs may reach (the registry's `whichbin web`); "
+        "repeatable [default: edge.security.fetch.http_hosts; none: http refused]",
     ),
     insecure_accept_unsigned: bool | None = typer.Option(
         None,
@@ -177,11 +155,12 @@ def run(
         help="LAB BENCH ONLY: accept unsigned deployments (anyone on the broker can then "
         "install a model)",
     ),
-    json_out: bool = typer.Option(
-        False, "--json", help="At exit, print a JSON summary: frames, classified, events, bins"
-    ),
+    json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Classify what the camera sees and publish it over MQTT.
+
+    With --json, prints a summary at exit: frames, classified, events, bins.
 
     One event per item shown (not per frame), retained state, counters and availability;
     events wait in an on-disk outbox while the broker is away. Without --model the edge
@@ -189,7 +168,12 @@ def run(
     SIGTERM, publishing availability "offline".
 
     Example:
-      whichbin edge run --source 0 --mqtt mqtt://broker.local --device-id kitchen
+      whichbin edge run --source 0 --mqtt mqtt://broker.local --device-id kitchen \
+        --trusted-key registry.pub.pem --http-host registry.local
+
+    Example (registry on the same machine, deployments as file:// URLs):
+      whichbin edge run --source 0 --device-id kitchen --trusted-key registry.pub.pem \
+        --file-root ./whichbin-registry
 
     Example (a folder of images, a fixed model, stop at the end):
       whichbin edge run --source ./frames --fps 10 --device-id cam1 --model m.onnx --exit-at-end
@@ -201,44 +185,42 @@ def run(
       whichbin edge run --config /etc/whichbin/whichbin.yaml --http 8081
     """
     from whichbin.cli.output import emit_json, err_console
-    from whichbin.edge.service import EdgeOptions, EdgeService
+    from whichbin.edge.service import EdgeService
 
-    over: dict[str, Any] = {}
-    for key, value in (
-        ("edge.source", source),
-        ("edge.device_id", device_id),
-        ("mqtt.url", mqtt),
-        ("mqtt.prefix", prefix),
-        ("mqtt.password_file", password_file),
-        ("mqtt.ca_file", ca_file),
-        ("edge.model", model),
-        ("edge.fps", fps),
-        ("edge.stills", stills),
-        ("edge.deeplens_topic", deeplens_topic),
-        ("edge.models_dir", models_dir),
-        ("edge.data_dir", data_dir),
-        ("edge.max_frames", max_frames),
-        ("edge.capture.exit_at_end", exit_at_end),
-        ("edge.capture.drop_frames", drop_frames),
-        ("edge.default_model", default_model),
-        ("edge.rules", rules),
-        ("edge.threads", threads),
-        ("edge.decision.vote_frames", vote_frames),
-        ("edge.decision.agree_frames", agree_frames),
-        ("edge.decision.timeout", unsure_after),
-        ("edge.presence.roi", _roi(roi)),
-        ("edge.snapshots.enabled", snapshots),
-        ("edge.snapshots.publish", publish_snapshots),
-        ("edge.homeassistant.enabled", home_assistant),
-        ("edge.http.port", http),
-        ("edge.http.password_file", http_password_file),
-        ("edge.security.trusted_keys", trusted_key or None),
-        ("edge.security.insecure_accept_unsigned", insecure_accept_unsigned),
-    ):
-        _set(over, key, value)
-    edge_cfg, mqtt_cfg = _load(config, over)
-    options = EdgeOptions.from_config(edge_cfg, mqtt_cfg)
-    service = EdgeService(options)
+    settings = load_config(
+        config,
+        {
+            **(broker or {}),
+            "edge.source": source,
+            "edge.device_id": device_id,
+            "edge.model": model,
+            "edge.fps": fps,
+            "edge.stills": stills,
+            "edge.deeplens_topic": deeplens_topic,
+            "edge.models_dir": models_dir,
+            "edge.data_dir": data_dir,
+            "edge.max_frames": max_frames,
+            "edge.capture.exit_at_end": exit_at_end,
+            "edge.capture.drop_frames": drop_frames,
+            "edge.default_model": default_model,
+            "edge.rules": rules,
+            "edge.threads": threads,
+            "edge.decision.vote_frames": vote_frames,
+            "edge.decision.agree_frames": agree_frames,
+            "edge.decision.timeout": unsure_after,
+            "edge.presence.roi": _roi(roi),
+            "edge.snapshots.enabled": snapshots,
+            "edge.snapshots.publish": publish_snapshots,
+            "edge.homeassistant.enabled": home_assistant,
+            "edge.http.port": http,
+            "edge.http.password_file": http_password_file,
+            "edge.security.trusted_keys": trusted_key or None,
+            "edge.security.insecure_accept_unsigned": insecure_accept_unsigned,
+            "edge.security.fetch.file_root": file_root,
+            "edge.security.fetch.http_hosts": http_host or None,
+        },
+    )
+    service = EdgeService(settings.edge, settings.mqtt)
 
     def on_signal(signum: int, frame: Any) -> None:
         service.runner.stop()
@@ -260,27 +242,19 @@ def run(
 
 
 @app.command("uninstall-ha")
+@broker_options
 def uninstall_ha(
     device_id: str | None = typer.Option(None, "--device-id", help="The edge device to remove"),
-    mqtt: str | None = typer.Option(
-        None, "--mqtt", help="Broker URL [default: mqtt://127.0.0.1:1883]"
-    ),
-    config: Path | None = typer.Option(
-        None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP
-    ),
-    prefix: str | None = typer.Option(
-        None, "--prefix", help="MQTT topic prefix [default: whichbin]"
-    ),
+    config: ConfigOpt = None,
     discovery_prefix: str | None = typer.Option(
         None, "--ha-prefix", help="Home Assistant's discovery prefix [default: homeassistant]"
     ),
-    password_file: str | None = typer.Option(
-        None, "--password-file", help="File holding the MQTT password"
-    ),
-    ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://"),
-    json_out: bool = typer.Option(False, "--json", help="Print {removed: [topics]}"),
+    json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Remove a device from Home Assistant: clear its retained discovery configs.
+
+    With --json, prints {"removed": [topics]}.
 
     Example: whichbin edge uninstall-ha --device-id kitchen --mqtt mqtt://broker.local
     """
@@ -289,26 +263,18 @@ def uninstall_ha(
     from whichbin.errors import ConfigError
     from whichbin.messaging.mqtt import create_mqtt_client
 
-    over: dict[str, Any] = {}
-    for key, value in (
-        ("edge.device_id", device_id),
-        ("edge.homeassistant.discovery_prefix", discovery_prefix),
-        ("mqtt.url", mqtt),
-        ("mqtt.prefix", prefix),
-        ("mqtt.password_file", password_file),
-        ("mqtt.ca_file", ca_file),
-    ):
-        _set(over, key, value)
-    edge_cfg, mqtt_cfg = _load(config, over)
+    settings = load_config(
+        config,
+        {
+            **(broker or {}),
+            "edge.device_id": device_id,
+            "edge.homeassistant.discovery_prefix": discovery_prefix,
+        },
+    )
+    edge_cfg, mqtt_cfg = settings.edge, settings.mqtt
     if not edge_cfg.device_id:
         raise ConfigError("edge.device_id: required (set --device-id or edge.device_id)")
-    client = create_mqtt_client(
-        mqtt_cfg.url,
-        client_id=f"whichbin-ha-uninstall-{edge_cfg.device_id}",
-        password_env=mqtt_cfg.password_env,
-        password_file=mqtt_cfg.password_file,
-        ca_file=mqtt_cfg.ca_file,
-    )
+    client = create_mqtt_client(mqtt_cfg, f"whichbin-ha-uninstall-{edge_cfg.device_id}")
     if not client.start(wait=10.0):
         client.stop()
         raise ConfigError(f"--mqtt {mqtt_cfg.url}: {client.failure(10.0)}")
@@ -329,10 +295,8 @@ def uninstall_ha(
 
 @app.command("show-config")
 def show_config(
-    config: Path | None = typer.Option(
-        None, "--config", envvar="WHICHBIN_CONFIG", help=_CONFIG_HELP
-    ),
-    json_out: bool = typer.Option(False, "--json", help="Print the effective edge config as JSON"),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Validate and print the effective edge config (file + environment + defaults).
 
@@ -342,8 +306,11 @@ def show_config(
 
     from whichbin.cli.output import emit_json
 
-    edge_cfg, mqtt_cfg = _load(config, {})
-    doc = {"edge": edge_cfg.model_dump(mode="json"), "mqtt": mqtt_cfg.model_dump(mode="json")}
+    settings = load_config(config)
+    doc = {
+        "edge": settings.edge.model_dump(mode="json"),
+        "mqtt": settings.mqtt.model_dump(mode="json"),
+    }
     if json_out:
         emit_json(doc)
     else:

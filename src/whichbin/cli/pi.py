@@ -5,8 +5,11 @@ from __future__ import annotations
 import signal
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from whichbin.cli.options import ConfigOpt, broker_options, load_config
 
 app = typer.Typer(
     help="The display device: show which bin an item goes in on a Sense HAT.\n\n"
@@ -21,81 +24,96 @@ class Output(StrEnum):
     terminal = "terminal"
 
 
-def _rotation(value: int) -> int:
-    if value not in (0, 90, 180, 270):
+def _rotation(value: int | None) -> int | None:
+    if value not in (None, 0, 90, 180, 270):
         raise typer.BadParameter("must be 0, 90, 180 or 270")
     return value
 
 
 @app.command("display")
+@broker_options
 def display(
-    mqtt: str = typer.Option(..., "--mqtt", help="Broker URL: mqtt://[user@]host[:port]"),
-    device_id: str = typer.Option(..., "--device-id", help="The edge device whose events to show"),
-    output: Output = typer.Option(
-        Output.sensehat, "--output", help="sensehat (on a Pi), emulator (sense_emu) or terminal"
+    device_id: str | None = typer.Option(
+        None, "--device-id", help="The edge device whose events to show"
     ),
-    hold: float = typer.Option(
-        3.0, "--hold", min=0.1, help="Seconds a bin's icon stays up before the idle ?"
+    config: ConfigOpt = None,
+    output: Output | None = typer.Option(
+        None,
+        "--output",
+        help="sensehat (on a Pi), emulator (sense_emu) or terminal [default: sensehat]",
     ),
-    rotation: int = typer.Option(
-        0, "--rotation", callback=_rotation, help="Rotate the picture clockwise: 0/90/180/270"
+    hold: float | None = typer.Option(
+        None, "--hold", min=0.1, help="Seconds a bin's icon stays up before the idle ? [default: 3]"
     ),
-    brightness: float = typer.Option(
-        1.0, "--brightness", min=0.0, max=1.0, help="LED brightness, 0..1"
+    rotation: int | None = typer.Option(
+        None, "--rotation", callback=_rotation, help="Rotate the picture clockwise: 0/90/180/270"
     ),
-    prefix: str = typer.Option("whichbin", "--prefix", help="MQTT topic prefix"),
+    brightness: float | None = typer.Option(
+        None, "--brightness", min=0.0, max=1.0, help="LED brightness, 0..1 [default: 1]"
+    ),
     deeplens_topic: str | None = typer.Option(
         None,
         "--deeplens-topic",
         help='Also show the recipe\'s {"object": "Compost"} messages from this topic '
         "(e.g. deeplens/trash/infer)",
     ),
-    password_file: str | None = typer.Option(
-        None, "--password-file", help="File holding the broker password"
+    password_env: str | None = typer.Option(
+        None,
+        "--password-env",
+        help="Env var holding the broker password [default: WHICHBIN_MQTT_PASSWORD]",
     ),
-    password_env: str = typer.Option(
-        "WHICHBIN_MQTT_PASSWORD", "--password-env", help="Env var holding the broker password"
-    ),
-    ca_file: str | None = typer.Option(None, "--ca-file", help="CA bundle for mqtts://"),
     cert_file: str | None = typer.Option(
         None, "--cert-file", help="Client certificate for mqtts:// (whichbin certs)"
     ),
     key_file: str | None = typer.Option(None, "--key-file", help="Its private key"),
-    data_dir: Path = typer.Option(
-        Path("whichbin-pi"),
+    data_dir: Path | None = typer.Option(
+        None,
         "--data-dir",
-        help="Joystick corrections wait here (outbox.sqlite) while the broker is away",
+        help="Joystick corrections wait here (outbox.sqlite) while the broker is away "
+        "[default: whichbin-pi]",
     ),
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Show each item's bin (green C, red L, blue R; orange ? idle/unsure; dim red X offline).
 
     Joystick: left = compost, right = recycling, down = landfill corrects the last item
     (published on <prefix>/<device>/correction). Runs until Ctrl+C.
 
+    The broker and the device come from --mqtt and --device-id or from the config file's
+    mqtt: and pi: sections.
+
     Example: whichbin pi display --mqtt mqtt://broker.local --device-id bin-1 --output emulator
     """
-    from whichbin.messaging.mqtt import parse_mqtt_url, read_password
+    from whichbin.messaging.mqtt import parse_mqtt_url
     from whichbin.pi.displays import create_display
     from whichbin.pi.runner import start_display
 
-    parse_mqtt_url(mqtt)  # a bad URL is a one-line error before any hardware is touched
-    password = read_password(password_env, password_file)
-    screen = create_display(output.value)
-    runner = start_display(
-        mqtt,
-        device_id,
-        screen,
-        hold=hold,
-        rotation=rotation,
-        brightness=brightness,
-        prefix=prefix,
-        deeplens_topic=deeplens_topic,
-        password=password,
-        ca_file=ca_file,
-        cert_file=cert_file,
-        key_file=key_file,
-        outbox=data_dir / "outbox.sqlite",
+    settings = load_config(
+        config,
+        {
+            **(broker or {}),
+            "mqtt.password_env": password_env,
+            "mqtt.cert_file": cert_file,
+            "mqtt.key_file": key_file,
+            "pi.device_id": device_id,
+            "pi.output": output.value if output else None,
+            "pi.hold": hold,
+            "pi.rotation": rotation,
+            "pi.brightness": brightness,
+            "pi.deeplens_topic": deeplens_topic,
+            "pi.data_dir": data_dir,
+        },
     )
+    # The broker and the device have no useful default here: missing is a usage error.
+    if "url" not in settings.mqtt.model_fields_set:
+        raise typer.BadParameter("give --mqtt URL (or mqtt.url in the config)", param_hint="--mqtt")
+    if not settings.pi.device_id:
+        raise typer.BadParameter(
+            "give --device-id ID (or pi.device_id in the config)", param_hint="--device-id"
+        )
+    parse_mqtt_url(settings.mqtt.url)  # a bad URL is a one-line error before any hardware
+    screen = create_display(settings.pi.output)
+    runner = start_display(settings.mqtt, settings.pi, screen)
     # systemd stops services with SIGTERM: leave the LEDs dark and the broker told
     signal.signal(signal.SIGTERM, lambda *_: runner.request_stop())
     try:

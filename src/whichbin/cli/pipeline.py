@@ -8,23 +8,27 @@ from typing import TYPE_CHECKING
 import typer
 from rich.markup import escape
 
+from whichbin.cli.options import ConfigOpt, JsonOpt, RegistryOpt, load_config
 from whichbin.cli.output import emit_json
 
 if TYPE_CHECKING:
     from whichbin.pipelines.local import PipelineResult
 
-app = typer.Typer(help="Run the training pipeline.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run the training pipeline.\n\nExample: whichbin pipeline run --data photos/",
+    no_args_is_help=True,
+)
 
 GATE_FAILED = 3  # SPEC: the gate failed (the summary is still printed); 1 stays a user error
 
 
 @app.command("run")
 def run(
-    config: Path | None = typer.Option(None, "--config", "-c", help="Pipeline YAML (optional)"),
+    config: ConfigOpt = None,
     data: list[Path] = typer.Option(
         [], "--data", "-d", help="Image folder, .lst, .csv or dataset dir; repeatable"
     ),
-    registry: str | None = typer.Option(None, "--registry", help="Registry URI"),
+    registry: RegistryOpt = None,
     work_dir: Path | None = typer.Option(None, "--work-dir", help="Cache and outputs"),
     base_model: str | None = typer.Option(
         None,
@@ -32,7 +36,7 @@ def run(
         help="Retrain only the head on this bundle's backbone ('default' = bundled); no torch",
     ),
     no_register: bool = typer.Option(False, "--no-register", help="Evaluate only"),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON document"),
+    as_json: JsonOpt = False,
 ) -> None:
     """Run the whole pipeline; steps whose inputs did not change are reused.
 
@@ -43,15 +47,15 @@ def run(
     Head-only retrain on a Pi (numpy + onnx, no torch), adapting the bundled model to your
     own photos: whichbin pipeline run --base-model default --data my-photos/
     """
-    from whichbin.config import load_settings
     from whichbin.pipelines.local import run_pipeline
 
-    overrides: dict = {"pipeline": {}}
-    if work_dir:
-        overrides["pipeline"]["work_dir"] = str(work_dir)
-    if base_model:
-        overrides["pipeline"]["training"] = {"base_model": base_model}
-    settings = load_settings(config, overrides)
+    settings = load_config(
+        config,
+        {
+            "pipeline.work_dir": work_dir,
+            "pipeline.training.base_model": base_model,
+        },
+    )
     cfg = settings.pipeline
     sources = [Path(d) for d in data] or [Path(s) for s in cfg.data.sources]
     result = run_pipeline(cfg, sources, registry, register=not no_register)

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import getpass
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich import box
 from rich.table import Table
 
-from whichbin.config import MqttConfig, RegistryConfig
+from whichbin.cli.options import (
+    ArtifactBaseUrlOpt,
+    ConfigOpt,
+    JsonOpt,
+    NoDeployOpt,
+    RegistryOpt,
+    TimeoutOpt,
+    broker_options,
+    load_config,
+)
+from whichbin.config import Settings
 from whichbin.errors import DeployError
 from whichbin.registry.base import Registry
 
@@ -23,30 +34,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-RegistryOpt = typer.Option(
-    RegistryConfig().uri,
-    "--registry",
-    envvar="WHICHBIN_REGISTRY",
-    help="Registry: a local directory or sagemaker://GROUP",
-)
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout")
-MqttOpt = typer.Option(
-    MqttConfig().url,
-    "--mqtt",
-    envvar="WHICHBIN_MQTT",
-    help="Broker for the deployment message: mqtt://\\[user@]host\\[:port] or mqtts://; "
-    "password from WHICHBIN_MQTT_PASSWORD",
-)
-BaseUrlOpt = typer.Option(
-    None,
-    "--artifact-base-url",
-    envvar="WHICHBIN_ARTIFACT_BASE_URL",
-    help="Base URL edges fetch artifacts from (whichbin web), e.g. http://host:8080; "
-    "default: a file:// URL into the registry",
-)
-PrefixOpt = typer.Option(MqttConfig().prefix, "--prefix", help="MQTT topic prefix")
-TimeoutOpt = typer.Option(10.0, "--timeout", min=0.1, help="Seconds to wait for the broker")
-
 
 def _default_user() -> str:
     try:
@@ -55,11 +42,17 @@ def _default_user() -> str:
         return ""
 
 
-def _open(uri: str) -> Registry:
+def _settings(config: Path | None, registry: str | None, **flags: Any) -> Settings:
+    """The config file, the environment, then ``--registry`` and ``flags`` (dotted keys)."""
+    return load_config(config, {"pipeline.registry.uri": registry, **flags})
+
+
+def _open(settings: Settings) -> Registry:
     from whichbin.registry import open_registry
 
     # Reading or approving never creates a registry: a typo in --registry should fail.
-    return open_registry(uri, default_name=RegistryConfig().model_name, create=False)
+    reg = settings.pipeline.registry
+    return open_registry(reg.uri, default_name=reg.model_name, create=False)
 
 
 def _fmt(value: float | None) -> str:
@@ -69,8 +62,9 @@ def _fmt(value: float | None) -> str:
 @app.command("list")
 def list_cmd(
     name: str = typer.Option(None, "--name", help="Only versions of this model"),
-    registry: str = RegistryOpt,
-    json_out: bool = JsonOpt,
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """List model versions with headline metrics, gate result and approval status; the live
     version (the current approval, which the fleet runs) is marked.
@@ -83,7 +77,7 @@ def list_cmd(
     from whichbin.registry import headline_metrics
     from whichbin.registry.view import live_ids
 
-    reg = _open(registry)
+    reg = _open(_settings(config, registry))
     versions = reg.list(name)
     live = live_ids(reg, (v.name for v in versions))
     if json_out:
@@ -91,7 +85,7 @@ def list_cmd(
         return
     console = Console()
     if not versions:
-        console.print(f"No model versions in {registry} yet.", soft_wrap=True, markup=False)
+        console.print(f"No model versions in {reg.uri} yet.", soft_wrap=True, markup=False)
         return
     wide = console.width >= 110  # leave out the date on narrow terminals
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
@@ -115,15 +109,16 @@ def list_cmd(
         "live = the current approval, what the fleet runs"
     )
     # The registry path on a line of its own: a table title would break it mid-word.
-    console.print(f"Model versions in {registry}", soft_wrap=True, markup=False)
+    console.print(f"Model versions in {reg.uri}", soft_wrap=True, markup=False)
     _print_whole(table, console.width)
 
 
 @app.command("show")
 def show_cmd(
     version: str = typer.Argument(..., help="NAME/N (e.g. trash-classifier/7) or N"),
-    registry: str = RegistryOpt,
-    json_out: bool = JsonOpt,
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Show one version: metrics, gate reasons, lineage, approval and its history, and the
     test split per data source (how it does on each place's photos).
@@ -135,7 +130,7 @@ def show_cmd(
     from whichbin.cli.output import emit_json
     from whichbin.registry.view import live_ids, render_rows, version_sections
 
-    reg = _open(registry)
+    reg = _open(_settings(config, registry))
     v = reg.get(version)
     history = reg.history(v.id)
     if json_out:
@@ -187,30 +182,32 @@ def _per_source_table(per_source: dict) -> Table:
     return table
 
 
-def _deployer(mqtt: str, prefix: str, timeout: float) -> MqttDeployer:
-    from whichbin.config import load_settings
+def _deployer(settings: Settings) -> MqttDeployer:
     from whichbin.deploy import MqttDeployer
     from whichbin.messaging.mqtt import parse_mqtt_url
 
-    parse_mqtt_url(mqtt)  # a typo fails here, before anything is recorded
-    cfg = load_settings().mqtt  # password file and CA bundle: WHICHBIN_MQTT__PASSWORD_FILE, ...
-    return MqttDeployer(
-        mqtt,
-        prefix,
-        timeout,
-        password_env=cfg.password_env,
-        password_file=cfg.password_file,
-        ca_file=cfg.ca_file,
-        cert_file=cfg.cert_file,
-        key_file=cfg.key_file,
-    )
+    parse_mqtt_url(settings.mqtt.url)  # a typo fails here, before anything is recorded
+    return MqttDeployer(settings.mqtt, settings.deploy.timeout)
+
+
+def _deploy_settings(
+    config: Path | None,
+    registry: str | None,
+    broker: dict[str, Any] | None,
+    artifact_base_url: str | None,
+    timeout: float | None,
+) -> Settings:
+    """Settings for the commands that publish a deployment."""
+    deploy = {"deploy.artifact_base_url": artifact_base_url, "deploy.timeout": timeout}
+    return _settings(config, registry, **(broker or {}), **deploy)
 
 
 @app.command("live")
 def live_cmd(
     name: str = typer.Argument(None, help="Model name (default: trash-classifier)"),
-    registry: str = RegistryOpt,
-    json_out: bool = JsonOpt,
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Say which version is live: the current approval, whose deployment the fleet's
     retained message carries (approving publishes it; approving an older one rolls back).
@@ -224,7 +221,7 @@ def live_cmd(
     from whichbin.cli.output import emit_json
     from whichbin.errors import RegistryError
 
-    reg = _open(registry)
+    reg = _open(_settings(config, registry))
     model = name or reg.default_name
     v = reg.latest_approved(model)
     if v is None:
@@ -244,19 +241,18 @@ def live_cmd(
 
 
 @app.command("approve")
+@broker_options
 def approve_cmd(
     version: str = typer.Argument(..., help="NAME/N (e.g. trash-classifier/7) or N"),
     by: str = typer.Option(None, "--by", help="Who approves (default: $USER)"),
     note: str = typer.Option("", "--note", help="Why, for the audit trail"),
-    registry: str = RegistryOpt,
-    mqtt: str = MqttOpt,
-    no_deploy: bool = typer.Option(
-        False, "--no-deploy", help="Record the approval without publishing the deployment"
-    ),
-    artifact_base_url: str = BaseUrlOpt,
-    prefix: str = PrefixOpt,
-    timeout: float = TimeoutOpt,
-    json_out: bool = JsonOpt,
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
+    no_deploy: NoDeployOpt = False,
+    artifact_base_url: ArtifactBaseUrlOpt = None,
+    timeout: TimeoutOpt = None,
+    json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Approve a version whose quality gate passed, and deploy it to the fleet.
 
@@ -272,10 +268,12 @@ def approve_cmd(
     from whichbin.contract import utc_now
     from whichbin.deploy import approve_and_deploy, not_published_message
 
-    reg = _open(registry)
-    deployer = None if no_deploy else _deployer(mqtt, prefix, timeout)
+    settings = _deploy_settings(config, registry, broker, artifact_base_url, timeout)
+    reg = _open(settings)
+    deployer = None if no_deploy else _deployer(settings)
+    base_url = settings.deploy.artifact_base_url
     outcome = approve_and_deploy(
-        reg, version, by or _default_user(), note, deployer, utc_now(), base_url=artifact_base_url
+        reg, version, by or _default_user(), note, deployer, utc_now(), base_url=base_url
     )
     if json_out:
         emit_json(outcome.to_dict())
@@ -296,8 +294,9 @@ def reject_cmd(
     version: str = typer.Argument(..., help="NAME/N (e.g. trash-classifier/7) or N"),
     reason: str = typer.Option(..., "--reason", help="Why, for the audit trail"),
     by: str = typer.Option(None, "--by", help="Who rejects (default: $USER)"),
-    registry: str = RegistryOpt,
-    json_out: bool = JsonOpt,
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Reject a version (or withdraw an approval).
 
@@ -307,7 +306,7 @@ def reject_cmd(
     """
     from whichbin.cli.output import emit_json, err_console
 
-    reg = _open(registry)
+    reg = _open(_settings(config, registry))
     was_current = reg.latest_approved(reg.get(version).name)
     v = reg.reject(version, reason=reason, by=by or _default_user())
     if json_out:
@@ -327,17 +326,18 @@ def reject_cmd(
 
 
 @app.command("deploy")
+@broker_options
 def deploy_cmd(
     version: str = typer.Argument(None, help="NAME/N or N (default: the latest approved version)"),
     device: str = typer.Option(
         None, "--device", help="Publish to whichbin/<device>/deployment only (overrides the fleet)"
     ),
-    registry: str = RegistryOpt,
-    mqtt: str = MqttOpt,
-    artifact_base_url: str = BaseUrlOpt,
-    prefix: str = PrefixOpt,
-    timeout: float = TimeoutOpt,
-    json_out: bool = JsonOpt,
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
+    artifact_base_url: ArtifactBaseUrlOpt = None,
+    timeout: TimeoutOpt = None,
+    json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Publish (again) the deployment message of an approved version.
 
@@ -352,7 +352,8 @@ def deploy_cmd(
     from whichbin.deploy import deploy_version
     from whichbin.errors import RegistryError
 
-    reg = _open(registry)
+    settings = _deploy_settings(config, registry, broker, artifact_base_url, timeout)
+    reg = _open(settings)
     if version is None:
         v = reg.latest_approved(reg.default_name)
         if v is None:
@@ -360,7 +361,7 @@ def deploy_cmd(
     else:
         v = reg.get(version)
     outcome = deploy_version(
-        reg, v, _deployer(mqtt, prefix, timeout), utc_now(), artifact_base_url, device
+        reg, v, _deployer(settings), utc_now(), settings.deploy.artifact_base_url, device
     )
     if json_out:
         emit_json(outcome.to_dict())

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from whichbin.cli.registry import JsonOpt, RegistryOpt
+from whichbin.cli.options import ConfigOpt, JsonOpt, RegistryOpt, load_config
 from whichbin.errors import ConfigError
 
 app = typer.Typer(
@@ -21,10 +21,13 @@ app = typer.Typer(
 )
 
 
-def _store(registry: str):  # noqa: ANN202 - keeps argon2 out of the CLI's import time
+def _store(config: Path | None, registry: str | None):  # noqa: ANN202 - argon2 loads lazily
+    """The users store of ``--registry``, else of ``pipeline.registry.uri`` in the config
+    (the return type is not named: argon2 stays out of the CLI's import time)."""
     from whichbin.security.users import UserStore
 
-    return UserStore.for_registry(registry)
+    uri = load_config(config, {"pipeline.registry.uri": registry}).pipeline.registry.uri
+    return UserStore.for_registry(uri)
 
 
 def _password(env: str | None, file: Path | None) -> str:
@@ -51,7 +54,8 @@ def add(
     password_file: Path | None = typer.Option(
         None, "--password-file", help="Read the password from this file (first line)"
     ),
-    registry: str = RegistryOpt,
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Add a user (password prompted for, unless --password-env or --password-file).
 
@@ -61,19 +65,21 @@ def add(
 
     check_name(name)
     check_role(role)
-    user = _store(registry).add(name, role, _password(password_env, password_file))
+    user = _store(config, registry).add(name, role, _password(password_env, password_file))
     typer.echo(f"added {user.name} ({user.role})")
 
 
 @app.command("list")
-def list_(registry: str = RegistryOpt, json_out: bool = JsonOpt) -> None:
+def list_(
+    registry: RegistryOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False
+) -> None:
     """List users, their roles and how many API tokens each has.
 
     Example: whichbin users list --json
     """
     from whichbin.cli.output import emit_json
 
-    users = _store(registry).list()
+    users = _store(config, registry).list()
     if json_out:
         emit_json([u.to_json() for u in users])
         return
@@ -84,12 +90,16 @@ def list_(registry: str = RegistryOpt, json_out: bool = JsonOpt) -> None:
 
 
 @app.command()
-def remove(name: str = typer.Argument(..., help="User name"), registry: str = RegistryOpt) -> None:
+def remove(
+    name: str = typer.Argument(..., help="User name"),
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
+) -> None:
     """Remove a user and every API token of theirs.
 
     Example: whichbin users remove alice
     """
-    _store(registry).remove(name)
+    _store(config, registry).remove(name)
     typer.echo(f"removed {name}")
 
 
@@ -98,13 +108,14 @@ def token(
     name: str = typer.Argument(..., help="User name"),
     label: str = typer.Option("", "--label", help="What the token is for (shown in logs)"),
     revoke: bool = typer.Option(False, "--revoke", help="Delete all of the user's tokens"),
-    registry: str = RegistryOpt,
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Create an API token (printed once on stdout: store it now), or --revoke them all.
 
     Example: whichbin users token ci-bot --label "nightly pipeline"
     """
-    store = _store(registry)
+    store = _store(config, registry)
     if revoke:
         typer.echo(f"revoked {store.revoke_tokens(name)} tokens of {name}", err=True)
         return

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from whichbin.config import MqttConfig, RegistryConfig
+from whichbin.cli.options import (
+    ArtifactBaseUrlOpt,
+    ConfigOpt,
+    NoDeployOpt,
+    RegistryOpt,
+    broker_options,
+    load_config,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -12,58 +21,48 @@ def register(app: typer.Typer) -> None:
     app.command("web")(web)
 
 
+@broker_options
 def web(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: all)"),
-    port: int = typer.Option(8080, "--port", min=1, max=65535, help="TCP port"),
-    registry: str = typer.Option(
-        RegistryConfig().uri,
-        "--registry",
-        envvar="WHICHBIN_REGISTRY",
-        help="Registry: a local directory or sagemaker://GROUP",
+    host: str | None = typer.Option(
+        None, "--host", help="Address to listen on (0.0.0.0: all) [default: 127.0.0.1]"
     ),
-    mqtt: str = typer.Option(
-        MqttConfig().url,
-        "--mqtt",
-        envvar="WHICHBIN_MQTT",
-        help="Broker approvals publish the deployment to (password from WHICHBIN_MQTT_PASSWORD)",
+    port: int | None = typer.Option(
+        None, "--port", min=1, max=65535, help="TCP port [default: 8080]"
     ),
-    no_deploy: bool = typer.Option(
-        False, "--no-deploy", help="Record approvals without publishing deployments"
-    ),
-    artifact_base_url: str = typer.Option(
-        None,
-        "--artifact-base-url",
-        envvar="WHICHBIN_ARTIFACT_BASE_URL",
-        help="URL edges reach this server at, put in deployment messages "
-        "(e.g. http://host:8080); default: file:// URLs",
-    ),
-    prefix: str = typer.Option(MqttConfig().prefix, "--prefix", help="MQTT topic prefix"),
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+    no_deploy: NoDeployOpt = False,
+    artifact_base_url: ArtifactBaseUrlOpt = None,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Serve the dashboard (/), the REST API (/api/models, docs at /docs) and /artifacts.
+
+    Approvals publish the deployment to the --mqtt broker unless --no-deploy.
 
     Example: whichbin web --host 0.0.0.0 --port 8080 --artifact-base-url http://myhost:8080
     """
     import uvicorn
 
     from whichbin.cli.output import err_console
-    from whichbin.config import load_settings
     from whichbin.messaging.mqtt import parse_mqtt_url
-    from whichbin.web import WebSettings, create_app
+    from whichbin.web import create_app
 
-    if not no_deploy:
-        parse_mqtt_url(mqtt)
-    cfg = load_settings().mqtt  # password file and CA bundle: WHICHBIN_MQTT__PASSWORD_FILE, ...
-    settings = WebSettings(
-        registry_uri=registry,
-        mqtt_url=None if no_deploy else mqtt,
-        mqtt_prefix=prefix,
-        mqtt_password_env=cfg.password_env,
-        mqtt_password_file=cfg.password_file,
-        mqtt_ca_file=cfg.ca_file,
-        mqtt_cert_file=cfg.cert_file,
-        mqtt_key_file=cfg.key_file,
-        artifact_base_url=artifact_base_url,
+    settings = load_config(
+        config,
+        {
+            **(broker or {}),
+            "web.host": host,
+            "web.port": port,
+            "web.publish": False if no_deploy else None,
+            "pipeline.registry.uri": registry,
+            "deploy.artifact_base_url": artifact_base_url,
+        },
     )
+    if settings.web.publish:
+        parse_mqtt_url(settings.mqtt.url)  # a typo fails before the server starts
     application = create_app(settings)
-    err_console.print(f"whichbin web on http://{host}:{port}/ (registry {registry})")
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    w = settings.web
+    err_console.print(
+        f"whichbin web on http://{w.host}:{w.port}/ (registry {settings.pipeline.registry.uri})"
+    )
+    uvicorn.run(application, host=w.host, port=w.port, log_level="info")

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
 
+from whichbin.config import FetchPolicy
 from whichbin.errors import DeployError
 from whichbin.inference import HashingCopy, sha256_file
-from whichbin.security.policy import FetchPolicy
 
 logger = logging.getLogger(__name__)
 

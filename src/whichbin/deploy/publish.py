@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from whichbin.config import MqttConfig
 from whichbin.contract import Deployment, Topics, fleet_deployment_topic, iso
 from whichbin.errors import DeployError, WhichbinError
 from whichbin.registry.base import ApprovalStatus, ModelVersion
@@ -90,30 +91,18 @@ def build_deployment(
 
 def publish_deployment(
     deployment: Deployment,
-    mqtt_url: str,
-    prefix: str = "whichbin",
+    mqtt: MqttConfig,
     device: str | None = None,
     *,
     timeout: float = 10.0,
-    password_env: str = "WHICHBIN_MQTT_PASSWORD",
-    password_file: str | None = None,
-    ca_file: str | None = None,
-    cert_file: str | None = None,
-    key_file: str | None = None,
 ) -> str:
     """Publish ``deployment`` retained with QoS 1 and wait for the broker's acknowledgement.
 
     Args:
         deployment: The payload (see ``build_deployment``).
-        mqtt_url: ``mqtt://[user@]host[:port]`` or ``mqtts://``.
-        prefix: Topic prefix.
+        mqtt: The ``mqtt`` section: the broker, the topic prefix, password and CA bundle.
         device: Publish to ``<prefix>/<device>/deployment`` instead of the fleet topic.
         timeout: Seconds to wait for the connection and for the acknowledgement, each.
-        password_env: Environment variable holding the broker password.
-        password_file: File holding the broker password (wins over the environment).
-        ca_file: CA bundle for ``mqtts://``.
-        cert_file: Client certificate for ``mqtts://`` (with ``key_file``).
-        key_file: The client certificate's private key.
 
     Returns:
         The topic published to.
@@ -123,17 +112,9 @@ def publish_deployment(
     """
     from whichbin.messaging.mqtt import create_mqtt_client
 
-    topic = deployment_topic(prefix, device)
+    topic = deployment_topic(mqtt.prefix, device)
     try:
-        client = create_mqtt_client(
-            mqtt_url,
-            f"whichbin-deploy-{uuid.uuid4().hex[:8]}",
-            password_env=password_env,
-            password_file=password_file,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            key_file=key_file,
-        )
+        client = create_mqtt_client(mqtt, f"whichbin-deploy-{uuid.uuid4().hex[:8]}")
     except (WhichbinError, OSError, ValueError) as e:  # bad URL, password file, CA file
         raise DeployError(f"cannot publish {deployment.version}: {e}") from e
     where = f"{client.url.host}:{client.url.port}"
@@ -160,27 +141,15 @@ class Deployer(Protocol):
 
 @dataclass(frozen=True)
 class MqttDeployer:
-    """The real ``Deployer``: one short-lived MQTT connection per deployment."""
+    """The real ``Deployer``: one short-lived MQTT connection per deployment.
 
-    mqtt_url: str
-    prefix: str = "whichbin"
+    Args:
+        mqtt: The ``mqtt`` section.
+        timeout: Seconds to wait for the broker (``deploy.timeout``).
+    """
+
+    mqtt: MqttConfig
     timeout: float = 10.0
-    password_env: str = "WHICHBIN_MQTT_PASSWORD"
-    password_file: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
 
     def send(self, deployment: Deployment, device: str | None = None) -> str:
-        return publish_deployment(
-            deployment,
-            self.mqtt_url,
-            self.prefix,
-            device,
-            timeout=self.timeout,
-            password_env=self.password_env,
-            password_file=self.password_file,
-            ca_file=self.ca_file,
-            cert_file=self.cert_file,
-            key_file=self.key_file,
-        )
+        return publish_deployment(deployment, self.mqtt, device, timeout=self.timeout)

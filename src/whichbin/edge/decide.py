@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from whichbin.config.edge import DecisionConfig
 from whichbin.contract import BINS, DECIDED, UNSURE
 from whichbin.rules import unfamiliar
 
@@ -164,6 +165,17 @@ class Decider:
         if self.timeout <= 0:
             raise ValueError("timeout must be above 0 seconds")
         self._window = deque(maxlen=self.vote_frames)
+
+    @classmethod
+    def from_config(cls, cfg: DecisionConfig) -> Decider:
+        """A decider for the ``edge.decision`` section."""
+        return cls(
+            vote_frames=cfg.vote_frames,
+            agree_frames=cfg.agree_frames,
+            timeout=cfg.timeout,
+            threshold=cfg.threshold,
+            k=cfg.top_k,
+        )
 
     @property
     def active(self) -> bool:

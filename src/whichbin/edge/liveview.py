@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from whichbin.config.edge import FULL_FRAME
 from whichbin.contract import IDLE, UNSURE
-from whichbin.edge.presence import FULL_FRAME, roi_box
+from whichbin.edge.presence import roi_box
 from whichbin.errors import ConfigError
 
 logger = logging.getLogger(__name__)

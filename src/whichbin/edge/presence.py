@@ -50,53 +50,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from whichbin.config.edge import FULL_FRAME, Box, PresenceConfig
 from whichbin.edge.region import blob_box, crop_box, denoise, grow, lighting_shift
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the frame
 WEAK_FACTOR = 0.5  # changed blobs grow over their neighbours changed by half the threshold
-
-
-@dataclass(frozen=True)
-class PresenceConfig:
-    """Tuning of the change detector (defaults suit a fixed camera over a bin-side shelf)."""
-
-    width: int = 64  # downscaled width in pixels (height keeps the aspect ratio)
-    learn_frames: int = 5  # consecutive still frames averaged into the initial background
-    alpha: float = 0.05  # background learning rate while the scene is empty
-    pixel_threshold: float = 25.0  # levels (0-255) a channel must change by to count
-    changed_fraction: float = 0.04  # fraction of changed pixels for a frame to count
-    still_fraction: float = 0.05  # at most this fraction moved since the last frame: still
-    enter_frames: int = 2  # consecutive changed, still frames before an item is present
-    exit_frames: int = 3  # consecutive background frames before it is gone
-    absorb_frames: int = 900  # changed and still this long: the new background (0: never)
-    compensate_lighting: bool = True  # remove the median difference (global light changes)
-    roi: Box = FULL_FRAME  # x0, y0, x1, y1 as fractions
-    crop: bool = True  # classify the item's box (with a margin), not the whole region
-    crop_margin: float = 0.05  # context around the box, as a fraction of its longer side
-    crop_square: bool = True  # square the crop up (the classifier's input is square)
-    extra_crop_margins: tuple[float, ...] = ()  # more crops that vote (probabilities averaged)
-    min_blob: float = 0.005  # changed blobs smaller than this fraction of the region: noise
-
-    def __post_init__(self) -> None:
-        if self.width < 4:
-            raise ValueError("width must be at least 4")
-        if self.learn_frames < 1 or self.enter_frames < 1 or self.exit_frames < 1:
-            raise ValueError("learn_frames, enter_frames and exit_frames must be at least 1")
-        if self.absorb_frames < 0:
-            raise ValueError("absorb_frames must be 0 (never) or more")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError("alpha must be within [0, 1]")
-        if not 0.0 < self.changed_fraction < 1.0:
-            raise ValueError("changed_fraction must be within (0, 1)")
-        if not 0.0 < self.still_fraction <= 1.0:
-            raise ValueError("still_fraction must be within (0, 1]")
-        if not all(0.0 <= m <= 2.0 for m in (self.crop_margin, *self.extra_crop_margins)):
-            raise ValueError("crop margins must be within [0, 2] (fractions of the item)")
-        if not 0.0 <= self.min_blob < 1.0:
-            raise ValueError("min_blob must be within [0, 1)")
-        check_roi(self.roi)
 
 
 @dataclass(frozen=True)
@@ -111,16 +69,6 @@ class PresenceUpdate:
     motion: float = 0.0  # fraction of pixels that moved since the previous frame
     still: bool = True  # motion below ``still_fraction``
     absorbed: bool = False  # the scene was taken as the new background with this frame
-
-
-def check_roi(roi: Box) -> Box:
-    """Validate ``(x0, y0, x1, y1)`` fractions: inside [0, 1] and not empty."""
-    if len(roi) != 4:
-        raise ValueError("roi must be four numbers: x0, y0, x1, y1")
-    x0, y0, x1, y1 = roi
-    if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
-        raise ValueError("roi must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
-    return roi
 
 
 def roi_box(shape: tuple[int, ...], roi: Box) -> tuple[int, ...]:
@@ -177,6 +125,7 @@ class PresenceDetector:
     """Tells, frame by frame, whether an item is in view and where (see the module docstring)."""
 
     def __init__(self, config: PresenceConfig | None = None) -> None:
+        """``config``: the ``edge.presence`` section (default: its defaults)."""
         self.config = config or PresenceConfig()
         self.reset()
 

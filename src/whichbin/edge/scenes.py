@@ -241,7 +241,7 @@ def pick_photos(
     Raises:
         LookupError: fewer than ``per_bin`` photos of a bin qualify.
     """
-    from whichbin.edge.presence import PresenceConfig
+    from whichbin.config import PresenceConfig
     from whichbin.edge.region import crop_box
 
     margin = PresenceConfig().crop_margin

@@ -4,9 +4,9 @@ the on-disk outbox, frame source on a capture thread, fixed model or deployment 
 (``edge/follower.py``), snapshots, the live view and the runner. Composition and
 lifecycle only. What ``whichbin edge run`` starts, and what a test starts in-process::
 
-    svc = EdgeService(EdgeOptions(source="frames/", device_id="cam1",
-                                  mqtt_url=broker.url, models_dir=tmp / "models",
-                                  data_dir=tmp / "edge")).start()
+    svc = EdgeService(EdgeConfig(source="frames/", device_id="cam1",
+                                 models_dir=tmp / "models", data_dir=tmp / "edge"),
+                      MqttConfig(url=broker.url)).start()
     ...                      # publish a deployment, watch events
     svc.stop()               # availability "offline" (retained), threads joined
 """
@@ -22,10 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from whichbin.config import EdgeConfig, MqttConfig
 from whichbin.contract import BINS, OFFLINE, ONLINE, Topics, utc_now
 from whichbin.edge.capture import ThreadedSource
 from whichbin.edge.commands import CommandTable, Corrections, FileModelReloader, edge_commands
-from whichbin.edge.config import EdgeOptions
+from whichbin.edge.decide import Decider
 from whichbin.edge.follower import DeploymentFollower
 from whichbin.edge.homeassistant import HomeAssistant
 from whichbin.edge.output import EdgeOutput
@@ -37,69 +38,72 @@ from whichbin.security.guard import DeploymentGuard
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EdgeOptions", "EdgeService"]
+__all__ = ["EdgeService"]
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 class EdgeService:
-    """Builds the edge from options; ``run()`` blocks, ``start()`` runs it on a thread.
+    """Builds the edge from its config sections; ``run()`` blocks, ``start()`` runs it on a
+    thread.
 
     Args:
-        options: what to run.
-        source: a ready FrameSource instead of ``options.source`` (tests, custom cameras).
+        config: the ``edge`` section (``device_id`` and ``source`` set). Its ``data_dir``
+            defaults to a folder; ``data_dir=None`` keeps nothing on disk.
+        mqtt: the ``mqtt`` section (default: a broker on 127.0.0.1).
+        source: a ready FrameSource instead of ``config.source`` (tests, custom cameras).
         clock: current UTC datetime, passed to the runner.
+        classify_all: classify every frame (benchmarks), not only while an item is in view.
 
     Raises:
-        WhichbinError subclasses for a bad device id, source, model or rule pack.
+        WhichbinError subclasses for a missing or bad device id, source, model or rule pack.
     """
 
     def __init__(
         self,
-        options: EdgeOptions,
+        config: EdgeConfig,
+        mqtt: MqttConfig | None = None,
         *,
         source: FrameSource | None = None,
         clock: Callable[[], datetime] = utc_now,
+        classify_all: bool = False,
     ) -> None:
         from whichbin.messaging.mqtt import create_mqtt_client
         from whichbin.rules import load_rules
 
-        if not _DEVICE_ID.fullmatch(options.device_id):
+        config.require()
+        self.device_id = str(config.device_id)
+        if not _DEVICE_ID.fullmatch(self.device_id):
             raise ConfigError(
-                f"--device-id {options.device_id!r}: use letters, digits, '_', '-', '.', ':'"
+                f"--device-id {self.device_id!r}: use letters, digits, '_', '-', '.', ':'"
             )
-        self.options = options
-        self.topics = Topics(options.device_id, options.prefix)
-        self.rules = load_rules(options.rules) if options.rules else None
+        self.config = config
+        self.mqtt = mqtt or MqttConfig()
+        self.topics = Topics(self.device_id, self.mqtt.prefix)
+        self.rules = load_rules(config.rules) if config.rules else None
         self.client = create_mqtt_client(
-            options.mqtt_url,
-            client_id=f"whichbin-edge-{options.device_id}",
+            self.mqtt,
+            f"whichbin-edge-{self.device_id}",
             will=(self.topics.availability, OFFLINE),
-            password_env=options.password_env,
-            password_file=options.password_file,
-            ca_file=options.ca_file,
-            cert_file=options.cert_file,
-            key_file=options.key_file,
         )
-        self.client.keepalive = options.keepalive
         self.follower: DeploymentFollower | None = None
         self.models: ModelProvider
         reload_model: Callable[[], None]  # the ``reload`` command's model part
-        if options.model is not None:
-            static = StaticModel(self._load_model(options.model))
+        if config.model is not None:
+            static = StaticModel(self._load_model(config.model))
             self.models = static
-            reload_model = FileModelReloader(static, options.model, self._load_model)
+            reload_model = FileModelReloader(static, config.model, self._load_model)
         else:
             self.follower = DeploymentFollower(
-                options.device_id,
-                options.models_dir,
+                self.device_id,
+                config.models_dir,
                 self.client,
-                prefix=options.prefix,
+                prefix=self.mqtt.prefix,
                 rules=self.rules,
                 clock=clock,
-                fallback_default=options.default_model,
+                fallback_default=config.default_model,
                 load=self._load_classifier,
-                guard=DeploymentGuard.from_settings(options.security),
+                guard=DeploymentGuard.from_settings(config.security),
             )
             self.models = self.follower
             reload_model = self.follower.retry
@@ -107,8 +111,8 @@ class EdgeService:
         self.drainer: Any = None
         self.snapshots: Any = None
         counters_file = None
-        if options.data_dir is not None:
-            data_dir = Path(options.data_dir)
+        if config.data_dir is not None:
+            data_dir = Path(config.data_dir)
             counters_file = data_dir / "counters.json"
             try:
                 self._open_data_dir(data_dir)
@@ -120,43 +124,43 @@ class EdgeService:
             self.topics,
             event_publisher=self.outbox,
             snapshots=self.snapshots,
-            publish_snapshots=options.snapshots.publish and self.snapshots is not None,
+            publish_snapshots=config.snapshots.publish and self.snapshots is not None,
             counters_file=counters_file,
-            deeplens=options.deeplens,
+            deeplens=config.deeplens_topic,
         )
         self.liveview: Any = None
-        if options.http.port is not None:
+        if config.http.port is not None:
             from whichbin.edge.liveview import LiveView, load_password
 
             self.liveview = LiveView(
-                options.http.host,
-                options.http.port,
-                options.http.max_fps,
-                password=load_password(options.http.password_file),
+                config.http.host,
+                config.http.port,
+                config.http.max_fps,
+                password=load_password(config.http.password_file),
             )
         self.runner = EdgeRunner(
             self.source,
             self.models,
             self.output,
-            options.device_id,
-            prefix=options.prefix,
+            self.device_id,
+            prefix=self.mqtt.prefix,
             clock=clock,
-            presence=PresenceDetector(options.presence),
-            decider=options.decision.create_decider(),
-            max_frames=options.max_frames,
+            presence=PresenceDetector(config.presence),
+            decider=Decider.from_config(config.decision),
+            max_frames=config.max_frames,
             on_frame=self.liveview.update if self.liveview is not None else None,
-            classify_all=options.classify_all,
+            classify_all=classify_all,
         )
         self.commands = CommandTable(self.topics, edge_commands(self.runner, reload_model))
         self.corrections = Corrections(self.topics, self.snapshots, self._bins)
         self.homeassistant: HomeAssistant | None = None
-        if options.homeassistant.enabled:
+        if config.homeassistant.enabled:
             self.homeassistant = HomeAssistant(
                 self.client,
-                options.device_id,
-                prefix=options.prefix,
-                discovery_prefix=options.homeassistant.discovery_prefix,
-                device_name=options.homeassistant.device_name,
+                self.device_id,
+                prefix=self.mqtt.prefix,
+                discovery_prefix=config.homeassistant.discovery_prefix,
+                device_name=config.homeassistant.device_name,
                 snapshots=self.output.publish_snapshots,
             )
         self._thread: threading.Thread | None = None
@@ -172,54 +176,54 @@ class EdgeService:
 
     def _open_data_dir(self, data_dir: Path) -> None:
         """The outbox and the snapshot store under ``data_dir`` (created when missing)."""
-        options = self.options
         data_dir.mkdir(parents=True, exist_ok=True)
-        if options.outbox:
+        if self.config.outbox:
             from whichbin.messaging.outbox import OutboxDrainer, SqliteOutbox
 
             self.outbox = SqliteOutbox(data_dir / "outbox.sqlite")
             self.drainer = OutboxDrainer(self.outbox, self.client, retry_interval=1.0)
             if pending := self.outbox.pending():
                 logger.info("%d events from an earlier run wait to be sent", pending)
-        if options.snapshots.enabled:
+        if self.config.snapshots.enabled:
             from whichbin.edge.snapshots import SnapshotStore
 
-            self.snapshots = SnapshotStore(data_dir / "snapshots", options.snapshots.policy())
+            self.snapshots = SnapshotStore(data_dir / "snapshots", self.config.snapshots)
 
     def _load_classifier(self, path: Path) -> Any:
         from whichbin.inference import OnnxClassifier
 
-        return OnnxClassifier(path, self.rules, threads=self.options.threads)
+        return OnnxClassifier(path, self.rules, threads=self.config.threads)
 
     def _load_model(self, path: Path) -> ActiveModel:
         return ActiveModel.from_classifier(self._load_classifier(path))
 
     def _create_source(self, given: FrameSource | None) -> ThreadedSource:
-        opts = self.options
+        cfg = self.config
+        capture = cfg.capture
         if given is not None:
             raw, reopen = given, None
         else:
 
             def reopen() -> FrameSource:
                 return create_source(
-                    opts.source, opts.fps, loop=not opts.exit_at_end, stills=opts.stills
+                    str(cfg.source), cfg.fps, loop=not capture.exit_at_end, stills=cfg.stills
                 )
 
             raw = reopen()
         live = bool(getattr(raw, "live", False))
         return ThreadedSource(
             raw,
-            drop=live if opts.drop_frames is None else opts.drop_frames,
+            drop=live if capture.drop_frames is None else capture.drop_frames,
             # a camera or stream is re-opened; a file re-opened would replay from the start
             reopen=reopen if live else None,
             restart_on_end=live,
-            max_backoff=opts.max_backoff,
+            max_backoff=capture.max_backoff,
         )
 
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> RunStats:
         """Connect, loop until the source ends / max frames / ``stop()``, then go offline."""
-        opts = self.options
+        cfg = self.config
         self.client.on_connect(self._on_connect)
         self.commands.attach(self.client)
         self.corrections.attach(self.client)
@@ -239,10 +243,10 @@ class EdgeService:
             self.liveview.start()
         if self.drainer is not None:
             self.drainer.start()
-        if not self.client.start(wait=opts.connect_timeout):
+        if not self.client.start(wait=cfg.connect_timeout):
             logger.warning(
                 "%s; running and retrying in the background",
-                self.client.failure(opts.connect_timeout),
+                self.client.failure(cfg.connect_timeout),
             )
         try:
             self.stats = self.runner.run()
@@ -297,7 +301,7 @@ class EdgeService:
         self.client.stop()
         if self.outbox is not None:
             self.outbox.close()
-        logger.info("edge %s stopped", self.options.device_id)
+        logger.info("edge %s stopped", self.device_id)
 
     # -- MQTT callbacks (network thread) ---------------------------------------------
     def _on_connect(self) -> None:

@@ -24,12 +24,12 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from whichbin.config.edge import SnapshotConfig
 from whichbin.contract import UNSURE, Correction, Event, iso, utc_now
 
 logger = logging.getLogger(__name__)
@@ -38,17 +38,6 @@ EVENTS = "events"  # folders: events/, unsure/ (named for the decision), correct
 CORRECTIONS = "corrections"
 CORRECTIONS_LOG = "corrections.jsonl"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-
-
-@dataclass(frozen=True)
-class SnapshotPolicy:
-    """How many snapshots are kept, and for how long."""
-
-    max_count: int = 500  # decided items kept
-    max_age_days: float | None = 7.0  # decided items older than this are deleted
-    unsure_max_count: int = 2000  # unsure items kept for review
-    unsure_max_age_days: float | None = None  # None: kept until reviewed or over the count
-    quality: int = 90  # JPEG quality
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
@@ -75,18 +64,18 @@ class SnapshotStore:
 
     Args:
         root: the snapshot folder (created when missing).
-        policy: retention and JPEG quality.
+        policy: the ``edge.snapshots`` section: retention and JPEG quality.
         clock: wall-clock seconds (``time.time``), for ages.
     """
 
     def __init__(
         self,
         root: Path,
-        policy: SnapshotPolicy | None = None,
+        policy: SnapshotConfig | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.root = Path(root)
-        self.policy = policy or SnapshotPolicy()
+        self.policy = policy or SnapshotConfig()
         self.clock = clock
         self._lock = threading.Lock()
         for sub in (EVENTS, UNSURE, CORRECTIONS):

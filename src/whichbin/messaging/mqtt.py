@@ -14,10 +14,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
 from whichbin.errors import ConfigError
+
+if TYPE_CHECKING:
+    from whichbin.config import MqttConfig
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +90,8 @@ class MqttClient:
         if self.url.username:
             self.client.username_pw_set(self.url.username, password)
         if self.url.tls:
+            if ca_file and not Path(ca_file).is_file():
+                raise ConfigError(f"{ca_file}: no such CA bundle (mqtt.ca_file or --ca-file)")
             try:  # a client certificate (whichbin certs) when the broker requires one
                 self.client.tls_set(
                     ca_certs=ca_file,
@@ -255,17 +260,18 @@ def _auth_error(reason: str, username: str | None) -> str:
 
 
 def create_mqtt_client(
-    url: str,
-    client_id: str,
-    will: tuple[str, str] | None = None,
-    password_env: str = "WHICHBIN_MQTT_PASSWORD",
-    password_file: str | None = None,
-    ca_file: str | None = None,
-    cert_file: str | None = None,
-    key_file: str | None = None,
+    cfg: MqttConfig, client_id: str, will: tuple[str, str] | None = None
 ) -> MqttClient:
-    """Factory reading the password from the environment or a file."""
-    password = read_password(password_env, password_file)
+    """A client for the ``mqtt`` section: its URL, keepalive, CA bundle and client
+    certificate, and the password from its ``password_file`` or ``password_env``."""
+    password = read_password(cfg.password_env, cfg.password_file)
     return MqttClient(
-        url, client_id, will, password, ca_file, cert_file=cert_file, key_file=key_file
+        cfg.url,
+        client_id,
+        will,
+        password,
+        cfg.ca_file,
+        keepalive=cfg.keepalive,
+        cert_file=cfg.cert_file,
+        key_file=cfg.key_file,
     )

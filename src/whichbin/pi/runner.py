@@ -8,7 +8,7 @@ correction made while the broker is away is sent once it is back (also after a r
 In-process use (what the end-to-end tests do)::
 
     display = RecorderDisplay()
-    runner = start_display("mqtt://127.0.0.1:1883", "bin-1", display, hold=0.5)
+    runner = start_display(MqttConfig(), PiConfig(device_id="bin-1", hold=0.5), display)
     display.wait_for(render("compost"))     # after an event for bin-1 is published
     runner.stop()
 """
@@ -24,9 +24,10 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from whichbin.config import MqttConfig, PiConfig
 from whichbin.contract import Topics, utc_now
 from whichbin.errors import ConfigError
-from whichbin.messaging.mqtt import MqttClient
+from whichbin.messaging.mqtt import MqttClient, create_mqtt_client
 from whichbin.messaging.outbox import OutboxDrainer, SqliteOutbox
 from whichbin.pi.app import DisplayApp
 from whichbin.pi.displays import Display, StickSource
@@ -177,50 +178,42 @@ def _open_outbox(path: Path) -> SqliteOutbox:
 
 
 def start_display(
-    url: str,
-    device_id: str,
+    mqtt: MqttConfig,
+    config: PiConfig,
     display: Display,
     *,
-    hold: float = 3.0,
-    rotation: int = 0,
-    brightness: float = 1.0,
-    prefix: str = "whichbin",
-    deeplens_topic: str | None = None,
     stick: StickSource | None = None,
-    password: str | None = None,
-    ca_file: str | None = None,
-    cert_file: str | None = None,
-    key_file: str | None = None,
     tick_interval: float = 0.1,
     wait: float = 0.0,
     client_id: str | None = None,
-    outbox: Path | None = None,
 ) -> DisplayRunner:
-    """Build and start a display for ``device_id`` on the broker at ``url``.
+    """Build and start the display for the ``pi`` section on the ``mqtt`` section's broker.
 
     ``stick`` defaults to the display itself when it reports joystick events (the Sense
-    HAT, the emulator, ``RecorderDisplay``). ``outbox`` is the SQLite file where
-    corrections wait while the broker is unreachable (None: they are dropped then).
-    Returns the started runner; call ``stop()``.
+    HAT, the emulator, ``RecorderDisplay``). Corrections wait in
+    ``config.data_dir/outbox.sqlite`` while the broker is unreachable (no ``data_dir``:
+    they are dropped then). Returns the started runner; call ``stop()``.
+
+    Raises:
+        ConfigError: No ``device_id``, or the outbox cannot be opened.
     """
-    app = DisplayApp(display, hold=hold, rotation=rotation, brightness=brightness)
-    client = MqttClient(
-        url,
-        client_id or f"whichbin-pi-{device_id}-{uuid.uuid4().hex[:8]}",
-        password=password,
-        ca_file=ca_file,
-        cert_file=cert_file,
-        key_file=key_file,
+    device_id = str(config.require().device_id)
+    app = DisplayApp(
+        display, hold=config.hold, rotation=config.rotation, brightness=config.brightness
+    )
+    client = create_mqtt_client(
+        mqtt, client_id or f"whichbin-pi-{device_id}-{uuid.uuid4().hex[:8]}"
     )
     if stick is None and callable(getattr(display, "stick_events", None)):
         stick = display  # type: ignore[assignment]
+    outbox = None if config.data_dir is None else _open_outbox(config.data_dir / "outbox.sqlite")
     runner = DisplayRunner(
         app,
         client,
-        Topics(device_id, prefix),
-        deeplens_topic=deeplens_topic,
+        Topics(device_id, mqtt.prefix),
+        deeplens_topic=config.deeplens_topic,
         stick=stick,
         tick_interval=tick_interval,
-        outbox=_open_outbox(outbox) if outbox is not None else None,
+        outbox=outbox,
     )
     return runner.start(wait)

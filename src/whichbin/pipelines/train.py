@@ -294,14 +294,13 @@ def finetune_and_export(
     steps: StepCache,
     progress: bool = True,
 ) -> TrainedModel:
-    """Partial or full fine-tuning (training/finetune.py) → calibrated bundle. Resumable:
+    """Partial or full fine-tuning (training/finetune/) → calibrated bundle. Resumable:
     the step's directory keeps the per-epoch checkpoint until the step completes."""
     from whichbin.evaluation.report import plot_curves
     from whichbin.inference import write_meta
-    from whichbin.training.finetune import FinetuneParams, finetune, pick_backgrounds
+    from whichbin.training.finetune import Recipe, finetune, finetune_settings, pick_backgrounds
 
     t = cfg.training
-    params = FinetuneParams.from_training(t)
     rows = [r for r in prepared.rows if not rules.is_bin_only(r.label)]
     if len(rows) < len(prepared.rows):
         logger.warning(
@@ -314,7 +313,7 @@ def finetune_and_export(
     key = {
         "manifest": prepared.manifest_hash,
         "labels": labels,
-        "params": repr(params),
+        "params": finetune_settings(t, Recipe()),
         "rules": rules.model_dump(),
         "v": 1,
     }
@@ -330,7 +329,7 @@ def finetune_and_export(
             rules={"name": rules.name, "version": rules.version},
         )
         res = finetune(
-            params,
+            t,
             train,
             val,
             labels,

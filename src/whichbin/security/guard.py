@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from whichbin.security.policy import EdgeSecuritySettings, FetchPolicy
+from whichbin.config import EdgeSecurityConfig, FetchPolicy
 from whichbin.security.signing import SignatureError, TrustedKeys, verify_deployment
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class DeploymentGuard:
             )
 
     @classmethod
-    def from_settings(cls, settings: EdgeSecuritySettings) -> DeploymentGuard:
+    def from_settings(cls, settings: EdgeSecurityConfig) -> DeploymentGuard:
         """Load the trusted key files (ConfigError naming a file that is unusable)."""
         return cls(
             TrustedKeys.from_files(settings.trusted_keys),

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -17,9 +16,6 @@ from whichbin.inference import PreprocessSpec, to_tensor
 from whichbin.progress import default_reporter, log_reporter
 from whichbin.training.augment import augment, object_mask
 from whichbin.training.embeddings import load_rgb
-
-if TYPE_CHECKING:
-    from whichbin.training.finetune import FinetuneParams
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +89,21 @@ def view_rng(aug_seed: int, sha256: str, view: int) -> np.random.Generator:
 
 
 def _make_views(
-    path: Path, sha: str, views: list[int], p: FinetuneParams, size: int, bgs: list[Image.Image]
+    path: Path,
+    sha: str,
+    views: list[int],
+    size: int,
+    bgs: list[Image.Image],
+    p_composite: float,
+    aug_seed: int,
 ) -> list[Image.Image]:
     img = load_rgb(path)
     out = [img] if 0 in views else []
     if any(v > 0 for v in views):
         small = thumb(img.copy(), int(size * 1.4))  # augmenting fewer pixels is faster
-        mask = object_mask(small) if p.p_composite > 0 else None
+        mask = object_mask(small) if p_composite > 0 else None
         for v in sorted(v for v in views if v > 0):
-            out.append(augment(small, view_rng(p.aug_seed, sha, v), bgs, p.p_composite, mask))
+            out.append(augment(small, view_rng(aug_seed, sha, v), bgs, p_composite, mask))
     return out
 
 
@@ -109,12 +111,19 @@ def cache_activations(
     store: ActivationStore,
     prefix_onnx: Path,
     items: dict[str, tuple[Path, list[int]]],
-    p: FinetuneParams,
     spec: PreprocessSpec,
     backgrounds: list[Image.Image],
+    *,
+    p_composite: float,
+    aug_seed: int,
+    threads: int,
     progress: bool = True,
 ) -> int:
-    """Compute and store the missing (sha, view) activations; returns how many were new."""
+    """Compute and store the missing (sha, view) activations; returns how many were new.
+
+    ``p_composite`` and ``aug_seed`` shape the augmented views (``training.augment_composite``
+    and the recipe's seed); ``threads`` ONNX Runtime threads.
+    """
     import onnxruntime as ort
 
     todo = [(s, path, [v for v in vs if (s, v) not in store]) for s, (path, vs) in items.items()]
@@ -123,7 +132,7 @@ def cache_activations(
     if not total:
         return 0
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = p.threads
+    opts.intra_op_num_threads = threads
     opts.log_severity_level = 3
     sess = ort.InferenceSession(str(prefix_onnx), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
@@ -134,7 +143,7 @@ def cache_activations(
         keys, imgs = [], []
         for s, path, vs in chunk:
             keys += [(s, v) for v in sorted(vs)]
-            imgs += _make_views(path, s, vs, p, spec.size, backgrounds)
+            imgs += _make_views(path, s, vs, spec.size, backgrounds, p_composite, aug_seed)
         return keys, imgs
 
     reporter = default_reporter() if progress else log_reporter

@@ -1,5 +1,5 @@
 """``whichbin web``: dashboard, REST API and artifact serving."""
 
-from whichbin.web.app import WebSettings, create_app
+from whichbin.web.app import create_app
 
-__all__ = ["WebSettings", "create_app"]
+__all__ = ["create_app"]

@@ -6,16 +6,16 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from whichbin.config import Settings
 from whichbin.deploy.publish import Deployer
 from whichbin.registry.base import Registry
-from whichbin.web.app import WebSettings
 
 
 def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-def get_settings(request: Request) -> WebSettings:
+def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -24,5 +24,5 @@ def get_deployer(request: Request) -> Deployer | None:
 
 
 RegistryDep = Annotated[Registry, Depends(get_registry)]
-SettingsDep = Annotated[WebSettings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 DeployerDep = Annotated[Deployer | None, Depends(get_deployer)]

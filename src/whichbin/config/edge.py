@@ -17,24 +17,31 @@ Load order (later wins): defaults → YAML (``edge:`` in the config file) → en
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from whichbin.edge.decide import Decider
-from whichbin.edge.presence import FULL_FRAME, PresenceConfig, check_roi
-from whichbin.edge.snapshots import SnapshotPolicy
-from whichbin.errors import ConfigError, validation_message
-from whichbin.security.policy import EdgeSecuritySettings
+from whichbin.config.base import Section
+from whichbin.errors import ConfigError
 
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 as fractions of the frame
 
 
-class CaptureSettings(_Section):
+def check_roi(roi: Box) -> Box:
+    """Validate ``(x0, y0, x1, y1)`` fractions: inside [0, 1] and not empty."""
+    if len(roi) != 4:
+        raise ValueError("roi must be four numbers: x0, y0, x1, y1")
+    x0, y0, x1, y1 = roi
+    if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
+        raise ValueError("roi must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+    return roi
+
+
+class CaptureConfig(Section):
+    """The frame source's capture thread (``edge.capture``)."""
+
     drop_frames: bool | None = Field(
         None,
         description="Keep only the latest frame when classification is slower than the "
@@ -48,8 +55,10 @@ class CaptureSettings(_Section):
     )
 
 
-class PresenceSettings(_Section):
-    roi: tuple[float, float, float, float] = Field(
+class PresenceConfig(Section):
+    """The change detector (``edge.presence``); defaults suit a fixed camera over a shelf."""
+
+    roi: Box = Field(
         FULL_FRAME,
         description="Region of interest x0, y0, x1, y1 as fractions of the frame; presence "
         "is detected inside it (and, with crop off, items are classified inside it)",
@@ -123,14 +132,13 @@ class PresenceSettings(_Section):
 
     @field_validator("roi")
     @classmethod
-    def _roi(cls, v: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    def _roi(cls, v: Box) -> Box:
         return check_roi(v)
 
-    def to_presence_config(self) -> PresenceConfig:
-        return PresenceConfig(**self.model_dump())
 
+class DecisionConfig(Section):
+    """The vote over an item's frames (``edge.decision``)."""
 
-class DecisionSettings(_Section):
     vote_frames: int = Field(5, ge=1, description="N: the window of latest frames that vote")
     agree_frames: int | None = Field(
         None, ge=1, description="K: votes one bin needs in the window (default: a majority)"
@@ -144,22 +152,15 @@ class DecisionSettings(_Section):
     top_k: int = Field(3, ge=1, description="Labels listed in an event's top_k")
 
     @model_validator(mode="after")
-    def _k_of_n(self) -> DecisionSettings:
+    def _k_of_n(self) -> DecisionConfig:
         if self.agree_frames is not None and self.agree_frames > self.vote_frames:
             raise ValueError("agree_frames must not exceed vote_frames")
         return self
 
-    def create_decider(self) -> Decider:
-        return Decider(
-            vote_frames=self.vote_frames,
-            agree_frames=self.agree_frames,
-            timeout=self.timeout,
-            threshold=self.threshold,
-            k=self.top_k,
-        )
 
+class SnapshotConfig(Section):
+    """Decision snapshots on disk: retention and JPEG quality (``edge.snapshots``)."""
 
-class SnapshotSettings(_Section):
     enabled: bool = Field(True, description="Save each decision's image under data_dir")
     max_count: int = Field(500, ge=0, description="Decided items' snapshots kept")
     max_age_days: float | None = Field(
@@ -174,23 +175,18 @@ class SnapshotSettings(_Section):
         False, description="Also publish the JPEG (retained) on <prefix>/<device>/snapshot"
     )
 
-    def policy(self) -> SnapshotPolicy:
-        return SnapshotPolicy(
-            max_count=self.max_count,
-            max_age_days=self.max_age_days,
-            unsure_max_count=self.unsure_max_count,
-            unsure_max_age_days=self.unsure_max_age_days,
-            quality=self.quality,
-        )
 
+class HomeAssistantConfig(Section):
+    """Home Assistant MQTT discovery (``edge.homeassistant``)."""
 
-class HomeAssistantSettings(_Section):
     enabled: bool = Field(False, description="Publish Home Assistant MQTT discovery configs")
     discovery_prefix: str = Field("homeassistant", description="HA's discovery prefix")
     device_name: str | None = Field(None, description="Name in HA (default: whichbin <device>)")
 
 
-class HttpSettings(_Section):
+class HttpConfig(Section):
+    """The MJPEG live view (``edge.http``)."""
+
     port: int | None = Field(
         None, ge=0, le=65535, description="Serve the MJPEG live view on this port (off if unset)"
     )
@@ -203,7 +199,68 @@ class HttpSettings(_Section):
     )
 
 
-class EdgeConfig(_Section):
+Scheme = Literal["https", "http", "file"]
+
+
+def _all_schemes() -> list[Scheme]:
+    return ["https", "http", "file"]
+
+
+class FetchPolicy(Section):
+    """Allowed artifact URLs, the size cap and retries (``edge.security.fetch``)."""
+
+    schemes: list[Scheme] = Field(
+        default_factory=_all_schemes,
+        description="URL schemes allowed at all; http and file are further limited by "
+        "http_hosts and file_root",
+    )
+    https_hosts: list[str] = Field([], description="Hosts https:// may reach; empty: any host")
+    http_hosts: list[str] = Field(
+        [],
+        description="Hosts plain http:// may reach (the registry's `whichbin web` host); "
+        "empty: http refused",
+    )
+    file_root: Path | None = Field(
+        None,
+        description="file:// URLs only under this directory (e.g. the registry on the same "
+        "machine); unset: file refused",
+    )
+    max_size: int = Field(
+        1 << 30,
+        ge=1,
+        description="Bytes an artifact may have at most, whatever the deployment says; the "
+        "signed size caps each download below that",
+    )
+    timeout: float = Field(30.0, gt=0, description="Socket timeout (s) of an HTTP(S) download")
+    retry_initial: float = Field(
+        5.0, gt=0, description="Seconds before the first retry of a failed download or check"
+    )
+    retry_max: float = Field(300.0, gt=0, description="Longest wait between retries (s)")
+
+    @field_validator("https_hosts", "http_hosts")
+    @classmethod
+    def _lower(cls, v: list[str]) -> list[str]:
+        return [h.strip().lower() for h in v if h.strip()]
+
+
+class EdgeSecurityConfig(Section):
+    """Which deployments an edge accepts (``edge.security``)."""
+
+    trusted_keys: list[Path] = Field(
+        [],
+        description="Public key files (PEM, `whichbin keys show --pem`) whose signed "
+        "deployments are accepted; list two while rotating keys. None: every deployment is "
+        "refused",
+    )
+    insecure_accept_unsigned: bool = Field(
+        False,
+        description="LAB BENCH ONLY: accept deployments without a (verifiable) signature; "
+        "anyone who can publish to the broker can then install any model",
+    )
+    fetch: FetchPolicy = Field(default_factory=FetchPolicy)
+
+
+class EdgeConfig(Section):
     """Everything ``whichbin edge run`` takes (``edge:`` in the config file)."""
 
     device_id: str | None = Field(None, description="This device's id in MQTT topics (required)")
@@ -248,13 +305,13 @@ class EdgeConfig(_Section):
     connect_timeout: float = Field(
         5.0, ge=0, description="Seconds to wait for the broker before running anyway"
     )
-    capture: CaptureSettings = Field(default_factory=CaptureSettings)
-    presence: PresenceSettings = Field(default_factory=PresenceSettings)
-    decision: DecisionSettings = Field(default_factory=DecisionSettings)
-    snapshots: SnapshotSettings = Field(default_factory=SnapshotSettings)
-    homeassistant: HomeAssistantSettings = Field(default_factory=HomeAssistantSettings)
-    http: HttpSettings = Field(default_factory=HttpSettings)
-    security: EdgeSecuritySettings = Field(default_factory=EdgeSecuritySettings)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    presence: PresenceConfig = Field(default_factory=PresenceConfig)
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig)
+    homeassistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    security: EdgeSecurityConfig = Field(default_factory=EdgeSecurityConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> EdgeConfig:
@@ -268,114 +325,9 @@ class EdgeConfig(_Section):
         """The config for running: ``device_id`` and ``source`` must be set.
 
         Raises:
-            ValueError: naming the missing key and the flag that sets it.
+            ConfigError: naming the missing key and the flag that sets it.
         """
         for key, flag in (("device_id", "--device-id"), ("source", "--source")):
             if not getattr(self, key):
-                raise ValueError(f"edge.{key}: required (set {flag} or edge.{key} in the config)")
+                raise ConfigError(f"edge.{key}: required (set {flag} or edge.{key} in the config)")
         return self
-
-
-def as_edge_config(section: Any, source: str = "edge") -> EdgeConfig:
-    """The ``edge`` section of loaded settings as an EdgeConfig.
-
-    Accepts an EdgeConfig (once ``Settings.edge`` is typed) or the raw mapping
-    (``Settings.edge`` as ``dict``).
-
-    Raises:
-        ConfigError: one line naming the key, e.g. ``cfg.yaml: edge.decision.timeout: …``.
-    """
-    if isinstance(section, EdgeConfig):
-        return section
-    try:
-        return EdgeConfig.model_validate(section or {})
-    except ValidationError as e:
-        raise ConfigError(validation_message(e, source, prefix=("edge",))) from e
-
-
-@dataclass
-class EdgeOptions:
-    """Everything ``whichbin edge run`` takes (see its --help for each option).
-
-    ``data_dir`` None keeps nothing on disk (no outbox, snapshots or counters): the
-    library default, so tests stay isolated; the CLI and config default to a folder.
-    """
-
-    source: str
-    device_id: str
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
-    model: Path | None = None  # fixed model; None follows deployments
-    fps: float | None = None
-    stills: bool = False  # a folder of photos, one item (one event) each
-    deeplens: bool = False
-    prefix: str = "whichbin"
-    models_dir: Path = Path("whichbin-models")
-    max_frames: int | None = None
-    exit_at_end: bool = False  # files/folders: stop at the end instead of replaying
-    default_model: bool = False  # follow mode: use the bundled model until a deployment
-    rules: Path | None = None
-    presence: PresenceConfig = field(default_factory=PresenceConfig)
-    password_env: str = "WHICHBIN_MQTT_PASSWORD"
-    password_file: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None  # TLS client certificate and key (whichbin certs)
-    key_file: str | None = None
-    connect_timeout: float = 5.0  # seconds to wait for the broker before running anyway
-    keepalive: int = 30
-    data_dir: Path | None = None  # outbox.sqlite, snapshots/, counters.json
-    outbox: bool = True
-    decision: DecisionSettings = field(default_factory=DecisionSettings)
-    snapshots: SnapshotSettings = field(default_factory=SnapshotSettings)
-    homeassistant: HomeAssistantSettings = field(default_factory=HomeAssistantSettings)
-    http: HttpSettings = field(default_factory=HttpSettings)
-    drop_frames: bool | None = None  # None: drop for cameras/streams, queue for files
-    max_backoff: float = 30.0
-    threads: int = 1
-    classify_all: bool = False  # benchmarks: classify every frame
-    security: EdgeSecuritySettings = field(default_factory=EdgeSecuritySettings)
-
-    @classmethod
-    def from_config(cls, edge: EdgeConfig, mqtt: Any = None) -> EdgeOptions:
-        """Options from the ``edge:`` and ``mqtt:`` config sections (device_id and source set)."""
-        try:
-            edge.require()
-        except ValueError as e:
-            raise ConfigError(str(e)) from e
-        extra: dict[str, Any] = {}
-        if mqtt is not None:
-            extra = {
-                "mqtt_url": mqtt.url,
-                "prefix": mqtt.prefix,
-                "password_env": mqtt.password_env,
-                "password_file": mqtt.password_file,
-                "ca_file": mqtt.ca_file,
-                "cert_file": mqtt.cert_file,
-                "key_file": mqtt.key_file,
-                "keepalive": mqtt.keepalive,
-            }
-        return cls(
-            source=str(edge.source),
-            device_id=str(edge.device_id),
-            model=edge.model,
-            fps=edge.fps,
-            stills=edge.stills,
-            deeplens=edge.deeplens_topic,
-            models_dir=edge.models_dir,
-            max_frames=edge.max_frames,
-            exit_at_end=edge.capture.exit_at_end,
-            default_model=edge.default_model,
-            rules=edge.rules,
-            presence=edge.presence.to_presence_config(),
-            connect_timeout=edge.connect_timeout,
-            data_dir=edge.data_dir,
-            outbox=edge.outbox,
-            decision=edge.decision,
-            snapshots=edge.snapshots,
-            homeassistant=edge.homeassistant,
-            http=edge.http,
-            drop_frames=edge.capture.drop_frames,
-            max_backoff=edge.capture.max_backoff,
-            threads=edge.threads,
-            security=edge.security,
-            **extra,
-        )

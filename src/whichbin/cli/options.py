@@ -1,0 +1,141 @@
+"""Options every command group shares, declared once, and the one way commands read config.
+
+Every command that reads config takes ``--config`` (or ``$WHICHBIN_CONFIG``); the file is
+read first, then the environment (``WHICHBIN_<SECTION>__<KEY>``), then the flags that
+were given (:func:`load_config`). A flag left out has the value ``None`` and does not
+override the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from whichbin.config import CONFIG_ENV, Settings
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar=CONFIG_ENV,
+        help="YAML config file (whichbin config check validates it); flags override it",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout")]
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        envvar="WHICHBIN_REGISTRY",
+        help="Registry: a local directory or sagemaker://GROUP [default: pipeline.registry.uri "
+        "in the config, ./whichbin-registry]",
+    ),
+]
+MqttOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mqtt",
+        envvar="WHICHBIN_MQTT",
+        help="Broker URL: mqtt://\\[user@]host\\[:port] or mqtts:// (TLS); the password from "
+        "$WHICHBIN_MQTT_PASSWORD or --password-file [default: mqtt.url in the config, "
+        "mqtt://127.0.0.1:1883]",
+    ),
+]
+PrefixOpt = Annotated[
+    str | None, typer.Option("--prefix", help="MQTT topic prefix [default: whichbin]")
+]
+PasswordFileOpt = Annotated[
+    str | None, typer.Option("--password-file", help="File holding the MQTT password")
+]
+CaFileOpt = Annotated[str | None, typer.Option("--ca-file", help="CA bundle for mqtts://")]
+ArtifactBaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--artifact-base-url",
+        envvar="WHICHBIN_ARTIFACT_BASE_URL",
+        help="Base URL edges fetch artifacts from (whichbin web), e.g. http://host:8080 "
+        "[default: a file:// URL into the registry]",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--timeout", min=0.1, help="Seconds to wait for the broker [default: 10]"),
+]
+NoDeployOpt = Annotated[
+    bool, typer.Option("--no-deploy", help="Record approvals without publishing deployments")
+]
+
+
+def mqtt_flags(
+    mqtt: str | None = None,
+    prefix: str | None = None,
+    password_file: str | None = None,
+    ca_file: str | None = None,
+) -> dict[str, Any]:
+    """The broker flags as dotted config keys (for :func:`load_config`)."""
+    return {
+        "mqtt.url": mqtt,
+        "mqtt.prefix": prefix,
+        "mqtt.password_file": password_file,
+        "mqtt.ca_file": ca_file,
+    }
+
+
+def overrides(flags: dict[str, Any]) -> dict[str, Any]:
+    """``{"edge.decision.timeout": 8, "edge.fps": None}`` → ``{"edge": {"decision":
+    {"timeout": 8}}}``: the flags that were given, as a config tree."""
+    tree: dict[str, Any] = {}
+    for dotted, value in flags.items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        node = tree
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = str(value) if isinstance(value, Path) else value
+    return tree
+
+
+def load_config(config: Path | None, flags: dict[str, Any] | None = None) -> Settings:
+    """The settings a command runs with: ``config`` file, environment, then ``flags``.
+
+    Raises:
+        ConfigError: One line naming the file (or ``settings``) and the key.
+    """
+    from whichbin.config import load_settings
+
+    return load_settings(config, overrides(flags or {}))
+
+
+_BROKER_OPTIONS = {
+    "mqtt": MqttOpt,
+    "prefix": PrefixOpt,
+    "password_file": PasswordFileOpt,
+    "ca_file": CaFileOpt,
+}
+
+
+def broker_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command ``--mqtt``, ``--prefix``, ``--password-file`` and ``--ca-file``; it
+    receives them as ``broker``: the given ones as dotted config keys (``mqtt.url``, ...),
+    ready for :func:`load_config`."""
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for name, p in signature.parameters.items() if name != "broker"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in _BROKER_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = [kwargs.pop(name, None) for name in _BROKER_OPTIONS]
+        return command(*args, broker=mqtt_flags(*given), **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+    return wrapper
