@@ -15,6 +15,7 @@ from tests.aws.conftest import verify
 from tests.conftest import wait_for
 from tests.helpers import Recorder
 from tests.registry.fixtures import register
+from whichbin.config import MqttConfig
 from whichbin.deploy import MqttDeployer, fetch_artifact
 from whichbin.deploy.sagemaker_events import (
     DETAIL_TYPE,
@@ -78,7 +79,9 @@ def test_approved_event_publishes_a_signed_deployment_whose_url_downloads_the_ar
     topic = f"{prefix}/fleet/deployment"
     rec = Recorder(broker.url, [topic])
     deploy = ApprovalDeployer(
-        boto3.client("s3"), MqttDeployer(broker.url, prefix), Signer.from_file(signing_key[0])
+        boto3.client("s3"),
+        MqttDeployer(MqttConfig(url=broker.url, prefix=prefix)),
+        Signer.from_file(signing_key[0]),
     )
     try:
         t0 = time.perf_counter()
@@ -118,7 +121,9 @@ def test_rejected_or_pending_publishes_nothing(
     topic = f"{prefix}/fleet/deployment"
     rec = Recorder(broker.url, [topic])
     deploy = ApprovalDeployer(
-        boto3.client("s3"), MqttDeployer(broker.url, prefix), Signer.from_file(signing_key[0])
+        boto3.client("s3"),
+        MqttDeployer(MqttConfig(url=broker.url, prefix=prefix)),
+        Signer.from_file(signing_key[0]),
     )
     try:
         result = handle_event(event(arn, status), reg, deploy)

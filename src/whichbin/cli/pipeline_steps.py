@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from whichbin.cli.options import ConfigOpt, JsonOpt, load_config
 from whichbin.cli.output import emit_json, err_console
 
 step_app = typer.Typer(
@@ -20,14 +21,12 @@ step_app = typer.Typer(
 SetOpt = typer.Option(
     [], "--set", help="Pipeline setting KEY=VALUE (YAML value), e.g. training.mode=partial"
 )
-ConfigOpt = typer.Option(None, "--config", "-c", help="Pipeline YAML (then --set on top)")
 EngineOpt = typer.Option("sagemaker", "--engine", help="Only sagemaker has a definition")
-RoleOpt = typer.Option(None, "--role", help="Execution role ARN [WHICHBIN_SAGEMAKER_ROLE]")
-BucketOpt = typer.Option(None, "--bucket", help="S3 bucket [WHICHBIN_SAGEMAKER_BUCKET]")
-ImageOpt = typer.Option(None, "--image", help="ECR image URI [WHICHBIN_SAGEMAKER_IMAGE]")
-RegionOpt = typer.Option(None, "--region", help="AWS region [AWS_REGION]")
+RoleOpt = typer.Option(None, "--role", help="Execution role ARN (default: WHICHBIN_SAGEMAKER_ROLE)")
+BucketOpt = typer.Option(None, "--bucket", help="S3 bucket (default: WHICHBIN_SAGEMAKER_BUCKET)")
+ImageOpt = typer.Option(None, "--image", help="ECR image URI (default: WHICHBIN_SAGEMAKER_IMAGE)")
+RegionOpt = typer.Option(None, "--region", help="AWS region (default: AWS_REGION)")
 NameOpt = typer.Option("whichbin", "--name", help="Pipeline name")
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document")
 
 
 def _config(config: Path | None, settings: list[str]) -> Any:
@@ -41,8 +40,8 @@ def _config(config: Path | None, settings: list[str]) -> Any:
 @step_app.command("prepare")
 def prepare_cmd(
     data: list[Path] = typer.Option(..., "--data", "-d", help="Image folder, .lst or .csv"),
-    work: Path = typer.Option(None, "--work", help="Work dir [/opt/ml/processing/work]"),
-    config: Path | None = ConfigOpt,
+    work: Path = typer.Option(None, "--work", help="Work dir (default: /opt/ml/processing/work)"),
+    config: ConfigOpt = None,
     settings: list[str] = SetOpt,
 ) -> None:
     """Import, check, dedupe and split the data into WORK/dataset, with its manifest.
@@ -57,9 +56,11 @@ def prepare_cmd(
 
 @step_app.command("train")
 def train_cmd(
-    work: Path = typer.Option(None, "--work", help="Prepared work dir [/opt/ml/input/data/work]"),
-    model_dir: Path = typer.Option(None, "--model-dir", help="Output [/opt/ml/model]"),
-    config: Path | None = ConfigOpt,
+    work: Path = typer.Option(
+        None, "--work", help="Prepared work dir (default: /opt/ml/input/data/work)"
+    ),
+    model_dir: Path = typer.Option(None, "--model-dir", help="Output (default: /opt/ml/model)"),
+    config: ConfigOpt = None,
     settings: list[str] = SetOpt,
 ) -> None:
     """Train (head-only or fine-tuning, as configured) on a prepared work dir.
@@ -90,7 +91,7 @@ def evaluate_cmd(
     min_macro_f1: float = typer.Option(None, "--min-macro-f1", help="Gate override"),
     min_recall: list[str] = typer.Option([], "--min-recall", help="BIN=F gate override"),
     tolerance: float = typer.Option(None, "--tolerance", help="Gate override"),
-    config: Path | None = ConfigOpt,
+    config: ConfigOpt = None,
     settings: list[str] = SetOpt,
 ) -> None:
     """Evaluate the candidate, gate it against the approved version and stage it for
@@ -146,7 +147,7 @@ def _engine(engine: str) -> None:
 
 
 def definition_cmd(
-    config: Path | None = ConfigOpt,
+    config: ConfigOpt = None,
     engine: str = EngineOpt,
     role: str = RoleOpt,
     bucket: str = BucketOpt,
@@ -172,14 +173,14 @@ def definition_cmd(
 
 
 def upsert_cmd(
-    config: Path | None = ConfigOpt,
+    config: ConfigOpt = None,
     engine: str = EngineOpt,
     role: str = RoleOpt,
     bucket: str = BucketOpt,
     image: str = ImageOpt,
     region: str = RegionOpt,
     name: str = NameOpt,
-    as_json: bool = JsonOpt,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create or update the pipeline in your AWS account.
 
@@ -197,13 +198,14 @@ def upsert_cmd(
 
 
 def start_cmd(
+    config: ConfigOpt = None,
     engine: str = EngineOpt,
     parameter: list[str] = typer.Option([], "--parameter", "-p", help="NAME=VALUE, repeatable"),
     wait: bool = typer.Option(False, "--wait", help="Wait for the end; exit 3 if the gate failed"),
     poll: float = typer.Option(30.0, "--poll", min=1, help="--wait: seconds between checks"),
     region: str = RegionOpt,
     name: str = NameOpt,
-    as_json: bool = JsonOpt,
+    as_json: JsonOpt = False,
 ) -> None:
     """Start an execution (unchanged steps are cache hits).
 
@@ -217,6 +219,7 @@ def start_cmd(
     from whichbin.pipelines.sagemaker import execution_outcome, start, status
 
     _engine(engine)
+    load_config(config)  # a broken config fails here, as in every command
     params = dict(p.partition("=")[::2] for p in parameter)
     t = _target(None, None, None, region, name)
     arn = start(t, params)
@@ -239,11 +242,12 @@ def start_cmd(
 
 
 def status_cmd(
+    config: ConfigOpt = None,
     engine: str = EngineOpt,
     execution: str = typer.Option(None, "--execution", help="Execution ARN (default: latest)"),
     region: str = RegionOpt,
     name: str = NameOpt,
-    as_json: bool = JsonOpt,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show the latest execution and its steps.
 
@@ -252,6 +256,7 @@ def status_cmd(
     from whichbin.pipelines.sagemaker import status
 
     _engine(engine)
+    load_config(config)
     doc = status(_target(None, None, None, region, name), execution)
     if as_json:
         emit_json(doc)

@@ -4,20 +4,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from whichbin.config import MqttConfig
+from whichbin.cli.options import ConfigOpt, RegistryOpt, broker_options, load_config
 
 
+@broker_options
 def watch_cmd(
-    registry: str = typer.Option(
-        ..., "--registry", envvar="WHICHBIN_REGISTRY", help="sagemaker://GROUP?bucket=B"
-    ),
-    mqtt: str = typer.Option(
-        MqttConfig().url, "--mqtt", envvar="WHICHBIN_MQTT", help="Fleet broker URL"
-    ),
-    prefix: str = typer.Option(MqttConfig().prefix, "--prefix", help="MQTT topic prefix"),
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
     signing_key: Path = typer.Option(
         None, "--signing-key", help="Approver's private key [default: deploy.signing_key]"
     ),
@@ -27,6 +24,7 @@ def watch_cmd(
     interval: float = typer.Option(60.0, "--interval", min=1, help="Seconds between polls"),
     expires: int = typer.Option(43200, "--url-expires", min=60, help="Presigned URL lifetime (s)"),
     once: bool = typer.Option(False, "--once", help="Poll once, deploy the approval, exit"),
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Deploy every new approval in a SageMaker model package group to the fleet.
 
@@ -38,21 +36,24 @@ def watch_cmd(
     import boto3
 
     from whichbin.cli.output import err_console
-    from whichbin.cli.registry import _deployer
-    from whichbin.deploy.approval import configured_signer
+    from whichbin.deploy.publish import MqttDeployer
     from whichbin.deploy.sagemaker_events import ApprovalDeployer, load_signer, watch_approvals
     from whichbin.errors import ConfigError
+    from whichbin.messaging.mqtt import parse_mqtt_url
     from whichbin.registry import open_registry
     from whichbin.security.keys import load_signer as load_key_file
 
-    if not registry.startswith("sagemaker://"):
-        raise ConfigError(f"--registry {registry}: watch needs a sagemaker://GROUP registry")
-    deployer = _deployer(mqtt, prefix, 10.0)
-    reg = open_registry(registry, create=False)
+    settings = load_config(config, {"pipeline.registry.uri": registry, **(broker or {})})
+    uri = settings.pipeline.registry.uri
+    if not uri.startswith("sagemaker://"):
+        raise ConfigError(f"--registry {uri}: watch needs a sagemaker://GROUP registry")
+    parse_mqtt_url(settings.mqtt.url)  # a typo fails here, before anything is read
+    reg = open_registry(uri, settings.pipeline.registry.model_name, create=False)
     if signing_secret:
         signer = load_signer(signing_secret, boto3.client("secretsmanager"))
     else:
-        signer = load_key_file(signing_key) if signing_key else configured_signer()
+        signer = load_key_file(signing_key or settings.deploy.signing_key)
+    deployer = MqttDeployer(settings.mqtt, settings.deploy.timeout)
     approvals = ApprovalDeployer(boto3.client("s3"), deployer, signer, expires)
 
     def deploy(version):  # noqa: ANN001, ANN202

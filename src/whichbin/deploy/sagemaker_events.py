@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
+from whichbin.config import MqttConfig
 from whichbin.contract import Deployment, utc_now
 from whichbin.deploy.publish import Deployer, MqttDeployer, build_deployment, deployment_topic
 from whichbin.errors import ConfigError, DeployError, WhichbinError
@@ -168,7 +169,7 @@ def approval_deployer_from_env(env: Mapping[str, str] | None = None) -> Approval
             secrets = boto3.client("secretsmanager")
             value = secrets.get_secret_value(SecretId=env["WHICHBIN_MQTT_PASSWORD_SECRET"])
             os.environ["WHICHBIN_MQTT_PASSWORD"] = value["SecretString"]
-        deployer = MqttDeployer(env["WHICHBIN_MQTT_URL"], prefix)
+        deployer = MqttDeployer(MqttConfig(url=env["WHICHBIN_MQTT_URL"], prefix=prefix))
     else:
         raise ConfigError("set WHICHBIN_MQTT_URL or WHICHBIN_IOT_ENDPOINT: where to publish")
     secret = env.get("WHICHBIN_SIGNING_SECRET")
