@@ -373,6 +373,3 @@ def tables_block(load: Loader) -> list[str]:
             section = special.get(name)
             lines += (section(d) if section else generic_section(name, d)) + [""]
     return lines[:-1] if lines and lines[-1] == "" else lines
-
-
-# -- sentences that quote figures ------------------------------------------------------
