@@ -171,42 +171,22 @@ def test_edge_run_help_has_an_example() -> None:
     assert "Example" in result.output and "whichbin edge run --source" in result.output
 
 
+def _edge_run_refused(source: Path, device_id: str, model: str) -> str:
+    """``whichbin edge run`` with a fixed model, which must exit 1: its one-line message."""
+    args = ["--source", str(source), "--device-id", device_id, "--model", model]
+    result = CliRunner().invoke(app, ["edge", "run", *args])
+    assert result.exit_code == 1
+    return user_message(result)
+
+
 @pytest.mark.parametrize("bad", ["a/b", "#", ""])
 def test_bad_device_id_is_a_user_error(bad: str, color_bundle: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "edge",
-            "run",
-            "--source",
-            str(tmp_path),
-            "--device-id",
-            bad,
-            "--model",
-            str(color_bundle),
-        ],
-    )
-    assert result.exit_code == 1
-    assert "--device-id" in user_message(result)
+    assert "--device-id" in _edge_run_refused(tmp_path, bad, str(color_bundle))
 
 
 def test_missing_model_is_a_user_error(tmp_path: Path) -> None:
     write_scene(tmp_path / "f", [], background_frames=2)
-    result = CliRunner().invoke(
-        app,
-        [
-            "edge",
-            "run",
-            "--source",
-            str(tmp_path / "f"),
-            "--device-id",
-            "x",
-            "--model",
-            "nope.onnx",
-        ],
-    )
-    assert result.exit_code == 1
-    assert "nope.onnx" in user_message(result)
+    assert "nope.onnx" in _edge_run_refused(tmp_path / "f", "x", "nope.onnx")
 
 
 def test_pause_and_resume_commands(
