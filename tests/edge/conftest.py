@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from whichbin.contract import Topics
+
 if TYPE_CHECKING:
     from whichbin.config import MqttConfig
     from whichbin.edge.service import EdgeService
@@ -33,6 +35,12 @@ class StartEdge(Protocol):
 
 
 EdgeProcess = Callable[..., subprocess.Popen]  # what ``edge_process`` gives
+
+
+def new_device() -> tuple[str, Topics]:
+    """A device id no other test uses (the brokers are shared), and its topics."""
+    dev = f"cam-{uuid.uuid4().hex[:8]}"
+    return dev, Topics(dev)
 
 
 @pytest.fixture()

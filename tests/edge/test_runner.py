@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.conftest import wait_for
-from tests.edge.conftest import EdgeProcess, StartEdge
+from tests.edge.conftest import EdgeProcess, StartEdge, new_device
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import scene_frame, write_scene
 from tests.helpers import COLORS, Broker, Recorder
@@ -40,10 +39,6 @@ class ListSource:
 def user_message(result: Result) -> str:
     """The one-line error: on stderr, or still on the exception if the CLI did not print it."""
     return (result.stderr or "") + str(result.exception or "")
-
-
-def device() -> str:
-    return f"cam-{uuid.uuid4().hex[:8]}"
 
 
 def test_runner_publishes_one_event_per_item_with_a_fixed_clock(color_bundle: Path) -> None:
@@ -97,8 +92,7 @@ def test_runner_waits_without_a_model() -> None:
 def test_edge_run_cli_folder_to_three_events(
     broker: Broker, color_bundle: Path, tmp_path: Path
 ) -> None:
-    dev = device()
-    topics = Topics(dev)
+    dev, topics = new_device()
     frames = write_scene(tmp_path / "frames", BINS)
     rec = Recorder(broker.url, [f"whichbin/{dev}/#", DEEPLENS_TOPIC])
     try:
@@ -145,8 +139,7 @@ def test_edge_run_cli_folder_to_three_events(
 def test_sigterm_publishes_offline(
     broker: Broker, color_bundle: Path, tmp_path: Path, edge_process: EdgeProcess
 ) -> None:
-    dev = device()
-    topics = Topics(dev)
+    dev, topics = new_device()
     frames = write_scene(tmp_path / "frames", ["compost"])
     rec = Recorder(broker.url, [topics.availability, topics.event])
     proc = edge_process(
@@ -194,8 +187,7 @@ def test_pause_and_resume_commands(
 ) -> None:
     from whichbin.messaging.mqtt import MqttClient
 
-    dev = device()
-    topics = Topics(dev)
+    dev, topics = new_device()
     frames = write_scene(tmp_path / "frames", ["compost"])
     svc = start_edge(frames, device_id=dev, model=color_bundle, fps=50)
     pub = MqttClient(broker.url, f"pub-{dev}")
@@ -221,8 +213,7 @@ def test_reload_command_reloads_a_fixed_model_and_relearns_the_scene(
     from tests.helpers import make_color_bundle
     from whichbin.messaging.mqtt import MqttClient
 
-    dev = device()
-    topics = Topics(dev)
+    dev, topics = new_device()
     model = make_color_bundle(tmp_path / "model.onnx", version="test/1")
     svc = start_edge(ScriptedSource(fps=50), device_id=dev, model=model)
     pub = MqttClient(broker.url, f"pub-{dev}")
