@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.conftest import wait_for
-from tests.edge.conftest import EdgeProcess, StartEdge, new_device
+from tests.edge.conftest import EdgeProcess, StartEdge, edge_process_on_compost, new_device
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import scene_frame, write_scene
 from tests.helpers import COLORS, Broker, Recorder
@@ -139,14 +139,9 @@ def test_edge_run_cli_folder_to_three_events(
 def test_sigterm_publishes_offline(
     broker: Broker, color_bundle: Path, tmp_path: Path, edge_process: EdgeProcess
 ) -> None:
-    dev, topics = new_device()
-    frames = write_scene(tmp_path / "frames", ["compost"])
-    rec = Recorder(broker.url, [topics.availability, topics.event])
-    proc = edge_process(
-        "--model", str(color_bundle), "--source", str(frames), "--fps", "50",
-        "--mqtt", broker.url, "--device-id", dev, "--data-dir", str(tmp_path / "edge"),
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
+    topics, rec, proc = edge_process_on_compost(
+        edge_process, broker.url, color_bundle, tmp_path, 50, stdout=subprocess.PIPE
+    )
     try:
         # The folder replays (no --exit-at-end): wait for an event, then terminate.
         assert wait_for(lambda: rec.payloads(topics.event), 20), proc.stderr
