@@ -15,9 +15,12 @@ URI: ``sagemaker://GROUP?bucket=B&prefix=P&region=R`` (bucket also from
 downloaded to a local cache for ``artifact_path`` (``whichbin web`` serves them), and
 edges need ``--artifact-base-url`` because they cannot read S3.
 
+Device pins live in ``s3://BUCKET/PREFIX/<group>/pins.json``.
+
 Differences from the local backend: the history is derived from the current record (the
-latest approval and rejection, not every one), and the artifact is not stamped with its
-version id (SageMaker allocates the number after the upload).
+latest approval and rejection, not every one; a rollback is an approval whose note starts
+with ``rollback:``; pins are not in it), and the artifact is not stamped with its version
+id (SageMaker allocates the number after the upload).
 """
 
 from __future__ import annotations
@@ -36,14 +39,19 @@ from urllib.parse import parse_qs, urlparse
 from whichbin.contract import iso, utc_now
 from whichbin.errors import RegistryError
 from whichbin.registry.base import (
+    MAX_ACTOR,
     ApprovalStatus,
     ModelVersion,
+    Pin,
     RegistryEvent,
     VersionNotFound,
     approve_version,
     check_name,
+    check_text,
+    new_pin,
     parse_version_id,
     reject_version,
+    rollback_version,
 )
 from whichbin.registry.base import version_id as make_id
 from whichbin.registry.inputs import check_registration
@@ -100,6 +108,8 @@ class SagemakerRegistry:
         cache = os.environ.get("WHICHBIN_CACHE", "~/.cache/whichbin")
         self.cache_dir = Path(cache_dir or Path(cache).expanduser() / "sagemaker" / group)
         self._registrations: dict[str, dict[str, Any]] = {}
+        self.staging = False  # see register()
+        self.staged: dict[str, Any] | None = None
 
     # -- S3 ------------------------------------------------------------------------
     def _put_file(self, path: Path, key: str) -> str:
@@ -164,6 +174,11 @@ class SagemakerRegistry:
         reg = {k: v for k, v in reg.items() if k in REGISTRATION_FIELDS}
         name, number = d["ModelPackageGroupName"], int(d["ModelPackageVersion"])
         decisions = {f: props.get(META + f) or None for f in DECISION_FIELDS}
+        status = d.get("ModelApprovalStatus", ApprovalStatus.PENDING.value)
+        if status == ApprovalStatus.APPROVED.value and not decisions["approved_at"]:
+            # Approved in the SageMaker console or API: its last change was the approval.
+            changed = d.get("LastModifiedTime") or d.get("CreationTime")
+            decisions["approved_at"] = iso(changed) if isinstance(changed, datetime) else None
         version = ModelVersion.model_validate(
             {
                 **reg,
@@ -171,7 +186,7 @@ class SagemakerRegistry:
                 "id": make_id(name, number),
                 "name": name,
                 "number": number,
-                "status": d.get("ModelApprovalStatus", ApprovalStatus.PENDING.value),
+                "status": status,
                 "note": d.get("ApprovalDescription") or "",
             }
         )
@@ -204,7 +219,12 @@ class SagemakerRegistry:
         lineage: dict,
         report: Path | None = None,
     ) -> ModelVersion:
-        """Upload the artifact and records to S3 and create a versioned model package."""
+        """Upload the artifact and records to S3 and create a versioned model package.
+
+        When ``staging`` (the SageMaker pipeline's evaluate step), stop after the upload:
+        ``staged`` then holds the ``create_model_package`` arguments, which the pipeline's
+        registration step passes once the quality gate passed.
+        """
         reg = check_registration(name, artifact, metrics, lineage, report)
         from whichbin.inference import sha256_file
 
@@ -237,28 +257,22 @@ class SagemakerRegistry:
         }
         registration_uri = self._put_json(registration, f"{folder}/registration.json")
         metrics_uri = self._put_json(reg.metrics, f"{folder}/metrics.json")
+        args = package_arguments(name, registration, registration_uri, metrics_uri)
+        if self.staging:
+            self.staged = args
+            # Not a version yet: the pipeline's registration step allocates the number.
+            return ModelVersion.model_validate(
+                {**registration, "id": f"{name}/staged", "name": name, "number": 1}
+            )
         self._ensure_group(name)
-        code_version = str(reg.lineage.get("code_version", ""))[:1024]
         with _aws(f"create model package in {name}"):
-            arn = self.sm.create_model_package(
-                ModelPackageGroupName=name,
-                ModelPackageDescription=f"whichbin bundle, gate {registration['gate']}",
-                ModelApprovalStatus=ApprovalStatus.PENDING.value,
-                ModelMetrics={
-                    "ModelQuality": {
-                        "Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}
-                    }
-                },
-                MetadataProperties={"CommitId": code_version, "GeneratedBy": "whichbin pipeline"},
-                CustomerMetadataProperties={
-                    META + "registration": registration_uri,
-                    META + "sha256": sha,
-                    META + "gate": str(registration["gate"]),
-                    META + "artifact": artifact_uri,
-                },
-            )["ModelPackageArn"]
+            arn = self.sm.create_model_package(**args)["ModelPackageArn"]
         version, _ = self._describe(arn)
         return version
+
+    def describe_arn(self, arn: str) -> ModelVersion:
+        """The version a model package ARN names (an EventBridge event carries the ARN)."""
+        return self._describe(arn)[0]
 
     def _parse(self, vid: str) -> tuple[str, int]:
         return parse_version_id(vid, self.default_name)
@@ -279,6 +293,47 @@ class SagemakerRegistry:
         version = reject_version(version, reason, by, self.clock())
         self._update(arn, version, props)
         return version
+
+    def rollback(self, version_id: str, by: str, reason: str) -> ModelVersion:
+        arn = self._arn(*self._parse(version_id))
+        version, props = self._describe(arn)
+        version = rollback_version(version, by, reason, self.clock())
+        self._update(arn, version, props)
+        return version
+
+    # -- pins: one JSON document next to the artifacts ----------------------------------
+    def _pins(self, update: dict[str, Pin] | None = None) -> dict[str, Pin]:
+        """Read the pins, or write ``update`` in their place."""
+        key = f"{self.prefix}/{self.default_name}/pins.json"
+        with _aws(f"{'write' if update is not None else 'read'} s3://{self.bucket}/{key}"):
+            if update is not None:
+                doc = [p.model_dump(mode="json") for _, p in sorted(update.items())]
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(doc))
+                return update
+            found = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("Contents")
+            if not found:
+                return {}
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return {d["device"]: Pin.model_validate(d) for d in json.loads(body)}
+
+    def pin(self, device: str, version_id: str, by: str, reason: str = "") -> Pin:
+        pin = new_pin(device, self.get(version_id), by, reason, self.clock())
+        self._pins({**self._pins(), pin.device: pin})
+        return pin
+
+    def unpin(self, device: str, by: str) -> Pin | None:
+        from whichbin.contract import check_device_id
+
+        check_device_id(device, "--device")
+        check_text(by, "by", MAX_ACTOR)
+        pins = self._pins()
+        removed = pins.pop(device, None)
+        if removed is not None:
+            self._pins(pins)
+        return removed
+
+    def pins(self) -> builtins.list[Pin]:
+        return [p for _, p in sorted(self._pins().items())]
 
     def latest_approved(self, name: str) -> ModelVersion | None:
         approved = [
@@ -342,11 +397,37 @@ class SagemakerRegistry:
         from botocore.exceptions import ClientError
 
         group = name or self.default_name
+        if self.staging:
+            return []  # every evaluation is staged; SageMaker's step cache skips unchanged runs
         try:
             self.sm.describe_model_package_group(ModelPackageGroupName=group)
         except ClientError:
             return []
         return [self._describe(s["ModelPackageArn"])[0] for s in self._summaries(group)]
+
+
+def package_arguments(
+    name: str, registration: dict[str, Any], registration_uri: str, metrics_uri: str
+) -> dict[str, Any]:
+    """``create_model_package`` arguments for a staged registration (pending approval)."""
+    code_version = str(registration["lineage"].get("code_version", ""))[:1024]
+    return {
+        "ModelPackageGroupName": name,
+        "ModelPackageDescription": f"whichbin bundle, gate {registration['gate']}",
+        "ModelApprovalStatus": ApprovalStatus.PENDING.value,
+        "ModelMetrics": {
+            "ModelQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}
+            }
+        },
+        "MetadataProperties": {"CommitId": code_version, "GeneratedBy": "whichbin pipeline"},
+        "CustomerMetadataProperties": {
+            META + "registration": registration_uri,
+            META + "sha256": registration["sha256"],
+            META + "gate": str(registration["gate"]),
+            META + "artifact": registration["artifact"],
+        },
+    }
 
 
 def create_sagemaker_registry(uri: str, default_name: str) -> SagemakerRegistry:

@@ -1,4 +1,8 @@
-"""``/api/models``: list, show, approve (→ deploy), reject and re-deploy versions."""
+"""``/api/models``: list, show, approve (→ deploy), reject, re-deploy and pin versions.
+
+Path segments are checked by the registry (a version number too large for it is a 400);
+a device id by ``check_device_id`` (``fleet``, ``+``, ``#``, ``a/b`` are a 400).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from whichbin.contract import utc_now
+from whichbin.contract import check_device_id, utc_now
 from whichbin.deploy.approval import approve_and_deploy, deploy_version, not_published_message
 from whichbin.deploy.publish import DeploymentRefused
 from whichbin.registry.base import ModelVersion, VersionNotFound
@@ -33,7 +37,13 @@ class RejectRequest(BaseModel):
 class DeployRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device: str | None = Field(
-        default=None, description="Only this device (whichbin/<device>/deployment)"
+        default=None,
+        description="Pin this device to the version (whichbin/<device>/deployment)",
+    )
+    by: str = Field(default="", description="Who deploys, for the audit trail")
+    reason: str = Field(
+        default="",
+        description="Why; needed to roll the fleet back to a version that is not current",
     )
 
 
@@ -72,8 +82,9 @@ def approve_model(
 ) -> JSONResponse:
     """Approve and publish the deployment.
 
-    409 when the gate failed; 502 when the approval was recorded but the deployment could
-    not be published (the body says so and holds the version).
+    409 when the gate failed, or when a rejection won the race and the deployment was
+    retracted; 400 when the artifact is damaged; 502 when the approval was recorded but the
+    deployment could not be published (the body says so and holds the version).
     """
     outcome = approve_and_deploy(
         registry,
@@ -87,7 +98,7 @@ def approve_model(
     doc = outcome.to_dict()
     if outcome.error:
         doc["detail"] = not_published_message(outcome, registry.uri)
-        return JSONResponse(doc, status_code=502)
+        return JSONResponse(doc, status_code=409 if outcome.retracted else 502)
     if deployer is None:
         doc["detail"] = "approved; deployment publishing is off on this server (no --mqtt)"
     return JSONResponse(doc)
@@ -108,20 +119,28 @@ def deploy_model(
     deployer: DeployerDep,
     body: DeployRequest | None = None,
 ) -> dict[str, Any]:
-    """Publish (again) the deployment of an approved version.
+    """Publish (again) the deployment of an approved version, or pin one device to it.
 
-    409 when the version is not deployable; 502 when the broker could not be reached.
+    A version other than the current approval goes to the fleet only as a rollback, with
+    a ``reason``. 400 for a bad device id; 409 when the version is not deployable; 502
+    when the broker could not be reached.
     """
+    body = body or DeployRequest()
+    if body.device is not None:  # a bad device id is a 400 whatever the server's setup
+        check_device_id(body.device, "device")
+    version = registry.get(make_version_id(name, n))
     if deployer is None:
         raise DeploymentRefused(
             "deployment publishing is off on this server (start it with --mqtt)"
         )
     outcome = deploy_version(
         registry,
-        registry.get(make_version_id(name, n)),
+        version,
         deployer,
         utc_now(),
         settings.deploy.artifact_base_url,
-        body.device if body else None,
+        body.device,
+        by=body.by,
+        reason=body.reason,
     )
     return outcome.to_dict()
