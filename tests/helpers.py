@@ -225,6 +225,10 @@ class TlsBroker(Broker):
         (folder / "whichbin.conf").write_text(conf)
         return folder / "whichbin.conf"
 
+    @property
+    def url(self) -> str:
+        return self.url_for(None)  # anonymous: refused
+
     def url_for(self, user: str | None) -> str:
         return f"mqtts://{user + '@' if user else ''}127.0.0.1:{self.port}"
 
