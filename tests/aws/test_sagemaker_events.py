@@ -212,3 +212,22 @@ def test_watch_deploys_only_when_the_approval_changes() -> None:
     deployed: list[str] = []
     watch_approvals(Registry(), "m", lambda v: deployed.append(v.id), interval=0.01, stop=stop)
     assert deployed == ["m/1", "m/2"]
+
+
+def test_iot_core_deployer_publishes_retained_deployments_and_clears_them() -> None:
+    import boto3
+    from moto import mock_aws
+    from moto.iotdata.models import iotdata_backends
+
+    from whichbin.contract import Deployment
+    from whichbin.deploy.sagemaker_events import IotDataDeployer
+
+    dep = Deployment(version="trash-classifier/3", sha256="a" * 64, url="https://x/m.onnx", ts="t")
+    with mock_aws():
+        deployer = IotDataDeployer(boto3.client("iot-data", region_name="eu-west-1"))
+        assert deployer.send(dep) == "whichbin/fleet/deployment"
+        assert deployer.clear("kitchen") == "whichbin/kitchen/deployment"
+        sent = iotdata_backends["123456789012"]["eu-west-1"].published_payloads
+    assert sent[0][0] == "whichbin/fleet/deployment"
+    assert Deployment.model_validate_json(sent[0][1]) == dep
+    assert sent[1][0] == "whichbin/kitchen/deployment" and not sent[1][1]  # empty: cleared

@@ -84,15 +84,18 @@ class IotDataDeployer:
     client: Any  # boto3 "iot-data" client for the account's data endpoint
     prefix: str = "whichbin"
 
-    def send(self, deployment: Deployment, device: str | None = None) -> str:
+    def send(self, deployment: Deployment | None, device: str | None = None) -> str:
+        """Publish ``deployment`` retained; ``None`` clears the retained message."""
         topic = deployment_topic(self.prefix, device)
+        payload = deployment.to_json().encode() if deployment is not None else b""
         try:
-            self.client.publish(
-                topic=topic, qos=1, retain=True, payload=deployment.to_json().encode()
-            )
+            self.client.publish(topic=topic, qos=1, retain=True, payload=payload)
         except Exception as e:  # botocore errors: reported as a failed deployment
             raise DeployError(f"AWS IoT Core did not accept {topic}: {e}") from e
         return topic
+
+    def clear(self, device: str | None = None) -> str:
+        return self.send(None, device)
 
 
 @dataclass
