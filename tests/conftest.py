@@ -1,4 +1,5 @@
-"""Shared fixtures: a real mosquitto broker, the shared images, a tiny real ONNX bundle."""
+"""Shared fixtures: a real mosquitto broker (plain, or locked down as deploy/mosquitto/
+ships it), the shared images, a tiny real ONNX bundle."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Broker, SigningKey, make_color_bundle
+from tests.helpers import Broker, SigningKey, TlsBroker, make_color_bundle
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -48,6 +49,26 @@ def fresh_broker(tmp_path: Path) -> Iterator[Broker]:
     """A broker of the test's own, for tests that stop and restart it."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     b = Broker(exe, free_port(), tmp_path / "mosquitto")
+    b.start()
+    yield b
+    b.stop()
+
+
+TLS_USERS = ("kitchen", "cam2", "registry", "display-kitchen")  # cameras, approver, display
+
+
+@pytest.fixture(scope="module")
+def tls_broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TlsBroker]:
+    """A real mosquitto started from deploy/mosquitto/ (TLS, a certificate and password per
+    account in TLS_USERS, the shipped ACL), one per module. Parametrize it indirectly with
+    the ACL's opt-in blocks to enable, e.g. ``("deeplens",)``."""
+    if not shutil.which("mosquitto_passwd"):
+        pytest.fail("mosquitto_passwd is not installed (apt-get install -y mosquitto)")
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    opt_in = getattr(request, "param", ())
+    b = TlsBroker(exe, free_port(), tmp_path_factory.mktemp("tls"), TLS_USERS, opt_in)
     b.start()
     yield b
     b.stop()

@@ -1,9 +1,11 @@
-"""Test helpers: a mosquitto process wrapper, an MQTT recorder and a tiny ONNX bundle."""
+"""Test helpers: mosquitto process wrappers (plain, and locked down as deploy/mosquitto/
+ships it), an MQTT recorder and a tiny ONNX bundle."""
 
 from __future__ import annotations
 
 import atexit
 import functools
+import getpass
 import json
 import shutil
 import socket
@@ -32,7 +34,8 @@ class Broker:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def write_config(self) -> Path:
+        """The mosquitto.conf this broker runs with: anonymous, plain MQTT."""
         conf = self.workdir / "mosquitto.conf"
         persistence = (
             f"persistence true\npersistence_location {self.workdir}/\n"
@@ -40,17 +43,23 @@ class Broker:
             else "persistence false\n"
         )
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{persistence}")
-        self.proc = subprocess.Popen(
-            [self.exe, "-c", str(conf)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "mosquitto.log", "ab"),  # noqa: SIM115
-        )
+        return conf
+
+    def start(self) -> None:
+        conf = self.write_config()
+        log = self.workdir / "mosquitto.log"
+        with open(log, "ab") as err:
+            self.proc = subprocess.Popen(
+                [self.exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=err
+            )
         end = time.monotonic() + 10
         while time.monotonic() < end:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
             except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"mosquitto exited: {log.read_text()}") from None
                 time.sleep(0.05)
         raise RuntimeError(f"mosquitto did not start on port {self.port}")
 
@@ -68,12 +77,24 @@ class Recorder:
     what was sent before it has arrived (for checks that something did *not* arrive).
     """
 
-    def __init__(self, url: str, topics: list[str], client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        topics: list[str],
+        client_id: str | None = None,
+        *,
+        password: str | None = None,
+        **tls: str,
+    ) -> None:
         """``client_id``: a persistent session (QoS 1 messages queued for it while it is
-        away, reconnecting within seconds), what a home automation would run."""
+        away, reconnecting within seconds), what a home automation would run. An
+        ``mqtts://user@`` URL logs in with ``password`` and ``tls``'s ``ca_file``,
+        ``cert_file`` and ``key_file``."""
         import paho.mqtt.client as mqtt
 
-        host, port = url.removeprefix("mqtt://").split(":")
+        from whichbin.messaging.mqtt import parse_mqtt_url
+
+        where = parse_mqtt_url(url)
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         if client_id is None:
@@ -99,7 +120,15 @@ class Recorder:
         self.client.on_connect = on_connect
         self.client.on_subscribe = on_subscribe
         self.client.on_message = on_message
-        self.client.connect(host, int(port))
+        if where.username:
+            self.client.username_pw_set(where.username, password)
+        if where.tls:
+            self.client.tls_set(
+                ca_certs=tls.get("ca_file"),
+                certfile=tls.get("cert_file"),
+                keyfile=tls.get("key_file"),
+            )
+        self.client.connect(where.host, where.port)
         self.client.loop_start()
         for t in topics:
             if not self._subscribed.acquire(timeout=10):
@@ -141,6 +170,107 @@ class Recorder:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+DEPLOY_MOSQUITTO = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
+OPT_IN = {"deeplens": "#deeplens "}  # deploy/mosquitto/acl's opt-in lines, by their prefix
+
+
+class TlsBroker(Broker):
+    """A real mosquitto started from deploy/mosquitto/ exactly as shipped (TLS, a
+    certificate and a password per client, the ACL), rendered into ``workdir``: its
+    paths, a port on 127.0.0.1, and one account per name in ``users`` (password
+    ``pw-<name>``, certificate ``<name>.crt``/``.key``, password file ``<name>.pw``).
+    ``workdir/rogue`` holds a certificate for ``users[0]`` from another CA.
+
+    Args:
+        opt_in: the acl's opt-in blocks to enable (``"deeplens"``: cameras publish
+            deeplens/trash/infer, the recipe's Pi script's account reads it).
+    """
+
+    def __init__(
+        self,
+        exe: str,
+        port: int,
+        workdir: Path,
+        users: tuple[str, ...],
+        opt_in: tuple[str, ...] = (),
+    ) -> None:
+        from whichbin.security.certs import create_certificates
+
+        super().__init__(exe, port, workdir)
+        self.users, self.opt_in = users, opt_in
+        create_certificates(self.workdir, ["127.0.0.1", "localhost"], list(users))
+        create_certificates(self.workdir / "rogue", [], [users[0]])  # same name, another CA
+        passwd = self.workdir / "passwd"
+        for i, user in enumerate(users):
+            flags = ["-c"] if i == 0 else []
+            subprocess.run(
+                ["mosquitto_passwd", *flags, "-b", str(passwd), user, f"pw-{user}"], check=True
+            )
+            (self.workdir / f"{user}.pw").write_text(f"pw-{user}\n")
+
+    def write_config(self) -> Path:
+        """deploy/mosquitto's whichbin.conf and acl with this folder's paths and port."""
+        folder = self.workdir
+        conf = (DEPLOY_MOSQUITTO / "whichbin.conf").read_text()
+        conf = conf.replace("/etc/mosquitto/whichbin", str(folder))
+        conf = conf.replace("listener 8883", f"listener {self.port} 127.0.0.1")
+        # tmp files: stay this user (root would drop to the mosquitto user)
+        conf += f"user {getpass.getuser()}\n"
+        acl = (DEPLOY_MOSQUITTO / "acl").read_text()
+        for name in self.opt_in:
+            acl = acl.replace(OPT_IN[name], "")
+        (folder / "acl").write_text(acl)
+        (folder / "whichbin.conf").write_text(conf)
+        return folder / "whichbin.conf"
+
+    @property
+    def url(self) -> str:
+        return self.url_for(None)  # anonymous: refused
+
+    def url_for(self, user: str | None) -> str:
+        return f"mqtts://{user + '@' if user else ''}127.0.0.1:{self.port}"
+
+    def files(self, name: str) -> dict[str, str]:
+        """``ca_file``, ``cert_file`` and ``key_file`` of the client certificate ``name``."""
+        folder = self.workdir
+        return {
+            "ca_file": str(folder / "ca.crt"),
+            "cert_file": str(folder / f"{name}.crt"),
+            "key_file": str(folder / f"{name}.key"),
+        }
+
+    def client(
+        self, user: str | None, password: str | None = None, cert: str | None = None, **kw: str
+    ) -> Any:
+        """An ``MqttClient`` (not started) as ``user``; ``cert``: another client's
+        certificate; ``kw``: ``ca_file``/``cert_file``/``key_file`` to use instead."""
+        from whichbin.messaging.mqtt import MqttClient
+
+        name = cert or user or self.users[0]
+        return MqttClient(
+            self.url_for(user),
+            f"{name}-{uuid.uuid4().hex[:6]}",
+            password=password if password is not None else f"pw-{user}",
+            **{**self.files(name), **kw},
+        )
+
+    def mqtt(self, user: str) -> Any:
+        """The ``mqtt`` section (a MqttConfig) of the account ``user``."""
+        from whichbin.config import MqttConfig
+
+        pw = str(self.workdir / f"{user}.pw")
+        return MqttConfig(url=self.url_for(user), password_file=pw, **self.files(user))
+
+    def env(self, user: str) -> dict[str, str]:
+        """The ``mqtt`` section of ``user`` as WHICHBIN_MQTT__* variables (for a command)."""
+        section = self.mqtt(user).model_dump(include={"url", "password_file", *self.files(user)})
+        return {f"WHICHBIN_MQTT__{k.upper()}": v for k, v in section.items()}
+
+    def recorder(self, user: str, topics: list[str]) -> Recorder:
+        """A Recorder logged in as ``user`` (it sees what that account may read)."""
+        return Recorder(self.url_for(user), topics, password=f"pw-{user}", **self.files(user))
 
 
 COLOR_LABELS = ["trash", "organic", "plastic"]  # R, G, B

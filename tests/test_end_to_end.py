@@ -1,6 +1,11 @@
 """The whole loop on one machine, all real parts: real images → pipeline → registry →
 approval → an already-running edge that follows deployments swaps to the new model →
-items shown to the "camera" → one MQTT event per item → the Pi display shows the icon."""
+items shown to the "camera" → one MQTT event per item → the Pi display shows the icon.
+
+All of it through a mosquitto locked down as deploy/mosquitto/ ships it (TLS, a certificate
+and password per client, the ACL with its opt-in DeepLens grant): the edge logs in as its
+device (``kitchen``), the display as ``display-kitchen``, the approval and the test's
+observer as ``registry``."""
 
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from typer.testing import CliRunner
 from tests.conftest import wait_for
 from tests.edge import conftest as edge_fixtures
 from tests.edge.conftest import StartEdge
-from tests.helpers import Recorder
+from tests.helpers import TlsBroker
 from whichbin.cli.main import app
 
 pytestmark = pytest.mark.slow
@@ -88,15 +93,16 @@ class CounterCamera:
         self.closed = True
 
 
+@pytest.mark.parametrize("tls_broker", [("deeplens",)], indirect=True, ids=["deeplens"])
 def test_images_to_pipeline_to_approval_to_edge_to_display(
     shared_data: Path,
-    fresh_broker,
+    tls_broker: TlsBroker,
     tmp_path: Path,
     start_edge: StartEdge,
     signing_key,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.pi.support import display_config
-    from whichbin.config import MqttConfig
     from whichbin.inference import OnnxClassifier
     from whichbin.pi.displays import RecorderDisplay
     from whichbin.pi.render import render
@@ -167,15 +173,17 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
         Image.fromarray(f).save(frames_dir / f"{i:04d}.jpg", quality=92)
 
     # -- 3. an edge already running, following deployments; a Pi display ----------------
-    device = "kitchen"
-    rec = Recorder(fresh_broker.url, ["whichbin/#", "deeplens/#"])
+    device = "kitchen"  # its account on the broker, as the display's is display-kitchen
+    rec = tls_broker.recorder("registry", ["whichbin/#"])
+    recipe_pi = tls_broker.recorder(f"display-{device}", ["deeplens/#"])  # the recipe's Pi
     display = RecorderDisplay()
-    pi = start_display(*display_config(fresh_broker.url, device, hold=60.0), display, wait=5)
+    _, pi_config = display_config(tls_broker.url, device, hold=60.0)  # its pi section
+    pi = start_display(tls_broker.mqtt(f"display-{device}"), pi_config, display, wait=5)
     camera = CounterCamera(frames_dir, fps=20)
     edge = start_edge(
         camera,
         device_id=device,
-        mqtt=MqttConfig(url=fresh_broker.url),
+        mqtt=tls_broker.mqtt(device),
         deeplens_topic=True,
         # Trusts the approver's public key; fetches file:// only from the registry.
         security=signing_key.edge_security(file_root=registry),
@@ -185,6 +193,8 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
         assert display.wait_for(render("idle"), timeout=5)
 
         # -- 4. a person approves → retained fleet deployment → the edge swaps models ----
+        for k, v in tls_broker.env("registry").items():  # the approver's account
+            monkeypatch.setenv(k, v)
         res = runner.invoke(
             app,
             [
@@ -194,7 +204,7 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
                 "--registry",
                 str(registry),
                 "--mqtt",
-                fresh_broker.url,
+                tls_broker.url_for("registry"),
                 "--by",
                 "alice",
                 "--note",
@@ -222,13 +232,14 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
         frames_seen = edge.runner.stats.frames
         assert wait_for(lambda: edge.runner.stats.frames >= frames_seen + 20, 10)
         rec.sync(events_topic, via=edge.client)
+        recipe_pi.sync("deeplens/trash/infer", via=edge.client)
         events = rec.payloads(events_topic)
         assert [e["bin"] for e in events] == order, events
         assert all(e["decision"] == "decided" for e in events), events
         assert {e["model"]["version"] for e in events} == {version}
         assert {e["model"]["sha256"] for e in events} == {deployment["sha256"]}
         assert len({e["id"] for e in events}) == 3
-        assert [m["object"] for m in rec.payloads("deeplens/trash/infer")] == [
+        assert [m["object"] for m in recipe_pi.payloads("deeplens/trash/infer")] == [
             "Landfill",
             "Compost",
             "Recycling",
@@ -246,3 +257,4 @@ def test_images_to_pipeline_to_approval_to_edge_to_display(
     finally:
         pi.stop()
         rec.close()
+        recipe_pi.close()
