@@ -1,7 +1,12 @@
-"""``/api/models``: list, show, approve (→ deploy), reject and re-deploy versions."""
+"""``/api/models``: list, show, approve (→ deploy), reject and re-deploy versions.
+
+Writes need a login with a role that may do them (``whichbin.web.auth``); the audit
+trail records that user. A ``by`` in the body is accepted for old clients and ignored.
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -13,21 +18,26 @@ from whichbin.deploy.approval import approve_and_deploy, deploy_version, not_pub
 from whichbin.deploy.publish import DeploymentRefused
 from whichbin.registry.base import ModelVersion, VersionNotFound
 from whichbin.registry.base import version_id as make_version_id
+from whichbin.web.auth import ApproverDep, DeployerUserDep, RejecterDep
 from whichbin.web.deps import DeployerDep, RegistryDep, SettingsDep
+
+logger = logging.getLogger(__name__)
+MAX_NOTE = 2000
+IGNORED_BY = "Ignored: the audit trail records the logged-in user (kept for old clients)"
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
 class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by: str = Field(min_length=1, description="Who approves")
-    note: str = Field(default="", description="Why, for the audit trail")
+    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
+    note: str = Field(default="", max_length=MAX_NOTE, description="Why, for the audit trail")
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, description="Why, for the audit trail")
-    by: str = ""
+    reason: str = Field(min_length=1, max_length=MAX_NOTE, description="Why, for the audit trail")
+    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
 
 
 class DeployRequest(BaseModel):
@@ -65,21 +75,22 @@ def show_model(name: str, n: int, registry: RegistryDep) -> dict[str, Any]:
 def approve_model(
     name: str,
     n: int,
-    body: ApproveRequest,
+    user: ApproverDep,
     registry: RegistryDep,
     settings: SettingsDep,
     deployer: DeployerDep,
+    body: ApproveRequest | None = None,
 ) -> JSONResponse:
-    """Approve and publish the deployment.
+    """Approve (as the logged-in approver) and publish the deployment.
 
-    409 when the gate failed; 502 when the approval was recorded but the deployment could
+    401 without a login, 403 for a role that may not approve; 409 when the gate failed; 502 when the approval was recorded but the deployment could
     not be published (the body says so and holds the version).
     """
     outcome = approve_and_deploy(
         registry,
         make_version_id(name, n),
-        body.by,
-        body.note,
+        user.name,
+        body.note if body else "",
         deployer,
         utc_now(),
         base_url=settings.deploy.artifact_base_url,
@@ -94,15 +105,18 @@ def approve_model(
 
 
 @router.post("/{name}/{n}/reject")
-def reject_model(name: str, n: int, body: RejectRequest, registry: RegistryDep) -> ModelVersion:
-    """Reject (or withdraw an approval)."""
-    return registry.reject(make_version_id(name, n), reason=body.reason, by=body.by)
+def reject_model(
+    name: str, n: int, body: RejectRequest, user: RejecterDep, registry: RegistryDep
+) -> ModelVersion:
+    """Reject (or withdraw an approval) as the logged-in user."""
+    return registry.reject(make_version_id(name, n), reason=body.reason, by=user.name)
 
 
 @router.post("/{name}/{n}/deploy")
 def deploy_model(
     name: str,
     n: int,
+    user: DeployerUserDep,
     registry: RegistryDep,
     settings: SettingsDep,
     deployer: DeployerDep,
@@ -116,6 +130,7 @@ def deploy_model(
         raise DeploymentRefused(
             "deployment publishing is off on this server (start it with --mqtt)"
         )
+    logger.info("deploy of %s/%s requested by %s", name, n, user.name)
     outcome = deploy_version(
         registry,
         registry.get(make_version_id(name, n)),
