@@ -4,6 +4,7 @@ browser tests need no websocket client and no webdriver."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -97,10 +98,8 @@ class Chromium:
             time.sleep(0.1)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.call("Browser.close", timeout=5)
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:

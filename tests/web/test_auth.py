@@ -97,9 +97,7 @@ def test_throttle_by_user_name_whatever_the_address(
     assert other.post(APPROVE, headers=basic("adm")).status_code == 200
 
 
-def test_session_cookie_needs_the_csrf_token(
-    client: TestClient, registry: SqliteRegistry
-) -> None:
+def test_session_cookie_needs_the_csrf_token(client: TestClient, registry: SqliteRegistry) -> None:
     r = client.post("/api/login", json={"username": "ana", "password": PASSWORD})
     assert r.status_code == 200
     cookie = r.headers["set-cookie"].lower()
@@ -138,9 +136,7 @@ def test_session_cookie_is_secure_over_tls(
     assert r.status_code == 200 and "secure" in r.headers["set-cookie"].lower()
 
 
-def test_removed_user_loses_their_session_and_tokens(
-    client: TestClient, users: UserStore
-) -> None:
+def test_removed_user_loses_their_session_and_tokens(client: TestClient, users: UserStore) -> None:
     token = users.create_token("ana")
     client.post("/api/login", json={"username": "ana", "password": PASSWORD})
     users.remove("ana")
@@ -158,7 +154,10 @@ def test_pending_and_rejected_artifacts_and_reports_need_a_login(
     registry.approve("2", by="ana")
     c = local_client(create_app(registry=registry))
     for n, public in ((1, False), (2, True)):
-        for url in (f"/artifacts/trash-classifier/{n}/model.onnx", f"/reports/trash-classifier/{n}/"):
+        for url in (
+            f"/artifacts/trash-classifier/{n}/model.onnx",
+            f"/reports/trash-classifier/{n}/",
+        ):
             assert c.get(url).status_code == (200 if public else 401), url
             assert c.get(url, headers=basic("vic")).status_code == 200, url
     registry.reject("2", reason="withdrawn", by="ana")
@@ -205,7 +204,9 @@ def _chunks(total: int) -> Iterator[bytes]:
 
 def test_body_size_limit_declared_and_chunked(client: TestClient, registry: SqliteRegistry) -> None:
     big = b'{"note": "' + b"x" * 70_000 + b'"}'
-    r = client.post(APPROVE, content=big, headers={**basic("ana"), "Content-Type": "application/json"})
+    r = client.post(
+        APPROVE, content=big, headers={**basic("ana"), "Content-Type": "application/json"}
+    )
     assert r.status_code == 413 and "web.max_body_bytes" in r.json()["detail"]
     r = client.post(APPROVE, content=_chunks(80 * 1024), headers=basic("ana"))  # no length
     assert r.status_code == 413

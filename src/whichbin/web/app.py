@@ -70,7 +70,9 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry
     app.state.deployer = deployer
-    app.state.auth = Auth(users if users is not None else open_users(settings, registry), settings.web)
+    app.state.auth = Auth(
+        users if users is not None else open_users(settings, registry), settings.web
+    )
 
     @app.exception_handler(WhichbinError)
     async def _whichbin_error(request: Request, exc: WhichbinError) -> JSONResponse:

@@ -83,8 +83,9 @@ def approve_model(
 ) -> JSONResponse:
     """Approve (as the logged-in approver) and publish the deployment.
 
-    401 without a login, 403 for a role that may not approve; 409 when the gate failed; 502 when the approval was recorded but the deployment could
-    not be published (the body says so and holds the version).
+    401 without a login, 403 for a role that may not approve; 409 when the gate failed;
+    502 when the approval was recorded but the deployment could not be published (the
+    body says so and holds the version).
     """
     outcome = approve_and_deploy(
         registry,

@@ -27,7 +27,9 @@ class LoginRequest(BaseModel):
 
 
 @router.post("/login")
-def login(body: LoginRequest, request: Request, response: Response, auth: AuthDep) -> dict[str, Any]:
+def login(
+    body: LoginRequest, request: Request, response: Response, auth: AuthDep
+) -> dict[str, Any]:
     """Check the password and set the session cookie (HttpOnly, SameSite=Strict, Secure
     over TLS). State-changing requests with the cookie send ``csrf_token`` back in the
     ``X-CSRF-Token`` header. 401 for a wrong password; 429 after too many."""
