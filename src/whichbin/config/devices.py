@@ -67,13 +67,13 @@ class WebConfig(Section):
     max_body_bytes: int = Field(
         65536, ge=1024, description="Larger request bodies are refused with 413"
     )
+    login_window: float = Field(60.0, gt=0, description="Seconds failed logins are counted")
     login_attempts: int = Field(
         5,
         ge=1,
         description="Failed logins allowed per client address and per user name in "
         "login_window seconds; more are refused with 429",
     )
-    login_window: float = Field(60.0, gt=0, description="Seconds failed logins are counted")
     session_hours: float = Field(
         12.0, gt=0, description="A dashboard login lasts this long (server restart: sooner)"
     )
