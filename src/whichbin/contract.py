@@ -6,11 +6,14 @@ input (other programs may add fields) and never removed on output.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from whichbin.errors import ConfigError
 
 # Names shared across packages: defined here once, imported everywhere else.
 BINS = ("compost", "landfill", "recycling")
@@ -30,6 +33,26 @@ DEEPLENS_NAMES: dict[str, DeepLensName] = {
 }
 DEEPLENS_BINS = {name: bin_ for bin_, name in DEEPLENS_NAMES.items()}
 COMMANDS = ("pause", "resume", "reload")
+FLEET = "fleet"  # the topic level of fleet-wide messages: never a device id
+# One topic level: no '/', '+', '#', spaces or control characters; short enough for any broker.
+DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+def check_device_id(device: str, field: str = "device") -> str:
+    """``device`` if it is a valid device id, else ConfigError naming ``field``.
+
+    The one check for every place a device id comes in (edge, CLI, web, registry), so a
+    name like ``fleet``, ``+``, ``#`` or ``a/b`` can never turn a device message into a
+    fleet-wide or wildcard one.
+    """
+    if not isinstance(device, str) or not DEVICE_ID.fullmatch(device):
+        raise ConfigError(
+            f"{field} {str(device)[:80]!r}: not a device id: use 1-64 letters, digits, '_', "
+            "'-', '.', ':' (starting with a letter or digit), e.g. bin-1"
+        )
+    if device.casefold() == FLEET:
+        raise ConfigError(f"{field} {device!r}: {FLEET!r} is reserved for the fleet topic")
+    return device
 
 
 def utc_now() -> datetime:
@@ -157,9 +180,9 @@ class Topics:
 
     @property
     def fleet_deployment(self) -> str:
-        return f"{self.prefix}/fleet/deployment"
+        return fleet_deployment_topic(self.prefix)
 
 
 def fleet_deployment_topic(prefix: str = "whichbin") -> str:
     """The retained fleet-wide deployment topic."""
-    return f"{prefix}/fleet/deployment"
+    return f"{prefix}/{FLEET}/deployment"

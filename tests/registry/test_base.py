@@ -6,15 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from whichbin.errors import RegistryError
+from whichbin.contract import check_device_id
+from whichbin.errors import ConfigError, RegistryError
 from whichbin.registry.base import (
+    MAX_NOTE,
     ApprovalStatus,
     ModelVersion,
     TransitionRefused,
     approve_version,
     headline_metrics,
+    new_pin,
     parse_version_id,
     reject_version,
+    rollback_version,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -107,3 +111,75 @@ def test_headline_metrics_top_level_or_test_section() -> None:
     }
     assert headline_metrics({"test": {"bin_accuracy": 0.8}})["bin_accuracy"] == 0.8
     assert headline_metrics({"accuracy": "n/a"})["accuracy"] is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "fleet",
+        "Fleet",
+        "",
+        "+",
+        "#",
+        "a/b",
+        "cam+",
+        "cam#",
+        "-cam",
+        "a b",
+        "a\x00",
+        "c\n",
+        "x" * 65,
+    ],
+)
+def test_device_ids_that_would_reach_other_topics_are_refused(bad: str) -> None:
+    with pytest.raises(ConfigError, match="^--device ") as e:
+        check_device_id(bad, "--device")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("good", ["bin-1", "cam_2", "a", "kitchen.cam:3", "x" * 64])
+def test_valid_device_ids_pass(good: str) -> None:
+    assert check_device_id(good) == good
+
+
+@pytest.mark.parametrize("bad", ["99999999999999999999999", "1" * 19, "²", "٣", "-1"])
+def test_version_numbers_beyond_any_registry_are_not_ids(bad: str) -> None:
+    with pytest.raises(RegistryError, match="not a version id"):
+        parse_version_id(f"trash-classifier/{bad}")
+
+
+def test_notes_reasons_and_names_are_capped() -> None:
+    v = version()
+    approve_version(v, "ana", "n" * MAX_NOTE, T0)  # the cap itself is fine
+    with pytest.raises(RegistryError, match=r"^note: 20000000 characters, at most 2000"):
+        approve_version(v, "ana", "n" * 20_000_000, T0)
+    with pytest.raises(RegistryError, match=r"^by: "):
+        approve_version(v, "a" * 1000, "", T0)
+    with pytest.raises(RegistryError, match=r"^reason: "):
+        reject_version(v, "r" * (MAX_NOTE + 1), "bo", T0)
+
+
+def test_rollback_needs_an_approved_version_and_a_reason() -> None:
+    with pytest.raises(TransitionRefused, match="not Approved"):
+        rollback_version(version(), "ana", "v4 confuses lids", T0)
+    approved = approve_version(version(), "ana", "", T0)
+    with pytest.raises(TransitionRefused, match="needs a reason"):
+        rollback_version(approved, "bo", " ", T1)
+    back = rollback_version(approved, "bo", "v4 confuses lids", T1)
+    assert back.approved_by == "bo" and back.note == "rollback: v4 confuses lids"
+    assert back.approved_at == "2026-03-02T12:00:00Z"
+
+
+def test_pins_need_a_valid_device_and_an_approved_version() -> None:
+    with pytest.raises(TransitionRefused, match="not Approved"):
+        new_pin("cam1", version(), "ana", "", T0)
+    approved = approve_version(version(), "ana", "", T0)
+    with pytest.raises(ConfigError, match="reserved"):
+        new_pin("fleet", approved, "ana", "", T0)
+    pin = new_pin("cam1", approved, "ana", "test bench", T0)
+    assert (pin.device, pin.version, pin.by, pin.reason) == (
+        "cam1",
+        "trash-classifier/3",
+        "ana",
+        "test bench",
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.registry.fixtures import BAD_REASONS, GOOD_METRICS, LINEAGE, register
-from whichbin.errors import RegistryError
+from whichbin.errors import ConfigError, RegistryError
 from whichbin.inference import read_meta
 from whichbin.registry import ApprovalStatus, TransitionRefused, VersionNotFound, open_registry
 from whichbin.registry.local import SqliteRegistry
@@ -158,3 +160,84 @@ def test_numpy_metrics_are_stored_as_plain_json(
     assert v.lineage["p"] == "/x"
     with pytest.raises(RegistryError, match="metrics must be plain JSON"):
         registry.register("trash-classifier", color_bundle, {"x": object()}, True, [], {})
+
+
+def test_paths_are_stored_relative_so_a_copied_registry_serves_its_own(
+    registry: SqliteRegistry, color_bundle: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "report.md").write_text("# eval")
+    register(registry, color_bundle, report=tmp_path / "report.md")
+    with sqlite3.connect(registry.db_path) as conn:
+        stored = json.loads(conn.execute("SELECT record FROM versions").fetchone()[0])
+    assert stored["artifact"] == "artifacts/trash-classifier/1/model.onnx"
+    assert stored["report"] == "artifacts/trash-classifier/1/report/report.md"
+
+    copy = SqliteRegistry(shutil.copytree(registry.root, tmp_path / "copy"))
+    shutil.rmtree(registry.root)  # the original is gone: the copy must not need it
+    assert copy.artifact_path("1") == copy.root / "artifacts/trash-classifier/1/model.onnx"
+    assert Path(copy.get("1").report or "").read_text() == "# eval"
+
+
+def test_absolute_paths_of_older_registries_are_migrated_on_open(
+    registry: SqliteRegistry, color_bundle: Path, tmp_path: Path
+) -> None:
+    register(registry, color_bundle)
+    old_root = "/srv/elsewhere/whichbin-registry"  # where the registry was written
+    with sqlite3.connect(registry.db_path) as conn:  # as registries before relative paths
+        record = json.loads(conn.execute("SELECT record FROM versions").fetchone()[0])
+        record["artifact"] = f"{old_root}/artifacts/trash-classifier/1/model.onnx"
+        conn.execute("UPDATE versions SET record = ?", (json.dumps(record),))
+        conn.execute("PRAGMA user_version = 0")
+
+    reopened = SqliteRegistry(registry.root)
+    assert reopened.artifact_path("1") == registry.root / "artifacts/trash-classifier/1/model.onnx"
+    with sqlite3.connect(registry.db_path) as conn:
+        stored = json.loads(conn.execute("SELECT record FROM versions").fetchone()[0])
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert stored["artifact"] == "artifacts/trash-classifier/1/model.onnx"
+
+
+def test_a_huge_note_is_refused_and_stores_nothing(
+    registry: SqliteRegistry, color_bundle: Path
+) -> None:
+    v = register(registry, color_bundle)
+    size = registry.db_path.stat().st_size
+    with pytest.raises(RegistryError, match=r"^note: 20000000 characters"):
+        registry.approve(v.id, by="mallory", note="x" * 20_000_000)
+    with pytest.raises(RegistryError, match=r"^reason: "):
+        registry.reject(v.id, reason="x" * 20_000_000)
+    assert registry.get(v.id).status == ApprovalStatus.PENDING
+    assert [e.action for e in registry.history(v.id)] == ["register"]
+    assert registry.db_path.stat().st_size == size
+
+
+def test_rollback_and_pins_are_audited(registry: SqliteRegistry, color_bundle: Path) -> None:
+    v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
+    registry.approve(v1.id, by="ana")
+    registry.approve(v2.id, by="ana")
+    with pytest.raises(TransitionRefused, match="needs a reason"):
+        registry.rollback(v1.id, by="bo", reason="")
+    registry.rollback(v1.id, by="bo", reason="v2 confuses lids")
+    assert registry.latest_approved("trash-classifier").id == v1.id  # type: ignore[union-attr]
+
+    with pytest.raises(TransitionRefused, match="not Approved"):
+        registry.pin("cam1", register(registry, color_bundle).id, by="cy")
+    with pytest.raises(ConfigError, match="reserved"):
+        registry.pin("fleet", v2.id, by="cy")
+    registry.pin("cam1", v2.id, by="cy", reason="field trial")
+    registry.pin("cam1", v1.id, by="cy")  # re-pinning replaces the pin
+    registry.pin("cam2", v2.id, by="cy")
+    assert [(p.device, p.version) for p in registry.pins()] == [("cam1", v1.id), ("cam2", v2.id)]
+    unpinned = registry.unpin("cam1", by="dee")
+    assert unpinned is not None and unpinned.version == v1.id
+    assert registry.unpin("cam1", by="dee") is None
+    assert [p.device for p in SqliteRegistry(registry.root).pins()] == ["cam2"]
+
+    assert [(e.action, e.by, e.note) for e in registry.history(v1.id)][2:] == [
+        ("rollback", "bo", "v2 confuses lids"),
+        ("pin", "cy", "cam1"),
+        ("unpin", "dee", "cam1"),
+    ]
+    assert ("pin", "cy", "cam1: field trial") in [
+        (e.action, e.by, e.note) for e in registry.history(v2.id)
+    ]

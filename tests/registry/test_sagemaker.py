@@ -11,7 +11,7 @@ import pytest
 
 from tests.registry.fixtures import BAD_REASONS, GOOD_METRICS, register
 from whichbin.deploy import DeploymentRefused, artifact_url
-from whichbin.errors import RegistryError
+from whichbin.errors import ConfigError, RegistryError
 from whichbin.registry import ApprovalStatus, TransitionRefused, VersionNotFound, open_registry
 
 moto = pytest.importorskip("moto", reason="needs moto for the mocked SageMaker registry")
@@ -132,3 +132,27 @@ def test_sagemaker_artifact_that_changed_in_s3_is_refused(
         reg.artifact_path("1")
     assert reg.cache_dir.is_relative_to(tmp_path / "cache")  # type: ignore[attr-defined]
     assert not list(reg.cache_dir.rglob("*.onnx"))  # type: ignore[attr-defined]  # none kept
+
+
+def test_sagemaker_rollback_and_pins(aws: None, color_bundle: Path) -> None:
+    reg = open_registry("sagemaker://trash-classifier?bucket=models&prefix=wb")
+    reg.clock = Clock()  # type: ignore[attr-defined]
+    v1 = register(reg, color_bundle)  # type: ignore[arg-type]
+    v2 = register(reg, color_bundle)  # type: ignore[arg-type]
+    reg.approve(v1.id, by="ana")
+    reg.approve(v2.id, by="ana")
+    assert reg.pins() == []
+    with pytest.raises(TransitionRefused, match="needs a reason"):
+        reg.rollback(v1.id, by="bo", reason="")
+    back = reg.rollback(v1.id, by="bo", reason="v2 confuses lids")
+    assert back.note == "rollback: v2 confuses lids"
+    assert reg.latest_approved("trash-classifier").id == v1.id  # type: ignore[union-attr]
+
+    reg.pin("cam1", v2.id, by="cy", reason="trial")
+    reg.pin("cam0", v1.id, by="cy")
+    assert [(p.device, p.version) for p in reg.pins()] == [("cam0", v1.id), ("cam1", v2.id)]
+    with pytest.raises(ConfigError, match="reserved"):
+        reg.pin("fleet", v1.id, by="cy")
+    assert reg.unpin("cam1", by="dee") is not None and reg.unpin("cam1", by="dee") is None
+    reopened = open_registry("sagemaker://trash-classifier?bucket=models&prefix=wb")
+    assert [p.device for p in reopened.pins()] == ["cam0"]

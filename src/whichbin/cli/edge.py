@@ -137,6 +137,18 @@ def run(
         help="Public key (PEM) whose signed deployments are accepted; repeat while rotating "
         "keys [default: edge.security.trusted_keys; none: every deployment is refused]",
     ),
+    file_root: Path | None = typer.Option(
+        None,
+        "--file-root",
+        help="Accept file:// artifact URLs under this folder (the registry on the same machine) "
+        "[default: edge.security.fetch.file_root; none: file:// refused]",
+    ),
+    http_host: list[str] | None = typer.Option(
+        None,
+        "--http-host",
+        help="Host that plain http:// artifact URLs may reach (the registry's `whichbin web`); "
+        "repeatable [default: edge.security.fetch.http_hosts; none: http refused]",
+    ),
     insecure_accept_unsigned: bool | None = typer.Option(
         None,
         "--insecure-accept-unsigned",
@@ -156,7 +168,12 @@ def run(
     SIGTERM, publishing availability "offline".
 
     Example:
-      whichbin edge run --source 0 --mqtt mqtt://broker.local --device-id kitchen
+      whichbin edge run --source 0 --mqtt mqtt://broker.local --device-id kitchen \
+        --trusted-key registry.pub.pem --http-host registry.local
+
+    Example (registry on the same machine, deployments as file:// URLs):
+      whichbin edge run --source 0 --device-id kitchen --trusted-key registry.pub.pem \
+        --file-root ./whichbin-registry
 
     Example (a folder of images, a fixed model, stop at the end):
       whichbin edge run --source ./frames --fps 10 --device-id cam1 --model m.onnx --exit-at-end
@@ -199,6 +216,8 @@ def run(
             "edge.http.password_file": http_password_file,
             "edge.security.trusted_keys": trusted_key or None,
             "edge.security.insecure_accept_unsigned": insecure_accept_unsigned,
+            "edge.security.fetch.file_root": file_root,
+            "edge.security.fetch.http_hosts": http_host or None,
         },
     )
     service = EdgeService(settings.edge, settings.mqtt)

@@ -287,6 +287,11 @@ def approve_cmd(
         err_console.print(
             f"deployment not published (--no-deploy); later: whichbin registry deploy {v.id}"
         )
+    for pin in outcome.pinned:
+        err_console.print(
+            f"[yellow]note:[/] {pin.device} is pinned to {pin.version} and does not follow "
+            f"(`whichbin registry unpin {pin.device}`)"
+        )
 
 
 @app.command("reject")
@@ -330,7 +335,11 @@ def reject_cmd(
 def deploy_cmd(
     version: str = typer.Argument(None, help="NAME/N or N (default: the latest approved version)"),
     device: str = typer.Option(
-        None, "--device", help="Publish to whichbin/<device>/deployment only (overrides the fleet)"
+        None, "--device", help="Pin this device to the version (whichbin/<device>/deployment)"
+    ),
+    by: str = typer.Option(None, "--by", help="Who deploys (default: $USER)"),
+    reason: str = typer.Option(
+        "", "--reason", help="Why, for the audit trail; needed for a fleet rollback"
     ),
     registry: RegistryOpt = None,
     config: ConfigOpt = None,
@@ -341,9 +350,9 @@ def deploy_cmd(
 ) -> None:
     """Publish (again) the deployment message of an approved version.
 
-    Use it when an approval could not reach the broker, or to put one --device on a version.
-
-    The fleet topic only takes the current approved version.
+    Use it when an approval could not reach the broker, to roll the fleet back to an older
+    approved version (--reason; recorded as a rollback), or to pin one --device to a
+    version: it then ignores fleet approvals until `whichbin registry unpin DEVICE`.
 
     Example: whichbin registry deploy trash-classifier/7 --mqtt mqtt://broker.local
     """
@@ -361,8 +370,74 @@ def deploy_cmd(
     else:
         v = reg.get(version)
     outcome = deploy_version(
-        reg, v, _deployer(settings), utc_now(), settings.deploy.artifact_base_url, device
-    )
+        reg, v, _deployer(settings), utc_now(), settings.deploy.artifact_base_url, device,
+        by=by or _default_user(), reason=reason,
+    )  # fmt: skip
     if json_out:
         emit_json(outcome.to_dict())
+    if outcome.retracted:
+        raise DeployError(str(outcome.error))
     err_console.print(f"deployment of {v.id} published to {outcome.topic} (retained)")
+    if outcome.pin:
+        err_console.print(
+            f"{device} is pinned to {v.id}: it ignores fleet approvals until "
+            f"`whichbin registry unpin {device}`"
+        )
+
+
+# -- device pins: `deploy --device` sets one; these list and remove them ---------------
+@app.command("devices")
+def devices_cmd(
+    registry: RegistryOpt = None, config: ConfigOpt = None, json_out: JsonOpt = False
+) -> None:
+    """List devices pinned to a version (they ignore fleet approvals).
+
+    Example: whichbin registry devices --json
+    """
+    from rich.console import Console
+
+    from whichbin.cli.output import emit_json, err_console
+
+    pins = _open(_settings(config, registry)).pins()
+    if json_out:
+        emit_json([p.model_dump(mode="json") for p in pins])
+        return
+    if not pins:
+        err_console.print("No pinned devices: every device follows the fleet deployment.")
+        return
+    table = Table(title="Pinned devices", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("device", "version", "pinned by", "at", "reason"):
+        table.add_column(col, overflow="fold")
+    for p in pins:
+        table.add_row(p.device, p.version, p.by, p.at, p.reason)
+    Console().print(table)
+
+
+@app.command("unpin")
+@broker_options
+def unpin_cmd(
+    device: str = typer.Argument(..., help="The device id"),
+    by: str = typer.Option(None, "--by", help="Who unpins (default: $USER)"),
+    registry: RegistryOpt = None,
+    config: ConfigOpt = None,
+    timeout: TimeoutOpt = None,
+    json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
+) -> None:
+    """Unpin a device: clear its retained deployment so it follows the fleet again.
+
+    Example: whichbin registry unpin bin-1 --mqtt mqtt://broker.local
+    """
+    from whichbin.cli.output import emit_json, err_console
+    from whichbin.contract import check_device_id
+
+    check_device_id(device, "DEVICE")
+    settings = _deploy_settings(config, registry, broker, None, timeout)
+    reg = _open(settings)
+    topic = _deployer(settings).clear(device)  # cleared first: then recorded
+    pin = reg.unpin(device, by or _default_user())
+    if json_out:
+        unpinned = pin.model_dump(mode="json") if pin else None
+        emit_json({"device": device, "topic": topic, "unpinned": unpinned})
+    was = f"(was on {pin.version})" if pin else "(it was not pinned in the registry)"
+    err_console.print(f"{device} unpinned {was}: cleared {topic}; it follows the fleet again")

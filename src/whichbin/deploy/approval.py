@@ -2,16 +2,25 @@
 
 The approval is recorded first; publishing comes second and may fail on its own. The
 outcome says which of the two happened, so callers never report a failed publish as a
-deployment.
+deployment. Deployments are signed with the approver's key (``deploy.signing_key``).
+
+The fleet topic only ever carries the registry's current approval:
+
+* the artifact's sha256 is checked before anything is approved or published;
+* after publishing, the registry is asked again: if a rejection (or a newer approval)
+  won the race, the deployment is retracted, i.e. the current approval is published
+  again, or the retained message cleared when there is none;
+* deploying an older approved version to the fleet is a rollback, recorded with who and
+  why; deploying to one device pins it, recorded too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from whichbin.contract import Deployment
+from whichbin.contract import Deployment, check_device_id
 from whichbin.deploy.publish import (
     Deployer,
     DeploymentRefused,
@@ -19,8 +28,8 @@ from whichbin.deploy.publish import (
     build_deployment,
     require_approved,
 )
-from whichbin.errors import DeployError
-from whichbin.registry.base import ModelVersion, Registry
+from whichbin.errors import DeployError, RegistryError
+from whichbin.registry.base import ModelVersion, Pin, Registry, new_pin
 
 if TYPE_CHECKING:
     from whichbin.security.signing import Signer
@@ -33,11 +42,14 @@ class DeployOutcome:
     version: ModelVersion
     deployment: Deployment | None = None
     topic: str | None = None
-    error: str | None = None  # why the deployment was not published
+    error: str | None = None  # why the deployment was not published (or was retracted)
+    retracted: bool = False  # a rejection won the race: the fleet was put back
+    pin: Pin | None = None  # the device pinned by this deployment
+    pinned: list[Pin] = field(default_factory=list)  # devices that do not follow the fleet
 
     @property
     def published(self) -> bool:
-        return self.topic is not None
+        return self.topic is not None and not self.retracted
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,17 +58,42 @@ class DeployOutcome:
             "published": self.published,
             "topic": self.topic,
             "error": self.error,
+            "retracted": self.retracted,
+            "pin": self.pin.model_dump(mode="json") if self.pin else None,
+            "pinned": [p.model_dump(mode="json") for p in self.pinned],
         }
 
 
 def not_published_message(outcome: DeployOutcome, registry_uri: str) -> str:
     """One line for the user: the approval stands, the deployment did not go out."""
+    if outcome.retracted:
+        return str(outcome.error)
     vid = outcome.version.id
     return (
         f"{vid} is approved (recorded in {registry_uri}) but its deployment was NOT published: "
         f"{outcome.error}. Retry with `whichbin registry deploy {vid}` once the broker is "
         "reachable"
     )
+
+
+def verify_artifact(registry: Registry, version: ModelVersion, refused: str) -> None:
+    """Raise RegistryError unless the registry's copy still has the registered sha256.
+
+    ``refused`` says what does not happen then (``approved``, ``published``).
+    """
+    from whichbin.inference import sha256_file
+
+    path = registry.artifact_path(version.id)  # the SageMaker backend verifies its download
+    try:
+        actual = sha256_file(path)
+    except OSError as e:
+        raise RegistryError(f"{version.id}: cannot read its artifact {path} ({e})") from e
+    if actual != version.sha256.strip().lower():
+        raise RegistryError(
+            f"{version.id}: artifact {path} has sha256 {actual[:12]}…, registered "
+            f"{version.sha256[:12]}…: the registry's copy is damaged, so it was not {refused} "
+            "(register the model again)"
+        )
 
 
 def deploy_version(
@@ -67,31 +104,55 @@ def deploy_version(
     base_url: str | None = None,
     device: str | None = None,
     signer: Signer | None = None,
+    *,
+    by: str = "",
+    reason: str = "",
 ) -> DeployOutcome:
     """Publish the signed deployment of an approved version (to the fleet, or one device).
 
-    ``signer`` defaults to the configured signing key (``deploy.signing_key``).
-
-    The fleet topic only ever carries the registry's current approval, so a fleet
-    rollback is an approval (``whichbin registry approve OLD``) rather than a deploy.
+    To one device: the device is pinned to the version (recorded in the registry) and
+    ignores fleet approvals until ``whichbin registry unpin``. To the fleet: the current
+    approval is published again; any other approved version needs ``reason`` and becomes
+    the current approval (an audited rollback) before it is published. ``signer``
+    defaults to the configured signing key (``deploy.signing_key``).
 
     Raises:
         DeploymentRefused: The version is not deployable (nothing was published).
+        RegistryError: A bad device id, note or artifact (nothing was published).
         DeployError: No signing key, or publishing failed.
     """
     require_approved(version)
-    if device is None:
-        current = registry.latest_approved(version.name)
-        if current is not None and current.id != version.id:
-            raise DeploymentRefused(
-                f"{version.id} is not the current approved version ({current.id} is): "
-                f"to roll the fleet back to it, approve it again "
-                f"(`whichbin registry approve {version.id}`), or deploy it to one --device"
-            )
-    url = artifact_url(version, base_url)
-    deployment = build_deployment(version, url, now, signer or configured_signer())
-    topic = deployer.send(deployment, device)
-    return DeployOutcome(version, deployment, topic)
+    if device is not None:
+        check_device_id(device, "device")
+        new_pin(device, version, by, reason, now)  # every check before anything is sent
+        verify_artifact(registry, version, "published")
+        url = artifact_url(version, base_url)
+        deployment = build_deployment(version, url, now, signer or configured_signer())
+        topic = deployer.send(deployment, device)
+        pin = registry.pin(device, version.id, by, reason)
+        return DeployOutcome(version, deployment, topic, pin=pin)
+    current = registry.latest_approved(version.name)
+    if current is None or current.id == version.id:
+        verify_artifact(registry, version, "published")
+        signer = signer or configured_signer()
+        return _publish_current(registry, version, deployer, now, base_url, signer)
+    if not reason.strip():
+        raise DeploymentRefused(
+            f"{version.id} is not the current approved version ({current.id} is): to roll "
+            f"the fleet back to it, say why (`whichbin registry deploy {version.id} --reason "
+            f"TEXT`, recorded as a rollback) or approve it again (`whichbin registry approve "
+            f"{version.id}`), or deploy it to one --device"
+        )
+    verify_artifact(registry, version, "rolled back to")
+    signer = signer or configured_signer()  # before the rollback is recorded
+    version = registry.rollback(version.id, by, reason)
+    try:
+        return _publish_current(registry, version, deployer, now, base_url, signer)
+    except DeployError as e:
+        raise DeployError(
+            f"the rollback to {version.id} is recorded but its deployment was NOT published: "
+            f"{e}. Retry with `whichbin registry deploy {version.id}`"
+        ) from e
 
 
 def approve_and_deploy(
@@ -107,15 +168,55 @@ def approve_and_deploy(
     """Approve ``version_id`` and, when a deployer is given, publish its signed deployment.
 
     Raises:
-        RegistryError: The approval itself was refused (nothing was recorded).
+        RegistryError: The approval itself was refused, or the artifact is damaged
+            (nothing was recorded or published).
     """
+    verify_artifact(registry, registry.get(version_id), "approved")
     version = registry.approve(version_id, by=by, note=note)
     if deployer is None:
         return DeployOutcome(version)
     try:
-        return deploy_version(registry, version, deployer, now, base_url, signer=signer)
+        signer = signer or configured_signer()
+        outcome = _publish_current(registry, version, deployer, now, base_url, signer)
     except DeployError as e:
-        return DeployOutcome(version, error=str(e))
+        outcome = DeployOutcome(version, error=str(e))
+    outcome.pinned = [p for p in registry.pins() if p.version.rpartition("/")[0] == version.name]
+    return outcome
+
+
+def _publish_current(
+    registry: Registry,
+    version: ModelVersion,
+    deployer: Deployer,
+    now: datetime,
+    base_url: str | None,
+    signer: Signer,
+) -> DeployOutcome:
+    """Publish to the fleet, then check the version is still the current approval."""
+    deployment = build_deployment(version, artifact_url(version, base_url), now, signer)
+    topic = deployer.send(deployment)
+    current = registry.latest_approved(version.name)
+    if current is not None and current.id == version.id:
+        return DeployOutcome(version, deployment, topic)
+    # Rejected (or superseded) while the message was on its way: put the fleet back on
+    # what the registry says, so a rejected version is never left deployed.
+    version = registry.get(version.id)
+    lost = f"{version.id} was {version.status.value} while its deployment was being published"
+    back: Deployment | None = None
+    try:
+        if current is None:
+            topic = deployer.clear()
+            done = "the fleet deployment was cleared (no approved version left)"
+        else:
+            back = build_deployment(current, artifact_url(current, base_url), now, signer)
+            topic = deployer.send(back)
+            done = f"the fleet is back on {current.id}"
+    except DeployError as e:
+        raise DeployError(
+            f"{lost}, and retracting it failed ({e}): devices may still fetch it; run "
+            "`whichbin registry deploy` once the broker is reachable"
+        ) from e
+    return DeployOutcome(version, back, topic, error=f"{lost}: retracted, {done}", retracted=True)
 
 
 def configured_signer() -> Signer:

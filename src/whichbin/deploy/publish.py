@@ -90,7 +90,7 @@ def build_deployment(
 
 
 def publish_deployment(
-    deployment: Deployment,
+    deployment: Deployment | None,
     mqtt: MqttConfig,
     device: str | None = None,
     *,
@@ -99,7 +99,8 @@ def publish_deployment(
     """Publish ``deployment`` retained with QoS 1 and wait for the broker's acknowledgement.
 
     Args:
-        deployment: The payload (see ``build_deployment``).
+        deployment: The payload (see ``build_deployment``); None clears the retained
+            message (an empty payload), so a device falls back to the fleet deployment.
         mqtt: The ``mqtt`` section: the broker, the topic prefix, password and CA bundle.
         device: Publish to ``<prefix>/<device>/deployment`` instead of the fleet topic.
         timeout: Seconds to wait for the connection and for the acknowledgement, each.
@@ -113,21 +114,21 @@ def publish_deployment(
     from whichbin.messaging.mqtt import create_mqtt_client
 
     topic = deployment_topic(mqtt.prefix, device)
+    what = deployment.version if deployment else f"the clearing of {topic}"
     try:
         client = create_mqtt_client(mqtt, f"whichbin-deploy-{uuid.uuid4().hex[:8]}")
     except (WhichbinError, OSError, ValueError) as e:  # bad URL, password file, CA file
-        raise DeployError(f"cannot publish {deployment.version}: {e}") from e
+        raise DeployError(f"cannot publish {what}: {e}") from e
     where = f"{client.url.host}:{client.url.port}"
+    payload = deployment.to_json() if deployment else ""
     try:
         if not client.start(wait=timeout):
             raise DeployError(client.failure(timeout))
-        if not client.publish_confirmed(
-            topic, deployment.to_json(), qos=1, retain=True, timeout=timeout
-        ):
+        if not client.publish_confirmed(topic, payload, qos=1, retain=True, timeout=timeout):
             raise DeployError(f"the MQTT broker at {where} did not acknowledge {topic}")
     finally:
         client.stop()
-    logger.info("published deployment of %s to %s on %s", deployment.version, topic, where)
+    logger.info("published %s to %s on %s", what, topic, where)
     return topic
 
 
@@ -136,6 +137,10 @@ class Deployer(Protocol):
 
     def send(self, deployment: Deployment, device: str | None = None) -> str:
         """Publish; return the topic or raise DeployError."""
+        ...
+
+    def clear(self, device: str | None = None) -> str:
+        """Remove the retained deployment (of one device); return the topic or raise."""
         ...
 
 
@@ -151,5 +156,8 @@ class MqttDeployer:
     mqtt: MqttConfig
     timeout: float = 10.0
 
-    def send(self, deployment: Deployment, device: str | None = None) -> str:
+    def send(self, deployment: Deployment | None, device: str | None = None) -> str:
         return publish_deployment(deployment, self.mqtt, device, timeout=self.timeout)
+
+    def clear(self, device: str | None = None) -> str:
+        return self.send(None, device)

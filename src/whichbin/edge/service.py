@@ -14,7 +14,6 @@ lifecycle only. What ``whichbin edge run`` starts, and what a test starts in-pro
 from __future__ import annotations
 
 import logging
-import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from whichbin.config import EdgeConfig, MqttConfig
-from whichbin.contract import BINS, OFFLINE, ONLINE, Topics, utc_now
+from whichbin.contract import BINS, OFFLINE, ONLINE, Topics, check_device_id, utc_now
 from whichbin.edge.capture import ThreadedSource
 from whichbin.edge.commands import CommandTable, Corrections, FileModelReloader, edge_commands
 from whichbin.edge.decide import Decider
@@ -39,8 +38,6 @@ from whichbin.security.guard import DeploymentGuard
 logger = logging.getLogger(__name__)
 
 __all__ = ["EdgeService"]
-
-_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 class EdgeService:
@@ -72,11 +69,7 @@ class EdgeService:
         from whichbin.rules import load_rules
 
         config.require()
-        self.device_id = str(config.device_id)
-        if not _DEVICE_ID.fullmatch(self.device_id):
-            raise ConfigError(
-                f"--device-id {self.device_id!r}: use letters, digits, '_', '-', '.', ':'"
-            )
+        self.device_id = check_device_id(str(config.device_id), "--device-id")
         self.config = config
         self.mqtt = mqtt or MqttConfig()
         self.topics = Topics(self.device_id, self.mqtt.prefix)

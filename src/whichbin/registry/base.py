@@ -11,6 +11,12 @@ transition functions below and store the result, so every backend follows the sa
   decision. The rejection stays in the event history.
 * Any version that is not already ``Rejected`` can be rejected, including an ``Approved``
   one (withdrawing it). ``latest_approved`` then falls back to the previous approval.
+* A rollback makes an ``Approved`` version current again, with who and why, like a
+  re-approval (``whichbin registry deploy OLD --reason TEXT``).
+* A device can be pinned to an approved version; it then ignores fleet approvals until
+  it is unpinned. Pins and unpins are audited like approvals.
+* Notes, reasons and names are capped (``MAX_NOTE``, ``MAX_ACTOR``): the audit trail is
+  for people, not a store for megabytes.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ DEFAULT_MODEL_NAME = "trash-classifier"
 # SageMaker model package group names, so local names port to sagemaker:// unchanged.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$")
 HEADLINE_METRICS = ("accuracy", "bin_accuracy", "macro_f1")
+MAX_NOTE = 2000  # characters of a note or reason in the audit trail
+MAX_ACTOR = 200  # characters of who approved, rejected or pinned
+ROLLBACK_NOTE = "rollback: "  # starts the approval note of a rollback
+# Version numbers fit SQLite's 64-bit integers (and SageMaker's): more digits name nothing.
+_NUMBER = re.compile(r"[0-9]{1,18}")
 
 Gate = Literal["passed", "failed"]
 
@@ -80,11 +91,23 @@ class ModelVersion(BaseModel):
     report: str | None = Field(default=None, description="Path of the training/evaluation report")
 
 
+class Pin(BaseModel):
+    """A device held on one version: it ignores fleet approvals until unpinned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str
+    version: str = Field(description='The pinned version id, "trash-classifier/7"')
+    by: str
+    at: str
+    reason: str = ""
+
+
 class RegistryEvent(BaseModel):
     """One entry of the audit trail: who did what to which version, and when."""
 
     version: str
-    action: Literal["register", "approve", "reject"]
+    action: Literal["register", "approve", "reject", "rollback", "pin", "unpin"]
     by: str
     at: str
     note: str = ""
@@ -111,7 +134,7 @@ def parse_version_id(value: str, default_name: str = DEFAULT_MODEL_NAME) -> tupl
     name, sep, number = text.rpartition("/")
     if not sep:
         name = default_name
-    if not number.isdigit() or int(number) < 1:
+    if not _NUMBER.fullmatch(number) or int(number) < 1:
         raise RegistryError(
             f"version {value!r} is not a version id: use NAME/N (e.g. trash-classifier/7) or N"
         )
@@ -147,9 +170,20 @@ def headline_metrics(metrics: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
+def check_text(value: str, field: str, limit: int = MAX_NOTE) -> str:
+    """``value`` stripped, or RegistryError naming ``field`` when longer than ``limit``."""
+    if len(value) > limit:
+        raise RegistryError(
+            f"{field}: {len(value)} characters, at most {limit} are kept in the audit trail: "
+            "shorten it (link to a longer write-up instead)"
+        )
+    return value.strip()
+
+
 def approve_version(version: ModelVersion, by: str, note: str, now: datetime) -> ModelVersion:
     """The version after approval by ``by``; raises TransitionRefused when not allowed."""
-    if not by.strip():
+    by, note = check_text(by, "by", MAX_ACTOR), check_text(note, "note")
+    if not by:
         raise TransitionRefused(f"{version.id}: say who approves it (--by NAME)")
     if version.gate != "passed":
         why = "; ".join(version.reasons) or "no reasons recorded"
@@ -161,7 +195,7 @@ def approve_version(version: ModelVersion, by: str, note: str, now: datetime) ->
     return version.model_copy(
         update={
             "status": ApprovalStatus.APPROVED,
-            "approved_by": by.strip(),
+            "approved_by": by,
             "approved_at": iso(now),
             "note": note,
             "rejected_reason": None,
@@ -173,7 +207,8 @@ def approve_version(version: ModelVersion, by: str, note: str, now: datetime) ->
 
 def reject_version(version: ModelVersion, reason: str, by: str, now: datetime) -> ModelVersion:
     """The version after rejection; raises TransitionRefused when not allowed."""
-    if not reason.strip():
+    reason, by = check_text(reason, "reason"), check_text(by, "by", MAX_ACTOR)
+    if not reason:
         raise TransitionRefused(f"{version.id}: a rejection needs a reason (--reason TEXT)")
     if version.status == ApprovalStatus.REJECTED:
         raise TransitionRefused(
@@ -182,11 +217,38 @@ def reject_version(version: ModelVersion, reason: str, by: str, now: datetime) -
     return version.model_copy(
         update={
             "status": ApprovalStatus.REJECTED,
-            "rejected_reason": reason.strip(),
-            "rejected_by": by.strip() or None,
+            "rejected_reason": reason,
+            "rejected_by": by or None,
             "rejected_at": iso(now),
         }
     )
+
+
+def rollback_version(version: ModelVersion, by: str, reason: str, now: datetime) -> ModelVersion:
+    """The version made current again by a rollback; only an ``Approved`` one, with a reason."""
+    if version.status != ApprovalStatus.APPROVED:
+        raise TransitionRefused(
+            f"{version.id} is {version.status.value}, not Approved: only an approved version "
+            f"can be rolled back to (approve it with `whichbin registry approve {version.id}`)"
+        )
+    reason = check_text(reason, "reason", MAX_NOTE - len(ROLLBACK_NOTE))
+    if not reason:
+        raise TransitionRefused(f"{version.id}: a rollback needs a reason (--reason TEXT)")
+    return approve_version(version, by, ROLLBACK_NOTE + reason, now)
+
+
+def new_pin(device: str, version: ModelVersion, by: str, reason: str, now: datetime) -> Pin:
+    """A pin of ``device`` on an approved ``version``; raises RegistryError when not allowed."""
+    from whichbin.contract import check_device_id
+
+    device = check_device_id(device, "--device")
+    by, reason = check_text(by, "by", MAX_ACTOR), check_text(reason, "reason")
+    if version.status != ApprovalStatus.APPROVED:
+        raise TransitionRefused(
+            f"{version.id} is {version.status.value}, not Approved: only approved versions are "
+            f"deployed (approve it with `whichbin registry approve {version.id}`)"
+        )
+    return Pin(device=device, version=version.id, by=by, at=iso(now), reason=reason)
 
 
 class Registry(Protocol):
@@ -218,6 +280,22 @@ class Registry(Protocol):
 
     def reject(self, version_id: str, reason: str, by: str = "") -> ModelVersion:
         """Reject (or withdraw an approval)."""
+        ...
+
+    def rollback(self, version_id: str, by: str, reason: str) -> ModelVersion:
+        """Make an approved version current again (audited with who and why)."""
+        ...
+
+    def pin(self, device: str, version_id: str, by: str, reason: str = "") -> Pin:
+        """Hold ``device`` on an approved version (replacing its pin, if any); audited."""
+        ...
+
+    def unpin(self, device: str, by: str) -> Pin | None:
+        """Remove the device's pin (audited); the removed pin, or None if it had none."""
+        ...
+
+    def pins(self) -> builtins.list[Pin]:
+        """Devices held on a version, by device name."""
         ...
 
     def latest_approved(self, name: str) -> ModelVersion | None:

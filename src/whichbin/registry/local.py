@@ -2,12 +2,16 @@
 
 Layout::
 
-    <dir>/registry.db                          versions + events (the audit trail)
+    <dir>/registry.db                          versions, events (the audit trail), pins
     <dir>/artifacts/<name>/<N>/model.onnx      the registry's own copy of each artifact
     <dir>/artifacts/<name>/<N>/report[...]     the training/evaluation report, if given
 
 Writes run in ``BEGIN IMMEDIATE`` transactions, so concurrent pipelines never get the
 same version number, and an approval and its audit entry are stored together.
+
+Artifact and report paths are stored relative to the directory, so a copied registry
+serves its own files; records read back carry absolute paths under this directory.
+Registries written before that (absolute paths) are migrated when opened.
 """
 
 from __future__ import annotations
@@ -24,22 +28,35 @@ from pathlib import Path
 from typing import Any
 
 from whichbin.contract import iso, utc_now
-from whichbin.errors import ModelError, RegistryError
+from whichbin.errors import RegistryError
 from whichbin.registry.base import (
     DEFAULT_MODEL_NAME,
+    MAX_ACTOR,
     ApprovalStatus,
     ModelVersion,
+    Pin,
     RegistryEvent,
     VersionNotFound,
     approve_version,
     check_name,
+    check_text,
+    new_pin,
     parse_version_id,
     reject_version,
+    rollback_version,
 )
 from whichbin.registry.base import (
     version_id as make_id,
 )
+from whichbin.registry.files import (
+    PATH_FIELDS,
+    copy_hashing,
+    copy_report,
+    relative_path,
+    stamp_version,
+)
 from whichbin.registry.inputs import check_registration
+from whichbin.registry.pins import PINS_SCHEMA, load_pins, pop_pin, save_pin
 
 logger = logging.getLogger(__name__)
 
@@ -58,32 +75,17 @@ CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     number INTEGER NOT NULL,
-    action TEXT NOT NULL,          -- register / approve / reject
+    action TEXT NOT NULL,          -- register / approve / reject / rollback / pin / unpin
     actor TEXT NOT NULL,
     at TEXT NOT NULL,
     note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_version ON events (name, number);
 """
-
-
-def _copy_hashing(src: Path, dst: Path) -> str:
-    """Copy ``src`` to ``dst`` and return its sha256."""
-    from whichbin.inference import HashingCopy
-
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        return HashingCopy().copy(fin, fout)
-
-
-def _stamp_version(path: Path, vid: str, source: str) -> None:
-    """Write the registered id into the bundle's ``whichbin.version`` metadata."""
-    from whichbin.inference import read_meta, write_meta
-
-    try:
-        meta = read_meta(path)
-    except ModelError as e:
-        raise RegistryError(f"{source}: cannot register: {e}") from e
-    write_meta(path, meta.model_copy(update={"version": vid}))
+# PRAGMA user_version: 1 = artifact and report paths stored relative to the registry root.
+SCHEMA_VERSION = 1
+# Actions that make a version the current approval (latest one wins).
+APPROVING = ("approve", "rollback")
 
 
 class SqliteRegistry:
@@ -112,9 +114,25 @@ class SqliteRegistry:
         try:
             self.artifacts.mkdir(parents=True, exist_ok=True)
             with self._connect() as conn:
-                conn.executescript(SCHEMA)
+                conn.executescript(SCHEMA + PINS_SCHEMA)
         except (OSError, sqlite3.Error) as e:
             raise RegistryError(f"{self.root}: cannot open registry ({e})") from e
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Store absolute artifact/report paths of older registries relative to the root."""
+        try:
+            with self._connect() as conn:
+                if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                    return
+            with self._write() as conn:  # checked again: another process may have done it
+                if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+                    return
+                for row in conn.execute("SELECT record FROM versions").fetchall():
+                    self._store(conn, self._load(row))
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as e:  # read-only copy: records are still read right (_load)
+            logger.warning("%s: cannot migrate stored paths (%s)", self.db_path, e)
 
     # -- storage helpers -----------------------------------------------------------
     @contextmanager
@@ -138,9 +156,15 @@ class SqliteRegistry:
                 raise
             conn.execute("COMMIT")
 
-    @staticmethod
-    def _load(row: sqlite3.Row) -> ModelVersion:
-        return ModelVersion.model_validate_json(row["record"])
+    def _load(self, row: sqlite3.Row) -> ModelVersion:
+        """A stored record, its paths made absolute under this registry's root."""
+        v = ModelVersion.model_validate_json(row["record"])
+        paths = {
+            f: str(self.root / relative_path(value, v.name, v.number, self.root))
+            for f in PATH_FIELDS
+            if (value := getattr(v, f))
+        }
+        return v.model_copy(update=paths)
 
     def _fetch(self, conn: sqlite3.Connection, name: str, number: int) -> ModelVersion:
         row = conn.execute(
@@ -153,9 +177,14 @@ class SqliteRegistry:
             )
         return self._load(row)
 
-    @staticmethod
-    def _store(conn: sqlite3.Connection, v: ModelVersion, insert: bool = False) -> None:
-        values = (v.model_dump_json(), v.status.value, v.gate, v.sha256, v.created)
+    def _store(self, conn: sqlite3.Connection, v: ModelVersion, insert: bool = False) -> None:
+        paths = {
+            f: relative_path(value, v.name, v.number, self.root)
+            for f in PATH_FIELDS
+            if (value := getattr(v, f))
+        }
+        stored = v.model_copy(update=paths)
+        values = (stored.model_dump_json(), v.status.value, v.gate, v.sha256, v.created)
         if insert:
             conn.execute(
                 "INSERT INTO versions (record, status, gate, sha256, created, name, number) "
@@ -195,7 +224,7 @@ class SqliteRegistry:
         staging.mkdir(parents=True, exist_ok=True)
         tmp = staging / f"{uuid.uuid4().hex}.onnx"
         try:
-            source_sha = _copy_hashing(reg.artifact, tmp)
+            source_sha = copy_hashing(reg.artifact, tmp)
             with self._write() as conn:
                 row = conn.execute(
                     "SELECT COALESCE(MAX(number), 0) + 1 FROM versions WHERE name = ?", (name,)
@@ -203,7 +232,7 @@ class SqliteRegistry:
                 number = int(row[0])
                 vid = make_id(name, number)
                 if self.stamp_version:
-                    _stamp_version(tmp, vid, str(reg.artifact))
+                    stamp_version(tmp, vid, str(reg.artifact))
                 from whichbin.inference import sha256_file
 
                 sha, size = sha256_file(tmp), tmp.stat().st_size
@@ -213,7 +242,7 @@ class SqliteRegistry:
                 vdir.mkdir(parents=True)
                 final = vdir / "model.onnx"
                 tmp.replace(final)
-                report_copy = self._copy_report(reg.report, vdir) if reg.report else None
+                report_copy = copy_report(reg.report, vdir) if reg.report else None
                 now = iso(self.clock())
                 version = ModelVersion(
                     id=vid,
@@ -244,14 +273,6 @@ class SqliteRegistry:
         logger.info("registered %s (gate %s, sha256 %s)", vid, version.gate, sha[:12])
         return version
 
-    @staticmethod
-    def _copy_report(report: Path, vdir: Path) -> Path:
-        if report.is_dir():
-            return Path(shutil.copytree(report, vdir / "report"))
-        dest = vdir / "report"
-        dest.mkdir()
-        return Path(shutil.copy2(report, dest / report.name))
-
     def _parse(self, vid: str) -> tuple[str, int]:
         return parse_version_id(vid, self.default_name)
 
@@ -280,15 +301,54 @@ class SqliteRegistry:
         logger.info("rejected %s: %s", version.id, reason)
         return version
 
+    def rollback(self, version_id: str, by: str, reason: str) -> ModelVersion:
+        name, number = self._parse(version_id)
+        now = self.clock()
+        with self._write() as conn:
+            version = rollback_version(self._fetch(conn, name, number), by, reason, now)
+            self._store(conn, version)
+            self._event(conn, version, "rollback", version.approved_by or by, iso(now), reason)
+        logger.info("rolled back to %s by %s: %s", version.id, version.approved_by, reason)
+        return version
+
     def latest_approved(self, name: str) -> ModelVersion | None:
         with self._connect() as conn:
             row = conn.execute(
                 "SELECT v.record FROM versions v JOIN events e "
-                "ON e.name = v.name AND e.number = v.number AND e.action = 'approve' "
+                "ON e.name = v.name AND e.number = v.number AND e.action IN (?, ?) "
                 "WHERE v.name = ? AND v.status = ? ORDER BY e.seq DESC LIMIT 1",
-                (name, ApprovalStatus.APPROVED.value),
+                (*APPROVING, name, ApprovalStatus.APPROVED.value),
             ).fetchone()
         return self._load(row) if row else None
+
+    # -- pins (registry/pins.py holds the table) -----------------------------------------
+    def pin(self, device: str, version_id: str, by: str, reason: str = "") -> Pin:
+        name, number = self._parse(version_id)
+        with self._write() as conn:
+            version = self._fetch(conn, name, number)
+            pin = new_pin(device, version, by, reason, self.clock())
+            save_pin(conn, pin)
+            note = f"{pin.device}: {pin.reason}" if pin.reason else pin.device
+            self._event(conn, version, "pin", pin.by, pin.at, note)
+        logger.info("pinned %s to %s by %s", pin.device, pin.version, pin.by)
+        return pin
+
+    def unpin(self, device: str, by: str) -> Pin | None:
+        from whichbin.contract import check_device_id
+
+        device, by = check_device_id(device, "--device"), check_text(by, "by", MAX_ACTOR)
+        with self._write() as conn:
+            pin = pop_pin(conn, device)
+            if pin is not None:
+                version = self._fetch(conn, *self._parse(pin.version))
+                self._event(conn, version, "unpin", by, iso(self.clock()), device)
+        if pin is not None:
+            logger.info("unpinned %s (was on %s)", device, pin.version)
+        return pin
+
+    def pins(self) -> builtins.list[Pin]:
+        with self._connect() as conn:
+            return load_pins(conn)
 
     def artifact_path(self, version_id: str) -> Path:
         version = self.get(version_id)

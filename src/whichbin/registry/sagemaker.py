@@ -15,9 +15,12 @@ URI: ``sagemaker://GROUP?bucket=B&prefix=P&region=R`` (bucket also from
 downloaded to a local cache for ``artifact_path`` (``whichbin web`` serves them), and
 edges need ``--artifact-base-url`` because they cannot read S3.
 
+Device pins live in ``s3://BUCKET/PREFIX/<group>/pins.json``.
+
 Differences from the local backend: the history is derived from the current record (the
-latest approval and rejection, not every one), and the artifact is not stamped with its
-version id (SageMaker allocates the number after the upload).
+latest approval and rejection, not every one; a rollback is an approval whose note starts
+with ``rollback:``; pins are not in it), and the artifact is not stamped with its version
+id (SageMaker allocates the number after the upload).
 """
 
 from __future__ import annotations
@@ -36,14 +39,19 @@ from urllib.parse import parse_qs, urlparse
 from whichbin.contract import iso, utc_now
 from whichbin.errors import RegistryError
 from whichbin.registry.base import (
+    MAX_ACTOR,
     ApprovalStatus,
     ModelVersion,
+    Pin,
     RegistryEvent,
     VersionNotFound,
     approve_version,
     check_name,
+    check_text,
+    new_pin,
     parse_version_id,
     reject_version,
+    rollback_version,
 )
 from whichbin.registry.base import version_id as make_id
 from whichbin.registry.inputs import check_registration
@@ -279,6 +287,47 @@ class SagemakerRegistry:
         version = reject_version(version, reason, by, self.clock())
         self._update(arn, version, props)
         return version
+
+    def rollback(self, version_id: str, by: str, reason: str) -> ModelVersion:
+        arn = self._arn(*self._parse(version_id))
+        version, props = self._describe(arn)
+        version = rollback_version(version, by, reason, self.clock())
+        self._update(arn, version, props)
+        return version
+
+    # -- pins: one JSON document next to the artifacts ----------------------------------
+    def _pins(self, update: dict[str, Pin] | None = None) -> dict[str, Pin]:
+        """Read the pins, or write ``update`` in their place."""
+        key = f"{self.prefix}/{self.default_name}/pins.json"
+        with _aws(f"{'write' if update is not None else 'read'} s3://{self.bucket}/{key}"):
+            if update is not None:
+                doc = [p.model_dump(mode="json") for _, p in sorted(update.items())]
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(doc))
+                return update
+            found = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("Contents")
+            if not found:
+                return {}
+            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return {d["device"]: Pin.model_validate(d) for d in json.loads(body)}
+
+    def pin(self, device: str, version_id: str, by: str, reason: str = "") -> Pin:
+        pin = new_pin(device, self.get(version_id), by, reason, self.clock())
+        self._pins({**self._pins(), pin.device: pin})
+        return pin
+
+    def unpin(self, device: str, by: str) -> Pin | None:
+        from whichbin.contract import check_device_id
+
+        check_device_id(device, "--device")
+        check_text(by, "by", MAX_ACTOR)
+        pins = self._pins()
+        removed = pins.pop(device, None)
+        if removed is not None:
+            self._pins(pins)
+        return removed
+
+    def pins(self) -> builtins.list[Pin]:
+        return [p for _, p in sorted(self._pins().items())]
 
     def latest_approved(self, name: str) -> ModelVersion | None:
         approved = [

@@ -1,28 +1,27 @@
-"""``/api/models``: list, show, approve (→ deploy), reject and re-deploy versions.
+"""``/api/models``: list, show, approve (→ deploy), reject, re-deploy and pin versions.
 
 Writes need a login with a role that may do them (``whichbin.web.auth``); the audit
 trail records that user. A ``by`` in the body is accepted for old clients and ignored.
+Path segments are checked by the registry (a version number too large for it is a 400);
+a device id by ``check_device_id`` (``fleet``, ``+``, ``#``, ``a/b`` are a 400).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from whichbin.contract import utc_now
+from whichbin.contract import check_device_id, utc_now
 from whichbin.deploy.approval import approve_and_deploy, deploy_version, not_published_message
 from whichbin.deploy.publish import DeploymentRefused
-from whichbin.registry.base import ModelVersion, VersionNotFound
+from whichbin.registry.base import MAX_NOTE, ModelVersion, VersionNotFound
 from whichbin.registry.base import version_id as make_version_id
 from whichbin.web.auth import ApproverDep, DeployerUserDep, RejecterDep
 from whichbin.web.deps import DeployerDep, RegistryDep, SettingsDep
 
-logger = logging.getLogger(__name__)
-MAX_NOTE = 2000
 IGNORED_BY = "Ignored: the audit trail records the logged-in user (kept for old clients)"
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -31,19 +30,25 @@ router = APIRouter(prefix="/api/models", tags=["models"])
 class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
-    note: str = Field(default="", max_length=MAX_NOTE, description="Why, for the audit trail")
+    note: str = Field(default="", description="Why, for the audit trail")
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=MAX_NOTE, description="Why, for the audit trail")
+    reason: str = Field(min_length=1, description="Why, for the audit trail")
     by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
 
 
 class DeployRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     device: str | None = Field(
-        default=None, description="Only this device (whichbin/<device>/deployment)"
+        default=None,
+        description="Pin this device to the version (whichbin/<device>/deployment)",
+    )
+    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
+    reason: str = Field(
+        default="",
+        description="Why; needed to roll the fleet back to a version that is not current",
     )
 
 
@@ -83,9 +88,10 @@ def approve_model(
 ) -> JSONResponse:
     """Approve (as the logged-in approver) and publish the deployment.
 
-    401 without a login, 403 for a role that may not approve; 409 when the gate failed;
-    502 when the approval was recorded but the deployment could not be published (the
-    body says so and holds the version).
+    401 without a login, 403 for a role that may not approve; 409 when the gate failed,
+    or when a rejection won the race and the deployment was retracted; 400 when the
+    artifact is damaged; 502 when the approval was recorded but the deployment could not
+    be published (the body says so and holds the version).
     """
     outcome = approve_and_deploy(
         registry,
@@ -99,7 +105,7 @@ def approve_model(
     doc = outcome.to_dict()
     if outcome.error:
         doc["detail"] = not_published_message(outcome, registry.uri)
-        return JSONResponse(doc, status_code=502)
+        return JSONResponse(doc, status_code=409 if outcome.retracted else 502)
     if deployer is None:
         doc["detail"] = "approved; deployment publishing is off on this server (no --mqtt)"
     return JSONResponse(doc)
@@ -123,21 +129,30 @@ def deploy_model(
     deployer: DeployerDep,
     body: DeployRequest | None = None,
 ) -> dict[str, Any]:
-    """Publish (again) the deployment of an approved version.
+    """Publish (again) the deployment of an approved version, or pin one device to it,
+    as the logged-in user.
 
-    409 when the version is not deployable; 502 when the broker could not be reached.
+    A version other than the current approval goes to the fleet only as a rollback, with
+    a ``reason``. 401 without a login, 403 for a role that may not deploy; 400 for a bad
+    device id; 409 when the version is not deployable; 502
+    when the broker could not be reached.
     """
+    body = body or DeployRequest()
+    if body.device is not None:  # a bad device id is a 400 whatever the server's setup
+        check_device_id(body.device, "device")
+    version = registry.get(make_version_id(name, n))
     if deployer is None:
         raise DeploymentRefused(
             "deployment publishing is off on this server (start it with --mqtt)"
         )
-    logger.info("deploy of %s/%s requested by %s", name, n, user.name)
     outcome = deploy_version(
         registry,
-        registry.get(make_version_id(name, n)),
+        version,
         deployer,
         utc_now(),
         settings.deploy.artifact_base_url,
-        body.device if body else None,
+        body.device,
+        by=user.name,
+        reason=body.reason,
     )
     return outcome.to_dict()
