@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from whichbin.contract import Topics
+
 if TYPE_CHECKING:
+    from tests.helpers import Recorder
     from whichbin.config import MqttConfig
     from whichbin.edge.service import EdgeService
 
@@ -33,6 +36,31 @@ class StartEdge(Protocol):
 
 
 EdgeProcess = Callable[..., subprocess.Popen]  # what ``edge_process`` gives
+
+
+def new_device() -> tuple[str, Topics]:
+    """A device id no other test uses (the brokers are shared), and its topics."""
+    dev = f"cam-{uuid.uuid4().hex[:8]}"
+    return dev, Topics(dev)
+
+
+def edge_process_on_compost(
+    edge_process: EdgeProcess, broker_url: str, model: Path, tmp_path: Path, fps: int, **popen: Any
+) -> tuple[Topics, Recorder, subprocess.Popen]:
+    """A ``whichbin edge run`` process replaying a compost scene at ``fps`` on a fresh
+    device, and a Recorder of its availability and events (subscribed before it starts)."""
+    from tests.edge.scenes import write_scene
+    from tests.helpers import Recorder
+
+    dev, topics = new_device()
+    frames = write_scene(tmp_path / "frames", ["compost"])
+    rec = Recorder(broker_url, [topics.availability, topics.event])
+    proc = edge_process(
+        "--model", str(model), "--source", str(frames), "--fps", str(fps),
+        "--mqtt", broker_url, "--device-id", dev, "--data-dir", str(tmp_path / "edge"),
+        **popen,
+    )  # fmt: skip
+    return topics, rec, proc
 
 
 @pytest.fixture()

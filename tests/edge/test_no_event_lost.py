@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import wait_for
-from tests.edge.conftest import EdgeProcess, StartEdge
+from tests.edge.conftest import EdgeProcess, StartEdge, edge_process_on_compost, new_device
 from tests.edge.fakes import ScriptedSource
 from tests.edge.scenes import write_scene
 from tests.helpers import Broker, Recorder
@@ -93,8 +93,7 @@ def test_broker_restart_mid_run_loses_no_event(
 def test_events_stored_while_offline_are_sent_by_the_next_process(
     fresh_broker: Broker, color_bundle: Path, tmp_path: Path, start_edge: StartEdge
 ) -> None:
-    dev = f"cam-{uuid.uuid4().hex[:8]}"
-    topics = Topics(dev)
+    dev, topics = new_device()
     options = {
         "device_id": dev,
         "mqtt": MqttConfig(url=fresh_broker.url),
@@ -131,14 +130,9 @@ def test_events_stored_while_offline_are_sent_by_the_next_process(
 def test_a_crash_leaves_the_last_will_offline(
     broker: Broker, color_bundle: Path, tmp_path: Path, edge_process: EdgeProcess
 ) -> None:
-    dev = f"cam-{uuid.uuid4().hex[:8]}"
-    topics = Topics(dev)
-    frames = write_scene(tmp_path / "frames", ["compost"])
-    rec = Recorder(broker.url, [topics.availability])
-    proc = edge_process(
-        "--model", str(color_bundle), "--source", str(frames), "--fps", "20",
-        "--mqtt", broker.url, "--device-id", dev, "--data-dir", str(tmp_path / "edge"),
-    )  # fmt: skip
+    topics, rec, proc = edge_process_on_compost(
+        edge_process, broker.url, color_bundle, tmp_path, 20
+    )
     try:
         assert wait_for(lambda: rec.payloads(topics.availability) == ["online"], 20)
         proc.send_signal(signal.SIGKILL)  # no goodbye: the broker sends the will

@@ -7,15 +7,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import wait_for
-from tests.edge.conftest import EdgeProcess
+from tests.edge.conftest import EdgeProcess, new_device
 from tests.helpers import Broker, Recorder, SigningKey, make_color_bundle, solid_image
-from whichbin.contract import Topics
 
 
 def _approve(registry: Path, bundle: Path, broker: Broker) -> str:
@@ -47,8 +45,7 @@ def test_edge_follows_a_signed_file_deployment_only_under_its_file_root(
     frames = tmp_path / "frames"
     frames.mkdir()
     solid_image(frames / "0001.jpg", (40, 40, 40))
-    dev = f"cam-{uuid.uuid4().hex[:8]}"
-    topics = Topics(dev)
+    dev, topics = new_device()
     rec = Recorder(fresh_broker.url, [topics.deployment_status])
     args = [
         "--source", str(frames), "--fps", "5", "--mqtt", fresh_broker.url, "--device-id", dev,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.conftest import wait_for
-from tests.edge.conftest import EdgeProcess, StartEdge
+from tests.edge.conftest import EdgeProcess, StartEdge, edge_process_on_compost, new_device
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.scenes import scene_frame, write_scene
 from tests.helpers import COLORS, Broker, Recorder
@@ -40,10 +39,6 @@ class ListSource:
 def user_message(result: Result) -> str:
     """The one-line error: on stderr, or still on the exception if the CLI did not print it."""
     return (result.stderr or "") + str(result.exception or "")
-
-
-def device() -> str:
-    return f"cam-{uuid.uuid4().hex[:8]}"
 
 
 def test_runner_publishes_one_event_per_item_with_a_fixed_clock(color_bundle: Path) -> None:
@@ -97,8 +92,7 @@ def test_runner_waits_without_a_model() -> None:
 def test_edge_run_cli_folder_to_three_events(
     broker: Broker, color_bundle: Path, tmp_path: Path
 ) -> None:
-    dev = device()
-    topics = Topics(dev)
+    dev, topics = new_device()
     frames = write_scene(tmp_path / "frames", BINS)
     rec = Recorder(broker.url, [f"whichbin/{dev}/#", DEEPLENS_TOPIC])
     try:
@@ -145,15 +139,9 @@ def test_edge_run_cli_folder_to_three_events(
 def test_sigterm_publishes_offline(
     broker: Broker, color_bundle: Path, tmp_path: Path, edge_process: EdgeProcess
 ) -> None:
-    dev = device()
-    topics = Topics(dev)
-    frames = write_scene(tmp_path / "frames", ["compost"])
-    rec = Recorder(broker.url, [topics.availability, topics.event])
-    proc = edge_process(
-        "--model", str(color_bundle), "--source", str(frames), "--fps", "50",
-        "--mqtt", broker.url, "--device-id", dev, "--data-dir", str(tmp_path / "edge"),
-        stdout=subprocess.PIPE,
-    )  # fmt: skip
+    topics, rec, proc = edge_process_on_compost(
+        edge_process, broker.url, color_bundle, tmp_path, 50, stdout=subprocess.PIPE
+    )
     try:
         # The folder replays (no --exit-at-end): wait for an event, then terminate.
         assert wait_for(lambda: rec.payloads(topics.event), 20), proc.stderr
@@ -171,42 +159,22 @@ def test_edge_run_help_has_an_example() -> None:
     assert "Example" in result.output and "whichbin edge run --source" in result.output
 
 
+def _edge_run_refused(source: Path, device_id: str, model: str) -> str:
+    """``whichbin edge run`` with a fixed model, which must exit 1: its one-line message."""
+    args = ["--source", str(source), "--device-id", device_id, "--model", model]
+    result = CliRunner().invoke(app, ["edge", "run", *args])
+    assert result.exit_code == 1
+    return user_message(result)
+
+
 @pytest.mark.parametrize("bad", ["a/b", "#", ""])
 def test_bad_device_id_is_a_user_error(bad: str, color_bundle: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        app,
-        [
-            "edge",
-            "run",
-            "--source",
-            str(tmp_path),
-            "--device-id",
-            bad,
-            "--model",
-            str(color_bundle),
-        ],
-    )
-    assert result.exit_code == 1
-    assert "--device-id" in user_message(result)
+    assert "--device-id" in _edge_run_refused(tmp_path, bad, str(color_bundle))
 
 
 def test_missing_model_is_a_user_error(tmp_path: Path) -> None:
     write_scene(tmp_path / "f", [], background_frames=2)
-    result = CliRunner().invoke(
-        app,
-        [
-            "edge",
-            "run",
-            "--source",
-            str(tmp_path / "f"),
-            "--device-id",
-            "x",
-            "--model",
-            "nope.onnx",
-        ],
-    )
-    assert result.exit_code == 1
-    assert "nope.onnx" in user_message(result)
+    assert "nope.onnx" in _edge_run_refused(tmp_path / "f", "x", "nope.onnx")
 
 
 def test_pause_and_resume_commands(
@@ -214,8 +182,7 @@ def test_pause_and_resume_commands(
 ) -> None:
     from whichbin.messaging.mqtt import MqttClient
 
-    dev = device()
-    topics = Topics(dev)
+    dev, topics = new_device()
     frames = write_scene(tmp_path / "frames", ["compost"])
     svc = start_edge(frames, device_id=dev, model=color_bundle, fps=50)
     pub = MqttClient(broker.url, f"pub-{dev}")
@@ -241,8 +208,7 @@ def test_reload_command_reloads_a_fixed_model_and_relearns_the_scene(
     from tests.helpers import make_color_bundle
     from whichbin.messaging.mqtt import MqttClient
 
-    dev = device()
-    topics = Topics(dev)
+    dev, topics = new_device()
     model = make_color_bundle(tmp_path / "model.onnx", version="test/1")
     svc = start_edge(ScriptedSource(fps=50), device_id=dev, model=model)
     pub = MqttClient(broker.url, f"pub-{dev}")

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import wait_for
-from tests.edge.conftest import StartEdge
+from tests.edge.conftest import StartEdge, new_device
 from tests.edge.fakes import ScriptedSource
 from tests.helpers import COLORS, Broker
 from whichbin.config import SnapshotConfig
-from whichbin.contract import Correction, Event, LabelP, ModelRef, RulesRef, Topics, iso, utc_now
+from whichbin.contract import Correction, Event, LabelP, ModelRef, RulesRef, iso, utc_now
 from whichbin.edge.snapshots import SnapshotStore
 
 DAY = 86400.0
@@ -115,8 +114,7 @@ def test_edge_saves_snapshots_and_files_corrections_from_mqtt(
 ) -> None:
     from whichbin.messaging.mqtt import MqttClient
 
-    dev = f"cam-{uuid.uuid4().hex[:8]}"
-    topics = Topics(dev)
+    dev, topics = new_device()
     camera = ScriptedSource(fps=50)  # runs until the test ends: the correction finds it
     svc = start_edge(camera, device_id=dev, model=color_bundle, data_dir=tmp_path / "edge")
     pub = MqttClient(broker.url, f"pi-{dev}")

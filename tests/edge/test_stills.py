@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import wait_for
+from tests.edge.conftest import new_device
 from tests.edge.fakes import InMemoryPublisher
 from tests.edge.test_item_crop import ListSource, photo
 from tests.helpers import COLORS, Broker, Recorder
 from whichbin.cli.main import app
-from whichbin.contract import Event, Topics
+from whichbin.contract import Event
 from whichbin.edge.runner import NO_BACKGROUND_WARN_FRAMES, ActiveModel, EdgeRunner, StaticModel
 from whichbin.edge.sources import create_source
 from whichbin.errors import ConfigError
@@ -38,8 +38,7 @@ def photos(folder: Path) -> Path:
 def test_stills_folder_gives_one_event_per_photo(
     broker: Broker, color_bundle: Path, tmp_path: Path
 ) -> None:
-    dev = f"cam-{uuid.uuid4().hex[:8]}"
-    topics = Topics(dev)
+    dev, topics = new_device()
     folder = photos(tmp_path / "photos")
     rec = Recorder(broker.url, [f"whichbin/{dev}/#"])
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from whichbin.config import MqttConfig, PiConfig
-from whichbin.contract import Event, LabelP, ModelRef, RulesRef, iso, utc_now
+from whichbin.contract import Event, LabelP, ModelRef, RulesRef, Topics, iso, utc_now
 from whichbin.messaging.mqtt import MqttClient
 
 
@@ -27,6 +27,16 @@ def connect(url: str) -> MqttClient:
     c = MqttClient(url, f"test-pub-{uuid.uuid4().hex[:8]}")
     assert c.start(wait=10), "publisher could not connect"
     return c
+
+
+def publish_event(url: str, event: Event) -> bool:
+    """Publish ``event`` on its device's event topic from a fresh client; True once the
+    broker acknowledged it."""
+    pub = connect(url)
+    try:
+        return pub.publish_confirmed(Topics(event.device).event, event.to_json())
+    finally:
+        pub.stop()
 
 
 def display_config(url: str, device: str, **pi: object) -> tuple[MqttConfig, PiConfig]:

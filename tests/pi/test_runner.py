@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.helpers import Broker, Recorder
-from tests.pi.support import connect, display_config, make_event
+from tests.pi.support import connect, display_config, make_event, publish_event
 from whichbin.contract import State, Topics, iso, utc_now
 from whichbin.messaging.mqtt import MqttClient
 from whichbin.messaging.outbox import SqliteOutbox
@@ -134,14 +134,8 @@ def test_broker_restart_shows_disconnected_then_recovers(
         assert shown.wait_for(render("disconnected"), 10)
         fresh_broker.start()
         assert shown.wait_for(render("idle"), 20)  # reconnected (paho backs off 1, 2, 4 s)
-        pub = connect(fresh_broker.url)
-        try:
-            assert pub.publish_confirmed(
-                Topics(device).event, make_event(device, "landfill").to_json()
-            )
-            assert shown.wait_for(render("landfill"))  # resubscribed
-        finally:
-            pub.stop()
+        assert publish_event(fresh_broker.url, make_event(device, "landfill"))
+        assert shown.wait_for(render("landfill"))  # resubscribed
     finally:
         r.stop()
 
@@ -164,12 +158,8 @@ def test_corrections_made_while_the_broker_is_away_are_sent_when_it_is_back(
     )
     events = [make_event(device, "landfill"), make_event(device, "recycling")]
     try:
-        pub = connect(fresh_broker.url)
-        try:
-            assert pub.publish_confirmed(topics.event, events[0].to_json())
-            assert shown.wait_for(render("landfill"))
-        finally:
-            pub.stop()
+        assert publish_event(fresh_broker.url, events[0])
+        assert shown.wait_for(render("landfill"))
         fresh_broker.stop()
         assert shown.wait_for(render("disconnected"), 10)
         shown.press("left")  # landfill → compost, made while the broker is down
@@ -188,12 +178,8 @@ def test_corrections_made_while_the_broker_is_away_are_sent_when_it_is_back(
         wait=20,
     )
     try:
-        pub = connect(fresh_broker.url)
-        try:
-            assert pub.publish_confirmed(topics.event, events[1].to_json())
-            assert shown2.wait_for(render("recycling"))
-        finally:
-            pub.stop()
+        assert publish_event(fresh_broker.url, events[1])
+        assert shown2.wait_for(render("recycling"))
         shown2.press("down")  # recycling → landfill, broker up
         assert wait_for(lambda: len(rec.payloads(topics.correction)) == 2, 10)
         sent = rec.payloads(topics.correction)

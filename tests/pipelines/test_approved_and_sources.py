@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from tests.pipelines.test_local_pipeline import config, make_photos
+from tests.pipelines.test_local_pipeline import config, make_photos, photos_config_registry
 from whichbin.pipelines.cache import LogitsCache, cached_logits
 from whichbin.pipelines.evaluate_steps import evaluate_file_step
 from whichbin.pipelines.local import run_pipeline
@@ -82,9 +82,7 @@ def _approved_results(work: Path) -> list[dict]:
 def test_approved_model_is_evaluated_incrementally_in_the_pipeline(
     tmp_path: Path, color_bundle: Path
 ) -> None:
-    photos = make_photos(tmp_path / "photos", 14)
-    cfg = config(tmp_path, color_bundle)
-    reg = str(tmp_path / "reg")
+    photos, cfg, reg = photos_config_registry(tmp_path, color_bundle)
     first = run_pipeline(cfg, [photos], reg, progress=False)
     open_registry(reg).approve(first.version, by="alice")
 

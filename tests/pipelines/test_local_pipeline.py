@@ -38,12 +38,19 @@ def config(tmp_path: Path, color_bundle: Path, **gate) -> PipelineConfig:
     )
 
 
+def photos_config_registry(tmp_path: Path, color_bundle: Path) -> tuple[Path, PipelineConfig, str]:
+    """14 photos per bin, the test pipeline config on ``color_bundle``, a registry path."""
+    return (
+        make_photos(tmp_path / "photos", 14),
+        config(tmp_path, color_bundle),
+        str(tmp_path / "reg"),
+    )
+
+
 def test_rerun_is_cached_and_new_photos_recompute_only_what_changed(
     tmp_path: Path, color_bundle: Path
 ) -> None:
-    photos = make_photos(tmp_path / "photos", 14)
-    cfg = config(tmp_path, color_bundle)
-    reg = str(tmp_path / "reg")
+    photos, cfg, reg = photos_config_registry(tmp_path, color_bundle)
     first = run_pipeline(cfg, [photos], reg, progress=False)
     assert first.version == "trash-classifier/1"
     assert first.gate == "passed" and first.status == "PendingManualApproval"

@@ -80,18 +80,20 @@ def test_lst_with_root_and_multi_label_columns(tmp_path: Path) -> None:
 def test_lst_errors_name_file_and_line(tmp_path: Path) -> None:
     lst, labels_txt = _recipe_lst(tmp_path)
     text = lst.read_text().splitlines()
-    lst.write_text("\n".join(text[:2] + ["9\t0\tCompost/missing.jpg"] + text[2:]) + "\n")
-    with pytest.raises(DataError, match=r"train\.lst:3: image not found: .*missing\.jpg"):
-        read_source(lst)
-    lst.write_text("0\t7.000000\tCompost/Compost_0.jpg\n")
-    with pytest.raises(DataError, match=r"train\.lst:1: label index 7\.000000"):
-        read_source(lst, labels_file=labels_txt)
-    lst.write_text("0\t0\tflat.jpg\n")
-    with pytest.raises(DataError, match=r"train\.lst:1: .*no folder.*--labels"):
-        read_source(lst)
-    lst.write_text("just one column\n")
-    with pytest.raises(DataError, match=r"train\.lst:1: expected index<TAB>"):
-        read_source(lst)
+    cases = [  # (the .lst's lines, --labels, the error)
+        (
+            text[:2] + ["9\t0\tCompost/missing.jpg"] + text[2:],
+            None,
+            r"3: image not found: .*missing\.jpg",
+        ),
+        (["0\t7.000000\tCompost/Compost_0.jpg"], labels_txt, r"1: label index 7\.000000"),
+        (["0\t0\tflat.jpg"], None, r"1: .*no folder.*--labels"),
+        (["just one column"], None, r"1: expected index<TAB>"),
+    ]
+    for lines, labels, error in cases:
+        lst.write_text("\n".join(lines) + "\n")
+        with pytest.raises(DataError, match=r"train\.lst:" + error):
+            read_source(lst, labels_file=labels)
 
 
 def test_csv_with_and_without_header(tmp_path: Path) -> None:

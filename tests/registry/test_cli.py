@@ -108,6 +108,7 @@ def test_unreachable_broker_records_approval_but_exits_1(
     assert r.exit_code == 1
     assert "approved" in r.stderr and "NOT published" in r.stderr
     assert "whichbin registry deploy trash-classifier/1" in r.stderr
+    assert f"--mqtt {dead}" in r.stderr  # the retry hint names the broker it was given
     out = json.loads(r.stdout)
     assert out["published"] is False and out["deployment"] is None
     assert registry.get(v.id).status == ApprovalStatus.APPROVED
@@ -116,6 +117,36 @@ def test_unreachable_broker_records_approval_but_exits_1(
         "registry", "deploy", v.id, "--registry", registry.root, "--mqtt", dead, "--timeout", "1"
     )
     assert r.exit_code == 1 and "cannot reach the MQTT broker" in r.stderr
+
+
+def test_approve_signs_with_the_key_its_config_file_names(
+    registry: SqliteRegistry,
+    color_bundle: Path,
+    broker: Broker,
+    prefix: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.helpers import SigningKey
+    from whichbin.security.signing import key_id
+
+    key = SigningKey.create(tmp_path / "keys")
+    monkeypatch.delenv("WHICHBIN_DEPLOY__SIGNING_KEY", raising=False)
+    config = tmp_path / "whichbin.yaml"
+    config.write_text(f"deploy:\n  signing_key: {key.path}\n")
+    v = register(registry, color_bundle)
+    rec = Recorder(broker.url, [f"{prefix}/fleet/deployment"])
+    try:
+        r = run(
+            "registry", "approve", v.id, "--registry", registry.root, "--config", str(config),
+            "--mqtt", broker.url, "--prefix", prefix,
+        )  # fmt: skip
+        assert r.exit_code == 0, r.stderr
+        assert wait_for(lambda: rec.payloads(f"{prefix}/fleet/deployment"))
+        sent = rec.payloads(f"{prefix}/fleet/deployment")[-1]
+        assert sent["key_id"] == key_id(key.signer.public_key)
+    finally:
+        rec.close()
 
 
 def test_bad_mqtt_url_refused_before_anything_is_recorded(

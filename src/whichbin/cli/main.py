@@ -49,7 +49,9 @@ def _register() -> None:
         keys,
         pi,
         pipeline,
+        pipeline_steps,
         registry,
+        registry_watch,
         users,
         web,
     )
@@ -58,7 +60,9 @@ def _register() -> None:
         module.register(app)
     app.add_typer(data.app, name="data")
     app.add_typer(pipeline.app, name="pipeline")
+    pipeline_steps.register(pipeline.app)
     app.add_typer(registry.app, name="registry")
+    registry_watch.register(registry.app)
     app.add_typer(edge.app, name="edge")
     app.add_typer(pi.app, name="pi")
     app.add_typer(keys.app, name="keys")

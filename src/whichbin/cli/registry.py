@@ -190,6 +190,12 @@ def _deployer(settings: Settings) -> MqttDeployer:
     return MqttDeployer(settings.mqtt, settings.deploy.timeout)
 
 
+def _signing_key(settings: Settings) -> Path | None:
+    """The approver's key the loaded config names (config file, environment), if any."""
+    key = settings.deploy.signing_key
+    return Path(key).expanduser() if key else None
+
+
 def _deploy_settings(
     config: Path | None,
     registry: str | None,
@@ -273,13 +279,14 @@ def approve_cmd(
     deployer = None if no_deploy else _deployer(settings)
     base_url = settings.deploy.artifact_base_url
     outcome = approve_and_deploy(
-        reg, version, by or _default_user(), note, deployer, utc_now(), base_url=base_url
-    )
+        reg, version, by or _default_user(), note, deployer, utc_now(), base_url=base_url,
+        signing_key=_signing_key(settings),
+    )  # fmt: skip
     if json_out:
         emit_json(outcome.to_dict())
     v = outcome.version
     if outcome.error:
-        raise DeployError(not_published_message(outcome, reg.uri))
+        raise DeployError(not_published_message(outcome, reg.uri, settings.mqtt.url))
     err_console.print(f"{v.id} approved by {v.approved_by}")
     if outcome.published:
         err_console.print(f"deployment published to {outcome.topic} (retained): {v.sha256[:12]}")
@@ -371,7 +378,7 @@ def deploy_cmd(
         v = reg.get(version)
     outcome = deploy_version(
         reg, v, _deployer(settings), utc_now(), settings.deploy.artifact_base_url, device,
-        by=by or _default_user(), reason=reason,
+        by=by or _default_user(), reason=reason, signing_key=_signing_key(settings),
     )  # fmt: skip
     if json_out:
         emit_json(outcome.to_dict())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from whichbin.contract import Deployment, check_device_id
@@ -64,15 +65,19 @@ class DeployOutcome:
         }
 
 
-def not_published_message(outcome: DeployOutcome, registry_uri: str) -> str:
-    """One line for the user: the approval stands, the deployment did not go out."""
+def not_published_message(
+    outcome: DeployOutcome, registry_uri: str, mqtt_url: str | None = None
+) -> str:
+    """One line for the user: the approval stands, the deployment did not go out; the
+    retry command names the registry and the broker it was given."""
     if outcome.retracted:
         return str(outcome.error)
     vid = outcome.version.id
+    retry = f"whichbin registry deploy {vid} --registry {registry_uri}"
+    retry += f" --mqtt {mqtt_url}" if mqtt_url else " --mqtt URL"
     return (
         f"{vid} is approved (recorded in {registry_uri}) but its deployment was NOT published: "
-        f"{outcome.error}. Retry with `whichbin registry deploy {vid}` once the broker is "
-        "reachable"
+        f"{outcome.error}. Retry with `{retry}` once the broker is reachable"
     )
 
 
@@ -107,6 +112,7 @@ def deploy_version(
     *,
     by: str = "",
     reason: str = "",
+    signing_key: Path | None = None,
 ) -> DeployOutcome:
     """Publish the signed deployment of an approved version (to the fleet, or one device).
 
@@ -114,7 +120,8 @@ def deploy_version(
     ignores fleet approvals until ``whichbin registry unpin``. To the fleet: the current
     approval is published again; any other approved version needs ``reason`` and becomes
     the current approval (an audited rollback) before it is published. ``signer``
-    defaults to the configured signing key (``deploy.signing_key``).
+    defaults to the key at ``signing_key`` (the caller's ``deploy.signing_key``), else the
+    configured one.
 
     Raises:
         DeploymentRefused: The version is not deployable (nothing was published).
@@ -127,14 +134,14 @@ def deploy_version(
         new_pin(device, version, by, reason, now)  # every check before anything is sent
         verify_artifact(registry, version, "published")
         url = artifact_url(version, base_url)
-        deployment = build_deployment(version, url, now, signer or configured_signer())
+        deployment = build_deployment(version, url, now, signer or configured_signer(signing_key))
         topic = deployer.send(deployment, device)
         pin = registry.pin(device, version.id, by, reason)
         return DeployOutcome(version, deployment, topic, pin=pin)
     current = registry.latest_approved(version.name)
     if current is None or current.id == version.id:
         verify_artifact(registry, version, "published")
-        signer = signer or configured_signer()
+        signer = signer or configured_signer(signing_key)
         return _publish_current(registry, version, deployer, now, base_url, signer)
     if not reason.strip():
         raise DeploymentRefused(
@@ -144,7 +151,7 @@ def deploy_version(
             f"{version.id}`), or deploy it to one --device"
         )
     verify_artifact(registry, version, "rolled back to")
-    signer = signer or configured_signer()  # before the rollback is recorded
+    signer = signer or configured_signer(signing_key)  # before the rollback is recorded
     version = registry.rollback(version.id, by, reason)
     try:
         return _publish_current(registry, version, deployer, now, base_url, signer)
@@ -164,6 +171,8 @@ def approve_and_deploy(
     now: datetime,
     base_url: str | None = None,
     signer: Signer | None = None,
+    *,
+    signing_key: Path | None = None,
 ) -> DeployOutcome:
     """Approve ``version_id`` and, when a deployer is given, publish its signed deployment.
 
@@ -176,7 +185,7 @@ def approve_and_deploy(
     if deployer is None:
         return DeployOutcome(version)
     try:
-        signer = signer or configured_signer()
+        signer = signer or configured_signer(signing_key)
         outcome = _publish_current(registry, version, deployer, now, base_url, signer)
     except DeployError as e:
         outcome = DeployOutcome(version, error=str(e))
@@ -219,8 +228,9 @@ def _publish_current(
     return DeployOutcome(version, back, topic, error=f"{lost}: retracted, {done}", retracted=True)
 
 
-def configured_signer() -> Signer:
-    """The approver's key from ``deploy.signing_key`` (config or environment) or its default.
+def configured_signer(path: str | Path | None = None) -> Signer:
+    """The approver's key at ``path`` (the caller's loaded ``deploy.signing_key``), else
+    from ``deploy.signing_key`` (environment) or its default.
 
     Raises:
         DeployError: No usable key (the message says how to create one).
@@ -229,8 +239,9 @@ def configured_signer() -> Signer:
     from whichbin.errors import WhichbinError
     from whichbin.security.keys import load_signer
 
-    try:
-        path = load_settings().deploy.signing_key
-    except WhichbinError as e:
-        raise DeployError(str(e)) from e
+    if path is None:
+        try:
+            path = load_settings().deploy.signing_key
+        except WhichbinError as e:
+            raise DeployError(str(e)) from e
     return load_signer(path)

@@ -32,6 +32,7 @@ from whichbin.rules import RulePack, load_rules
 
 if TYPE_CHECKING:
     from whichbin.evaluation.gate import GateResult
+    from whichbin.processing.prepare import PreparedDataset
     from whichbin.registry import ModelVersion, Registry
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class PipelineResult:
     timings: dict[str, dict[str, Any]] = field(default_factory=dict)
     lineage: dict[str, Any] = field(default_factory=dict)
     gate_this_run: dict[str, Any] | None = None
+    checks: dict[str, Any] = field(default_factory=dict)  # this run's gate, check by check
 
     @property
     def passed(self) -> bool:
@@ -125,36 +127,50 @@ def summary_metrics(m: dict[str, Any]) -> dict[str, Any]:
     return {k: m[k] for k in keep if k in m}
 
 
-def run_pipeline(
-    cfg: PipelineConfig,
-    sources: list[Path],
-    registry_uri: str | None = None,
-    register: bool = True,
-    progress: bool = True,
-) -> PipelineResult:
-    """Run every step; returns the registered candidate and its gate result."""
+def prepare_step(
+    cfg: PipelineConfig, sources: list[Path], steps: StepCache
+) -> tuple[PreparedDataset, RulePack]:
+    """Import, check, dedupe and split ``sources`` into the work dir's dataset (the first
+    step, locally and in SageMaker), and check it can be trained on."""
     from whichbin.processing.prepare import prepare_dataset
-    from whichbin.registry import open_registry
-    from whichbin.training.extra import require_train_extra
 
     if not sources:
         raise DataError(
             "no data: pass --data DIR (an image-folder tree, .lst or .csv) or set data.sources"
         )
-    require_train_extra(cfg.training)  # before minutes of data preparation
+    rules = load_rules(Path(cfg.rules) if cfg.rules else None)
+    t0 = time.perf_counter()
+    prepared = prepare_dataset([Path(s) for s in sources], Path(cfg.work_dir) / "dataset", cfg.data)
+    steps.record("prepare", time.perf_counter() - t0, {"images": len(prepared.rows)})
+    rules.restricted_to(list(prepared.labels))  # every label needs a bin: fail early
+    for split in ("train", "val", "test"):
+        if not any(r.split == split for r in prepared.rows):
+            raise DataError(f"{prepared.root}: the {split} split is empty; add images")
+    return prepared, rules
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    sources: list[Path],
+    registry_uri: str | Registry | None = None,
+    register: bool = True,
+    progress: bool = True,
+) -> PipelineResult:
+    """Run every step; returns the registered candidate and its gate result.
+
+    ``registry_uri`` may also be a Registry object (the SageMaker evaluate step passes the
+    ``sagemaker://`` registry staging its candidate for the pipeline's registration step).
+    """
+    from whichbin.registry import open_registry
+    from whichbin.training.extra import require_train_extra
+
+    if sources:
+        require_train_extra(cfg.training)  # before minutes of data preparation
     work = Path(cfg.work_dir)
     steps = StepCache(work / "steps")
-    rules = load_rules(Path(cfg.rules) if cfg.rules else None)
-
-    t0 = time.perf_counter()
-    prepared = prepare_dataset([Path(s) for s in sources], work / "dataset", cfg.data)
-    steps.record("prepare", time.perf_counter() - t0, {"images": len(prepared.rows)})
+    prepared, rules = prepare_step(cfg, sources, steps)
     labels = list(prepared.labels)
-    rules.restricted_to(labels)  # every label needs a bin: fail early
     rows = prepared.rows
-    for split in ("train", "val", "test"):
-        if not any(r.split == split for r in rows):
-            raise DataError(f"{prepared.root}: the {split} split is empty; add images")
 
     from whichbin.pipelines.train import train_and_export
 
@@ -190,7 +206,12 @@ def run_pipeline(
             )
         cand.metrics["temperature"] = trained.temperature
 
-        registry = open_registry(registry_uri or cfg.registry.uri) if register else None
+        if not register:
+            registry = None
+        elif registry_uri is None or isinstance(registry_uri, str):
+            registry = open_registry(registry_uri or cfg.registry.uri)
+        else:
+            registry = registry_uri
         approved = registry.latest_approved(cfg.registry.model_name) if registry else None
         approved_metrics = None
         if registry is not None and approved is not None:
@@ -236,6 +257,7 @@ def run_pipeline(
         bundle=cand.bundle,
         report=report,
         lineage=lineage,
+        checks=gate.checks,
     )
     if registry is not None:
         mv = _register(registry, cfg, cand, summary, gate, lineage, report)

@@ -108,6 +108,8 @@ class SagemakerRegistry:
         cache = os.environ.get("WHICHBIN_CACHE", "~/.cache/whichbin")
         self.cache_dir = Path(cache_dir or Path(cache).expanduser() / "sagemaker" / group)
         self._registrations: dict[str, dict[str, Any]] = {}
+        self.staging = False  # see register()
+        self.staged: dict[str, Any] | None = None
 
     # -- S3 ------------------------------------------------------------------------
     def _put_file(self, path: Path, key: str) -> str:
@@ -172,6 +174,11 @@ class SagemakerRegistry:
         reg = {k: v for k, v in reg.items() if k in REGISTRATION_FIELDS}
         name, number = d["ModelPackageGroupName"], int(d["ModelPackageVersion"])
         decisions = {f: props.get(META + f) or None for f in DECISION_FIELDS}
+        status = d.get("ModelApprovalStatus", ApprovalStatus.PENDING.value)
+        if status == ApprovalStatus.APPROVED.value and not decisions["approved_at"]:
+            # Approved in the SageMaker console or API: its last change was the approval.
+            changed = d.get("LastModifiedTime") or d.get("CreationTime")
+            decisions["approved_at"] = iso(changed) if isinstance(changed, datetime) else None
         version = ModelVersion.model_validate(
             {
                 **reg,
@@ -179,7 +186,7 @@ class SagemakerRegistry:
                 "id": make_id(name, number),
                 "name": name,
                 "number": number,
-                "status": d.get("ModelApprovalStatus", ApprovalStatus.PENDING.value),
+                "status": status,
                 "note": d.get("ApprovalDescription") or "",
             }
         )
@@ -212,7 +219,12 @@ class SagemakerRegistry:
         lineage: dict,
         report: Path | None = None,
     ) -> ModelVersion:
-        """Upload the artifact and records to S3 and create a versioned model package."""
+        """Upload the artifact and records to S3 and create a versioned model package.
+
+        When ``staging`` (the SageMaker pipeline's evaluate step), stop after the upload:
+        ``staged`` then holds the ``create_model_package`` arguments, which the pipeline's
+        registration step passes once the quality gate passed.
+        """
         reg = check_registration(name, artifact, metrics, lineage, report)
         from whichbin.inference import sha256_file
 
@@ -245,28 +257,22 @@ class SagemakerRegistry:
         }
         registration_uri = self._put_json(registration, f"{folder}/registration.json")
         metrics_uri = self._put_json(reg.metrics, f"{folder}/metrics.json")
+        args = package_arguments(name, registration, registration_uri, metrics_uri)
+        if self.staging:
+            self.staged = args
+            # Not a version yet: the pipeline's registration step allocates the number.
+            return ModelVersion.model_validate(
+                {**registration, "id": f"{name}/staged", "name": name, "number": 1}
+            )
         self._ensure_group(name)
-        code_version = str(reg.lineage.get("code_version", ""))[:1024]
         with _aws(f"create model package in {name}"):
-            arn = self.sm.create_model_package(
-                ModelPackageGroupName=name,
-                ModelPackageDescription=f"whichbin bundle, gate {registration['gate']}",
-                ModelApprovalStatus=ApprovalStatus.PENDING.value,
-                ModelMetrics={
-                    "ModelQuality": {
-                        "Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}
-                    }
-                },
-                MetadataProperties={"CommitId": code_version, "GeneratedBy": "whichbin pipeline"},
-                CustomerMetadataProperties={
-                    META + "registration": registration_uri,
-                    META + "sha256": sha,
-                    META + "gate": str(registration["gate"]),
-                    META + "artifact": artifact_uri,
-                },
-            )["ModelPackageArn"]
+            arn = self.sm.create_model_package(**args)["ModelPackageArn"]
         version, _ = self._describe(arn)
         return version
+
+    def describe_arn(self, arn: str) -> ModelVersion:
+        """The version a model package ARN names (an EventBridge event carries the ARN)."""
+        return self._describe(arn)[0]
 
     def _parse(self, vid: str) -> tuple[str, int]:
         return parse_version_id(vid, self.default_name)
@@ -391,11 +397,37 @@ class SagemakerRegistry:
         from botocore.exceptions import ClientError
 
         group = name or self.default_name
+        if self.staging:
+            return []  # every evaluation is staged; SageMaker's step cache skips unchanged runs
         try:
             self.sm.describe_model_package_group(ModelPackageGroupName=group)
         except ClientError:
             return []
         return [self._describe(s["ModelPackageArn"])[0] for s in self._summaries(group)]
+
+
+def package_arguments(
+    name: str, registration: dict[str, Any], registration_uri: str, metrics_uri: str
+) -> dict[str, Any]:
+    """``create_model_package`` arguments for a staged registration (pending approval)."""
+    code_version = str(registration["lineage"].get("code_version", ""))[:1024]
+    return {
+        "ModelPackageGroupName": name,
+        "ModelPackageDescription": f"whichbin bundle, gate {registration['gate']}",
+        "ModelApprovalStatus": ApprovalStatus.PENDING.value,
+        "ModelMetrics": {
+            "ModelQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}
+            }
+        },
+        "MetadataProperties": {"CommitId": code_version, "GeneratedBy": "whichbin pipeline"},
+        "CustomerMetadataProperties": {
+            META + "registration": registration_uri,
+            META + "sha256": registration["sha256"],
+            META + "gate": str(registration["gate"]),
+            META + "artifact": registration["artifact"],
+        },
+    }
 
 
 def create_sagemaker_registry(uri: str, default_name: str) -> SagemakerRegistry:

@@ -1,0 +1,195 @@
+"""SageMaker approval → fleet deployment: the EventBridge handler (an AWS Lambda function)
+and the polling watcher (``whichbin registry watch --registry sagemaker://GROUP``).
+
+An approval in the SageMaker Model Registry (console, API, or ``whichbin registry approve``)
+emits ``SageMaker Model Package State Change``. The handler reads that version from the
+``sagemaker://`` registry, presigns an HTTPS URL to its artifact in S3, signs the deployment
+with the approver key held in AWS Secrets Manager, and publishes the SPEC fleet deployment
+message (retained, QoS 1) to the fleet's MQTT broker or to AWS IoT Core's data endpoint.
+Edge devices need nothing new: they fetch https URLs and verify sha256 and signature.
+
+Lambda environment: ``WHICHBIN_MQTT_URL`` (``mqtts://user@host:8883``, password from
+``WHICHBIN_MQTT_PASSWORD``) or ``WHICHBIN_IOT_ENDPOINT`` (IoT Core data endpoint);
+``WHICHBIN_MQTT_PASSWORD_SECRET`` (Secrets Manager id of the broker password);
+``WHICHBIN_SIGNING_SECRET`` (Secrets Manager id of the approver's private key PEM);
+``WHICHBIN_MQTT_PREFIX`` (default ``whichbin``); ``WHICHBIN_URL_EXPIRES`` (seconds, default
+43200: a presigned URL lives at most as long as the credentials that signed it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlparse
+
+from whichbin.config import MqttConfig
+from whichbin.contract import Deployment, utc_now
+from whichbin.deploy.publish import Deployer, MqttDeployer, build_deployment, deployment_topic
+from whichbin.errors import ConfigError, DeployError, WhichbinError
+from whichbin.registry.base import ApprovalStatus, ModelVersion
+from whichbin.security.signing import Signer
+
+logger = logging.getLogger(__name__)
+
+DETAIL_TYPE = "SageMaker Model Package State Change"
+DEFAULT_URL_EXPIRES = 12 * 3600
+
+
+def approved_package(event: Mapping[str, Any], group: str | None = None) -> str | None:
+    """The model package ARN when ``event`` approves a package (of ``group``), else None."""
+    if event.get("detail-type") != DETAIL_TYPE:
+        return None
+    detail = event.get("detail") or {}
+    if detail.get("ModelApprovalStatus") != ApprovalStatus.APPROVED.value:
+        return None
+    if group and detail.get("ModelPackageGroupName") != group:
+        return None
+    arn = detail.get("ModelPackageArn")
+    return str(arn) if arn else None
+
+
+def presigned_url(s3: Any, artifact: str, expires: int) -> str:
+    """A time-limited HTTPS URL to an ``s3://`` artifact."""
+    parsed = urlparse(artifact)
+    if parsed.scheme != "s3":
+        raise DeployError(f"{artifact}: not an s3:// artifact; cannot presign it")
+    return str(
+        s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": parsed.netloc, "Key": parsed.path.lstrip("/")},
+            ExpiresIn=expires,
+        )
+    )
+
+
+def load_signer(secret_id: str, secrets: Any) -> Signer:
+    """The approver's Signer from a Secrets Manager secret holding the private key PEM."""
+    try:
+        value = secrets.get_secret_value(SecretId=secret_id)
+    except Exception as e:  # botocore's ClientError and friends: one line, no traceback
+        raise ConfigError(f"signing key secret {secret_id}: cannot read it: {e}") from e
+    pem = value.get("SecretString") or value.get("SecretBinary") or b""
+    return Signer.from_pem(pem.encode() if isinstance(pem, str) else bytes(pem))
+
+
+@dataclass(frozen=True)
+class IotDataDeployer:
+    """A ``Deployer`` publishing through AWS IoT Core's data endpoint (retained, QoS 1)."""
+
+    client: Any  # boto3 "iot-data" client for the account's data endpoint
+    prefix: str = "whichbin"
+
+    def send(self, deployment: Deployment | None, device: str | None = None) -> str:
+        """Publish ``deployment`` retained; ``None`` clears the retained message."""
+        topic = deployment_topic(self.prefix, device)
+        payload = deployment.to_json().encode() if deployment is not None else b""
+        try:
+            self.client.publish(topic=topic, qos=1, retain=True, payload=payload)
+        except Exception as e:  # botocore errors: reported as a failed deployment
+            raise DeployError(f"AWS IoT Core did not accept {topic}: {e}") from e
+        return topic
+
+    def clear(self, device: str | None = None) -> str:
+        return self.send(None, device)
+
+
+@dataclass
+class ApprovalDeployer:
+    """Approved version → presigned URL → signed deployment → fleet topic."""
+
+    s3: Any
+    deployer: Deployer
+    signer: Signer
+    expires: int = DEFAULT_URL_EXPIRES
+    clock: Callable[[], datetime] = utc_now
+
+    def deploy(self, version: ModelVersion) -> tuple[Deployment, str]:
+        """Publish ``version``'s deployment; returns it and the topic."""
+        url = presigned_url(self.s3, version.artifact, self.expires)
+        deployment = build_deployment(version, url, self.clock(), self.signer)
+        topic = self.deployer.send(deployment)
+        logger.info("deployed %s (sha256 %s) to %s", version.id, version.sha256[:12], topic)
+        return deployment, topic
+
+
+def handle_event(event: Mapping[str, Any], registry: Any, deploy: ApprovalDeployer) -> dict:
+    """One EventBridge event: deploy the approved version it names, or do nothing."""
+    arn = approved_package(event)
+    if arn is None:
+        detail = event.get("detail") or {}
+        status = detail.get("ModelApprovalStatus")
+        logger.info("ignored: %s %s", event.get("detail-type"), status)
+        return {"published": False, "reason": f"not an approval ({status})"}
+    version = registry.describe_arn(arn)
+    deployment, topic = deploy.deploy(version)
+    return {"published": True, "version": version.id, "topic": topic, "sha256": deployment.sha256}
+
+
+def watch_approvals(
+    registry: Any,
+    group: str,
+    deploy: Callable[[ModelVersion], Any],
+    interval: float = 60.0,
+    stop: threading.Event | None = None,
+    once: bool = False,
+) -> None:
+    """Poll ``registry`` and deploy its current approval whenever it changes (first poll
+    included: devices ignore a deployment of the model they already run)."""
+    stop = stop or threading.Event()
+    last: tuple[str, str | None] | None = None
+    while True:
+        try:
+            current = registry.latest_approved(group)
+            key = (current.id, current.approved_at) if current else None
+            if current is not None and key != last:
+                deploy(current)
+                last = key
+        except WhichbinError:
+            logger.exception("watch %s: poll failed; retrying in %gs", group, interval)
+        if once or stop.wait(interval):
+            return
+
+
+def approval_deployer_from_env(env: Mapping[str, str] | None = None) -> ApprovalDeployer:
+    """The Lambda's ApprovalDeployer from its environment (see the module docstring)."""
+    import boto3
+
+    env = os.environ if env is None else env
+    prefix = env.get("WHICHBIN_MQTT_PREFIX", "whichbin")
+    deployer: Deployer
+    if env.get("WHICHBIN_IOT_ENDPOINT"):
+        endpoint = env["WHICHBIN_IOT_ENDPOINT"]
+        url = endpoint if endpoint.startswith("https://") else f"https://{endpoint}"
+        deployer = IotDataDeployer(boto3.client("iot-data", endpoint_url=url), prefix)
+    elif env.get("WHICHBIN_MQTT_URL"):
+        if env.get("WHICHBIN_MQTT_PASSWORD_SECRET") and "WHICHBIN_MQTT_PASSWORD" not in os.environ:
+            # The function's own process: where MqttDeployer reads the broker password.
+            secrets = boto3.client("secretsmanager")
+            value = secrets.get_secret_value(SecretId=env["WHICHBIN_MQTT_PASSWORD_SECRET"])
+            os.environ["WHICHBIN_MQTT_PASSWORD"] = value["SecretString"]
+        deployer = MqttDeployer(MqttConfig(url=env["WHICHBIN_MQTT_URL"], prefix=prefix))
+    else:
+        raise ConfigError("set WHICHBIN_MQTT_URL or WHICHBIN_IOT_ENDPOINT: where to publish")
+    secret = env.get("WHICHBIN_SIGNING_SECRET")
+    if not secret:
+        raise ConfigError("set WHICHBIN_SIGNING_SECRET: devices refuse unsigned deployments")
+    signer = load_signer(secret, boto3.client("secretsmanager"))
+    expires = int(env.get("WHICHBIN_URL_EXPIRES", DEFAULT_URL_EXPIRES))
+    return ApprovalDeployer(boto3.client("s3"), deployer, signer, expires)
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """AWS Lambda entry point: ``whichbin.deploy.sagemaker_events.handler``."""
+    from whichbin.registry.sagemaker import SagemakerRegistry
+
+    detail = event.get("detail") or {}
+    group = str(detail.get("ModelPackageGroupName") or "trash-classifier")
+    registry = SagemakerRegistry(group, bucket=os.environ.get("WHICHBIN_SAGEMAKER_BUCKET", "-"))
+    result = handle_event(event, registry, approval_deployer_from_env())
+    logger.info("result: %s", result)
+    return result

@@ -1,0 +1,233 @@
+"""SageMaker approval → fleet deployment: the EventBridge handler and `registry watch`, with
+moto's SageMaker, S3 and Secrets Manager and a real mosquitto."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.aws.conftest import verify
+from tests.conftest import wait_for
+from tests.helpers import Recorder
+from tests.registry.fixtures import register
+from whichbin.config import MqttConfig
+from whichbin.deploy import MqttDeployer, fetch_artifact
+from whichbin.deploy.sagemaker_events import (
+    DETAIL_TYPE,
+    ApprovalDeployer,
+    handle_event,
+    handler,
+    watch_approvals,
+)
+from whichbin.registry import open_registry
+
+GROUP = "trash-classifier"
+
+
+def event(arn: str, status: str) -> dict:
+    """What EventBridge delivers for a model package state change."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": DETAIL_TYPE,
+        "source": "aws.sagemaker",
+        "account": "123456789012",
+        "region": "us-east-1",
+        "resources": [arn],
+        "detail": {
+            "ModelPackageGroupName": GROUP,
+            "ModelPackageVersion": 1,
+            "ModelPackageArn": arn,
+            "ModelApprovalStatus": status,
+        },
+    }
+
+
+def registered(aws: str, color_bundle: Path):  # noqa: ANN201
+    """A registry with one passing version; returns (registry, version, arn)."""
+    reg = open_registry(f"sagemaker://{GROUP}?bucket={aws}")
+    version = register(reg, color_bundle)  # type: ignore[arg-type]
+    arn = reg.sm.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"][0][
+        "ModelPackageArn"
+    ]
+    return reg, version, arn
+
+
+def set_status(reg, arn: str, status: str) -> None:  # noqa: ANN001
+    """An approval (or rejection) made in the SageMaker console or API, not by whichbin."""
+    # moto drops the metadata an update does not repeat (SageMaker keeps it): repeat it.
+    props = reg.sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+    reg.sm.update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus=status, CustomerMetadataProperties=props
+    )
+
+
+def test_approved_event_publishes_a_signed_deployment_whose_url_downloads_the_artifact(
+    aws: str, color_bundle: Path, broker, prefix: str, signing_key, tmp_path: Path
+) -> None:
+    import boto3
+
+    from whichbin.security.signing import Signer
+
+    reg, version, arn = registered(aws, color_bundle)
+    set_status(reg, arn, "Approved")
+    topic = f"{prefix}/fleet/deployment"
+    rec = Recorder(broker.url, [topic])
+    deploy = ApprovalDeployer(
+        boto3.client("s3"),
+        MqttDeployer(MqttConfig(url=broker.url, prefix=prefix)),
+        Signer.from_file(signing_key[0]),
+    )
+    try:
+        t0 = time.perf_counter()
+        result = handle_event(event(arn, "Approved"), reg, deploy)
+        assert wait_for(lambda: rec.payloads(topic))
+        elapsed = time.perf_counter() - t0
+    finally:
+        rec.close()
+    (payload,) = rec.payloads(topic)
+    assert isinstance(payload, dict)
+    assert result == {
+        "published": True,
+        "version": version.id,
+        "topic": topic,
+        "sha256": version.sha256,
+    }
+    assert payload["version"] == "trash-classifier/1" and payload["sha256"] == version.sha256
+    assert payload["url"].startswith("http") and "Signature" in payload["url"]  # presigned
+    assert payload["size"] == color_bundle.stat().st_size
+    verify(signing_key[1], payload)
+    got = fetch_artifact(payload["url"], tmp_path / "device" / "model.onnx", payload["sha256"])
+    assert got.read_bytes() == color_bundle.read_bytes()
+    print(f"event → deployment message: {elapsed * 1000:.0f} ms")  # noqa: T201
+
+
+@pytest.mark.parametrize("status", ["Rejected", "PendingManualApproval"])
+def test_rejected_or_pending_publishes_nothing(
+    aws: str, color_bundle: Path, broker, prefix: str, status: str, signing_key
+) -> None:
+    import boto3
+
+    from whichbin.security.signing import Signer
+
+    reg, _, arn = registered(aws, color_bundle)
+    if status == "Rejected":
+        set_status(reg, arn, status)
+    topic = f"{prefix}/fleet/deployment"
+    rec = Recorder(broker.url, [topic])
+    deploy = ApprovalDeployer(
+        boto3.client("s3"),
+        MqttDeployer(MqttConfig(url=broker.url, prefix=prefix)),
+        Signer.from_file(signing_key[0]),
+    )
+    try:
+        result = handle_event(event(arn, status), reg, deploy)
+        time.sleep(0.5)
+    finally:
+        rec.close()
+    assert result["published"] is False and status in result["reason"]
+    assert rec.payloads(topic) == []
+
+
+def test_lambda_handler_reads_its_key_from_secrets_manager(
+    aws: str, color_bundle: Path, broker, prefix: str, signing_key, monkeypatch
+) -> None:
+    import boto3
+
+    reg, version, arn = registered(aws, color_bundle)
+    set_status(reg, arn, "Approved")
+    secret = boto3.client("secretsmanager").create_secret(
+        Name=f"whichbin/approver-{prefix}", SecretString=signing_key[0].read_text()
+    )["ARN"]
+    monkeypatch.setenv("WHICHBIN_MQTT_URL", broker.url)
+    monkeypatch.setenv("WHICHBIN_MQTT_PREFIX", prefix)
+    monkeypatch.setenv("WHICHBIN_SIGNING_SECRET", secret)
+    topic = f"{prefix}/fleet/deployment"
+    rec = Recorder(broker.url, [topic])
+    try:
+        assert handler(event(arn, "Approved"), None)["published"]
+        assert wait_for(lambda: rec.payloads(topic))
+    finally:
+        rec.close()
+    (payload,) = rec.payloads(topic)
+    assert isinstance(payload, dict) and payload["sha256"] == version.sha256
+    verify(signing_key[1], payload)
+
+
+def test_registry_watch_polls_and_deploys_each_new_approval(
+    aws: str, color_bundle: Path, broker, prefix: str, signing_key
+) -> None:
+    from whichbin.cli.main import app
+
+    reg, version, arn = registered(aws, color_bundle)
+    topic = f"{prefix}/fleet/deployment"
+    rec = Recorder(broker.url, [topic])
+    uri = f"sagemaker://{GROUP}?bucket={aws}"
+    args = ["registry", "watch", "--registry", uri, "--mqtt", broker.url, "--prefix", prefix]
+    args += ["--signing-key", str(signing_key[0]), "--once"]
+    try:
+        first = CliRunner().invoke(app, args)  # nothing approved yet
+        assert first.exit_code == 0, first.output
+        time.sleep(0.3)
+        assert rec.payloads(topic) == []
+        set_status(reg, arn, "Approved")
+        second = CliRunner().invoke(app, args)
+        assert second.exit_code == 0, second.output
+        assert wait_for(lambda: rec.payloads(topic))
+    finally:
+        rec.close()
+    (payload,) = rec.payloads(topic)
+    assert isinstance(payload, dict) and payload["version"] == version.id
+    verify(signing_key[1], payload)
+
+
+def test_watch_deploys_only_when_the_approval_changes() -> None:
+    """The polling loop: a change of approval deploys once; a failed poll does not stop it."""
+    from whichbin.errors import RegistryError
+    from whichbin.registry.base import ModelVersion
+
+    def version(n: int, at: str) -> ModelVersion:
+        return ModelVersion(
+            id=f"m/{n}", name="m", number=n, sha256="s", artifact="s3://b/k", size_bytes=1,
+            gate="passed", created="", approved_at=at,
+        )  # fmt: skip
+
+    polls = [None, version(1, "a"), RegistryError("throttled"), version(1, "a"), version(2, "b")]
+
+    class Registry:
+        def latest_approved(self, name: str) -> ModelVersion | None:
+            item = polls.pop(0)
+            if not polls:
+                stop.set()
+            if isinstance(item, Exception):
+                raise item
+            return item
+
+    stop = threading.Event()
+    deployed: list[str] = []
+    watch_approvals(Registry(), "m", lambda v: deployed.append(v.id), interval=0.01, stop=stop)
+    assert deployed == ["m/1", "m/2"]
+
+
+def test_iot_core_deployer_publishes_retained_deployments_and_clears_them() -> None:
+    import boto3
+    from moto import mock_aws
+    from moto.iotdata.models import iotdata_backends
+
+    from whichbin.contract import Deployment
+    from whichbin.deploy.sagemaker_events import IotDataDeployer
+
+    dep = Deployment(version="trash-classifier/3", sha256="a" * 64, url="https://x/m.onnx", ts="t")
+    with mock_aws():
+        deployer = IotDataDeployer(boto3.client("iot-data", region_name="eu-west-1"))
+        assert deployer.send(dep) == "whichbin/fleet/deployment"
+        assert deployer.clear("kitchen") == "whichbin/kitchen/deployment"
+        sent = iotdata_backends["123456789012"]["eu-west-1"].published_payloads
+    assert sent[0][0] == "whichbin/fleet/deployment"
+    assert Deployment.model_validate_json(sent[0][1]) == dep
+    assert sent[1][0] == "whichbin/kitchen/deployment" and not sent[1][1]  # empty: cleared
