@@ -54,8 +54,16 @@ def test_registry_approve_uses_the_config_files_ca_bundle(
     assert registry.get("1").status == "Approved"  # recorded, not published
 
 
-def test_web_uses_the_config_files_ca_bundle(tls_config: tuple[Path, Path], tmp_path: Path) -> None:
+def test_web_uses_the_config_files_ca_bundle(
+    registry: SqliteRegistry,  # noqa: F811
+    tls_config: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    from tests.web.conftest import PASSWORD, basic
+    from whichbin.security.users import UserStore
+
     cfg, ca = tls_config
+    UserStore.for_registry(registry.root).add("ana", "approver", PASSWORD)
     port = free_port()
     log = tmp_path / "web.log"
     proc = subprocess.Popen(
@@ -80,7 +88,7 @@ def test_web_uses_the_config_files_ca_bundle(tls_config: tuple[Path, Path], tmp_
         request = urllib.request.Request(
             f"{base}/api/models/trash-classifier/1/approve",
             data=json.dumps({"by": "ana"}).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **basic("ana")},
         )
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(request, timeout=10)

@@ -23,6 +23,7 @@ def sha(path: Path) -> str:
 @pytest.fixture()
 def served(registry: SqliteRegistry, color_bundle: Path) -> Iterator[tuple[str, SqliteRegistry]]:
     register(registry, color_bundle)
+    registry.approve("1", by="ana")  # edges fetch approved artifacts without a login
     with serve(create_app(registry=registry)) as base:
         yield base, registry
 

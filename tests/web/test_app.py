@@ -11,15 +11,19 @@ from fastapi.testclient import TestClient
 from tests.conftest import free_port, wait_for
 from tests.helpers import Broker, Recorder
 from tests.registry.fixtures import BAD_REASONS, register
+from tests.web.conftest import basic, local_client
 from whichbin.config import DeployConfig, MqttConfig, Settings
 from whichbin.deploy import MqttDeployer
 from whichbin.registry.local import SqliteRegistry
+from whichbin.security.users import UserStore
 from whichbin.web import create_app
+
+ANA = basic("ana")
 
 
 @pytest.fixture()
 def client(registry: SqliteRegistry) -> TestClient:
-    return TestClient(create_app(registry=registry))
+    return local_client(create_app(registry=registry))
 
 
 def test_list_show_and_health(
@@ -48,37 +52,41 @@ def test_list_show_and_health(
 
 
 def test_approve_and_reject_rules(
-    client: TestClient, registry: SqliteRegistry, color_bundle: Path
+    client: TestClient, registry: SqliteRegistry, color_bundle: Path, users: UserStore
 ) -> None:
     register(registry, color_bundle)
     register(registry, color_bundle, passed=False)
-    r = client.post("/api/models/trash-classifier/2/approve", json={"by": "ana"})
+    r = client.post("/api/models/trash-classifier/2/approve", json={"by": "ana"}, headers=ANA)
     assert r.status_code == 409 and BAD_REASONS[0] in r.json()["detail"]
-    assert client.post("/api/models/trash-classifier/1/approve", json={}).status_code == 422
+    r = client.post("/api/models/trash-classifier/1/approve", json={"bogus": 1}, headers=ANA)
+    assert r.status_code == 422
 
-    r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana", "note": "ok"})
+    r = client.post("/api/models/trash-classifier/1/approve", json={"note": "ok"}, headers=ANA)
     assert r.status_code == 200
     body = r.json()
     assert body["version"]["status"] == "Approved" and body["published"] is False
     assert "publishing is off" in body["detail"]
     assert client.get("/api/models/trash-classifier/approved").json()["id"] == "trash-classifier/1"
 
-    r = client.post("/api/models/trash-classifier/2/reject", json={"reason": "gate", "by": "bo"})
+    r = client.post(
+        "/api/models/trash-classifier/2/reject", json={"reason": "gate", "by": "bo"}, headers=ANA
+    )
     assert r.status_code == 200 and r.json()["status"] == "Rejected"
-    r = client.post("/api/models/trash-classifier/2/reject", json={"reason": "again"})
+    r = client.post("/api/models/trash-classifier/2/reject", json={"reason": "again"}, headers=ANA)
     assert r.status_code == 409 and "already rejected" in r.json()["detail"]
-    assert client.post("/api/models/trash-classifier/1/deploy").status_code == 409  # no broker
+    r = client.post("/api/models/trash-classifier/1/deploy", headers=ANA)
+    assert r.status_code == 409  # no broker
 
 
 def test_web_approval_publishes_deployment(
-    registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
+    registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str, users: UserStore
 ) -> None:
     register(registry, color_bundle)
     settings = Settings(
         mqtt=MqttConfig(url=broker.url, prefix=prefix),
         deploy=DeployConfig(artifact_base_url="http://h:1"),
     )
-    client = TestClient(create_app(settings, registry=registry))
+    client = local_client(create_app(settings, registry=registry), headers=ANA)
     r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana"})
     assert r.status_code == 200 and r.json()["published"] is True
     late = Recorder(broker.url, [f"{prefix}/fleet/deployment"])
@@ -95,13 +103,13 @@ def test_web_approval_publishes_deployment(
 
 
 def test_web_approval_with_broker_down_is_502_but_recorded(
-    registry: SqliteRegistry, color_bundle: Path, prefix: str
+    registry: SqliteRegistry, color_bundle: Path, prefix: str, users: UserStore
 ) -> None:
     register(registry, color_bundle)
     dead = MqttDeployer(
         MqttConfig(url=f"mqtt://127.0.0.1:{free_port()}", prefix=prefix), timeout=0.5
     )
-    client = TestClient(create_app(registry=registry, deployer=dead))
+    client = local_client(create_app(registry=registry, deployer=dead), headers=ANA)
     r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana"})
     assert r.status_code == 502
     assert "NOT published" in r.json()["detail"] and r.json()["published"] is False
@@ -113,6 +121,7 @@ def test_artifact_download_headers(
     client: TestClient, registry: SqliteRegistry, color_bundle: Path
 ) -> None:
     v = register(registry, color_bundle)
+    registry.approve("1", by="ana")  # approved artifacts are public
     r = client.get("/artifacts/trash-classifier/1/model.onnx")
     assert r.status_code == 200
     assert hashlib.sha256(r.content).hexdigest() == v.sha256
@@ -128,7 +137,11 @@ def test_artifact_download_headers(
 
 
 def test_dashboard_lists_versions(
-    client: TestClient, registry: SqliteRegistry, color_bundle: Path, tmp_path: Path
+    client: TestClient,
+    registry: SqliteRegistry,
+    color_bundle: Path,
+    tmp_path: Path,
+    users: UserStore,
 ) -> None:
     assert "No model versions yet" in client.get("/").text
     report = tmp_path / "eval"
@@ -150,4 +163,5 @@ def test_dashboard_lists_versions(
     assert client.get("/reports/trash-classifier/1/secret.txt").status_code == 200
     escape = "/reports/trash-classifier/1/" + "..%2F" * 4 + "registry.db"  # would exist
     assert (registry.root / "registry.db").exists() and client.get(escape).status_code == 404
-    assert client.get("/reports/trash-classifier/2/").status_code == 404
+    assert client.get("/reports/trash-classifier/2/").status_code == 401  # pending: log in
+    assert client.get("/reports/trash-classifier/2/", headers=basic("vic")).status_code == 404

@@ -48,3 +48,18 @@ def test_whichbin_web_serves_the_registry(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_web_refuses_a_network_address_without_users(registry: SqliteRegistry) -> None:
+    from typer.testing import CliRunner
+
+    from whichbin.cli.main import app
+
+    runner = CliRunner()
+    args = ["web", "--host", "0.0.0.0", "--registry", str(registry.root), "--no-deploy"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no users" in lines[0] and "whichbin users add" in lines[0]
+    help_text = runner.invoke(app, ["web", "--help"]).output
+    assert "Example: whichbin web" in help_text and "0.0.0.0" not in help_text

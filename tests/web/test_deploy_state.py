@@ -5,16 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from tests.deploy.test_deploy_state import SlowDeployer, deployer, retained
 from tests.helpers import Broker
 from tests.registry.fixtures import register
+from tests.web.conftest import PASSWORD, basic, local_client
 from whichbin.deploy import MqttDeployer
 from whichbin.registry.local import SqliteRegistry
+from whichbin.security.users import UserStore
 from whichbin.web import create_app
 
 HUGE = "99999999999999999999999"
+ANA = basic("ana")  # an approver (the users fixture)
 
 
 @pytest.fixture()
@@ -30,9 +32,10 @@ def test_deploy_to_a_bad_device_is_400_and_publishes_nothing(
     broker: Broker,
     prefix: str,
     device: str,
+    users: UserStore,
 ) -> None:
     v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
-    client = TestClient(create_app(registry=registry, deployer=mqtt))
+    client = local_client(create_app(registry=registry, deployer=mqtt), headers=ANA)
     for v in (v1, v2):
         assert client.post(f"/api/models/{v.id}/approve", json={"by": "ana"}).status_code == 200
     r = client.post(f"/api/models/{v1.id}/deploy", json={"device": device})
@@ -40,7 +43,7 @@ def test_deploy_to_a_bad_device_is_400_and_publishes_nothing(
     assert [m["version"] for m in retained(broker, f"{prefix}/fleet/deployment")] == [v2.id]  # type: ignore[index]
     assert registry.latest_approved("trash-classifier").id == v2.id  # type: ignore[union-attr]
     # Without a broker the device id is still checked first.
-    r = TestClient(create_app(registry=registry)).post(
+    r = local_client(create_app(registry=registry), headers=ANA).post(
         f"/api/models/{v1.id}/deploy", json={"device": device}
     )
     assert r.status_code == 400
@@ -59,10 +62,11 @@ def test_deploy_to_a_bad_device_is_400_and_publishes_nothing(
     ],
 )
 def test_a_version_number_too_large_is_a_client_error(
-    registry: SqliteRegistry, color_bundle: Path, method: str, path: str
+    registry: SqliteRegistry, color_bundle: Path, method: str, path: str, users: UserStore
 ) -> None:
     register(registry, color_bundle)
-    client = TestClient(create_app(registry=registry), raise_server_exceptions=False)
+    client = local_client(create_app(registry=registry), raise_server_exceptions=False)
+    client.headers.update(ANA)
     bodies = {"approve": {"by": "ana"}, "reject": {"reason": "x"}, "deploy": {}}
     body = bodies[path.rsplit("/", 1)[1]] if method == "post" else None
     r = client.request(method.upper(), path, json=body)
@@ -70,28 +74,39 @@ def test_a_version_number_too_large_is_a_client_error(
 
 
 def test_a_huge_note_is_400_and_stores_nothing(
-    registry: SqliteRegistry, color_bundle: Path
+    registry: SqliteRegistry, color_bundle: Path, users: UserStore
 ) -> None:
     v = register(registry, color_bundle)
-    client = TestClient(create_app(registry=registry))
+    client = local_client(create_app(registry=registry), headers=ANA)
     size = registry.db_path.stat().st_size
+    r = client.post(f"/api/models/{v.id}/approve", json={"by": "mallory", "note": "x" * 20_000})
+    assert r.status_code == 400 and r.json()["detail"].startswith("note: 20000 characters")
+    # A 20 MB note never reaches the registry: the body limit refuses it first.
     r = client.post(f"/api/models/{v.id}/approve", json={"by": "mallory", "note": "x" * 20_000_000})
-    assert r.status_code == 400 and r.json()["detail"].startswith("note: 20000000 characters")
+    assert r.status_code == 413
     assert registry.get(v.id).status == "PendingManualApproval"
     assert registry.db_path.stat().st_size == size
 
 
 def test_fleet_rollback_needs_a_reason_and_is_audited(
-    registry: SqliteRegistry, color_bundle: Path, mqtt: MqttDeployer, broker: Broker, prefix: str
+    registry: SqliteRegistry,
+    color_bundle: Path,
+    mqtt: MqttDeployer,
+    broker: Broker,
+    prefix: str,
+    users: UserStore,
 ) -> None:
     v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
-    client = TestClient(create_app(registry=registry, deployer=mqtt))
+    users.add("bo", "approver", PASSWORD)  # the audit trail names the login, not a body field
+    client = local_client(create_app(registry=registry, deployer=mqtt), headers=ANA)
     for v in (v1, v2):
         client.post(f"/api/models/{v.id}/approve", json={"by": "ana"})
     assert client.post(f"/api/models/{v1.id}/deploy").status_code == 409
     assert client.post(f"/api/models/{v1.id}/deploy", json={"device": None}).status_code == 409
 
-    r = client.post(f"/api/models/{v1.id}/deploy", json={"by": "bo", "reason": "lids"})
+    r = client.post(
+        f"/api/models/{v1.id}/deploy", json={"by": "cy", "reason": "lids"}, headers=basic("bo")
+    )
     assert r.status_code == 200 and r.json()["published"] is True
     history = client.get(f"/api/models/{v1.id}").json()["history"]
     assert history[-1] | {"at": ""} == {
@@ -101,13 +116,13 @@ def test_fleet_rollback_needs_a_reason_and_is_audited(
 
 
 def test_an_approval_retracted_by_a_racing_rejection_is_409(
-    registry: SqliteRegistry, color_bundle: Path, mqtt: MqttDeployer
+    registry: SqliteRegistry, color_bundle: Path, mqtt: MqttDeployer, users: UserStore
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     v1 = register(registry, color_bundle)
     slow = SlowDeployer(mqtt)
-    client = TestClient(create_app(registry=registry, deployer=slow))
+    client = local_client(create_app(registry=registry, deployer=slow), headers=ANA)
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(client.post, f"/api/models/{v1.id}/approve", json={"by": "ana"})
         assert slow.entered.wait(10)
@@ -118,10 +133,12 @@ def test_an_approval_retracted_by_a_racing_rejection_is_409(
     assert "was Rejected while its deployment was being published" in r.json()["detail"]
 
 
-def test_a_damaged_artifact_is_not_approved(registry: SqliteRegistry, color_bundle: Path) -> None:
+def test_a_damaged_artifact_is_not_approved(
+    registry: SqliteRegistry, color_bundle: Path, users: UserStore
+) -> None:
     v1 = register(registry, color_bundle)
     registry.artifact_path(v1.id).write_bytes(b"corrupt")
-    r = TestClient(create_app(registry=registry)).post(
+    r = local_client(create_app(registry=registry), headers=ANA).post(
         f"/api/models/{v1.id}/approve", json={"by": "ana"}
     )
     assert r.status_code == 400 and "damaged" in r.json()["detail"]

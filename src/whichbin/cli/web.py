@@ -24,7 +24,10 @@ def register(app: typer.Typer) -> None:
 @broker_options
 def web(
     host: str | None = typer.Option(
-        None, "--host", help="Address to listen on (0.0.0.0: all) [default: 127.0.0.1]"
+        None,
+        "--host",
+        help="Address to listen on [default: 127.0.0.1]; another address needs a user "
+        "(whichbin users add) and that name in web.allowed_hosts",
     ),
     port: int | None = typer.Option(
         None, "--port", min=1, max=65535, help="TCP port [default: 8080]"
@@ -37,15 +40,18 @@ def web(
 ) -> None:
     """Serve the dashboard (/), the REST API (/api/models, docs at /docs) and /artifacts.
 
-    Approvals publish the deployment to the --mqtt broker unless --no-deploy.
+    Approvals publish the deployment to the --mqtt broker unless --no-deploy. Writes need
+    a user (whichbin users add); see docs/security.md.
 
-    Example: whichbin web --host 0.0.0.0 --port 8080 --artifact-base-url http://myhost:8080
+    Example: whichbin web --host 192.168.1.20 --artifact-base-url http://192.168.1.20:8080
     """
     import uvicorn
 
     from whichbin.cli.output import err_console
+    from whichbin.errors import ConfigError
     from whichbin.messaging.mqtt import parse_mqtt_url
     from whichbin.web import create_app
+    from whichbin.web.guards import is_loopback
 
     settings = load_config(
         config,
@@ -62,6 +68,11 @@ def web(
         parse_mqtt_url(settings.mqtt.url)  # a typo fails before the server starts
     application = create_app(settings)
     w = settings.web
+    if not is_loopback(w.host) and not application.state.auth.has_users():
+        raise ConfigError(
+            f"web.host {w.host}: refusing to serve the network with no users "
+            "(add one: whichbin users add NAME --role admin), or use --host 127.0.0.1"
+        )
     err_console.print(
         f"whichbin web on http://{w.host}:{w.port}/ (registry {settings.pipeline.registry.uri})"
     )

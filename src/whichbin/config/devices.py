@@ -54,3 +54,26 @@ class WebConfig(Section):
     publish: bool = Field(
         True, description="Approvals publish the deployment (false: record them only)"
     )
+    allowed_hosts: list[str] = Field(
+        ["localhost", "127.0.0.1", "::1"],
+        description="Host header values served (a DNS-rebinding guard); web.host and the "
+        "host of deploy.artifact_base_url are added; '*' accepts any (behind a proxy only)",
+    )
+    users_file: Path | None = Field(
+        None,
+        description="Users and API tokens (whichbin users); unset: users.sqlite in the "
+        "local registry directory",
+    )
+    max_body_bytes: int = Field(
+        65536, ge=1024, description="Larger request bodies are refused with 413"
+    )
+    login_window: float = Field(60.0, gt=0, description="Seconds failed logins are counted")
+    login_attempts: int = Field(
+        5,
+        ge=1,
+        description="Failed logins allowed per client address and per user name in "
+        "login_window seconds; more are refused with 429",
+    )
+    session_hours: float = Field(
+        12.0, gt=0, description="A dashboard login lasts this long (server restart: sooner)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -11,6 +12,11 @@ from whichbin.config import Settings, WebConfig
 from whichbin.deploy.publish import Deployer, DeploymentRefused, MqttDeployer
 from whichbin.errors import DeployError, WhichbinError
 from whichbin.registry.base import Registry, TransitionRefused, VersionNotFound
+from whichbin.web.auth import Auth
+from whichbin.web.guards import BodyLimit, HostGuard, allowed_hosts
+
+if TYPE_CHECKING:
+    from whichbin.security.users import UserStore
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,7 @@ def create_app(
     settings: Settings | None = None,
     registry: Registry | None = None,
     deployer: Deployer | None = None,
+    users: UserStore | None = None,
 ) -> FastAPI:
     """Build the app.
 
@@ -41,8 +48,10 @@ def create_app(
         deployer: Publishes deployments on approval; default an ``MqttDeployer`` for the
             ``mqtt`` section when ``web.publish`` is on, else approvals are recorded without
             publishing.
+        users: Who may log in; default ``web.users_file``, else ``users.sqlite`` in the
+            local registry directory (none for a remote registry: writes are refused).
     """
-    from whichbin.web.routes import artifacts, dashboard, health, models
+    from whichbin.web.routes import artifacts, dashboard, health, models, session
 
     settings = settings or Settings(web=WebConfig(publish=False))
     if registry is None:
@@ -61,6 +70,9 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry
     app.state.deployer = deployer
+    app.state.auth = Auth(
+        users if users is not None else open_users(settings, registry), settings.web
+    )
 
     @app.exception_handler(WhichbinError)
     async def _whichbin_error(request: Request, exc: WhichbinError) -> JSONResponse:
@@ -70,4 +82,28 @@ def create_app(
     app.include_router(models.router)
     app.include_router(artifacts.router)
     app.include_router(dashboard.router)
+    app.include_router(session.router)
+    # Outermost first: a foreign Host is refused before its body is even read.
+    app.add_middleware(BodyLimit, limit=settings.web.max_body_bytes)
+    hosts = allowed_hosts(
+        settings.web.allowed_hosts, settings.web.host, settings.deploy.artifact_base_url
+    )
+    app.add_middleware(HostGuard, hosts=hosts)
     return app
+
+
+def open_users(settings: Settings, registry: Registry) -> UserStore | None:
+    """``web.users_file``, else the local registry's users; None for a remote registry."""
+    from whichbin.security.users import UserError, UserStore
+
+    if settings.web.users_file is not None:
+        return UserStore(settings.web.users_file)
+    try:
+        return UserStore.for_registry(registry.uri)
+    except UserError:
+        logger.warning(
+            "registry %s is not a local directory and web.users_file is unset: "
+            "nobody can log in, so every write is refused",
+            registry.uri,
+        )
+        return None

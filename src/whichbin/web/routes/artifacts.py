@@ -1,4 +1,7 @@
-"""``/artifacts``: model files for edges to download, and ``/reports`` for humans."""
+"""``/artifacts``: model files for edges to download, and ``/reports`` for humans.
+
+Those of approved versions are public (edges fetch them; deployments are signed); those
+of pending and rejected versions need a login."""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 
 from whichbin.errors import RegistryError
+from whichbin.registry.base import ApprovalStatus
 from whichbin.registry.base import version_id as make_version_id
+from whichbin.web.auth import CallerDep, may_read
 from whichbin.web.deps import RegistryDep
 
 router = APIRouter(tags=["artifacts"])
@@ -17,10 +22,13 @@ REPORT_INDEXES = ("index.html", "report.html", "report.md", "report.json")
 
 
 @router.api_route("/artifacts/{name}/{n}/model.onnx", methods=["GET", "HEAD"])
-def artifact(name: str, n: int, request: Request, registry: RegistryDep) -> Response:
+def artifact(
+    name: str, n: int, request: Request, registry: RegistryDep, who: CallerDep
+) -> Response:
     """The artifact bytes; ``ETag`` and ``X-Sha256`` carry its sha256."""
     try:
         version = registry.get(make_version_id(name, n))
+        may_read(request, who, version.status == ApprovalStatus.APPROVED)
         path = registry.artifact_path(version.id)
     except RegistryError as e:
         raise HTTPException(404, str(e)) from e
@@ -36,20 +44,26 @@ def artifact(name: str, n: int, request: Request, registry: RegistryDep) -> Resp
     )
 
 
-def _report_root(registry: RegistryDep, name: str, n: int) -> Path:
+def _report_root(
+    registry: RegistryDep, name: str, n: int, request: Request, who: CallerDep
+) -> Path:
     try:
-        report = registry.get(make_version_id(name, n)).report
+        version = registry.get(make_version_id(name, n))
     except RegistryError as e:
         raise HTTPException(404, str(e)) from e
+    may_read(request, who, version.status == ApprovalStatus.APPROVED)
+    report = version.report
     if not report or not Path(report).exists():
         raise HTTPException(404, f"{name}/{n}: no report recorded")
     return Path(report).resolve()
 
 
 @router.get("/reports/{name}/{n}/{path:path}", response_model=None)
-def report(name: str, n: int, path: str, registry: RegistryDep) -> Response:
+def report(
+    name: str, n: int, path: str, request: Request, registry: RegistryDep, who: CallerDep
+) -> Response:
     """The version's report: a file, or a file inside the report folder."""
-    root = _report_root(registry, name, n)
+    root = _report_root(registry, name, n, request, who)
     if root.is_file():
         if path not in ("", root.name):
             raise HTTPException(404, f"{name}/{n}: no report file {path}")

@@ -1,5 +1,7 @@
 """``/api/models``: list, show, approve (→ deploy), reject, re-deploy and pin versions.
 
+Writes need a login with a role that may do them (``whichbin.web.auth``); the audit
+trail records that user. A ``by`` in the body is accepted for old clients and ignored.
 Path segments are checked by the registry (a version number too large for it is a 400);
 a device id by ``check_device_id`` (``fleet``, ``+``, ``#``, ``a/b`` are a 400).
 """
@@ -15,23 +17,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from whichbin.contract import check_device_id, utc_now
 from whichbin.deploy.approval import approve_and_deploy, deploy_version, not_published_message
 from whichbin.deploy.publish import DeploymentRefused
-from whichbin.registry.base import ModelVersion, VersionNotFound
+from whichbin.registry.base import MAX_NOTE, ModelVersion, VersionNotFound
 from whichbin.registry.base import version_id as make_version_id
+from whichbin.web.auth import ApproverDep, DeployerUserDep, RejecterDep
 from whichbin.web.deps import DeployerDep, RegistryDep, SettingsDep
+
+IGNORED_BY = "Ignored: the audit trail records the logged-in user (kept for old clients)"
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
 class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by: str = Field(min_length=1, description="Who approves")
+    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
     note: str = Field(default="", description="Why, for the audit trail")
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, description="Why, for the audit trail")
-    by: str = ""
+    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
 
 
 class DeployRequest(BaseModel):
@@ -40,7 +45,7 @@ class DeployRequest(BaseModel):
         default=None,
         description="Pin this device to the version (whichbin/<device>/deployment)",
     )
-    by: str = Field(default="", description="Who deploys, for the audit trail")
+    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
     reason: str = Field(
         default="",
         description="Why; needed to roll the fleet back to a version that is not current",
@@ -75,22 +80,24 @@ def show_model(name: str, n: int, registry: RegistryDep) -> dict[str, Any]:
 def approve_model(
     name: str,
     n: int,
-    body: ApproveRequest,
+    user: ApproverDep,
     registry: RegistryDep,
     settings: SettingsDep,
     deployer: DeployerDep,
+    body: ApproveRequest | None = None,
 ) -> JSONResponse:
-    """Approve and publish the deployment.
+    """Approve (as the logged-in approver) and publish the deployment.
 
-    409 when the gate failed, or when a rejection won the race and the deployment was
-    retracted; 400 when the artifact is damaged; 502 when the approval was recorded but the
-    deployment could not be published (the body says so and holds the version).
+    401 without a login, 403 for a role that may not approve; 409 when the gate failed,
+    or when a rejection won the race and the deployment was retracted; 400 when the
+    artifact is damaged; 502 when the approval was recorded but the deployment could not
+    be published (the body says so and holds the version).
     """
     outcome = approve_and_deploy(
         registry,
         make_version_id(name, n),
-        body.by,
-        body.note,
+        user.name,
+        body.note if body else "",
         deployer,
         utc_now(),
         base_url=settings.deploy.artifact_base_url,
@@ -105,24 +112,29 @@ def approve_model(
 
 
 @router.post("/{name}/{n}/reject")
-def reject_model(name: str, n: int, body: RejectRequest, registry: RegistryDep) -> ModelVersion:
-    """Reject (or withdraw an approval)."""
-    return registry.reject(make_version_id(name, n), reason=body.reason, by=body.by)
+def reject_model(
+    name: str, n: int, body: RejectRequest, user: RejecterDep, registry: RegistryDep
+) -> ModelVersion:
+    """Reject (or withdraw an approval) as the logged-in user."""
+    return registry.reject(make_version_id(name, n), reason=body.reason, by=user.name)
 
 
 @router.post("/{name}/{n}/deploy")
 def deploy_model(
     name: str,
     n: int,
+    user: DeployerUserDep,
     registry: RegistryDep,
     settings: SettingsDep,
     deployer: DeployerDep,
     body: DeployRequest | None = None,
 ) -> dict[str, Any]:
-    """Publish (again) the deployment of an approved version, or pin one device to it.
+    """Publish (again) the deployment of an approved version, or pin one device to it,
+    as the logged-in user.
 
     A version other than the current approval goes to the fleet only as a rollback, with
-    a ``reason``. 400 for a bad device id; 409 when the version is not deployable; 502
+    a ``reason``. 401 without a login, 403 for a role that may not deploy; 400 for a bad
+    device id; 409 when the version is not deployable; 502
     when the broker could not be reached.
     """
     body = body or DeployRequest()
@@ -140,7 +152,7 @@ def deploy_model(
         utc_now(),
         settings.deploy.artifact_base_url,
         body.device,
-        by=body.by,
+        by=user.name,
         reason=body.reason,
     )
     return outcome.to_dict()
