@@ -49,7 +49,11 @@ class WebConfig(Section):
     """``whichbin web`` (``web:`` in the config file); the registry, the broker and the
     artifact URL come from the ``pipeline.registry``, ``mqtt`` and ``deploy`` sections."""
 
-    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0: all)")
+    host: str = Field(
+        "127.0.0.1",
+        description="Address to listen on; beyond loopback only with users configured "
+        "(whichbin users add)",
+    )
     port: int = Field(8080, ge=1, le=65535, description="TCP port")
     publish: bool = Field(
         True, description="Approvals publish the deployment (false: record them only)"
