@@ -11,6 +11,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,19 +110,34 @@ class MqttClient:
         self._handlers: dict[str, MessageHandler] = {}
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # the subscriptions of this connection are acked
+        self._sub_mid: int | None = None
         self._lock = threading.Lock()
         self.last_error: str | None = None  # why the last connection attempt failed
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self, wait: float = 0.0) -> bool:
-        """Connect in the background (retrying forever); optionally wait for the first connect."""
+        """Connect in the background (retrying forever); optionally wait up to ``wait``
+        seconds for the first connect and for the broker to acknowledge the subscriptions
+        made before it, so no message published after this returns is missed.
+
+        Returns:
+            Whether it is connected.
+        """
         self.client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
         self.client.loop_start()
-        return self._connected.wait(wait) if wait else self._connected.is_set()
+        if not wait:
+            return self._connected.is_set()
+        end = time.monotonic() + wait
+        if not self._connected.wait(wait):
+            return False
+        self._subscribed.wait(max(0.0, end - time.monotonic()))
+        return self._connected.is_set()
 
     def stop(self) -> None:
         self._stopping = True
@@ -132,6 +148,11 @@ class MqttClient:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def ready(self) -> bool:
+        """Connected, and the broker acknowledged the subscriptions made so far."""
+        return self._connected.is_set() and self._subscribed.is_set()
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -193,14 +214,21 @@ class MqttClient:
         logger.info("MQTT connected to %s:%s", self.url.host, self.url.port)
         with self._lock:
             topics = list(self._handlers)
-        for t in topics:
-            client.subscribe(t, 1)
+        self._subscribed.clear()
+        if topics:  # one SUBSCRIBE for all: its SUBACK says every topic is in place
+            _, self._sub_mid = client.subscribe([(t, 1) for t in topics])
+        else:
+            self._subscribed.set()
         self._connected.set()
         for hook in self._on_connect_hooks:
             try:
                 hook()
             except Exception:
                 logger.exception("on-connect hook failed")
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:  # noqa: ANN001
+        if mid == self._sub_mid:
+            self._subscribed.set()
 
     def _on_connect_fail(self, client, userdata) -> None:  # noqa: ANN001
         # paho calls this inside its ``except OSError``: the error is the current exception.
@@ -215,6 +243,7 @@ class MqttClient:
                 "certificate missing, or from another CA?)"
             )
         self._connected.clear()
+        self._subscribed.clear()
         if getattr(self, "_stopping", False):
             logger.info("MQTT disconnected")
         else:
