@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,35 +69,44 @@ def set_status(reg, arn: str, status: str) -> None:  # noqa: ANN001
     )
 
 
-def test_approved_event_publishes_a_signed_deployment_whose_url_downloads_the_artifact(
-    aws: str, color_bundle: Path, broker, prefix: str, signing_key, tmp_path: Path
-) -> None:
+@contextmanager
+def fleet_deployments(url: str, prefix: str) -> Iterator[Callable[[], list]]:
+    """Record the fleet deployment topic; yields a function returning what arrived."""
+    topic = f"{prefix}/fleet/deployment"
+    rec = Recorder(url, [topic])
+    try:
+        yield lambda: rec.payloads(topic)
+    finally:
+        rec.close()
+
+
+def approval_deployer(url: str, prefix: str, key: Path) -> ApprovalDeployer:
+    """What the Lambda handler builds: presigned S3 URLs, MQTT, the approver's key."""
     import boto3
 
     from whichbin.security.signing import Signer
 
+    mqtt = MqttDeployer(MqttConfig(url=url, prefix=prefix))
+    return ApprovalDeployer(boto3.client("s3"), mqtt, Signer.from_file(key))
+
+
+def test_approved_event_publishes_a_signed_deployment_whose_url_downloads_the_artifact(
+    aws: str, color_bundle: Path, broker, prefix: str, signing_key, tmp_path: Path
+) -> None:
     reg, version, arn = registered(aws, color_bundle)
     set_status(reg, arn, "Approved")
-    topic = f"{prefix}/fleet/deployment"
-    rec = Recorder(broker.url, [topic])
-    deploy = ApprovalDeployer(
-        boto3.client("s3"),
-        MqttDeployer(MqttConfig(url=broker.url, prefix=prefix)),
-        Signer.from_file(signing_key[0]),
-    )
-    try:
+    deploy = approval_deployer(broker.url, prefix, signing_key[0])
+    with fleet_deployments(broker.url, prefix) as payloads:
         t0 = time.perf_counter()
         result = handle_event(event(arn, "Approved"), reg, deploy)
-        assert wait_for(lambda: rec.payloads(topic))
+        assert wait_for(payloads)
         elapsed = time.perf_counter() - t0
-    finally:
-        rec.close()
-    (payload,) = rec.payloads(topic)
+    (payload,) = payloads()
     assert isinstance(payload, dict)
     assert result == {
         "published": True,
         "version": version.id,
-        "topic": topic,
+        "topic": f"{prefix}/fleet/deployment",
         "sha256": version.sha256,
     }
     assert payload["version"] == "trash-classifier/1" and payload["sha256"] == version.sha256
@@ -111,27 +122,15 @@ def test_approved_event_publishes_a_signed_deployment_whose_url_downloads_the_ar
 def test_rejected_or_pending_publishes_nothing(
     aws: str, color_bundle: Path, broker, prefix: str, status: str, signing_key
 ) -> None:
-    import boto3
-
-    from whichbin.security.signing import Signer
-
     reg, _, arn = registered(aws, color_bundle)
     if status == "Rejected":
         set_status(reg, arn, status)
-    topic = f"{prefix}/fleet/deployment"
-    rec = Recorder(broker.url, [topic])
-    deploy = ApprovalDeployer(
-        boto3.client("s3"),
-        MqttDeployer(MqttConfig(url=broker.url, prefix=prefix)),
-        Signer.from_file(signing_key[0]),
-    )
-    try:
+    deploy = approval_deployer(broker.url, prefix, signing_key[0])
+    with fleet_deployments(broker.url, prefix) as payloads:
         result = handle_event(event(arn, status), reg, deploy)
         time.sleep(0.5)
-    finally:
-        rec.close()
     assert result["published"] is False and status in result["reason"]
-    assert rec.payloads(topic) == []
+    assert payloads() == []
 
 
 def test_lambda_handler_reads_its_key_from_secrets_manager(
@@ -147,14 +146,10 @@ def test_lambda_handler_reads_its_key_from_secrets_manager(
     monkeypatch.setenv("WHICHBIN_MQTT_URL", broker.url)
     monkeypatch.setenv("WHICHBIN_MQTT_PREFIX", prefix)
     monkeypatch.setenv("WHICHBIN_SIGNING_SECRET", secret)
-    topic = f"{prefix}/fleet/deployment"
-    rec = Recorder(broker.url, [topic])
-    try:
+    with fleet_deployments(broker.url, prefix) as payloads:
         assert handler(event(arn, "Approved"), None)["published"]
-        assert wait_for(lambda: rec.payloads(topic))
-    finally:
-        rec.close()
-    (payload,) = rec.payloads(topic)
+        assert wait_for(payloads)
+    (payload,) = payloads()
     assert isinstance(payload, dict) and payload["sha256"] == version.sha256
     verify(signing_key[1], payload)
 
@@ -165,23 +160,19 @@ def test_registry_watch_polls_and_deploys_each_new_approval(
     from whichbin.cli.main import app
 
     reg, version, arn = registered(aws, color_bundle)
-    topic = f"{prefix}/fleet/deployment"
-    rec = Recorder(broker.url, [topic])
     uri = f"sagemaker://{GROUP}?bucket={aws}"
     args = ["registry", "watch", "--registry", uri, "--mqtt", broker.url, "--prefix", prefix]
     args += ["--signing-key", str(signing_key[0]), "--once"]
-    try:
+    with fleet_deployments(broker.url, prefix) as payloads:
         first = CliRunner().invoke(app, args)  # nothing approved yet
         assert first.exit_code == 0, first.output
         time.sleep(0.3)
-        assert rec.payloads(topic) == []
+        assert payloads() == []
         set_status(reg, arn, "Approved")
         second = CliRunner().invoke(app, args)
         assert second.exit_code == 0, second.output
-        assert wait_for(lambda: rec.payloads(topic))
-    finally:
-        rec.close()
-    (payload,) = rec.payloads(topic)
+        assert wait_for(payloads)
+    (payload,) = payloads()
     assert isinstance(payload, dict) and payload["version"] == version.id
     verify(signing_key[1], payload)
 

@@ -113,29 +113,45 @@ def load_config(config: Path | None, flags: dict[str, Any] | None = None) -> Set
     return load_settings(config, overrides(flags or {}))
 
 
-_BROKER_OPTIONS = {
-    "mqtt": MqttOpt,
-    "prefix": PrefixOpt,
-    "password_file": PasswordFileOpt,
-    "ca_file": CaFileOpt,
-}
+def option_group(
+    into: str, options: dict[str, tuple[Any, Any]], combine: Callable[..., Any]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator giving a command the ``options`` (name → (annotation, default)) in place
+    of its parameter ``into``, which receives ``combine(**given)`` instead."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command, eval_str=True)
+        params: list[inspect.Parameter] = []
+        for name, p in signature.parameters.items():
+            if name != into:
+                params.append(p)
+                continue
+            params += [
+                inspect.Parameter(n, p.kind, default=d, annotation=a)
+                for n, (a, d) in options.items()
+            ]
+
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name, default) for name, (_, default) in options.items()}
+            return command(*args, **{into: combine(**given)}, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
 
 
-def broker_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command ``--mqtt``, ``--prefix``, ``--password-file`` and ``--ca-file``; it
-    receives them as ``broker``: the given ones as dotted config keys (``mqtt.url``, ...),
-    ready for :func:`load_config`."""
-    signature = inspect.signature(command, eval_str=True)
-    kept = [p for name, p in signature.parameters.items() if name != "broker"]
-    added = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
-        for name, kind in _BROKER_OPTIONS.items()
-    ]
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        given = [kwargs.pop(name, None) for name in _BROKER_OPTIONS]
-        return command(*args, broker=mqtt_flags(*given), **kwargs)
-
-    wrapper.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
-    return wrapper
+broker_options = option_group(
+    "broker",
+    {
+        "mqtt": (MqttOpt, None),
+        "prefix": (PrefixOpt, None),
+        "password_file": (PasswordFileOpt, None),
+        "ca_file": (CaFileOpt, None),
+    },
+    mqtt_flags,
+)
+"""Give a command ``--mqtt``, ``--prefix``, ``--password-file`` and ``--ca-file``; it
+receives them as ``broker``: the given ones as dotted config keys (``mqtt.url``, ...),
+ready for :func:`load_config`."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from whichbin.cli.options import ConfigOpt, JsonOpt, load_config
+from whichbin.cli.options import ConfigOpt, JsonOpt, load_config, option_group
 from whichbin.cli.output import emit_json, err_console
 
 step_app = typer.Typer(
@@ -120,10 +120,22 @@ def evaluate_cmd(
 
 
 def _target(
-    role: str | None, bucket: str | None, image: str | None, region: str | None, name: str
+    engine: str,
+    role: str | None = None,
+    bucket: str | None = None,
+    image: str | None = None,
+    region: str | None = None,
+    name: str = "whichbin",
 ) -> Any:
+    """The SageMaker target the flags name (after checking the engine has one)."""
+    from whichbin.errors import ConfigError
     from whichbin.pipelines.sagemaker import SagemakerTarget
 
+    if engine != "sagemaker":
+        raise ConfigError(
+            f"--engine {engine}: only the sagemaker engine has a definition; "
+            "the local engine runs with `whichbin pipeline run`"
+        )
     t = SagemakerTarget(pipeline_name=name)
     for key, value in (
         ("role", role),
@@ -136,24 +148,19 @@ def _target(
     return t
 
 
-def _engine(engine: str) -> None:
-    from whichbin.errors import ConfigError
+_CREATE = {"role": (str, RoleOpt), "bucket": (str, BucketOpt), "image": (str, ImageOpt)}
+_WHERE = {"region": (str, RegionOpt), "name": (str, NameOpt)}
+# The command receives ``target``, a SagemakerTarget: --engine, --region and --name say
+# where an existing pipeline runs (start, status); definition and upsert also take --role,
+# --bucket and --image, what creating it needs.
+pipeline_options = option_group("target", {"engine": (str, EngineOpt), **_WHERE}, _target)
+target_options = option_group("target", {"engine": (str, EngineOpt), **_CREATE, **_WHERE}, _target)
 
-    if engine != "sagemaker":
-        raise ConfigError(
-            f"--engine {engine}: only the sagemaker engine has a definition; "
-            "the local engine runs with `whichbin pipeline run`"
-        )
 
-
+@target_options
 def definition_cmd(
     config: ConfigOpt = None,
-    engine: str = EngineOpt,
-    role: str = RoleOpt,
-    bucket: str = BucketOpt,
-    image: str = ImageOpt,
-    region: str = RegionOpt,
-    name: str = NameOpt,
+    target: Any = None,
     online: bool = typer.Option(False, "--online", help="Compile against the real account"),
 ) -> None:
     """Print the SageMaker Pipelines definition (JSON), compiled offline (no AWS call).
@@ -167,21 +174,12 @@ def definition_cmd(
     from whichbin.config import load_settings
     from whichbin.pipelines.sagemaker import definition_json
 
-    _engine(engine)
     cfg = load_settings(config).pipeline
-    typer.echo(definition_json(cfg, _target(role, bucket, image, region, name), offline=not online))
+    typer.echo(definition_json(cfg, target, offline=not online))
 
 
-def upsert_cmd(
-    config: ConfigOpt = None,
-    engine: str = EngineOpt,
-    role: str = RoleOpt,
-    bucket: str = BucketOpt,
-    image: str = ImageOpt,
-    region: str = RegionOpt,
-    name: str = NameOpt,
-    as_json: JsonOpt = False,
-) -> None:
+@target_options
+def upsert_cmd(config: ConfigOpt = None, target: Any = None, as_json: JsonOpt = False) -> None:
     """Create or update the pipeline in your AWS account.
 
     Example: whichbin pipeline upsert --engine sagemaker --config pipeline.yaml
@@ -189,22 +187,20 @@ def upsert_cmd(
     from whichbin.config import load_settings
     from whichbin.pipelines.sagemaker import upsert
 
-    _engine(engine)
-    arn = upsert(load_settings(config).pipeline, _target(role, bucket, image, region, name))
+    arn = upsert(load_settings(config).pipeline, target)
     if as_json:
         emit_json({"pipeline_arn": arn})
     else:
         err_console.print(f"pipeline upserted: {arn}")
 
 
+@pipeline_options
 def start_cmd(
     config: ConfigOpt = None,
-    engine: str = EngineOpt,
+    target: Any = None,
     parameter: list[str] = typer.Option([], "--parameter", "-p", help="NAME=VALUE, repeatable"),
     wait: bool = typer.Option(False, "--wait", help="Wait for the end; exit 3 if the gate failed"),
     poll: float = typer.Option(30.0, "--poll", min=1, help="--wait: seconds between checks"),
-    region: str = RegionOpt,
-    name: str = NameOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Start an execution (unchanged steps are cache hits).
@@ -218,14 +214,12 @@ def start_cmd(
     from whichbin.errors import WhichbinError
     from whichbin.pipelines.sagemaker import execution_outcome, start, status
 
-    _engine(engine)
     load_config(config)  # a broken config fails here, as in every command
     params = dict(p.partition("=")[::2] for p in parameter)
-    t = _target(None, None, None, region, name)
-    arn = start(t, params)
+    arn = start(target, params)
     doc: dict[str, Any] = {"execution_arn": arn}
     if wait:
-        while (doc := status(t, arn))["status"] in ("Executing", "Stopping", None):
+        while (doc := status(target, arn))["status"] in ("Executing", "Stopping", None):
             time.sleep(poll)
     if as_json:
         emit_json(doc)
@@ -241,12 +235,11 @@ def start_cmd(
             raise WhichbinError(f"pipeline execution {arn}: {doc['status']}: {doc.get('failure')}")
 
 
+@pipeline_options
 def status_cmd(
     config: ConfigOpt = None,
-    engine: str = EngineOpt,
+    target: Any = None,
     execution: str = typer.Option(None, "--execution", help="Execution ARN (default: latest)"),
-    region: str = RegionOpt,
-    name: str = NameOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the latest execution and its steps.
@@ -255,9 +248,8 @@ def status_cmd(
     """
     from whichbin.pipelines.sagemaker import status
 
-    _engine(engine)
     load_config(config)
-    doc = status(_target(None, None, None, region, name), execution)
+    doc = status(target, execution)
     if as_json:
         emit_json(doc)
         return

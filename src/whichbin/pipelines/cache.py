@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from whichbin.vector_cache import VectorCache
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class StepCache:
         return {o.name: {"seconds": round(o.seconds, 2), "cached": o.cached} for o in self.outcomes}
 
 
-class LogitsCache:
+class LogitsCache(VectorCache):
     """(model key, image sha256) → a bundle's raw logits, in SQLite.
 
     The model key is a bundle's sha256, so an image is run through a bundle once: a new
@@ -98,41 +99,7 @@ class LogitsCache:
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS bundle_logits "
-            "(model TEXT, sha TEXT, vec BLOB, PRIMARY KEY (model, sha))"
-        )
-
-    def get_many(self, model: str, shas: list[str]) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for i in range(0, len(shas), 500):
-            chunk = shas[i : i + 500]
-            q = (
-                "SELECT sha, vec FROM bundle_logits "
-                f"WHERE model=? AND sha IN ({','.join('?' * len(chunk))})"
-            )
-            for sha, vec in self.db.execute(q, [model, *chunk]):
-                out[sha] = np.frombuffer(vec, dtype=np.float32)
-        return out
-
-    def put_many(self, model: str, items: dict[str, np.ndarray]) -> None:
-        with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO bundle_logits VALUES (?, ?, ?)",
-                [(model, s, np.asarray(v, np.float32).tobytes()) for s, v in items.items()],
-            )
-
-    def count(self, model: str) -> int:
-        (n,) = self.db.execute(
-            "SELECT COUNT(*) FROM bundle_logits WHERE model=?", (model,)
-        ).fetchone()
-        return int(n)
-
-    def close(self) -> None:
-        self.db.close()
+        super().__init__(path, "bundle_logits", "model")
 
 
 def cached_logits(

@@ -158,8 +158,11 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
     cache = wf.CacheConfig(enable_caching=True, expire_after="P30D")
     settings = [a for k, v in config_settings(cfg).items() for a in ("--set", f"{k}={v}")]
 
-    def processor(step: str) -> Any:
-        return Processor(
+    def processing_step(
+        step: str, does: str, inputs: list, outputs: list, arguments: list, **extra: Any
+    ) -> Any:
+        """``whichbin pipeline step STEP ARGUMENTS --set ...`` as a cached processing job."""
+        processor = Processor(
             role=target.role,
             image_uri=p_image,
             instance_count=1,
@@ -168,6 +171,15 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
             base_job_name=f"whichbin-{step}",
             sagemaker_session=session,
             env={"PYTHONUNBUFFERED": "1"},
+        )
+        return wf.ProcessingStep(
+            name=step.title(),
+            description=f"{does} (whichbin pipeline step {step})",
+            step_args=processor.run(
+                inputs=inputs, outputs=outputs, arguments=[*arguments, *settings]
+            ),
+            cache_config=cache,
+            **extra,
         )
 
     def s3_in(name: str, uri: Any, path: str) -> Any:
@@ -186,21 +198,12 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
             ),
         )
 
-    prepare = wf.ProcessingStep(
-        name="Prepare",
-        description="import, check, dedupe, split, manifest (whichbin pipeline step prepare)",
-        step_args=processor("prepare").run(
-            inputs=[s3_in("data", p_data, f"{PROCESSING}/input/data")],
-            outputs=[s3_out("work", f"{PROCESSING}/work", "prepare")],
-            arguments=[
-                "--data",
-                f"{PROCESSING}/input/data",
-                "--work",
-                f"{PROCESSING}/work",
-                *settings,
-            ],  # fmt: skip
-        ),
-        cache_config=cache,
+    prepare = processing_step(
+        "prepare",
+        "import, check, dedupe, split, manifest",
+        inputs=[s3_in("data", p_data, f"{PROCESSING}/input/data")],
+        outputs=[s3_out("work", f"{PROCESSING}/work", "prepare")],
+        arguments=["--data", f"{PROCESSING}/input/data", "--work", f"{PROCESSING}/work"],
     )
     trainer = ModelTrainer(
         training_image=p_image,
@@ -227,40 +230,34 @@ def build_pipeline(cfg: PipelineConfig, target: SagemakerTarget, session: Any = 
     recall_args = [
         a for b, p in p_recall.items() for a in ("--min-recall", Join(on="=", values=[b, p]))
     ]
-    evaluate = wf.ProcessingStep(
-        name="Evaluate",
-        description="test split, gate values, candidate staged (whichbin pipeline step evaluate)",
-        step_args=processor("evaluate").run(
-            inputs=[
-                s3_in("work", work_uri, f"{PROCESSING}/work"),
-                s3_in(
-                    "model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{PROCESSING}/model"
-                ),
-            ],
-            outputs=[s3_out("evaluation", f"{PROCESSING}/evaluation", "evaluate")],
-            arguments=[
-                "--work",
-                f"{PROCESSING}/work",
-                "--model",
-                f"{PROCESSING}/model",
-                "--out",
-                f"{PROCESSING}/evaluation",
-                "--registry",
-                registry,
-                "--model-name",
-                p_group,
-                "--min-bin-accuracy",
-                p_acc,
-                "--min-macro-f1",
-                p_f1,
-                "--tolerance",
-                p_tol,
-                *recall_args,
-                *settings,
-            ],  # fmt: skip
-        ),
+    evaluate = processing_step(
+        "evaluate",
+        "test split, gate values, candidate staged",
+        inputs=[
+            s3_in("work", work_uri, f"{PROCESSING}/work"),
+            s3_in("model", train.properties.ModelArtifacts.S3ModelArtifacts, f"{PROCESSING}/model"),
+        ],
+        outputs=[s3_out("evaluation", f"{PROCESSING}/evaluation", "evaluate")],
+        arguments=[
+            "--work",
+            f"{PROCESSING}/work",
+            "--model",
+            f"{PROCESSING}/model",
+            "--out",
+            f"{PROCESSING}/evaluation",
+            "--registry",
+            registry,
+            "--model-name",
+            p_group,
+            "--min-bin-accuracy",
+            p_acc,
+            "--min-macro-f1",
+            p_f1,
+            "--tolerance",
+            p_tol,
+            *recall_args,
+        ],  # fmt: skip
         property_files=[evaluation],
-        cache_config=cache,
     )
 
     def value(path: str) -> Any:

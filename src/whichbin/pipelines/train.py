@@ -138,7 +138,7 @@ def embed_rows(
     cache = EmbeddingCache(Path(cfg.work_dir) / "cache" / "embeddings.sqlite")
     try:
         shas = [r.sha256 for r in rows]
-        if len(cache.get_many(shas, key)) == len(set(shas)):
+        if len(cache.get_many(key, shas)) == len(set(shas)):
             emb = compute_embeddings([r.path for r in rows], shas, None, cache, key)  # type: ignore[arg-type]
         else:
             enc = OnnxEncoder(backbone, pre, cfg.training.threads)

@@ -22,16 +22,24 @@ transition functions below and store the result, so every backend follows the sa
 from __future__ import annotations
 
 import builtins
+import logging
 import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from whichbin.contract import iso
 from whichbin.errors import RegistryError
+
+if TYPE_CHECKING:
+    from whichbin.registry.inputs import Registration
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "trash-classifier"
 # SageMaker model package group names, so local names port to sagemaker:// unchanged.
@@ -111,6 +119,10 @@ class RegistryEvent(BaseModel):
     by: str
     at: str
     note: str = ""
+
+
+# A transition applied to a loaded version at a moment: approve, reject or rollback.
+Change = Callable[[ModelVersion, datetime], ModelVersion]
 
 
 def version_id(name: str, number: int) -> str:
@@ -251,8 +263,13 @@ def new_pin(device: str, version: ModelVersion, by: str, reason: str, now: datet
     return Pin(device=device, version=version.id, by=by, at=iso(now), reason=reason)
 
 
-class Registry(Protocol):
-    """Where model versions live and get approved (local SQLite or SageMaker)."""
+class Registry(ABC):
+    """Where model versions live and get approved (local SQLite or SageMaker).
+
+    The steps every backend shares (checking a registration, applying a transition and
+    logging it, checking an unpin) are written here once; a backend supplies the storage
+    behind ``_register``, ``_change`` and ``_unpin`` and the read methods.
+    """
 
     uri: str
     default_name: str
@@ -268,48 +285,92 @@ class Registry(Protocol):
         report: Path | None = None,
     ) -> ModelVersion:
         """Store a new version (status PendingManualApproval) and return it."""
-        ...
+        from whichbin.registry.inputs import check_registration
 
+        reg = check_registration(name, artifact, metrics, lineage, report)
+        return self._register(reg, "passed" if gate_passed else "failed", list(reasons))
+
+    @abstractmethod
+    def _register(self, reg: Registration, gate: Gate, reasons: builtins.list[str]) -> ModelVersion:
+        """Store the checked registration ``reg`` as a new version."""
+
+    @abstractmethod
+    def _change(
+        self, version_id: str, action: str, change: Change, by: str, note: str
+    ) -> ModelVersion:
+        """Load the version, apply ``change(version, now)``, store it (and audit ``action``)."""
+
+    def _parse(self, vid: str) -> tuple[str, int]:
+        return parse_version_id(vid, self.default_name)
+
+    def _not_found(self, name: str, number: int) -> VersionNotFound:
+        return VersionNotFound(
+            f"{version_id(name, number)}: no such version in {self.uri} "
+            "(see `whichbin registry list`)"
+        )
+
+    @abstractmethod
     def get(self, version_id: str) -> ModelVersion:
         """The version named ``name/N`` (or ``N`` for the default name)."""
-        ...
 
     def approve(self, version_id: str, by: str, note: str = "") -> ModelVersion:
         """Approve; raises TransitionRefused when the gate failed."""
-        ...
+        version = self._change(
+            version_id, "approve", lambda v, now: approve_version(v, by, note, now), by, note
+        )
+        logger.info("approved %s by %s", version.id, version.approved_by)
+        return version
 
     def reject(self, version_id: str, reason: str, by: str = "") -> ModelVersion:
         """Reject (or withdraw an approval)."""
-        ...
+        version = self._change(
+            version_id, "reject", lambda v, now: reject_version(v, reason, by, now), by, reason
+        )
+        logger.info("rejected %s: %s", version.id, reason)
+        return version
 
     def rollback(self, version_id: str, by: str, reason: str) -> ModelVersion:
         """Make an approved version current again (audited with who and why)."""
-        ...
+        version = self._change(
+            version_id, "rollback", lambda v, now: rollback_version(v, by, reason, now), by, reason
+        )
+        logger.info("rolled back to %s by %s: %s", version.id, version.approved_by, reason)
+        return version
 
+    @abstractmethod
     def pin(self, device: str, version_id: str, by: str, reason: str = "") -> Pin:
         """Hold ``device`` on an approved version (replacing its pin, if any); audited."""
-        ...
 
     def unpin(self, device: str, by: str) -> Pin | None:
         """Remove the device's pin (audited); the removed pin, or None if it had none."""
-        ...
+        from whichbin.contract import check_device_id
 
+        device, by = check_device_id(device, "--device"), check_text(by, "by", MAX_ACTOR)
+        pin = self._unpin(device, by)
+        if pin is not None:
+            logger.info("unpinned %s (was on %s)", device, pin.version)
+        return pin
+
+    @abstractmethod
+    def _unpin(self, device: str, by: str) -> Pin | None:
+        """Remove the checked ``device``'s pin; the removed pin, or None."""
+
+    @abstractmethod
     def pins(self) -> builtins.list[Pin]:
         """Devices held on a version, by device name."""
-        ...
 
+    @abstractmethod
     def latest_approved(self, name: str) -> ModelVersion | None:
         """The most recently approved version of ``name`` that is still Approved."""
-        ...
 
+    @abstractmethod
     def artifact_path(self, version_id: str) -> Path:
         """Local path of the version's model.onnx."""
-        ...
 
+    @abstractmethod
     def history(self, version_id: str) -> builtins.list[RegistryEvent]:
         """Audit trail of the version, oldest first."""
-        ...
 
+    @abstractmethod
     def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
         """All versions (of ``name``), oldest first."""
-        ...

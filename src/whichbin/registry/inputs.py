@@ -1,9 +1,9 @@
 """What every registry backend checks before it stores anything.
 
-``register`` in each backend starts with :func:`check_registration`, so a bad name, a
-missing artifact or report, a file that is not a whichbin bundle, or metrics that are not
-plain JSON are refused the same way, with the file or field named, before any copy,
-upload or database row.
+``Registry.register`` (registry/base.py) starts with :func:`check_registration`, so a
+bad name, a missing artifact or report, a file that is not a whichbin bundle, or metrics
+that are not plain JSON are refused the same way, with the file or field named, before
+any copy, upload or database row.
 """
 
 from __future__ import annotations

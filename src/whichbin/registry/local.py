@@ -31,23 +31,17 @@ from whichbin.contract import iso, utc_now
 from whichbin.errors import RegistryError
 from whichbin.registry.base import (
     DEFAULT_MODEL_NAME,
-    MAX_ACTOR,
     ApprovalStatus,
+    Change,
+    Gate,
     ModelVersion,
     Pin,
+    Registry,
     RegistryEvent,
-    VersionNotFound,
-    approve_version,
     check_name,
-    check_text,
     new_pin,
-    parse_version_id,
-    reject_version,
-    rollback_version,
 )
-from whichbin.registry.base import (
-    version_id as make_id,
-)
+from whichbin.registry.base import version_id as make_id
 from whichbin.registry.files import (
     PATH_FIELDS,
     copy_hashing,
@@ -55,7 +49,7 @@ from whichbin.registry.files import (
     relative_path,
     stamp_version,
 )
-from whichbin.registry.inputs import check_registration
+from whichbin.registry.inputs import Registration
 from whichbin.registry.pins import PINS_SCHEMA, load_pins, pop_pin, save_pin
 
 logger = logging.getLogger(__name__)
@@ -88,7 +82,7 @@ SCHEMA_VERSION = 1
 APPROVING = ("approve", "rollback")
 
 
-class SqliteRegistry:
+class SqliteRegistry(Registry):
     """A registry in a local directory: one SQLite file plus copied artifacts."""
 
     def __init__(
@@ -171,10 +165,7 @@ class SqliteRegistry:
             "SELECT record FROM versions WHERE name = ? AND number = ?", (name, number)
         ).fetchone()
         if row is None:
-            raise VersionNotFound(
-                f"{make_id(name, number)}: no such version in {self.uri} "
-                "(see `whichbin registry list`)"
-            )
+            raise self._not_found(name, number)
         return self._load(row)
 
     def _store(self, conn: sqlite3.Connection, v: ModelVersion, insert: bool = False) -> None:
@@ -208,18 +199,9 @@ class SqliteRegistry:
         )
 
     # -- Registry protocol ------------------------------------------------------------
-    def register(
-        self,
-        name: str,
-        artifact: Path,
-        metrics: dict,
-        gate_passed: bool,
-        reasons: builtins.list[str],
-        lineage: dict,
-        report: Path | None = None,
-    ) -> ModelVersion:
+    def _register(self, reg: Registration, gate: Gate, reasons: builtins.list[str]) -> ModelVersion:
         """Copy the artifact (and report) into the registry and record a new version."""
-        reg = check_registration(name, artifact, metrics, lineage, report)
+        name = reg.name
         staging = self.artifacts / ".staging"
         staging.mkdir(parents=True, exist_ok=True)
         tmp = staging / f"{uuid.uuid4().hex}.onnx"
@@ -252,8 +234,8 @@ class SqliteRegistry:
                     artifact=str(final),
                     size_bytes=size,
                     metrics=reg.metrics,
-                    gate="passed" if gate_passed else "failed",
-                    reasons=list(reasons),
+                    gate=gate,
+                    reasons=reasons,
                     lineage={
                         **reg.lineage,
                         "source_artifact": str(reg.artifact),
@@ -273,42 +255,21 @@ class SqliteRegistry:
         logger.info("registered %s (gate %s, sha256 %s)", vid, version.gate, sha[:12])
         return version
 
-    def _parse(self, vid: str) -> tuple[str, int]:
-        return parse_version_id(vid, self.default_name)
-
     def get(self, version_id: str) -> ModelVersion:
         name, number = self._parse(version_id)
         with self._connect() as conn:
             return self._fetch(conn, name, number)
 
-    def approve(self, version_id: str, by: str, note: str = "") -> ModelVersion:
+    def _change(
+        self, version_id: str, action: str, change: Change, by: str, note: str
+    ) -> ModelVersion:
         name, number = self._parse(version_id)
         now = self.clock()
         with self._write() as conn:
-            version = approve_version(self._fetch(conn, name, number), by, note, now)
+            version = change(self._fetch(conn, name, number), now)
             self._store(conn, version)
-            self._event(conn, version, "approve", version.approved_by or by, iso(now), note)
-        logger.info("approved %s by %s", version.id, version.approved_by)
-        return version
-
-    def reject(self, version_id: str, reason: str, by: str = "") -> ModelVersion:
-        name, number = self._parse(version_id)
-        now = self.clock()
-        with self._write() as conn:
-            version = reject_version(self._fetch(conn, name, number), reason, by, now)
-            self._store(conn, version)
-            self._event(conn, version, "reject", by, iso(now), reason)
-        logger.info("rejected %s: %s", version.id, reason)
-        return version
-
-    def rollback(self, version_id: str, by: str, reason: str) -> ModelVersion:
-        name, number = self._parse(version_id)
-        now = self.clock()
-        with self._write() as conn:
-            version = rollback_version(self._fetch(conn, name, number), by, reason, now)
-            self._store(conn, version)
-            self._event(conn, version, "rollback", version.approved_by or by, iso(now), reason)
-        logger.info("rolled back to %s by %s: %s", version.id, version.approved_by, reason)
+            actor = (version.approved_by or by) if action in APPROVING else by
+            self._event(conn, version, action, actor, iso(now), note)
         return version
 
     def latest_approved(self, name: str) -> ModelVersion | None:
@@ -333,17 +294,12 @@ class SqliteRegistry:
         logger.info("pinned %s to %s by %s", pin.device, pin.version, pin.by)
         return pin
 
-    def unpin(self, device: str, by: str) -> Pin | None:
-        from whichbin.contract import check_device_id
-
-        device, by = check_device_id(device, "--device"), check_text(by, "by", MAX_ACTOR)
+    def _unpin(self, device: str, by: str) -> Pin | None:
         with self._write() as conn:
             pin = pop_pin(conn, device)
             if pin is not None:
                 version = self._fetch(conn, *self._parse(pin.version))
                 self._event(conn, version, "unpin", by, iso(self.clock()), device)
-        if pin is not None:
-            logger.info("unpinned %s (was on %s)", device, pin.version)
         return pin
 
     def pins(self) -> builtins.list[Pin]:

@@ -15,7 +15,7 @@ URI: ``sagemaker://GROUP?bucket=B&prefix=P&region=R`` (bucket also from
 downloaded to a local cache for ``artifact_path`` (``whichbin web`` serves them), and
 edges need ``--artifact-base-url`` because they cannot read S3.
 
-Device pins live in ``s3://BUCKET/PREFIX/<group>/pins.json``.
+Device pins live in ``s3://BUCKET/PREFIX/<group>/pins.json`` (registry/sagemaker_records.py).
 
 Differences from the local backend: the history is derived from the current record (the
 latest approval and rejection, not every one; a rollback is an approval whose note starts
@@ -29,8 +29,7 @@ import builtins
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,24 +38,30 @@ from urllib.parse import parse_qs, urlparse
 from whichbin.contract import iso, utc_now
 from whichbin.errors import RegistryError
 from whichbin.registry.base import (
-    MAX_ACTOR,
     ApprovalStatus,
+    Change,
+    Gate,
     ModelVersion,
     Pin,
+    Registry,
     RegistryEvent,
-    VersionNotFound,
-    approve_version,
     check_name,
-    check_text,
     new_pin,
-    parse_version_id,
-    reject_version,
-    rollback_version,
 )
 from whichbin.registry.base import version_id as make_id
-from whichbin.registry.inputs import check_registration
+from whichbin.registry.inputs import Registration
+from whichbin.registry.sagemaker_records import (
+    META,
+    aws_errors,
+    derived_history,
+    download_verified,
+    package_arguments,
+    read_pins,
+    report_files,
+    split_s3,
+    write_pins,
+)
 
-META = "whichbin."
 # CustomerMetadataProperties keys holding the mutable approval fields.
 DECISION_FIELDS = ("approved_by", "approved_at", "rejected_reason", "rejected_by", "rejected_at")
 REGISTRATION_FIELDS = (
@@ -64,26 +69,7 @@ REGISTRATION_FIELDS = (
 )  # fmt: skip
 
 
-@contextmanager
-def _aws(what: str) -> Iterator[None]:
-    """Turn boto errors into one-line RegistryErrors."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        yield
-    except ClientError as e:
-        err = e.response.get("Error", {})
-        raise RegistryError(f"{what}: {err.get('Code', 'error')}: {err.get('Message', e)}") from e
-    except BotoCoreError as e:
-        raise RegistryError(f"{what}: {e}") from e
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    parsed = urlparse(uri)
-    return parsed.netloc, parsed.path.lstrip("/")
-
-
-class SagemakerRegistry:
+class SagemakerRegistry(Registry):
     """Model versions as SageMaker model packages; artifacts and records in S3."""
 
     def __init__(
@@ -113,12 +99,12 @@ class SagemakerRegistry:
 
     # -- S3 ------------------------------------------------------------------------
     def _put_file(self, path: Path, key: str) -> str:
-        with _aws(f"upload {path} to s3://{self.bucket}/{key}"):
+        with aws_errors(f"upload {path} to s3://{self.bucket}/{key}"):
             self.s3.upload_file(str(path), self.bucket, key)
         return f"s3://{self.bucket}/{key}"
 
     def _put_json(self, doc: dict[str, Any], key: str) -> str:
-        with _aws(f"write s3://{self.bucket}/{key}"):
+        with aws_errors(f"write s3://{self.bucket}/{key}"):
             self.s3.put_object(
                 Bucket=self.bucket,
                 Key=key,
@@ -129,8 +115,8 @@ class SagemakerRegistry:
 
     def _registration(self, uri: str) -> dict[str, Any]:
         if uri not in self._registrations:  # immutable once written: cache forever
-            bucket, key = _split_s3(uri)
-            with _aws(f"read {uri}"):
+            bucket, key = split_s3(uri)
+            with aws_errors(f"read {uri}"):
                 body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             self._registrations[uri] = json.loads(body)
         return self._registrations[uri]
@@ -142,7 +128,7 @@ class SagemakerRegistry:
         try:
             self.sm.describe_model_package_group(ModelPackageGroupName=name)
         except ClientError:
-            with _aws(f"create model package group {name}"):
+            with aws_errors(f"create model package group {name}"):
                 self.sm.create_model_package_group(
                     ModelPackageGroupName=name,
                     ModelPackageGroupDescription="whichbin bin classifier versions",
@@ -153,7 +139,7 @@ class SagemakerRegistry:
         if status:
             args["ModelApprovalStatus"] = status
         out: builtins.list[dict[str, Any]] = []
-        with _aws(f"list model packages of {name}"):
+        with aws_errors(f"list model packages of {name}"):
             for page in self.sm.get_paginator("list_model_packages").paginate(**args):
                 out.extend(page["ModelPackageSummaryList"])
         return sorted(out, key=lambda s: s.get("ModelPackageVersion", 0))
@@ -162,12 +148,10 @@ class SagemakerRegistry:
         for s in self._summaries(name):
             if s.get("ModelPackageVersion") == number:
                 return s["ModelPackageArn"]
-        raise VersionNotFound(
-            f"{make_id(name, number)}: no such version in {self.uri} (see `whichbin registry list`)"
-        )
+        raise self._not_found(name, number)
 
     def _describe(self, arn: str) -> tuple[ModelVersion, dict[str, str]]:
-        with _aws(f"describe {arn}"):
+        with aws_errors(f"describe {arn}"):
             d = self.sm.describe_model_package(ModelPackageName=arn)
         props: dict[str, str] = dict(d.get("CustomerMetadataProperties") or {})
         reg = self._registration(props[META + "registration"])
@@ -205,27 +189,18 @@ class SagemakerRegistry:
         removed = [k for k in props if k not in new]
         if removed:
             args["CustomerMetadataPropertiesToRemove"] = removed
-        with _aws(f"update {version.id}"):
+        with aws_errors(f"update {version.id}"):
             self.sm.update_model_package(**args)
 
     # -- Registry protocol ------------------------------------------------------------
-    def register(
-        self,
-        name: str,
-        artifact: Path,
-        metrics: dict,
-        gate_passed: bool,
-        reasons: builtins.list[str],
-        lineage: dict,
-        report: Path | None = None,
-    ) -> ModelVersion:
+    def _register(self, reg: Registration, gate: Gate, reasons: builtins.list[str]) -> ModelVersion:
         """Upload the artifact and records to S3 and create a versioned model package.
 
         When ``staging`` (the SageMaker pipeline's evaluate step), stop after the upload:
         ``staged`` then holds the ``create_model_package`` arguments, which the pipeline's
         registration step passes once the quality gate passed.
         """
-        reg = check_registration(name, artifact, metrics, lineage, report)
+        name = reg.name
         from whichbin.inference import sha256_file
 
         sha = sha256_file(reg.artifact)
@@ -233,13 +208,7 @@ class SagemakerRegistry:
         artifact_uri = self._put_file(reg.artifact, f"{folder}/model.onnx")
         report_uri = None
         if reg.report is not None:
-            files = (
-                [reg.report]
-                if reg.report.is_file()
-                else sorted(p for p in reg.report.rglob("*") if p.is_file())
-            )
-            for f in files:
-                rel = f.name if reg.report.is_file() else f.relative_to(reg.report).as_posix()
+            for f, rel in report_files(reg.report):
                 self._put_file(f, f"{folder}/report/{rel}")
             report_uri = f"s3://{self.bucket}/{folder}/report/" + (
                 reg.report.name if reg.report.is_file() else ""
@@ -249,8 +218,8 @@ class SagemakerRegistry:
             "artifact": artifact_uri,
             "size_bytes": reg.artifact.stat().st_size,
             "metrics": reg.metrics,
-            "gate": "passed" if gate_passed else "failed",
-            "reasons": list(reasons),
+            "gate": gate,
+            "reasons": reasons,
             "lineage": {**reg.lineage, "source_artifact": str(reg.artifact), "source_sha256": sha},
             "created": iso(self.clock()),
             "report": report_uri,
@@ -265,7 +234,7 @@ class SagemakerRegistry:
                 {**registration, "id": f"{name}/staged", "name": name, "number": 1}
             )
         self._ensure_group(name)
-        with _aws(f"create model package in {name}"):
+        with aws_errors(f"create model package in {name}"):
             arn = self.sm.create_model_package(**args)["ModelPackageArn"]
         version, _ = self._describe(arn)
         return version
@@ -274,66 +243,38 @@ class SagemakerRegistry:
         """The version a model package ARN names (an EventBridge event carries the ARN)."""
         return self._describe(arn)[0]
 
-    def _parse(self, vid: str) -> tuple[str, int]:
-        return parse_version_id(vid, self.default_name)
-
     def get(self, version_id: str) -> ModelVersion:
         return self._describe(self._arn(*self._parse(version_id)))[0]
 
-    def approve(self, version_id: str, by: str, note: str = "") -> ModelVersion:
+    def _change(
+        self, version_id: str, action: str, change: Change, by: str, note: str
+    ) -> ModelVersion:
         arn = self._arn(*self._parse(version_id))
         version, props = self._describe(arn)
-        version = approve_version(version, by, note, self.clock())
-        self._update(arn, version, props)
-        return version
-
-    def reject(self, version_id: str, reason: str, by: str = "") -> ModelVersion:
-        arn = self._arn(*self._parse(version_id))
-        version, props = self._describe(arn)
-        version = reject_version(version, reason, by, self.clock())
-        self._update(arn, version, props)
-        return version
-
-    def rollback(self, version_id: str, by: str, reason: str) -> ModelVersion:
-        arn = self._arn(*self._parse(version_id))
-        version, props = self._describe(arn)
-        version = rollback_version(version, by, reason, self.clock())
+        version = change(version, self.clock())
         self._update(arn, version, props)
         return version
 
     # -- pins: one JSON document next to the artifacts ----------------------------------
-    def _pins(self, update: dict[str, Pin] | None = None) -> dict[str, Pin]:
-        """Read the pins, or write ``update`` in their place."""
-        key = f"{self.prefix}/{self.default_name}/pins.json"
-        with _aws(f"{'write' if update is not None else 'read'} s3://{self.bucket}/{key}"):
-            if update is not None:
-                doc = [p.model_dump(mode="json") for _, p in sorted(update.items())]
-                self.s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(doc))
-                return update
-            found = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("Contents")
-            if not found:
-                return {}
-            body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        return {d["device"]: Pin.model_validate(d) for d in json.loads(body)}
+    @property
+    def _pins_key(self) -> str:
+        return f"{self.prefix}/{self.default_name}/pins.json"
 
     def pin(self, device: str, version_id: str, by: str, reason: str = "") -> Pin:
         pin = new_pin(device, self.get(version_id), by, reason, self.clock())
-        self._pins({**self._pins(), pin.device: pin})
+        pins = read_pins(self.s3, self.bucket, self._pins_key)
+        write_pins(self.s3, self.bucket, self._pins_key, {**pins, pin.device: pin})
         return pin
 
-    def unpin(self, device: str, by: str) -> Pin | None:
-        from whichbin.contract import check_device_id
-
-        check_device_id(device, "--device")
-        check_text(by, "by", MAX_ACTOR)
-        pins = self._pins()
+    def _unpin(self, device: str, by: str) -> Pin | None:
+        pins = read_pins(self.s3, self.bucket, self._pins_key)
         removed = pins.pop(device, None)
         if removed is not None:
-            self._pins(pins)
+            write_pins(self.s3, self.bucket, self._pins_key, pins)
         return removed
 
     def pins(self) -> builtins.list[Pin]:
-        return [p for _, p in sorted(self._pins().items())]
+        return [p for _, p in sorted(read_pins(self.s3, self.bucket, self._pins_key).items())]
 
     def latest_approved(self, name: str) -> ModelVersion | None:
         approved = [
@@ -344,53 +285,12 @@ class SagemakerRegistry:
 
     def artifact_path(self, version_id: str) -> Path:
         """Download (once) and verify the artifact; return the cached local path."""
-        from whichbin.inference import sha256_file
-
         version = self.get(version_id)
         dest = self.cache_dir / version.name / str(version.number) / "model.onnx"
-        if dest.is_file() and sha256_file(dest) == version.sha256:
-            return dest
-        bucket, key = _split_s3(version.artifact)
-        staged = dest.with_name("download.onnx")
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with _aws(f"download {version.artifact}"):
-                self.s3.download_file(bucket, key, str(staged))
-            actual = sha256_file(staged)
-            if actual != version.sha256.strip().lower():
-                raise RegistryError(
-                    f"{version.id}: {version.artifact}: sha256 mismatch (expected "
-                    f"{version.sha256[:12]}…, got {actual[:12]}…): the artifact was not installed"
-                )
-            staged.replace(dest)  # atomic: dest is only ever a verified copy
-            return dest
-        finally:
-            staged.unlink(missing_ok=True)
+        return download_verified(self.s3, version, dest)
 
     def history(self, version_id: str) -> builtins.list[RegistryEvent]:
-        v = self.get(version_id)
-        events = [RegistryEvent(version=v.id, action="register", by="", at=v.created, note=v.gate)]
-        if v.approved_at:
-            events.append(
-                RegistryEvent(
-                    version=v.id,
-                    action="approve",
-                    by=v.approved_by or "",
-                    at=v.approved_at,
-                    note=v.note,
-                )
-            )
-        if v.rejected_at:
-            events.append(
-                RegistryEvent(
-                    version=v.id,
-                    action="reject",
-                    by=v.rejected_by or "",
-                    at=v.rejected_at,
-                    note=v.rejected_reason or "",
-                )
-            )
-        return sorted(events, key=lambda e: e.at)
+        return derived_history(self.get(version_id))
 
     def list(self, name: str | None = None) -> builtins.list[ModelVersion]:
         """Versions of ``name`` (default: this registry's group), oldest first."""
@@ -404,30 +304,6 @@ class SagemakerRegistry:
         except ClientError:
             return []
         return [self._describe(s["ModelPackageArn"])[0] for s in self._summaries(group)]
-
-
-def package_arguments(
-    name: str, registration: dict[str, Any], registration_uri: str, metrics_uri: str
-) -> dict[str, Any]:
-    """``create_model_package`` arguments for a staged registration (pending approval)."""
-    code_version = str(registration["lineage"].get("code_version", ""))[:1024]
-    return {
-        "ModelPackageGroupName": name,
-        "ModelPackageDescription": f"whichbin bundle, gate {registration['gate']}",
-        "ModelApprovalStatus": ApprovalStatus.PENDING.value,
-        "ModelMetrics": {
-            "ModelQuality": {
-                "Statistics": {"ContentType": "application/json", "S3Uri": metrics_uri}
-            }
-        },
-        "MetadataProperties": {"CommitId": code_version, "GeneratedBy": "whichbin pipeline"},
-        "CustomerMetadataProperties": {
-            META + "registration": registration_uri,
-            META + "sha256": registration["sha256"],
-            META + "gate": str(registration["gate"]),
-            META + "artifact": registration["artifact"],
-        },
-    }
 
 
 def create_sagemaker_registry(uri: str, default_name: str) -> SagemakerRegistry:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +19,7 @@ from PIL import Image
 from whichbin import imageio
 from whichbin.inference import PreprocessSpec, to_tensor
 from whichbin.progress import default_reporter, log_reporter
+from whichbin.vector_cache import VectorCache
 
 logger = logging.getLogger(__name__)
 
@@ -30,35 +30,11 @@ def embedding_key(backbone_id: str, spec: PreprocessSpec) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class EmbeddingCache:
-    """sha256 × key → float32 vector, in SQLite."""
+class EmbeddingCache(VectorCache):
+    """key × sha256 → float32 embedding, in SQLite (table ``emb``)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS emb (sha TEXT, key TEXT, vec BLOB, PRIMARY KEY (sha, key))"
-        )
-
-    def get_many(self, shas: Sequence[str], key: str) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {}
-        for i in range(0, len(shas), 500):
-            chunk = list(shas[i : i + 500])
-            q = f"SELECT sha, vec FROM emb WHERE key=? AND sha IN ({','.join('?' * len(chunk))})"
-            for sha, vec in self.db.execute(q, [key, *chunk]):
-                out[sha] = np.frombuffer(vec, dtype=np.float32)
-        return out
-
-    def put_many(self, items: dict[str, np.ndarray], key: str) -> None:
-        with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO emb VALUES (?, ?, ?)",
-                [(s, key, np.asarray(v, np.float32).tobytes()) for s, v in items.items()],
-            )
-
-    def close(self) -> None:
-        self.db.close()
+        super().__init__(path, "emb", "key")
 
 
 def load_rgb(path: Path) -> Image.Image:
@@ -96,7 +72,7 @@ def compute_embeddings(
     progress: bool = True,
 ) -> np.ndarray:
     """Embeddings [N, D] for the images, computing only the ones not cached."""
-    have = cache.get_many(list(shas), key)
+    have = cache.get_many(key, shas)
     todo = [(p, s) for p, s in zip(paths, shas, strict=True) if s not in have]
     todo = list({s: (p, s) for p, s in todo}.values())  # same bytes, same vector
     if todo:
@@ -115,7 +91,7 @@ def compute_embeddings(
                     pending = pool.submit(lambda b: [load_rgb(p) for p, _ in b], batches[i + 1])
                 vecs = encoder.encode(images)
                 new = {s: v for (_, s), v in zip(batch, vecs, strict=True)}
-                cache.put_many(new, key)
+                cache.put_many(key, new)
                 have.update(new)
                 advance(len(batch))
     return np.stack([have[s] for s in shas]) if shas else np.zeros((0, 0), np.float32)
@@ -133,7 +109,7 @@ def compute_view_embeddings(
     from whichbin.training.augment import VIEWS, fixed_views
 
     keys = [f"{key}:view{j}" for j in range(VIEWS)]
-    have = [cache.get_many(list(shas), k) for k in keys]
+    have = [cache.get_many(k, shas) for k in keys]
     todo = [(p, s) for p, s in zip(paths, shas, strict=True) if any(s not in h for h in have)]
     new: list[dict[str, np.ndarray]] = [{} for _ in keys]
     for p, s in dict.fromkeys(todo):
@@ -141,7 +117,7 @@ def compute_view_embeddings(
             new[j][s] = have[j][s] = vec
     for k, vecs in zip(keys, new, strict=True):
         if vecs:
-            cache.put_many(vecs, k)  # one transaction per view, not per image and view
+            cache.put_many(k, vecs)  # one transaction per view, not per image and view
     if not len(shas):
         return np.zeros((0, 0), np.float32)
     return np.stack([have[j][s] for s in shas for j in range(VIEWS)])
@@ -162,7 +138,7 @@ def compute_composite_embeddings(
     from whichbin.training.augment import procedural_background as surface
 
     ckey = f"{key}:composite:v{AUGMENT_VERSION}"
-    have = cache.get_many(list(shas), ckey)
+    have = cache.get_many(ckey, shas)
     todo = [(p, s) for p, s in dict.fromkeys(zip(paths, shas, strict=True)) if s not in have]
 
     def make(item: tuple[Path, str]) -> Image.Image | None:
@@ -186,7 +162,7 @@ def compute_composite_embeddings(
             for (_, s), im in zip(batch, made, strict=True):
                 if im is None and dim:  # no board: remembered as a NaN row
                     new[s] = np.full(dim, np.nan, np.float32)
-            cache.put_many(new, ckey)
+            cache.put_many(ckey, new)
             have.update(new)
     found = [have.get(s) for s in shas]
     ok = np.array([v is not None and not np.isnan(v[0]) for v in found], bool)
