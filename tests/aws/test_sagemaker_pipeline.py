@@ -199,3 +199,19 @@ def test_the_definitions_commands_register_what_the_local_engine_registers(
     assert described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"].startswith(
         "s3://whichbin-test/"
     )
+
+
+def test_an_aws_refusal_is_one_line() -> None:
+    """An invalid bucket name is refused by S3 (moto) while compiling: one line, exit 1."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "whichbin", "pipeline", "definition", "--bucket", "b",
+         "--role", "arn:aws:iam::123456789012:role/x", "--image", "1.dkr.ecr.x/w:1",
+         "--region", "eu-west-1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "InvalidBucketName" in done.stderr and "Traceback" not in done.stderr
+    assert done.stdout == ""

@@ -10,7 +10,8 @@ from typing import Any
 import typer
 
 from whichbin.cli.options import ConfigOpt, JsonOpt, load_config, option_group
-from whichbin.cli.output import emit_json, err_console
+from whichbin.cli.output import emit_json
+from whichbin.registry.sagemaker_records import aws_errors
 
 step_app = typer.Typer(
     help="One pipeline step, as a SageMaker job runs it (paths default to /opt/ml).\n\n"
@@ -175,7 +176,8 @@ def definition_cmd(
     from whichbin.pipelines.sagemaker import definition_json
 
     cfg = load_settings(config).pipeline
-    typer.echo(definition_json(cfg, target, offline=not online))
+    with aws_errors("SageMaker pipeline definition"):
+        typer.echo(definition_json(cfg, target, offline=not online))
 
 
 @target_options
@@ -187,11 +189,13 @@ def upsert_cmd(config: ConfigOpt = None, target: Any = None, as_json: JsonOpt = 
     from whichbin.config import load_settings
     from whichbin.pipelines.sagemaker import upsert
 
-    arn = upsert(load_settings(config).pipeline, target)
+    cfg = load_settings(config).pipeline
+    with aws_errors("SageMaker pipeline upsert"):
+        arn = upsert(cfg, target)
     if as_json:
         emit_json({"pipeline_arn": arn})
     else:
-        err_console.print(f"pipeline upserted: {arn}")
+        typer.echo(f"pipeline upserted: {arn}")
 
 
 @pipeline_options
@@ -216,17 +220,16 @@ def start_cmd(
 
     load_config(config)  # a broken config fails here, as in every command
     params = dict(p.partition("=")[::2] for p in parameter)
-    arn = start(target, params)
-    doc: dict[str, Any] = {"execution_arn": arn}
-    if wait:
-        while (doc := status(target, arn))["status"] in ("Executing", "Stopping", None):
-            time.sleep(poll)
+    with aws_errors("SageMaker pipeline start"):
+        arn = start(target, params)
+        doc: dict[str, Any] = {"execution_arn": arn}
+        if wait:
+            while (doc := status(target, arn))["status"] in ("Executing", "Stopping", None):
+                time.sleep(poll)
     if as_json:
         emit_json(doc)
     else:
-        err_console.print(
-            f"execution {'ended' if wait else 'started'}: {arn} {doc.get('status', '')}"
-        )
+        typer.echo(f"execution {'ended' if wait else 'started'}: {arn} {doc.get('status', '')}")
     if wait:
         outcome = execution_outcome(doc)
         if outcome == "gate_failed":
@@ -249,14 +252,15 @@ def status_cmd(
     from whichbin.pipelines.sagemaker import status
 
     load_config(config)
-    doc = status(target, execution)
+    with aws_errors("SageMaker pipeline status"):
+        doc = status(target, execution)
     if as_json:
         emit_json(doc)
         return
-    err_console.print(f"{doc['pipeline']}: {doc['status'] or 'never run'} {doc['execution'] or ''}")
+    typer.echo(f"{doc['pipeline']}: {doc['status'] or 'never run'} {doc['execution'] or ''}")
     for s in doc["steps"]:
         cached = " (cached)" if s["cached"] else ""
-        err_console.print(f"  {s['name']:<12} {s['status']}{cached} {s['failure'] or ''}".rstrip())
+        typer.echo(f"  {s['name']:<12} {s['status']}{cached} {s['failure'] or ''}".rstrip())
 
 
 def register(pipeline_app: typer.Typer) -> None:
