@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich import box
-from rich.table import Table
 
 from whichbin.cli.options import (
     ArtifactBaseUrlOpt,
@@ -21,6 +19,7 @@ from whichbin.cli.options import (
     broker_options,
     load_config,
 )
+from whichbin.cli.tables import per_source_table, pins_table, print_whole, versions_table
 from whichbin.config import Settings
 from whichbin.errors import DeployError
 from whichbin.registry.base import Registry
@@ -55,10 +54,6 @@ def _open(settings: Settings) -> Registry:
     return open_registry(reg.uri, default_name=reg.model_name, create=False)
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
 @app.command("list")
 def list_cmd(
     name: str = typer.Option(None, "--name", help="Only versions of this model"),
@@ -74,7 +69,6 @@ def list_cmd(
     from rich.console import Console
 
     from whichbin.cli.output import emit_json
-    from whichbin.registry import headline_metrics
     from whichbin.registry.view import live_ids
 
     reg = _open(_settings(config, registry))
@@ -87,30 +81,10 @@ def list_cmd(
     if not versions:
         console.print(f"No model versions in {reg.uri} yet.", soft_wrap=True, markup=False)
         return
-    wide = console.width >= 110  # leave out the date on narrow terminals
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("version", no_wrap=True)
-    if wide:
-        table.add_column("created", no_wrap=True)
-    for col in ("acc.", "bin", "F1"):
-        table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("gate", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("approved by", overflow="fold")
-    for v in versions:
-        m = headline_metrics(v.metrics)
-        gate = "[green]passed[/]" if v.gate == "passed" else "[red]failed[/]"
-        metrics = [_fmt(m["accuracy"]), _fmt(m["bin_accuracy"]), _fmt(m["macro_f1"])]
-        created = [v.created[:16].replace("T", " ")] if wide else []
-        status = v.status.value + (" [bold green]● live[/]" if v.id in live else "")
-        table.add_row(v.id, *created, *metrics, gate, status, v.approved_by or "")
-    table.caption = (
-        "acc. = label accuracy, bin = bin accuracy, F1 = label macro-F1; "
-        "live = the current approval, what the fleet runs"
-    )
+    table = versions_table(versions, live, wide=console.width >= 110)
     # The registry path on a line of its own: a table title would break it mid-word.
     console.print(f"Model versions in {reg.uri}", soft_wrap=True, markup=False)
-    _print_whole(table, console.width)
+    print_whole(table, console.width)
 
 
 @app.command("show")
@@ -149,37 +123,7 @@ def show_cmd(
             console.print(line, markup=False)
     per_source = v.metrics.get("per_source")
     if isinstance(per_source, dict) and per_source:
-        _print_whole(_per_source_table(per_source))
-
-
-def _print_whole(table: Table, at_least: int = 0) -> None:
-    """Print a table as wide as it needs, whatever the terminal: a cut figure or id is worse
-    than a long line."""
-    from rich.console import Console
-
-    natural = Console(width=1000).measure(table).maximum
-    Console(width=max(natural, at_least), highlight=False).print(table)
-
-
-def _per_source_table(per_source: dict) -> Table:
-    """The test split per data source, one row each (``--json`` keeps the full data)."""
-    from whichbin.evaluation.per_source import PER_SOURCE_COLUMNS, per_source_rows
-
-    table = Table(
-        title="Test split per data source (%: accuracy by label and by bin, recall per bin, "
-        "share decided and decided correct)",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-    )
-    for i, col in enumerate(PER_SOURCE_COLUMNS):
-        table.add_column(
-            col,
-            justify="left" if i in (0, 4) else "right",
-            no_wrap=True,
-        )
-    for row in per_source_rows(per_source):
-        table.add_row(*row)
-    return table
+        print_whole(per_source_table(per_source))
 
 
 def _deployer(settings: Settings) -> MqttDeployer:
@@ -412,12 +356,7 @@ def devices_cmd(
     if not pins:
         err_console.print("No pinned devices: every device follows the fleet deployment.")
         return
-    table = Table(title="Pinned devices", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("device", "version", "pinned by", "at", "reason"):
-        table.add_column(col, overflow="fold")
-    for p in pins:
-        table.add_row(p.device, p.version, p.by, p.at, p.reason)
-    Console().print(table)
+    Console().print(pins_table(pins))
 
 
 @app.command("unpin")
