@@ -163,27 +163,17 @@ def test_an_edge_follows_a_signed_approval_through_tls(
     ).start()
     try:
         assert wait_for(lambda: "whichbin/kitchen/availability" in seen.topics(), 10)
-        for k, f in (
-            ("CA_FILE", "ca.crt"),
-            ("CERT_FILE", "registry.crt"),
-            ("KEY_FILE", "registry.key"),
-        ):
-            monkeypatch.setenv(f"WHICHBIN_MQTT__{k}", str(folder / f))
         monkeypatch.setenv("WHICHBIN_MQTT_PASSWORD", "pw-registry")
-        res = CliRunner().invoke(
+        res = CliRunner().invoke(  # the registry's TLS client files as flags
             app,
             [
-                "registry",
-                "approve",
-                v.id,
-                "--registry",
-                str(registry.root),
-                "--mqtt",
-                tls_broker.url_for("registry"),
-                "--by",
-                "ana",
+                "registry", "approve", v.id, "--registry", str(registry.root),
+                "--mqtt", tls_broker.url_for("registry"), "--by", "ana",
+                "--ca-file", str(folder / "ca.crt"),
+                "--cert-file", str(folder / "registry.crt"),
+                "--key-file", str(folder / "registry.key"),
             ],
-        )
+        )  # fmt: skip
         assert res.exit_code == 0, res.output
         status = "whichbin/kitchen/deployment/status"
         assert wait_for(

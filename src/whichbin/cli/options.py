@@ -54,6 +54,13 @@ PasswordFileOpt = Annotated[
     str | None, typer.Option("--password-file", help="File holding the MQTT password")
 ]
 CaFileOpt = Annotated[str | None, typer.Option("--ca-file", help="CA bundle for mqtts://")]
+CertFileOpt = Annotated[
+    str | None,
+    typer.Option("--cert-file", help="Client certificate for mqtts:// (whichbin certs create)"),
+]
+KeyFileOpt = Annotated[
+    str | None, typer.Option("--key-file", help="The client certificate's private key")
+]
 ArtifactBaseUrlOpt = Annotated[
     str | None,
     typer.Option(
@@ -77,6 +84,8 @@ def mqtt_flags(
     prefix: str | None = None,
     password_file: str | None = None,
     ca_file: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
 ) -> dict[str, Any]:
     """The broker flags as dotted config keys (for :func:`load_config`)."""
     return {
@@ -84,6 +93,8 @@ def mqtt_flags(
         "mqtt.prefix": prefix,
         "mqtt.password_file": password_file,
         "mqtt.ca_file": ca_file,
+        "mqtt.cert_file": cert_file,
+        "mqtt.key_file": key_file,
     }
 
 
@@ -149,9 +160,12 @@ broker_options = option_group(
         "prefix": (PrefixOpt, None),
         "password_file": (PasswordFileOpt, None),
         "ca_file": (CaFileOpt, None),
+        "cert_file": (CertFileOpt, None),
+        "key_file": (KeyFileOpt, None),
     },
     mqtt_flags,
 )
-"""Give a command ``--mqtt``, ``--prefix``, ``--password-file`` and ``--ca-file``; it
+"""Give a command ``--mqtt``, ``--prefix``, ``--password-file``, ``--ca-file``,
+``--cert-file`` and ``--key-file`` (TLS with a client certificate); it
 receives them as ``broker``: the given ones as dotted config keys (``mqtt.url``, ...),
 ready for :func:`load_config`."""

@@ -62,10 +62,6 @@ def display(
         "--password-env",
         help="Env var holding the broker password [default: WHICHBIN_MQTT_PASSWORD]",
     ),
-    cert_file: str | None = typer.Option(
-        None, "--cert-file", help="Client certificate for mqtts:// (whichbin certs)"
-    ),
-    key_file: str | None = typer.Option(None, "--key-file", help="Its private key"),
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
@@ -93,8 +89,6 @@ def display(
         {
             **(broker or {}),
             "mqtt.password_env": password_env,
-            "mqtt.cert_file": cert_file,
-            "mqtt.key_file": key_file,
             "pi.device_id": device_id,
             "pi.output": output.value if output else None,
             "pi.hold": hold,
