@@ -3,6 +3,9 @@ file's gate values, and the engine commands' one-line errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from typer.testing import CliRunner
 
 from whichbin.cli.main import app
@@ -65,3 +68,42 @@ def test_engine_commands_fail_in_one_line() -> None:
     assert res.exit_code == 1 and "--role" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["pipeline", "step", "evaluate", "--help"])
     assert res.exit_code == 0 and "Example" in res.output
+
+
+@pytest.mark.parametrize("has_data_filter", [True, False])  # False: Python < 3.11.4 (Debian 12)
+def test_model_tarballs_extract_plain_files_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, has_data_filter: bool
+) -> None:
+    import io
+    import tarfile
+
+    from whichbin.errors import ConfigError
+    from whichbin.pipelines.steps import _extract_data
+
+    if not has_data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+    def tarball(name: str, *members: tarfile.TarInfo) -> Path:
+        path = tmp_path / name
+        with tarfile.open(path, "w:gz") as tar:
+            for m in members:
+                data = b"x" if m.isfile() else None
+                tar.addfile(m, io.BytesIO(data) if data else None)
+        return path
+
+    def file(name: str) -> tarfile.TarInfo:
+        m = tarfile.TarInfo(name)
+        m.size = 1
+        return m
+
+    link = tarfile.TarInfo("work/link")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    good = tarball("good.tar.gz", file("work/a.txt"))
+    with tarfile.open(good) as tar:
+        _extract_data(tar, tar.getmembers(), tmp_path / "out", good)
+    assert (tmp_path / "out" / "work" / "a.txt").read_bytes() == b"x"
+    for bad in (file("work/../../evil.txt"), link):
+        path = tarball(f"bad-{bad.type!r}.tar.gz", bad)
+        with tarfile.open(path) as tar, pytest.raises(ConfigError, match="refused"):
+            _extract_data(tar, tar.getmembers(), tmp_path / "out2", path)
+    assert not (tmp_path / "evil.txt").exists()

@@ -165,6 +165,29 @@ def evaluate(
     return doc
 
 
+def _extract_data(
+    tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: Path, src: Path
+) -> None:
+    """Extract plain files and folders only, inside ``dest``: tarfile's ``data`` filter
+    where this Python has it (3.11.4+), else the same refusal by hand (Debian 12 ships 3.11.2).
+
+    Raises:
+        ConfigError: A member is a link, a device, absolute or climbs out of ``dest``.
+    """
+    if hasattr(tarfile, "data_filter"):
+        try:
+            tar.extractall(dest, members=members, filter="data")
+        except tarfile.FilterError as e:
+            raise ConfigError(f"{src}: refused to extract it ({e})") from e
+        return
+    root = dest.resolve()
+    for m in members:
+        target = (root / m.name).resolve()
+        if not (m.isfile() or m.isdir()) or not target.is_relative_to(root):
+            raise ConfigError(f"{src}: refused to extract {m.name!r} (not a plain file inside)")
+    tar.extractall(dest, members=members)  # noqa: S202 - every member checked above
+
+
 def _restore_work(model: Path, work: Path) -> None:
     """Put the training job's step cache (``model.tar.gz`` or its folder) into ``work``."""
     if model.is_dir():
@@ -175,7 +198,7 @@ def _restore_work(model: Path, work: Path) -> None:
     if src.is_file():
         with tarfile.open(src) as tar:
             members = [m for m in tar.getmembers() if m.name.split("/")[0] in ("work", ".")]
-            tar.extractall(work.parent / ".model", members=members, filter="data")
+            _extract_data(tar, members, work.parent / ".model", src)
         src = work.parent / ".model"
     if not (src / "work").is_dir():
         raise ConfigError(f"{model}: not a whichbin training output (no work/ inside)")
