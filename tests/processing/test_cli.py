@@ -117,3 +117,12 @@ def test_lst_with_labels_via_cli(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["labels"] == {"Landfill": 2}
+
+
+def test_split_uses_the_configs_image_limits(dataset: Path, tmp_path: Path) -> None:
+    config = tmp_path / "whichbin.yaml"
+    config.write_text("pipeline:\n  data:\n    max_image_pixels: 1\n")
+    result = _run("split", dataset, "--config", config)
+    assert result.exit_code == 1
+    assert "no usable images" in result.output
+    assert not (dataset / "manifest.csv").exists()

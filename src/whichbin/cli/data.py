@@ -148,12 +148,16 @@ def split(
     Example: whichbin data split datasets/main --val 0.15 --test 0.15 --seed 0
     """
     from whichbin.cli.output import emit_json
+    from whichbin.imageio import ImageLimits
     from whichbin.processing.manifest import split_dataset
 
     cfg = _data_config(config, val=val, test=test, seed=seed)
     if cfg.val + cfg.test >= 0.8:
         raise ConfigError(f"--val + --test: {cfg.val} + {cfg.test} must be below 0.8")
-    result = split_dataset(dataset, cfg.val, cfg.test, cfg.seed, cfg.min_side, cfg.dup_distance)
+    limits = ImageLimits(cfg.max_image_pixels, cfg.max_image_bytes)
+    result = split_dataset(
+        dataset, cfg.val, cfg.test, cfg.seed, cfg.min_side, cfg.dup_distance, limits=limits
+    )
     doc = {
         "manifest": str(Path(dataset) / "manifest.csv"),
         "manifest_hash": result.manifest_hash,
