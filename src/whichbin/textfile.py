@@ -31,12 +31,17 @@ def read_text(path: Path, what: str, error: type[WhichbinError], newline: str | 
 
 def load_yaml(path: Path, what: str, error: type[WhichbinError]) -> Any:
     """The YAML document in ``path`` (safe loader: plain data only)."""
-    text = read_text(path, what, error)
+    return parse_yaml(read_text(path, what, error), str(path), what, error)
+
+
+def parse_yaml(text: str, where: str, what: str, error: type[WhichbinError]) -> Any:
+    """The YAML in ``text`` (safe loader); failures are one line starting with ``where``
+    (a file, an environment variable, a setting)."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise error(f"{path}: invalid {what}: {str(e).splitlines()[0]}") from e
+        raise error(f"{where}: invalid {what}: {str(e).splitlines()[0]}") from e
     except (ValueError, OverflowError) as e:  # e.g. a date PyYAML recognises but cannot build
-        raise error(f"{path}: invalid {what}: {' '.join(str(e).split())}") from e
+        raise error(f"{where}: invalid {what}: {' '.join(str(e).split())}") from e
     except RecursionError as e:
-        raise error(f"{path}: {what} is nested too deeply to be a whichbin file") from e
+        raise error(f"{where}: {what} is nested too deeply to be a whichbin file") from e

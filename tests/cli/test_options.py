@@ -142,3 +142,13 @@ def test_config_groups_take_the_shared_config_option(path: tuple[str, ...]) -> N
         return  # groups, and data commands that read no settings
     options = {o for p in command.params for o in p.opts}
     assert "--config" in options, path
+
+
+def test_bad_yaml_in_the_environment_is_one_line_naming_the_variable() -> None:
+    result = runner.invoke(
+        app, ["edge", "show-config"], env={"WHICHBIN_EDGE__DEVICE_ID": "a: b: c"}
+    )
+    assert result.exit_code == 1
+    message = result.output.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in result.output
+    assert "WHICHBIN_EDGE__DEVICE_ID: invalid YAML value" in message

@@ -107,3 +107,14 @@ def test_model_tarballs_extract_plain_files_only(
         with tarfile.open(path) as tar, pytest.raises(ConfigError, match="refused"):
             _extract_data(tar, tar.getmembers(), tmp_path / "out2", path)
     assert not (tmp_path / "evil.txt").exists()
+
+
+def test_bad_yaml_in_a_setting_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        app,
+        ["pipeline", "step", "prepare", "--data", str(tmp_path), "--work", str(tmp_path / "w")]
+        + ["--set", "training.mode=a: b: c"],
+    )
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert "setting training.mode: invalid YAML value" in res.output

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from whichbin.config.base import Section
@@ -49,6 +48,8 @@ class Settings(Section):
 
 def _env_overrides(prefix: str = "WHICHBIN_") -> dict[str, Any]:
     """``WHICHBIN_PIPELINE__TRAINING__EPOCHS=5`` → {"pipeline": {"training": {"epochs": "5"}}}."""
+    from whichbin.textfile import parse_yaml  # config imports no other part of whichbin
+
     out: dict[str, Any] = {}
     for key, value in os.environ.items():
         if not key.startswith(prefix) or "__" not in key:
@@ -57,7 +58,7 @@ def _env_overrides(prefix: str = "WHICHBIN_") -> dict[str, Any]:
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = parse_yaml(value, key, "YAML value", ConfigError)
     return out
 
 

@@ -27,6 +27,7 @@ import yaml
 
 from whichbin.config import GateConfig, PipelineConfig, load_settings
 from whichbin.errors import ConfigError, RegistryError
+from whichbin.textfile import parse_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def config_from_settings(settings: list[str] | dict[str, str]) -> PipelineConfig
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = parse_yaml(value, f"setting {key}", "YAML value", ConfigError)
     return load_settings(None, {"pipeline": tree}).pipeline
 
 
