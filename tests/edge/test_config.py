@@ -137,3 +137,10 @@ def test_presence_and_stills_settings_reach_the_detector(tmp_path: Path) -> None
     path.write_text("edge: {presence: {extra_crop_margins: [3]}}\n")
     with pytest.raises(ConfigError, match="edge.presence.extra_crop_margins"):
         load_config(path)
+
+
+def test_number_like_environment_values_fill_text_fields() -> None:
+    doc = show([], env={"WHICHBIN_EDGE__SOURCE": "0", "WHICHBIN_EDGE__DEVICE_ID": "42"})
+    assert doc["edge"]["source"] == "0" and doc["edge"]["device_id"] == "42"
+    doc = show([], env={"WHICHBIN_EDGE__DECISION__TIMEOUT": "9"})
+    assert doc["edge"]["decision"]["timeout"] == 9.0  # numeric fields stay numbers

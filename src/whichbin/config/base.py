@@ -6,6 +6,10 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Section(BaseModel):
-    """A config section: ``extra="forbid"``, every field with a default and a description."""
+    """A config section: ``extra="forbid"``, every field with a default and a description.
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers are accepted for text fields: YAML and the environment read ``source: 0`` or
+    ``WHICHBIN_EDGE__DEVICE_ID=42`` as numbers, and they mean the text.
+    """
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
