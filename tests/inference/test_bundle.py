@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -93,3 +94,14 @@ def test_sha256_file_and_hashing_copy_agree_with_hashlib(tmp_path: Path) -> None
     copy = HashingCopy()
     assert copy.copy(io.BytesIO(data), out, chunk=1 << 16) == expected
     assert out.getvalue() == data and copy.size == len(data)
+
+
+def test_bins_missing_a_label_is_named_not_a_key_error(color_bundle: Path, tmp_path: Path) -> None:
+    path = Path(shutil.copy(color_bundle, tmp_path / "b.onnx"))
+    model = onnx.load(str(path))
+    for prop in model.metadata_props:
+        if prop.key == PREFIX + "bins":
+            prop.value = json.dumps({"organic": "compost", "plastic": "recycling"})
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match=r"b.onnx: metadata whichbin\.bins: .*no bin .*trash"):
+        OnnxClassifier(path)

@@ -10,7 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from whichbin.contract import iso, utc_now
 from whichbin.errors import ModelError, validation_message
@@ -41,6 +41,14 @@ class BundleMeta(BaseModel):
     )
     backbone: str = ""
     attribution: str = Field("", description="Data the model was trained on and its licences")
+
+    @field_validator("bins")
+    @classmethod
+    def _bins_cover_labels(cls, bins: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        missing = [lab for lab in info.data.get("labels", []) if lab not in bins]
+        if missing:
+            raise ValueError(f"no bin for label(s) {', '.join(missing)}")
+        return bins
 
     def to_props(self) -> dict[str, str]:
         """ONNX metadata_props (all strings)."""
