@@ -144,3 +144,20 @@ def test_number_like_environment_values_fill_text_fields() -> None:
     assert doc["edge"]["source"] == "0" and doc["edge"]["device_id"] == "42"
     doc = show([], env={"WHICHBIN_EDGE__DECISION__TIMEOUT": "9"})
     assert doc["edge"]["decision"]["timeout"] == 9.0  # numeric fields stay numbers
+
+
+@pytest.mark.parametrize("device", ["#", "+", "a/b", "fleet"])
+def test_a_wildcard_device_id_is_refused_by_every_entry_point(device: str) -> None:
+    result = CliRunner().invoke(
+        app, ["edge", "uninstall-ha", "--device-id", device, "--mqtt", "mqtt://127.0.0.1:1"]
+    )
+    assert result.exit_code == 1, result.output
+    message = result.output.strip()
+    assert len(message.splitlines()) == 1 and "edge.device_id" in message
+    with pytest.raises(ConfigError, match="edge.device_id"):
+        load_config(None, {"edge.device_id": device})
+    if device != "#":  # in YAML (so in the environment) a bare # starts a comment: null
+        result = CliRunner().invoke(
+            app, ["edge", "show-config"], env={"WHICHBIN_EDGE__DEVICE_ID": device}
+        )
+        assert result.exit_code == 1 and "edge.device_id" in result.output

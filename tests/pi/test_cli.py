@@ -89,3 +89,13 @@ def test_terminal_output_end_to_end(broker: Broker, tmp_path: Path) -> None:
     assert out == b""  # the display prints nothing on stdout
     text = err.read_text()
     assert text.index(to_text(icon_pixels("disconnected"))) < text.index(question)
+
+
+def test_a_wildcard_device_id_is_refused_in_one_line() -> None:
+    for device in ("#", "+", "a/b", "fleet"):
+        result = runner.invoke(
+            app, ["pi", "display", "--device-id", device, "--mqtt", "mqtt://127.0.0.1:1"]
+        )
+        assert result.exit_code == 1, result.output
+        message = result.output.strip()
+        assert len(message.splitlines()) == 1 and "pi.device_id" in message

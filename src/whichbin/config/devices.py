@@ -7,14 +7,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from whichbin.config.base import Section
+from whichbin.config.base import DeviceId, Section
 from whichbin.errors import ConfigError
 
 
 class PiConfig(Section):
     """Everything ``whichbin pi display`` takes (``pi:`` in the config file)."""
 
-    device_id: str | None = Field(
+    device_id: DeviceId | None = Field(
         None, description="The edge device whose events are shown (required)"
     )
     output: Literal["sensehat", "emulator", "terminal"] = Field(

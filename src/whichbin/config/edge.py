@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from whichbin.config.base import Section
+from whichbin.config.base import DeviceId, Section
 from whichbin.errors import ConfigError
 
 FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
@@ -263,7 +263,9 @@ class EdgeSecurityConfig(Section):
 class EdgeConfig(Section):
     """Everything ``whichbin edge run`` takes (``edge:`` in the config file)."""
 
-    device_id: str | None = Field(None, description="This device's id in MQTT topics (required)")
+    device_id: DeviceId | None = Field(
+        None, description="This device's id in MQTT topics (required)"
+    )
     source: str | None = Field(
         None,
         description="Camera index, device path, rtsp:// or http:// stream, video file, or a "
