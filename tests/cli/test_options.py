@@ -134,7 +134,8 @@ def test_every_command_help_has_an_example(path: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in COMMANDS if p[0] in ("pipeline", "registry", "edge", "pi", "web", "data")]
+    "path",
+    [p for p in COMMANDS if p[0] in ("pipeline", "registry", "edge", "pi", "web", "data", "keys")],
 )
 def test_config_groups_take_the_shared_config_option(path: tuple[str, ...]) -> None:
     command = dict(_commands(typer.main.get_command(app)))[path]

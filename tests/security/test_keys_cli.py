@@ -117,3 +117,16 @@ def test_approval_without_a_key_is_recorded_but_not_published(
     assert r.exit_code == 1
     assert "approved" in r.output and "NOT published" in r.output
     assert "no signing key" in r.output and "whichbin keys create" in r.output
+
+
+def test_create_and_show_use_the_config_files_signing_key(tmp_path: Path) -> None:
+    key = tmp_path / "configured.pem"
+    config = tmp_path / "whichbin.yaml"
+    config.write_text(f"deploy: {{signing_key: '{key}'}}\n")
+    unset = {"WHICHBIN_DEPLOY__SIGNING_KEY": None}  # the test session sets one
+    r = runner.invoke(app, ["keys", "create", "--config", str(config), "--json"], env=unset)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["path"] == str(key) and key.is_file()
+    r = runner.invoke(app, ["keys", "show", "--config", str(config), "--json"], env=unset)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["key_id"] == Signer.from_file(key).key_id

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from whichbin.cli.options import JsonOpt
 from whichbin.cli.output import emit_json, err_console
 
 app = typer.Typer(
@@ -26,7 +27,7 @@ def create_cmd(
         "--client",
         help="A client certificate with this name: a device id, 'registry', a display (repeatable)",
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout"),
+    json_out: JsonOpt = False,
 ) -> None:
     """Create (or reuse) the CA in FOLDER and issue broker and client certificates.
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from whichbin.cli.options import ConfigOpt, JsonOpt, load_config
 from whichbin.cli.output import emit_json, err_console
 
 app = typer.Typer(
@@ -21,13 +22,12 @@ KeyOpt = typer.Option(
 )
 
 
-def _key_path(key: Path | None) -> Path:
-    from whichbin.config import load_settings
+def _key_path(key: Path | None, config: Path | None) -> Path:
     from whichbin.security.keys import default_key_path
 
     if key is not None:
         return key
-    configured = load_settings().deploy.signing_key  # WHICHBIN_DEPLOY__SIGNING_KEY
+    configured = load_config(config).deploy.signing_key  # or WHICHBIN_DEPLOY__SIGNING_KEY
     return Path(configured) if configured else default_key_path()
 
 
@@ -38,7 +38,8 @@ def create_cmd(
         None, "--public-out", help="Also write the public key (PEM) here, for the devices"
     ),
     force: bool = typer.Option(False, "--force", help="Replace an existing key"),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout"),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Create an Ed25519 signing key (file mode 0600) for approvals.
 
@@ -50,7 +51,7 @@ def create_cmd(
     """
     from whichbin.security.keys import create_key_file, write_public_key
 
-    path = _key_path(key)
+    path = _key_path(key, config)
     signer = create_key_file(path, force=force)
     if public_out is not None:
         write_public_key(signer, public_out)
@@ -75,7 +76,8 @@ def create_cmd(
 def show_cmd(
     key: Path = KeyOpt,
     pem: bool = typer.Option(False, "--pem", help="Print only the public key PEM"),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout"),
+    config: ConfigOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Show the key id and the public key that devices trust.
 
@@ -86,7 +88,7 @@ def show_cmd(
     from whichbin.errors import ConfigError
     from whichbin.security.signing import Signer, TrustedKeys, public_pem
 
-    path = _key_path(key)
+    path = _key_path(key, config)
     if not path.is_file():
         raise ConfigError(f"{path}: no key there (create one with `whichbin keys create`)")
     data = path.read_bytes()
