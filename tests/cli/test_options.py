@@ -153,3 +153,17 @@ def test_bad_yaml_in_the_environment_is_one_line_naming_the_variable() -> None:
     message = result.output.strip()
     assert len(message.splitlines()) == 1 and "Traceback" not in result.output
     assert "WHICHBIN_EDGE__DEVICE_ID: invalid YAML value" in message
+
+
+def test_help_shows_the_defaults() -> None:
+    res = runner.invoke(app, ["edge", "run", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert "default:" in res.output and "[default: 5]" in res.output  # --vote-frames
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_no_default_in_help_is_eaten_as_markup(path: tuple[str, ...]) -> None:
+    command = dict(_commands(typer.main.get_command(app)))[path]
+    written = sum((getattr(p, "help", None) or "").count("[default:") for p in command.params)
+    res = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"})
+    assert res.output.count("[default:") >= written, path

@@ -78,18 +78,18 @@ def import_(
 def check(
     dataset: Path = typer.Argument(..., help="Dataset directory"),
     min_side: int | None = typer.Option(
-        None, "--min-side", help="Quarantine images with a shorter side (px) [default: 32]"
+        None, "--min-side", help="Quarantine images with a shorter side (px) \\[default: 32]"
     ),
     dup_distance: int | None = typer.Option(
-        None, "--dup-distance", help="Near-duplicate pHash distance (bits) [default: 6]"
+        None, "--dup-distance", help="Near-duplicate pHash distance (bits) \\[default: 6]"
     ),
     max_pixels: int | None = typer.Option(
         None,
         "--max-image-pixels",
-        help="Quarantine larger images (width x height) [default: 40000000]",
+        help="Quarantine larger images (width x height) \\[default: 40000000]",
     ),
     max_bytes: int | None = typer.Option(
-        None, "--max-image-bytes", help="Quarantine larger files (bytes) [default: 50000000]"
+        None, "--max-image-bytes", help="Quarantine larger files (bytes) \\[default: 50000000]"
     ),
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
@@ -132,12 +132,12 @@ def check(
 def split(
     dataset: Path = typer.Argument(..., help="Dataset directory"),
     val: float | None = typer.Option(
-        None, "--val", help="Validation fraction per label [default: 0.15]"
+        None, "--val", help="Validation fraction per label \\[default: 0.15]"
     ),
     test: float | None = typer.Option(
-        None, "--test", help="Test fraction per label [default: 0.15]"
+        None, "--test", help="Test fraction per label \\[default: 0.15]"
     ),
-    seed: int | None = typer.Option(None, "--seed", help="Split seed [default: 0]"),
+    seed: int | None = typer.Option(None, "--seed", help="Split seed \\[default: 0]"),
     config: ConfigOpt = None,
     json_out: JsonOpt = False,
 ) -> None:

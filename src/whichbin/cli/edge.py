@@ -67,13 +67,13 @@ def run(
         None,
         "--models-dir",
         help="Where deployed models and current.json (the active model) are kept "
-        "[default: whichbin-models]",
+        "\\[default: whichbin-models]",
     ),
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
         help="Outbox (events kept while the broker is away), snapshots, corrections and "
-        "counters [default: whichbin-edge]",
+        "counters \\[default: whichbin-edge]",
     ),
     max_frames: int | None = typer.Option(
         None, "--max-frames", min=1, help="Stop after this many frames"
@@ -92,13 +92,13 @@ def run(
         None, "--rules", help="Rule pack YAML overriding the bundle's label → bin rules"
     ),
     vote_frames: int | None = typer.Option(
-        None, "--vote-frames", min=1, help="N: the window of latest frames that vote [default: 5]"
+        None, "--vote-frames", min=1, help="N: the window of latest frames that vote \\[default: 5]"
     ),
     agree_frames: int | None = typer.Option(
-        None, "--agree-frames", min=1, help="K: votes a bin needs in the window [default: N//2+1]"
+        None, "--agree-frames", min=1, help="K: votes a bin needs in the window \\[default: N//2+1]"
     ),
     unsure_after: float | None = typer.Option(
-        None, "--unsure-after", help="Seconds without K agreeing frames → unsure [default: 10]"
+        None, "--unsure-after", help="Seconds without K agreeing frames → unsure \\[default: 10]"
     ),
     roi: str | None = typer.Option(
         None, "--roi", help="Region of interest x0,y0,x1,y1 as fractions, e.g. 0.2,0.1,0.8,0.9"
@@ -107,13 +107,13 @@ def run(
         None,
         "--drop-frames/--no-drop-frames",
         help="Skip to the latest frame when classification is slower than the source "
-        "[default: on for cameras/streams, off for files/folders]",
+        "\\[default: on for cameras/streams, off for files/folders]",
     ),
     threads: int | None = typer.Option(
-        None, "--threads", min=0, help="ONNX Runtime threads (0 = one per core) [default: 1]"
+        None, "--threads", min=0, help="ONNX Runtime threads (0 = one per core) \\[default: 1]"
     ),
     snapshots: bool | None = typer.Option(
-        None, "--snapshots/--no-snapshots", help="Save each decision's image [default: on]"
+        None, "--snapshots/--no-snapshots", help="Save each decision's image \\[default: on]"
     ),
     publish_snapshots: bool | None = typer.Option(
         None,
@@ -121,7 +121,7 @@ def run(
         help="Also publish each decision's JPEG (retained) on <prefix>/<device>/snapshot",
     ),
     home_assistant: bool | None = typer.Option(
-        None, "--ha/--no-ha", help="Home Assistant MQTT discovery [default: off]"
+        None, "--ha/--no-ha", help="Home Assistant MQTT discovery \\[default: off]"
     ),
     http: int | None = typer.Option(
         None, "--http", min=0, max=65535, help="Serve a live MJPEG view on this port"
@@ -135,19 +135,19 @@ def run(
         None,
         "--trusted-key",
         help="Public key (PEM) whose signed deployments are accepted; repeat while rotating "
-        "keys [default: edge.security.trusted_keys; none: every deployment is refused]",
+        "keys \\[default: edge.security.trusted_keys; none: every deployment is refused]",
     ),
     file_root: Path | None = typer.Option(
         None,
         "--file-root",
         help="Accept file:// artifact URLs under this folder (the registry on the same machine) "
-        "[default: edge.security.fetch.file_root; none: file:// refused]",
+        "\\[default: edge.security.fetch.file_root; none: file:// refused]",
     ),
     http_host: list[str] | None = typer.Option(
         None,
         "--http-host",
         help="Host that plain http:// artifact URLs may reach (the registry's `whichbin web`); "
-        "repeatable [default: edge.security.fetch.http_hosts; none: http refused]",
+        "repeatable \\[default: edge.security.fetch.http_hosts; none: http refused]",
     ),
     insecure_accept_unsigned: bool | None = typer.Option(
         None,
@@ -247,7 +247,7 @@ def uninstall_ha(
     device_id: str | None = typer.Option(None, "--device-id", help="The edge device to remove"),
     config: ConfigOpt = None,
     discovery_prefix: str | None = typer.Option(
-        None, "--ha-prefix", help="Home Assistant's discovery prefix [default: homeassistant]"
+        None, "--ha-prefix", help="Home Assistant's discovery prefix \\[default: homeassistant]"
     ),
     json_out: JsonOpt = False,
     broker: dict[str, Any] | None = None,

@@ -18,7 +18,8 @@ app = typer.Typer(
 KeyOpt = typer.Option(
     None,
     "--key",
-    help="Private key file [default: deploy.signing_key, else ~/.config/whichbin/signing-key.pem]",
+    help="Private key file "
+    "\\[default: deploy.signing_key, else ~/.config/whichbin/signing-key.pem]",
 )
 
 

@@ -33,7 +33,7 @@ RegistryOpt = Annotated[
     typer.Option(
         "--registry",
         envvar="WHICHBIN_REGISTRY",
-        help="Registry: a local directory or sagemaker://GROUP [default: pipeline.registry.uri "
+        help="Registry: a local directory or sagemaker://GROUP \\[default: pipeline.registry.uri "
         "in the config, ./whichbin-registry]",
     ),
 ]
@@ -43,12 +43,12 @@ MqttOpt = Annotated[
         "--mqtt",
         envvar="WHICHBIN_MQTT",
         help="Broker URL: mqtt://\\[user@]host\\[:port] or mqtts:// (TLS); the password from "
-        "$WHICHBIN_MQTT_PASSWORD or --password-file [default: mqtt.url in the config, "
+        "$WHICHBIN_MQTT_PASSWORD or --password-file \\[default: mqtt.url in the config, "
         "mqtt://127.0.0.1:1883]",
     ),
 ]
 PrefixOpt = Annotated[
-    str | None, typer.Option("--prefix", help="MQTT topic prefix [default: whichbin]")
+    str | None, typer.Option("--prefix", help="MQTT topic prefix \\[default: whichbin]")
 ]
 PasswordFileOpt = Annotated[
     str | None, typer.Option("--password-file", help="File holding the MQTT password")
@@ -67,12 +67,12 @@ ArtifactBaseUrlOpt = Annotated[
         "--artifact-base-url",
         envvar="WHICHBIN_ARTIFACT_BASE_URL",
         help="Base URL edges fetch artifacts from (whichbin web), e.g. http://host:8080 "
-        "[default: a file:// URL into the registry]",
+        "\\[default: a file:// URL into the registry]",
     ),
 ]
 TimeoutOpt = Annotated[
     float | None,
-    typer.Option("--timeout", min=0.1, help="Seconds to wait for the broker [default: 10]"),
+    typer.Option("--timeout", min=0.1, help="Seconds to wait for the broker \\[default: 10]"),
 ]
 NoDeployOpt = Annotated[
     bool, typer.Option("--no-deploy", help="Record approvals without publishing deployments")

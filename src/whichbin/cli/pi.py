@@ -40,16 +40,19 @@ def display(
     output: Output | None = typer.Option(
         None,
         "--output",
-        help="sensehat (on a Pi), emulator (sense_emu) or terminal [default: sensehat]",
+        help="sensehat (on a Pi), emulator (sense_emu) or terminal \\[default: sensehat]",
     ),
     hold: float | None = typer.Option(
-        None, "--hold", min=0.1, help="Seconds a bin's icon stays up before the idle ? [default: 3]"
+        None,
+        "--hold",
+        min=0.1,
+        help="Seconds a bin's icon stays up before the idle ? \\[default: 3]",
     ),
     rotation: int | None = typer.Option(
         None, "--rotation", callback=_rotation, help="Rotate the picture clockwise: 0/90/180/270"
     ),
     brightness: float | None = typer.Option(
-        None, "--brightness", min=0.0, max=1.0, help="LED brightness, 0..1 [default: 1]"
+        None, "--brightness", min=0.0, max=1.0, help="LED brightness, 0..1 \\[default: 1]"
     ),
     deeplens_topic: str | None = typer.Option(
         None,
@@ -60,13 +63,13 @@ def display(
     password_env: str | None = typer.Option(
         None,
         "--password-env",
-        help="Env var holding the broker password [default: WHICHBIN_MQTT_PASSWORD]",
+        help="Env var holding the broker password \\[default: WHICHBIN_MQTT_PASSWORD]",
     ),
     data_dir: Path | None = typer.Option(
         None,
         "--data-dir",
         help="Joystick corrections wait here (outbox.sqlite) while the broker is away "
-        "[default: whichbin-pi]",
+        "\\[default: whichbin-pi]",
     ),
     broker: dict[str, Any] | None = None,
 ) -> None:

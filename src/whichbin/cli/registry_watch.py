@@ -16,7 +16,7 @@ def watch_cmd(
     registry: RegistryOpt = None,
     config: ConfigOpt = None,
     signing_key: Path = typer.Option(
-        None, "--signing-key", help="Approver's private key [default: deploy.signing_key]"
+        None, "--signing-key", help="Approver's private key \\[default: deploy.signing_key]"
     ),
     signing_secret: str = typer.Option(
         None, "--signing-secret", help="...or its AWS Secrets Manager secret id"

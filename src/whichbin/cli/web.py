@@ -26,11 +26,11 @@ def web(
     host: str | None = typer.Option(
         None,
         "--host",
-        help="Address to listen on [default: 127.0.0.1]; another address needs a user "
+        help="Address to listen on \\[default: 127.0.0.1]; another address needs a user "
         "(whichbin users add) and that name in web.allowed_hosts",
     ),
     port: int | None = typer.Option(
-        None, "--port", min=1, max=65535, help="TCP port [default: 8080]"
+        None, "--port", min=1, max=65535, help="TCP port \\[default: 8080]"
     ),
     config: ConfigOpt = None,
     registry: RegistryOpt = None,
