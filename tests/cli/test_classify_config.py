@@ -112,3 +112,12 @@ def test_classify_takes_a_registry_version(tmp_path: Path, color_bundle: Path) -
         assert res.exit_code == 1 and res.stdout == ""
         assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
         assert f"--model {missing}" in res.stderr and str(registry) in res.stderr
+
+
+def test_top_k_must_be_at_least_one(tmp_path: Path, color_bundle: Path) -> None:
+    solid_image(tmp_path / "a.jpg", COLORS["compost"])
+    for k in ("0", "-2"):
+        res = runner.invoke(
+            app, ["classify", "--top-k", k, "--model", str(color_bundle), str(tmp_path)]
+        )
+        assert res.exit_code == 2 and "--top-k" in res.output

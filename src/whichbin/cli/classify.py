@@ -60,7 +60,7 @@ def classify(
     ),
     rules: Path | None = typer.Option(None, "--rules", help="Rule pack YAML"),
     as_json: bool = typer.Option(False, "--json", help="JSON Lines, one object per image"),
-    top_k: int = typer.Option(3, "--top-k", help="How many labels in top_k"),
+    top_k: int = typer.Option(3, "--top-k", min=1, help="How many labels in top_k"),
     registry: RegistryOpt = None,
     config: ConfigOpt = None,
 ) -> None:
