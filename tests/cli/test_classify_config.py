@@ -121,3 +121,10 @@ def test_top_k_must_be_at_least_one(tmp_path: Path, color_bundle: Path) -> None:
             app, ["classify", "--top-k", k, "--model", str(color_bundle), str(tmp_path)]
         )
         assert res.exit_code == 2 and "--top-k" in res.output
+
+
+def test_a_folder_without_images_lists_the_suffixes_in_order(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("no photos here")
+    res = runner.invoke(app, ["classify", str(tmp_path)])
+    assert res.exit_code == 1
+    assert ".bmp, .gif, .jpeg, .jpg, .png, .tif, .tiff, .webp" in res.output

@@ -10,16 +10,18 @@ from whichbin.cli.options import ConfigOpt, RegistryOpt, load_config
 from whichbin.cli.output import emit_jsonl, err_console
 from whichbin.errors import DataError, ModelError, RegistryError
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-
 
 def _expand(paths: list[Path]) -> list[Path]:
+    from whichbin.processing.layout import IMAGE_SUFFIXES
+
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                raise DataError(f"{p}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
+                raise DataError(
+                    f"{p}: no images in this folder ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                )
             out += found
         elif p.is_file():
             out.append(p)
