@@ -118,3 +118,11 @@ def test_bad_yaml_in_a_setting_is_one_line_naming_the_setting(tmp_path: Path) ->
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert "setting training.mode: invalid YAML value" in res.output
+
+
+def test_start_parameter_without_a_value_is_refused_in_one_line() -> None:
+    for bad in ("MinMacroF1", "=0.8"):
+        res = CliRunner().invoke(app, ["pipeline", "start", "--region", "eu-west-1", "-p", bad])
+        assert res.exit_code == 1 and "Traceback" not in res.output
+        assert len(res.output.strip().splitlines()) == 1
+        assert f"--parameter {bad!r}: expected NAME=VALUE" in res.output

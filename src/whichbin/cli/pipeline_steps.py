@@ -215,11 +215,16 @@ def start_cmd(
     """
     import time
 
-    from whichbin.errors import WhichbinError
+    from whichbin.errors import ConfigError, WhichbinError
     from whichbin.pipelines.sagemaker_runs import execution_outcome, start, status
 
     load_config(config)  # a broken config fails here, as in every command
-    params = dict(p.partition("=")[::2] for p in parameter)
+    params: dict[str, str] = {}
+    for p in parameter:
+        name, sep, value = p.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--parameter {p!r}: expected NAME=VALUE, e.g. MinMacroF1=0.8")
+        params[name] = value
     with aws_errors("SageMaker pipeline start"):
         arn = start(target, params)
         doc: dict[str, Any] = {"execution_arn": arn}
