@@ -79,6 +79,10 @@ def test_yaml_file_then_environment_then_flags(tmp_path: Path) -> None:
         ("edge: {snapshots: {max_count: -1}}", "edge.snapshots.max_count"),
         ("edge: {camera: 0}", "edge.camera"),
         ("edge: {model: m.onnx, default_model: true}", "edge"),
+        ("egde: {device_id: kitchen}", "egde: unknown key"),  # a typo: not pipeline.egde
+        ("training: {epochs: 3}\negde: {device_id: kitchen}", "egde: unknown key"),
+        ("mqtt: {prefix: x}\negde: {device_id: kitchen}", "egde: Extra inputs"),
+        ("training: {epochs: 0}", "pipeline.training.epochs"),  # a pipeline-only file
     ],
 )
 def test_bad_config_is_one_line_naming_the_key(tmp_path: Path, yaml_text: str, key: str) -> None:

@@ -75,8 +75,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     raw = load_yaml(Path(path), "config", ConfigError) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    # A file holding only the pipeline section is accepted as-is.
+    # A file holding only the pipeline section's keys is accepted as-is; another key is
+    # reported as the top-level key it is (``egde:``, not ``pipeline.egde``).
     if raw and not set(raw) & set(Settings.model_fields):
+        unknown = [str(k) for k in raw if k not in PipelineConfig.model_fields]
+        if unknown:
+            raise ConfigError(
+                f"{path}: {unknown[0]}: unknown key; the top level holds the sections "
+                f"{', '.join(Settings.model_fields)} (or, in a pipeline-only file, its keys)"
+            )
         raw = {"pipeline": raw}
     return raw
 
