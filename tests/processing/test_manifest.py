@@ -154,3 +154,28 @@ def test_prepare_shared_data(tmp_path: Path, shared_data: Path) -> None:
     again = prepare_dataset(sources, tmp_path / "ds", DataConfig(), reporter=silent_reporter)
     assert time.monotonic() - t < 15
     assert again.manifest_hash == first.manifest_hash
+
+
+def test_one_split_fraction_rule_for_the_library_the_cli_and_the_config(
+    dataset: Path, tmp_path: Path
+) -> None:
+    from pydantic import ValidationError
+    from typer.testing import CliRunner
+
+    from whichbin.cli.main import app
+    from whichbin.errors import ConfigError
+    from whichbin.processing import SplitSample, split_samples
+
+    with pytest.raises(ConfigError, match="together below 0.8"):
+        split_dataset(dataset, 0.45, 0.4, 0, reporter=silent_reporter)
+    with pytest.raises(ValueError, match="together below 0.8"):
+        split_samples([SplitSample("k", "a", "g")], 0.45, 0.4, 0)
+    with pytest.raises(ValidationError, match="together below 0.8"):
+        DataConfig(val=0.45, test=0.4)
+    res = CliRunner().invoke(app, ["data", "split", str(dataset), "--val", "0.45", "--test", "0.4"])
+    assert res.exit_code == 1 and "together below 0.8" in res.output
+    config = tmp_path / "whichbin.yaml"
+    config.write_text("pipeline: {data: {val: 0.45, test: 0.4}}\n")
+    res = CliRunner().invoke(app, ["config", "check", str(config)])
+    assert res.exit_code == 1 and "pipeline.data: " in res.output
+    assert "together below 0.8" in res.output

@@ -11,6 +11,20 @@ from whichbin.config.base import Section
 
 logger = logging.getLogger(__name__)
 
+MAX_HELD_OUT = 0.8  # val + test stay below this: most of each label is for training
+
+
+def check_split_fractions(val: float, test: float) -> None:
+    """The one split-fraction rule (config, ``data split``, the library's split functions).
+
+    Raises:
+        ValueError: A fraction below 0, or val + test not below ``MAX_HELD_OUT``.
+    """
+    if val < 0 or test < 0 or val + test >= MAX_HELD_OUT:
+        raise ValueError(
+            f"val={val}, test={test}: each must be 0 or more and together below {MAX_HELD_OUT}"
+        )
+
 
 class DataConfig(Section):
     sources: list[str] = Field(
@@ -29,6 +43,11 @@ class DataConfig(Section):
     )
     max_image_pixels: int = Field(40_000_000, ge=1, description="Larger images are quarantined")
     max_image_bytes: int = Field(50_000_000, ge=1, description="Larger files are quarantined")
+
+    @model_validator(mode="after")
+    def _fractions(self) -> DataConfig:
+        check_split_fractions(self.val, self.test)
+        return self
 
 
 class TrainingConfig(Section):

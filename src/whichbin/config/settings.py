@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError
 
 from whichbin.config.base import Section
 from whichbin.config.devices import PiConfig, WebConfig
@@ -37,13 +37,6 @@ class Settings(Section):
         default_factory=PiConfig, description="Display device options (whichbin pi display)"
     )
     web: WebConfig = Field(default_factory=WebConfig, description="Server options (whichbin web)")
-
-    @model_validator(mode="after")
-    def _fractions(self) -> Settings:
-        d = self.pipeline.data
-        if d.val + d.test >= 0.8:
-            raise ValueError("pipeline.data.val + pipeline.data.test must be below 0.8")
-        return self
 
 
 def _env_overrides(prefix: str = "WHICHBIN_") -> dict[str, Any]:

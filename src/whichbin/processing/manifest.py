@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
+from whichbin.config.pipeline import check_split_fractions
 from whichbin.errors import ConfigError, DataError
 from whichbin.imageio import DEFAULT_LIMITS, ImageLimits
 from whichbin.processing.check import CheckReport, check_dataset
@@ -125,8 +126,10 @@ def split_dataset(
         DataError: Not a dataset, or it holds no usable images.
         ConfigError: Fractions out of range.
     """
-    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise ConfigError(f"val={val}, test={test}: each must be in [0, 1) and sum below 1")
+    try:
+        check_split_fractions(val, test)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     ds = DatasetDir(Path(dataset))
     report = check_dataset(ds.root, min_side, dup_distance, reporter, limits=limits)
     if not report.samples:

@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from whichbin.config.pipeline import check_split_fractions
+
 SPLITS = ("train", "val", "test")
 
 
@@ -52,10 +54,9 @@ def split_samples(
         key → split name.
 
     Raises:
-        ValueError: On fractions outside [0, 1) or summing to 1 or more, or duplicate keys.
+        ValueError: On fractions ``check_split_fractions`` refuses, or duplicate keys.
     """
-    if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
-        raise ValueError(f"val={val} and test={test} must be in [0, 1) and sum below 1")
+    check_split_fractions(val, test)
     items = list(samples)
     if len({s.key for s in items}) != len(items):
         raise ValueError("split_samples: sample keys must be unique")
