@@ -18,7 +18,7 @@ from whichbin.pi.displays import SenseHatDisplay, create_sense_hat_display
 from whichbin.pi.render import quantise_rgb565, render, rotate
 from whichbin.pi.runner import start_display
 
-sense_emu = pytest.importorskip("sense_emu")
+sense_emu = pytest.importorskip("sense_emu", reason="needs the Sense HAT emulator (the [pi] extra)")
 # sense_emu loads its font with a Pillow API Pillow deprecates; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationWarning")
 

@@ -15,7 +15,7 @@ from whichbin.errors import ConfigError, RegistryError
 from whichbin.registry import ApprovalStatus, TransitionRefused, VersionNotFound, open_registry
 
 moto = pytest.importorskip("moto", reason="needs moto for the mocked SageMaker registry")
-boto3 = pytest.importorskip("boto3")
+boto3 = pytest.importorskip("boto3", reason="needs boto3 (the [aws] extra)")
 
 
 class Clock:
