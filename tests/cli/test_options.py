@@ -167,3 +167,11 @@ def test_no_default_in_help_is_eaten_as_markup(path: tuple[str, ...]) -> None:
     written = sum((getattr(p, "help", None) or "").count("[default:") for p in command.params)
     res = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "400"})
     assert res.output.count("[default:") >= written, path
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_help_examples_are_whole_lines(path: tuple[str, ...]) -> None:
+    """A ``\\`` continuation in a docstring joins two lines with a run of spaces."""
+    command = dict(_commands(typer.main.get_command(app)))[path]
+    for line in (command.help or "").splitlines():
+        assert "   " not in line.strip(), line

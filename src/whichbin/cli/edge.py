@@ -168,12 +168,10 @@ def run(
     SIGTERM, publishing availability "offline".
 
     Example:
-      whichbin edge run --source 0 --mqtt mqtt://broker.local --device-id kitchen \
-        --trusted-key registry.pub.pem --http-host registry.local
+      whichbin edge run --source 0 --mqtt mqtt://broker.local --device-id kitchen --trusted-key registry.pub.pem --http-host registry.local
 
     Example (registry on the same machine, deployments as file:// URLs):
-      whichbin edge run --source 0 --device-id kitchen --trusted-key registry.pub.pem \
-        --file-root ./whichbin-registry
+      whichbin edge run --source 0 --device-id kitchen --trusted-key registry.pub.pem --file-root ./whichbin-registry
 
     Example (a folder of images, a fixed model, stop at the end):
       whichbin edge run --source ./frames --fps 10 --device-id cam1 --model m.onnx --exit-at-end
@@ -183,7 +181,7 @@ def run(
 
     Example (everything from a config file, with a live view on port 8081):
       whichbin edge run --config /etc/whichbin/whichbin.yaml --http 8081
-    """
+    """  # noqa: E501 - one line per example, so each can be copied as it is
     from whichbin.cli.output import emit_json, err_console
     from whichbin.edge.service import EdgeService
 
