@@ -116,11 +116,6 @@ def downscale_grey(image: np.ndarray, width: int) -> np.ndarray:
     return _downscale(image, width, grey=True)[0][..., 0]
 
 
-def downscale_rgb(image: np.ndarray, width: int) -> np.ndarray:
-    """RGB uint8 HxWx3 → small float32 HxWx3 by area averaging (grey input: one channel)."""
-    return _downscale(image, width, grey=False)[0]
-
-
 class PresenceDetector:
     """Tells, frame by frame, whether an item is in view and where (see the module docstring)."""
 

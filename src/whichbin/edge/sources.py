@@ -254,12 +254,6 @@ def _to_rgb(bgr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(bgr[..., 2::-1])
 
 
-def is_live_spec(spec: str) -> bool:
-    """A camera index, device path or stream URL (as opposed to a file or folder)."""
-    spec = spec.strip()
-    return spec.isdigit() or spec.lower().startswith(STREAM_SCHEMES) or spec.startswith("/dev/")
-
-
 def create_source(
     spec: str, fps: float | None = None, loop: bool = False, stills: bool = False
 ) -> FrameSource:
