@@ -9,6 +9,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import wait_for
@@ -99,3 +100,24 @@ def test_a_wildcard_device_id_is_refused_in_one_line() -> None:
         assert result.exit_code == 1, result.output
         message = result.output.strip()
         assert len(message.splitlines()) == 1 and "pi.device_id" in message
+
+
+def test_the_documented_display_environment_configures_tls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """docs/operations.md's whichbin.env, as whichbin-pi.service passes it, reaches the
+    broker over mqtts:// with the CA bundle and the display's client certificate."""
+    from whichbin.cli.options import load_config
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    block = docs.split("/etc/whichbin/whichbin.env", 1)[1].split("```sh\n", 1)[1]
+    env = dict(line.split("=", 1) for line in block.split("```", 1)[0].splitlines() if "=" in line)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    unit = (Path(__file__).resolve().parents[2] / "deploy/systemd/whichbin-pi.service").read_text()
+    assert "--mqtt ${WHICHBIN_MQTT_URL} --device-id ${WHICHBIN_DEVICE_ID}" in unit
+    mqtt = load_config(
+        None, {"mqtt.url": env["WHICHBIN_MQTT_URL"], "pi.device_id": env["WHICHBIN_DEVICE_ID"]}
+    ).mqtt
+    assert mqtt.url.startswith("mqtts://")
+    assert mqtt.ca_file and mqtt.cert_file and mqtt.key_file
