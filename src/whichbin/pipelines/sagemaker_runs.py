@@ -19,7 +19,7 @@ def upsert(cfg: PipelineConfig, target: SagemakerTarget) -> str:
     from whichbin.registry.sagemaker import SagemakerRegistry
 
     # The registration step needs its model package group to exist.
-    SagemakerRegistry(cfg.registry.model_name, target.bucket, target.prefix)._ensure_group(
+    SagemakerRegistry(cfg.registry.model_name, target.bucket, target.prefix).ensure_group(
         cfg.registry.model_name
     )
     pipeline = build_pipeline(cfg, target)

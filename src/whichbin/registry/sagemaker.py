@@ -122,7 +122,8 @@ class SagemakerRegistry(Registry):
         return self._registrations[uri]
 
     # -- SageMaker -----------------------------------------------------------------
-    def _ensure_group(self, name: str) -> None:
+    def ensure_group(self, name: str) -> None:
+        """Create the model package group ``name`` unless it exists."""
         from botocore.exceptions import ClientError
 
         try:
@@ -233,7 +234,7 @@ class SagemakerRegistry(Registry):
             return ModelVersion.model_validate(
                 {**registration, "id": f"{name}/staged", "name": name, "number": 1}
             )
-        self._ensure_group(name)
+        self.ensure_group(name)
         with aws_errors(f"create model package in {name}"):
             arn = self.sm.create_model_package(**args)["ModelPackageArn"]
         version, _ = self._describe(arn)
