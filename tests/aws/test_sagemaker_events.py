@@ -31,7 +31,7 @@ from whichbin.registry import open_registry
 GROUP = "trash-classifier"
 
 
-def event(arn: str, status: str) -> dict:
+def event(arn: str, status: str, group: str = GROUP) -> dict:
     """What EventBridge delivers for a model package state change."""
     return {
         "version": "0",
@@ -42,7 +42,7 @@ def event(arn: str, status: str) -> dict:
         "region": "us-east-1",
         "resources": [arn],
         "detail": {
-            "ModelPackageGroupName": GROUP,
+            "ModelPackageGroupName": group,
             "ModelPackageVersion": 1,
             "ModelPackageArn": arn,
             "ModelApprovalStatus": status,
@@ -130,6 +130,41 @@ def test_rejected_or_pending_publishes_nothing(
         result = handle_event(event(arn, status), reg, deploy)
         time.sleep(0.5)
     assert result["published"] is False and status in result["reason"]
+    assert payloads() == []
+
+
+def test_a_stale_approval_event_publishes_nothing(
+    aws: str, color_bundle: Path, broker, prefix: str, signing_key
+) -> None:
+    """A retried (or late) event for version 1, after version 2 was approved, or for a
+    version approved and then rejected, must not roll the fleet back; and is not an error."""
+    reg, _, arn1 = registered(aws, color_bundle)
+    register(reg, color_bundle)  # type: ignore[arg-type]
+    reg.approve("1", by="ana")
+    reg.approve("2", by="bo")
+    deploy = approval_deployer(broker.url, prefix, signing_key[0])
+    with fleet_deployments(broker.url, prefix) as payloads:
+        stale = handle_event(event(arn1, "Approved"), reg, deploy, GROUP)
+        reg.reject("2", reason="bad on lids", by="cy")
+        arn2 = reg.sm.list_model_packages(ModelPackageGroupName=GROUP)["ModelPackageSummaryList"]
+        arn2 = next(s["ModelPackageArn"] for s in arn2 if s["ModelPackageVersion"] == 2)
+        rejected = handle_event(event(arn2, "Approved"), reg, deploy, GROUP)
+        time.sleep(0.5)
+    assert stale["published"] is False and "current: trash-classifier/2" in stale["reason"]
+    assert rejected["published"] is False and "current: trash-classifier/1" in rejected["reason"]
+    assert payloads() == []
+
+
+def test_an_event_of_another_group_publishes_nothing(
+    aws: str, color_bundle: Path, broker, prefix: str, signing_key
+) -> None:
+    reg, _, arn = registered(aws, color_bundle)
+    set_status(reg, arn, "Approved")
+    deploy = approval_deployer(broker.url, prefix, signing_key[0])
+    with fleet_deployments(broker.url, prefix) as payloads:
+        result = handle_event(event(arn, "Approved", "other-group"), reg, deploy, GROUP)
+        time.sleep(0.5)
+    assert result["published"] is False and "other-group" in result["reason"]
     assert payloads() == []
 
 

@@ -12,8 +12,10 @@ Lambda environment: ``WHICHBIN_MQTT_URL`` (``mqtts://user@host:8883``, password 
 ``WHICHBIN_MQTT_PASSWORD``) or ``WHICHBIN_IOT_ENDPOINT`` (IoT Core data endpoint);
 ``WHICHBIN_MQTT_PASSWORD_SECRET`` (Secrets Manager id of the broker password);
 ``WHICHBIN_SIGNING_SECRET`` (Secrets Manager id of the approver's private key PEM);
-``WHICHBIN_MQTT_PREFIX`` (default ``whichbin``); ``WHICHBIN_URL_EXPIRES`` (seconds, default
-43200: a presigned URL lives at most as long as the credentials that signed it).
+``WHICHBIN_MQTT_PREFIX`` (default ``whichbin``); ``WHICHBIN_MODEL_PACKAGE_GROUP`` (the
+group whose approvals deploy, default ``trash-classifier``); ``WHICHBIN_URL_EXPIRES``
+(seconds, default 43200: a presigned URL lives at most as long as the credentials that
+signed it).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 DETAIL_TYPE = "SageMaker Model Package State Change"
 DEFAULT_URL_EXPIRES = 12 * 3600
+DEFAULT_GROUP = "trash-classifier"
 
 
 def approved_package(event: Mapping[str, Any], group: str | None = None) -> str | None:
@@ -117,17 +120,41 @@ class ApprovalDeployer:
         return deployment, topic
 
 
-def handle_event(event: Mapping[str, Any], registry: Any, deploy: ApprovalDeployer) -> dict:
-    """One EventBridge event: deploy the approved version it names, or do nothing."""
-    arn = approved_package(event)
+def handle_event(
+    event: Mapping[str, Any], registry: Any, deploy: ApprovalDeployer, group: str | None = None
+) -> dict:
+    """One EventBridge event: deploy the version it approves when that version is still the
+    group's current approval, or do nothing.
+
+    EventBridge retries and delivers out of order, so the event only says *something changed*:
+    the registry's current approval is what is deployed. An event for an older (or since
+    rejected) version, or for another model package group, publishes nothing and is not an
+    error (an error would only make EventBridge retry it).
+    """
+    detail = event.get("detail") or {}
+    event_group = detail.get("ModelPackageGroupName")
+    if group and event_group != group:
+        logger.info("ignored: an event of model package group %s, not %s", event_group, group)
+        return {"published": False, "reason": f"model package group {event_group}, not {group}"}
+    arn = approved_package(event, group)
     if arn is None:
-        detail = event.get("detail") or {}
         status = detail.get("ModelApprovalStatus")
         logger.info("ignored: %s %s", event.get("detail-type"), status)
         return {"published": False, "reason": f"not an approval ({status})"}
     version = registry.describe_arn(arn)
-    deployment, topic = deploy.deploy(version)
-    return {"published": True, "version": version.id, "topic": topic, "sha256": deployment.sha256}
+    current = registry.latest_approved(version.name)
+    if current is None or current.id != version.id:
+        now = current.id if current else "none"
+        logger.info(
+            "ignored: %s is not the current approval of %s (%s)", version.id, version.name, now
+        )
+        return {
+            "published": False,
+            "version": version.id,
+            "reason": f"not the current approval (current: {now})",
+        }
+    deployment, topic = deploy.deploy(current)
+    return {"published": True, "version": current.id, "topic": topic, "sha256": deployment.sha256}
 
 
 def watch_approvals(
@@ -184,12 +211,14 @@ def approval_deployer_from_env(env: Mapping[str, str] | None = None) -> Approval
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """AWS Lambda entry point: ``whichbin.deploy.sagemaker_events.handler``."""
+    """AWS Lambda entry point: ``whichbin.deploy.sagemaker_events.handler``.
+
+    Deploys only approvals in ``WHICHBIN_MODEL_PACKAGE_GROUP`` (default ``trash-classifier``).
+    """
     from whichbin.registry.sagemaker import SagemakerRegistry
 
-    detail = event.get("detail") or {}
-    group = str(detail.get("ModelPackageGroupName") or "trash-classifier")
+    group = os.environ.get("WHICHBIN_MODEL_PACKAGE_GROUP") or DEFAULT_GROUP
     registry = SagemakerRegistry(group, bucket=os.environ.get("WHICHBIN_SAGEMAKER_BUCKET", "-"))
-    result = handle_event(event, registry, approval_deployer_from_env())
+    result = handle_event(event, registry, approval_deployer_from_env(), group)
     logger.info("result: %s", result)
     return result
