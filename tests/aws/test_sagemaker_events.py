@@ -189,6 +189,51 @@ def test_lambda_handler_reads_its_key_from_secrets_manager(
     verify(signing_key[1], payload)
 
 
+def test_deployer_from_env_reads_its_argument_and_keeps_the_password_out_of_os_environ(
+    aws: str, signing_key, monkeypatch
+) -> None:
+    import os
+
+    import boto3
+
+    from whichbin.deploy.sagemaker_events import approval_deployer_from_env
+
+    monkeypatch.delenv("WHICHBIN_MQTT_PASSWORD", raising=False)
+    sm = boto3.client("secretsmanager")
+    key = sm.create_secret(Name="approver", SecretString=signing_key[0].read_text())["ARN"]
+    password = sm.create_secret(Name="broker", SecretString="s3cret")["ARN"]
+    env = {
+        "WHICHBIN_MQTT_URL": "mqtts://registry@broker.example:8883",
+        "WHICHBIN_MQTT_PASSWORD_SECRET": password,
+        "WHICHBIN_SIGNING_SECRET": key,
+        "WHICHBIN_MQTT_PREFIX": "lab",
+    }
+    got = approval_deployer_from_env(env)
+    assert isinstance(got.deployer, MqttDeployer)
+    assert got.deployer.password == "s3cret" and got.deployer.mqtt.prefix == "lab"
+    assert "WHICHBIN_MQTT_PASSWORD" not in os.environ
+    assert "s3cret" not in repr(got.deployer)
+
+
+@pytest.mark.parametrize("which", ["WHICHBIN_MQTT_PASSWORD_SECRET", "WHICHBIN_SIGNING_SECRET"])
+def test_an_unreadable_secret_is_a_one_line_config_error(
+    aws: str, signing_key, which: str, monkeypatch
+) -> None:
+    import boto3
+
+    from whichbin.deploy.sagemaker_events import approval_deployer_from_env
+    from whichbin.errors import ConfigError
+
+    monkeypatch.delenv("WHICHBIN_MQTT_PASSWORD", raising=False)
+    sm = boto3.client("secretsmanager")
+    key = sm.create_secret(Name="approver", SecretString=signing_key[0].read_text())["ARN"]
+    env = {"WHICHBIN_MQTT_URL": "mqtt://registry@127.0.0.1:1", "WHICHBIN_SIGNING_SECRET": key}
+    env[which] = "no-such-secret"
+    with pytest.raises(ConfigError, match="no-such-secret: cannot read it") as e:
+        approval_deployer_from_env(env)
+    assert "\n" not in str(e.value)
+
+
 def test_registry_watch_polls_and_deploys_each_new_approval(
     aws: str, color_bundle: Path, broker, prefix: str, signing_key
 ) -> None:

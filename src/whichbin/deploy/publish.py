@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -95,6 +95,7 @@ def publish_deployment(
     device: str | None = None,
     *,
     timeout: float = 10.0,
+    password: str | None = None,
 ) -> str:
     """Publish ``deployment`` retained with QoS 1 and wait for the broker's acknowledgement.
 
@@ -104,6 +105,7 @@ def publish_deployment(
         mqtt: The ``mqtt`` section: the broker, the topic prefix, password and CA bundle.
         device: Publish to ``<prefix>/<device>/deployment`` instead of the fleet topic.
         timeout: Seconds to wait for the connection and for the acknowledgement, each.
+        password: The broker password, instead of ``mqtt``'s password file or variable.
 
     Returns:
         The topic published to.
@@ -116,7 +118,9 @@ def publish_deployment(
     topic = deployment_topic(mqtt.prefix, device)
     what = deployment.version if deployment else f"the clearing of {topic}"
     try:
-        client = create_mqtt_client(mqtt, f"whichbin-deploy-{uuid.uuid4().hex[:8]}")
+        client = create_mqtt_client(
+            mqtt, f"whichbin-deploy-{uuid.uuid4().hex[:8]}", password=password
+        )
     except (WhichbinError, OSError, ValueError) as e:  # bad URL, password file, CA file
         raise DeployError(f"cannot publish {what}: {e}") from e
     where = f"{client.url.host}:{client.url.port}"
@@ -151,13 +155,18 @@ class MqttDeployer:
     Args:
         mqtt: The ``mqtt`` section.
         timeout: Seconds to wait for the broker (``deploy.timeout``).
+        password: The broker password (e.g. from a secret), instead of ``mqtt``'s
+            password file or variable.
     """
 
     mqtt: MqttConfig
     timeout: float = 10.0
+    password: str | None = field(default=None, repr=False)
 
     def send(self, deployment: Deployment | None, device: str | None = None) -> str:
-        return publish_deployment(deployment, self.mqtt, device, timeout=self.timeout)
+        return publish_deployment(
+            deployment, self.mqtt, device, timeout=self.timeout, password=self.password
+        )
 
     def clear(self, device: str | None = None) -> str:
         return self.send(None, device)

@@ -70,13 +70,18 @@ def presigned_url(s3: Any, artifact: str, expires: int) -> str:
     )
 
 
-def load_signer(secret_id: str, secrets: Any) -> Signer:
-    """The approver's Signer from a Secrets Manager secret holding the private key PEM."""
+def read_secret(secret_id: str, secrets: Any, what: str) -> str | bytes:
+    """A Secrets Manager secret's value; an AWS failure is a one-line ConfigError."""
     try:
         value = secrets.get_secret_value(SecretId=secret_id)
     except Exception as e:  # botocore's ClientError and friends: one line, no traceback
-        raise ConfigError(f"signing key secret {secret_id}: cannot read it: {e}") from e
-    pem = value.get("SecretString") or value.get("SecretBinary") or b""
+        raise ConfigError(f"{what} secret {secret_id}: cannot read it: {e}") from e
+    return value.get("SecretString") or value.get("SecretBinary") or b""
+
+
+def load_signer(secret_id: str, secrets: Any) -> Signer:
+    """The approver's Signer from a Secrets Manager secret holding the private key PEM."""
+    pem = read_secret(secret_id, secrets, "signing key")
     return Signer.from_pem(pem.encode() if isinstance(pem, str) else bytes(pem))
 
 
@@ -182,32 +187,45 @@ def watch_approvals(
             return
 
 
-def approval_deployer_from_env(env: Mapping[str, str] | None = None) -> ApprovalDeployer:
-    """The Lambda's ApprovalDeployer from its environment (see the module docstring)."""
+def aws_client(service: str, **kwargs: Any) -> Any:
+    """A boto3 client; a missing region or bad setting is a one-line ConfigError."""
     import boto3
 
+    try:
+        return boto3.client(service, **kwargs)  # type: ignore[call-overload]
+    except Exception as e:  # botocore's NoRegionError and friends
+        raise ConfigError(f"AWS {service} client: {e}") from e
+
+
+def approval_deployer_from_env(env: Mapping[str, str] | None = None) -> ApprovalDeployer:
+    """The Lambda's ApprovalDeployer from ``env`` (default: the process environment; see
+    the module docstring). The broker password goes to the deployer, never into os.environ."""
     env = os.environ if env is None else env
     prefix = env.get("WHICHBIN_MQTT_PREFIX", "whichbin")
     deployer: Deployer
     if env.get("WHICHBIN_IOT_ENDPOINT"):
         endpoint = env["WHICHBIN_IOT_ENDPOINT"]
         url = endpoint if endpoint.startswith("https://") else f"https://{endpoint}"
-        deployer = IotDataDeployer(boto3.client("iot-data", endpoint_url=url), prefix)
+        deployer = IotDataDeployer(aws_client("iot-data", endpoint_url=url), prefix)
     elif env.get("WHICHBIN_MQTT_URL"):
-        if env.get("WHICHBIN_MQTT_PASSWORD_SECRET") and "WHICHBIN_MQTT_PASSWORD" not in os.environ:
-            # The function's own process: where MqttDeployer reads the broker password.
-            secrets = boto3.client("secretsmanager")
-            value = secrets.get_secret_value(SecretId=env["WHICHBIN_MQTT_PASSWORD_SECRET"])
-            os.environ["WHICHBIN_MQTT_PASSWORD"] = value["SecretString"]
-        deployer = MqttDeployer(MqttConfig(url=env["WHICHBIN_MQTT_URL"], prefix=prefix))
+        password = env.get("WHICHBIN_MQTT_PASSWORD")
+        secret_id = env.get("WHICHBIN_MQTT_PASSWORD_SECRET")
+        if password is None and secret_id:
+            value = read_secret(secret_id, aws_client("secretsmanager"), "MQTT password")
+            password = value if isinstance(value, str) else bytes(value).decode()
+        mqtt = MqttConfig(url=env["WHICHBIN_MQTT_URL"], prefix=prefix)
+        deployer = MqttDeployer(mqtt, password=password)
     else:
         raise ConfigError("set WHICHBIN_MQTT_URL or WHICHBIN_IOT_ENDPOINT: where to publish")
     secret = env.get("WHICHBIN_SIGNING_SECRET")
     if not secret:
         raise ConfigError("set WHICHBIN_SIGNING_SECRET: devices refuse unsigned deployments")
-    signer = load_signer(secret, boto3.client("secretsmanager"))
-    expires = int(env.get("WHICHBIN_URL_EXPIRES", DEFAULT_URL_EXPIRES))
-    return ApprovalDeployer(boto3.client("s3"), deployer, signer, expires)
+    signer = load_signer(secret, aws_client("secretsmanager"))
+    try:
+        expires = int(env.get("WHICHBIN_URL_EXPIRES", DEFAULT_URL_EXPIRES))
+    except ValueError as e:
+        raise ConfigError(f"WHICHBIN_URL_EXPIRES: {e}") from e
+    return ApprovalDeployer(aws_client("s3"), deployer, signer, expires)
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:

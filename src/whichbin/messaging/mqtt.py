@@ -289,11 +289,15 @@ def _auth_error(reason: str, username: str | None) -> str:
 
 
 def create_mqtt_client(
-    cfg: MqttConfig, client_id: str, will: tuple[str, str] | None = None
+    cfg: MqttConfig,
+    client_id: str,
+    will: tuple[str, str] | None = None,
+    password: str | None = None,
 ) -> MqttClient:
     """A client for the ``mqtt`` section: its URL, keepalive, CA bundle and client
-    certificate, and the password from its ``password_file`` or ``password_env``."""
-    password = read_password(cfg.password_env, cfg.password_file)
+    certificate, and ``password`` or else the one in its ``password_file`` or ``password_env``."""
+    if password is None:
+        password = read_password(cfg.password_env, cfg.password_file)
     return MqttClient(
         cfg.url,
         client_id,
