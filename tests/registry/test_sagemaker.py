@@ -156,3 +156,36 @@ def test_sagemaker_rollback_and_pins(aws: None, color_bundle: Path) -> None:
     assert reg.unpin("cam1", by="dee") is not None and reg.unpin("cam1", by="dee") is None
     reopened = open_registry("sagemaker://trash-classifier?bucket=models&prefix=wb")
     assert [p.device for p in reopened.pins()] == ["cam0"]
+
+
+def test_sagemaker_skips_model_packages_whichbin_did_not_create(
+    aws: None, color_bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A package added to the group by hand (or another tool) is not a version: list and
+    latest_approved skip it (logged); reading it is a one-line RegistryError."""
+    reg = open_registry("sagemaker://trash-classifier?bucket=models&prefix=wb")
+    v1 = register(reg, color_bundle)  # type: ignore[arg-type]
+    reg.approve("1", by="ana")
+    sm = boto3.client("sagemaker")
+    foreign = sm.create_model_package(
+        ModelPackageGroupName="trash-classifier",
+        ModelPackageDescription="made in the console",
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"team": "vision"},
+    )["ModelPackageArn"]
+    boto3.client("s3").put_object(Bucket="models", Key="x/registration.json", Body=b"not json")
+    sm.create_model_package(
+        ModelPackageGroupName="trash-classifier",
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"whichbin.registration": "s3://models/x/registration.json"},
+    )
+
+    assert [v.id for v in reg.list()] == [v1.id]
+    assert reg.latest_approved("trash-classifier").id == v1.id  # type: ignore[union-attr]
+    assert "not a whichbin model package" in caplog.text
+    for version_id in ("2", "3"):
+        with pytest.raises(RegistryError, match="not a whichbin") as e:
+            reg.get(version_id)
+        assert "\n" not in str(e.value)
+    with pytest.raises(RegistryError, match=f"{foreign}: not a whichbin model package"):
+        reg.describe_arn(foreign)  # type: ignore[attr-defined]
