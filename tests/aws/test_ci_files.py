@@ -37,6 +37,43 @@ def test_codebuild_and_github_actions_run_the_one_retrain_command() -> None:
     assert "vars.WHICHBIN_ENGINE" in engine and "'local'" in engine
 
 
+def ci_installs() -> list[tuple[str, str, set[str]]]:
+    """(file, pipeline config, extras installed) for buildspec.yml and the workflow."""
+    import re
+
+    spec = yaml.safe_load((REPO / "buildspec.yml").read_text())
+    flow = yaml.safe_load((REPO / ".github" / "workflows" / "retrain.yml").read_text())
+    job = flow["jobs"]["retrain"]
+    found = [
+        ("buildspec.yml", spec["env"]["variables"], spec["phases"]["install"]["commands"]),
+        ("retrain.yml", job["env"], [s["run"] for s in job["steps"] if "run" in s]),
+    ]
+    out = []
+    for name, env, commands in found:
+        pips = [c for c in commands if c.startswith("pip install")]
+        assert pips, f"{name}: no pip install"
+        extras = {
+            e.strip() for c in pips for m in re.findall(r"\.\[([^\]]*)\]", c) for e in m.split(",")
+        }
+        out.append((name, env["WHICHBIN_PIPELINE_CONFIG"], extras))
+    return out
+
+
+@pytest.mark.parametrize("which", ["buildspec.yml", "retrain.yml"])
+def test_ci_installs_the_extras_its_pipeline_config_needs(which: str) -> None:
+    """CI's config must train with what CI installs: torch only comes with [train]."""
+    from whichbin.config import load_settings
+    from whichbin.training.extra import torch_asked_by
+
+    ((name, config, extras),) = [c for c in ci_installs() if c[0] == which]
+    training = load_settings(REPO / config).pipeline.training
+    needs = torch_asked_by(training)
+    assert needs is None or "train" in extras, f"{name}: {config} needs torch ({needs}): {extras}"
+    # The check can fail: the accurate preset needs torch, which [aws,sagemaker] lacks.
+    accurate = load_settings(REPO / "configs" / "accurate.yaml").pipeline.training
+    assert torch_asked_by(accurate) is not None
+
+
 def retrain(
     tmp_path: Path, color_bundle: Path, gate: str, name: str, training: str = "epochs: 40"
 ) -> subprocess.CompletedProcess:
