@@ -285,6 +285,45 @@ def test_watch_deploys_only_when_the_approval_changes() -> None:
     assert deployed == ["m/1", "m/2"]
 
 
+def test_watch_republishes_the_approval_before_its_presigned_url_expires() -> None:
+    """With a fake clock: an unchanged approval is republished once 80 % of the URL's
+    lifetime has passed since it was last published, and not before."""
+    from whichbin.deploy.sagemaker_events import REPUBLISH_AT
+    from whichbin.registry.base import ModelVersion
+
+    expires = 3600
+    v1 = ModelVersion(
+        id="m/1", name="m", number=1, sha256="s", artifact="s3://b/k", size_bytes=1,
+        gate="passed", created="", approved_at="a",
+    )  # fmt: skip
+    times = iter([0, 0, 1000, 2879, 2880, 2880, 3000, 5759, 5760, 5760])
+    now = [0.0]
+
+    class Registry:
+        def latest_approved(self, name: str) -> ModelVersion:
+            now[0] = next(times, None) or now[0]
+            if now[0] >= 5760:
+                stop.set()
+            return v1
+
+    stop = threading.Event()
+    deployed: list[float] = []
+    watch_approvals(
+        Registry(), "m", lambda v: deployed.append(now[0]), interval=0.001, stop=stop,
+        republish_after=expires * REPUBLISH_AT, clock=lambda: now[0],
+    )  # fmt: skip
+    assert deployed == [0, 2880, 5760]
+
+
+def test_watch_refuses_a_poll_slower_than_the_url_renewal(aws: str) -> None:
+    from whichbin.cli.main import app
+
+    args = ["registry", "watch", "--registry", f"sagemaker://{GROUP}?bucket={aws}"]
+    args += ["--mqtt", "mqtt://127.0.0.1:1", "--interval", "900", "--url-expires", "3600"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code != 0 and "--interval 900: poll at least every 720s" in done.output
+
+
 def test_iot_core_deployer_publishes_retained_deployments_and_clears_them() -> None:
     import boto3
     from moto import mock_aws

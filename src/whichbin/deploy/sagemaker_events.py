@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 DETAIL_TYPE = "SageMaker Model Package State Change"
 DEFAULT_URL_EXPIRES = 12 * 3600
 DEFAULT_GROUP = "trash-classifier"
+REPUBLISH_AT = 0.8  # `registry watch` republishes once this share of a URL's lifetime passed
 
 
 def approved_package(event: Mapping[str, Any], group: str | None = None) -> str | None:
@@ -169,18 +171,33 @@ def watch_approvals(
     interval: float = 60.0,
     stop: threading.Event | None = None,
     once: bool = False,
+    republish_after: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> None:
     """Poll ``registry`` and deploy its current approval whenever it changes (first poll
-    included: devices ignore a deployment of the model they already run)."""
+    included: devices ignore a deployment of the model they already run).
+
+    ``republish_after`` (seconds): deploy the unchanged approval again once this long has
+    passed since its last deployment, so the retained message's presigned URL is replaced
+    before it expires (a device that connects later would otherwise get a dead URL).
+    """
     stop = stop or threading.Event()
     last: tuple[str, str | None] | None = None
+    published_at = 0.0
     while True:
         try:
             current = registry.latest_approved(group)
             key = (current.id, current.approved_at) if current else None
-            if current is not None and key != last:
+            stale = (
+                republish_after is not None
+                and last is not None
+                and clock() - published_at >= republish_after
+            )
+            if current is not None and (key != last or stale):
+                if key == last:
+                    logger.info("republishing %s: its presigned URL expires soon", current.id)
                 deploy(current)
-                last = key
+                last, published_at = key, clock()
         except WhichbinError:
             logger.exception("watch %s: poll failed; retrying in %gs", group, interval)
         if once or stop.wait(interval):
