@@ -189,6 +189,33 @@ def test_an_edge_follows_a_signed_approval_through_tls(
         seen.close()
 
 
+def test_approving_with_a_device_account_says_the_deployment_did_not_go_out(
+    tls_broker: TlsBroker, tmp_path: Path, color_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mosquitto acknowledges (MQTT 3.1.1) a publish its ACL denies, then drops it: the
+    deployer reads the retained message back, so a camera's account cannot claim success."""
+    from whichbin.registry.local import SqliteRegistry
+
+    registry = SqliteRegistry(tmp_path / "registry")
+    v = register(registry, color_bundle)
+    folder = tls_broker.workdir
+    monkeypatch.setenv("WHICHBIN_MQTT_PASSWORD", "pw-kitchen")
+    res = CliRunner().invoke(
+        app,
+        [
+            "registry", "approve", v.id, "--registry", str(registry.root),
+            "--mqtt", tls_broker.url_for("kitchen"), "--by", "ana", "--timeout", "5",
+            "--ca-file", str(folder / "ca.crt"),
+            "--cert-file", str(folder / "kitchen.crt"),
+            "--key-file", str(folder / "kitchen.key"),
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 1, res.output
+    line = res.output.strip()
+    assert "did not keep the deployment" in line and "deploy/mosquitto/acl" in line, line
+    assert "NOT published" in line and "Traceback" not in line
+
+
 @BOTH_ACLS
 def test_the_deeplens_topic_is_opt_in(tls_broker: TlsBroker) -> None:
     """Shipped: nobody reads deeplens/trash/infer. Opted in: the camera writes it and its
