@@ -2,7 +2,9 @@
 
 ``build_deployment`` and ``artifact_url`` are pure. ``publish_deployment`` is the one
 place that talks to the broker, and it only reports success once the broker has
-acknowledged the retained message (QoS 1).
+acknowledged the retained message (QoS 1) and keeps it: under MQTT 3.1.1 a broker
+acknowledges a publish its ACL denies and drops it, so the deployer reads the retained
+message back.
 """
 
 from __future__ import annotations
@@ -97,7 +99,9 @@ def publish_deployment(
     timeout: float = 10.0,
     password: str | None = None,
 ) -> str:
-    """Publish ``deployment`` retained with QoS 1 and wait for the broker's acknowledgement.
+    """Publish ``deployment`` retained with QoS 1, wait for the broker's acknowledgement,
+    then read the retained message back (the account must be allowed to read the topic,
+    as the ``registry`` account of deploy/mosquitto/acl is).
 
     Args:
         deployment: The payload (see ``build_deployment``); None clears the retained
@@ -111,7 +115,8 @@ def publish_deployment(
         The topic published to.
 
     Raises:
-        DeployError: The broker could not be reached or did not acknowledge the message.
+        DeployError: The broker could not be reached, did not acknowledge the message, or
+            did not keep it (the account may not publish deployments).
     """
     from whichbin.messaging.mqtt import create_mqtt_client
 
@@ -130,6 +135,16 @@ def publish_deployment(
             raise DeployError(client.failure(timeout))
         if not client.publish_confirmed(topic, payload, qos=1, retain=True, timeout=timeout):
             raise DeployError(f"the MQTT broker at {where} did not acknowledge {topic}")
+        try:
+            kept = client.read_retained(topic, timeout)
+        except TimeoutError as e:
+            raise DeployError(f"the MQTT broker at {where}: {e}") from e
+        if (kept or b"") != payload.encode():
+            who = f" (user {client.url.username})" if client.url.username else ""
+            raise DeployError(
+                f"the broker at {where} did not keep the deployment on {topic}{who} (is this "
+                "account allowed to publish it? see deploy/mosquitto/acl)"
+            )
     finally:
         client.stop()
     logger.info("published %s to %s on %s", what, topic, where)
