@@ -73,8 +73,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if raw and not set(raw) & set(Settings.model_fields):
         unknown = [str(k) for k in raw if k not in PipelineConfig.model_fields]
         if unknown:
+            key = " ".join(unknown[0][:80].split())  # one line, whatever the key holds
             raise ConfigError(
-                f"{path}: {unknown[0]}: unknown key; the top level holds the sections "
+                f"{path}: {key}: unknown key; the top level holds the sections "
                 f"{', '.join(Settings.model_fields)} (or, in a pipeline-only file, its keys)"
             )
         raw = {"pipeline": raw}
