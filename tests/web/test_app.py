@@ -165,3 +165,31 @@ def test_dashboard_lists_versions(
     assert (registry.root / "registry.db").exists() and client.get(escape).status_code == 404
     assert client.get("/reports/trash-classifier/2/").status_code == 401  # pending: log in
     assert client.get("/reports/trash-classifier/2/", headers=basic("vic")).status_code == 404
+
+
+def test_web_approval_signs_with_the_key_its_config_names(
+    registry: SqliteRegistry,
+    color_bundle: Path,
+    broker: Broker,
+    prefix: str,
+    users: UserStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server's ``deploy.signing_key`` (config file), not only the environment's."""
+    from tests.helpers import SigningKey
+
+    key = SigningKey.create(tmp_path / "keys")
+    monkeypatch.delenv("WHICHBIN_DEPLOY__SIGNING_KEY", raising=False)
+    register(registry, color_bundle)
+    settings = Settings(
+        mqtt=MqttConfig(url=broker.url, prefix=prefix),
+        deploy=DeployConfig(signing_key=str(key.path)),
+    )
+    client = local_client(create_app(settings, registry=registry), headers=ANA)
+    r = client.post("/api/models/trash-classifier/1/approve")
+    assert r.status_code == 200, r.text
+    assert r.json()["deployment"]["key_id"] == key.signer.key_id
+    r = client.post("/api/models/trash-classifier/1/deploy", json={"device": "cam1"})
+    assert r.status_code == 200, r.text
+    assert r.json()["deployment"]["key_id"] == key.signer.key_id

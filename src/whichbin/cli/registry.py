@@ -134,12 +134,6 @@ def _deployer(settings: Settings) -> MqttDeployer:
     return MqttDeployer(settings.mqtt, settings.deploy.timeout)
 
 
-def _signing_key(settings: Settings) -> Path | None:
-    """The approver's key the loaded config names (config file, environment), if any."""
-    key = settings.deploy.signing_key
-    return Path(key).expanduser() if key else None
-
-
 def _deploy_settings(
     config: Path | None,
     registry: str | None,
@@ -216,7 +210,7 @@ def approve_cmd(
     """
     from whichbin.cli.output import emit_json, err_console
     from whichbin.contract import utc_now
-    from whichbin.deploy import approve_and_deploy, not_published_message
+    from whichbin.deploy import approve_and_deploy, not_published_message, signing_key_path
 
     settings = _deploy_settings(config, registry, broker, artifact_base_url, timeout)
     reg = _open(settings)
@@ -224,7 +218,7 @@ def approve_cmd(
     base_url = settings.deploy.artifact_base_url
     outcome = approve_and_deploy(
         reg, version, by or _default_user(), note, deployer, utc_now(), base_url=base_url,
-        signing_key=_signing_key(settings),
+        signing_key=signing_key_path(settings.deploy),
     )  # fmt: skip
     if json_out:
         emit_json(outcome.to_dict())
@@ -309,7 +303,7 @@ def deploy_cmd(
     """
     from whichbin.cli.output import emit_json, err_console
     from whichbin.contract import utc_now
-    from whichbin.deploy import deploy_version
+    from whichbin.deploy import deploy_version, signing_key_path
     from whichbin.errors import RegistryError
 
     settings = _deploy_settings(config, registry, broker, artifact_base_url, timeout)
@@ -322,7 +316,7 @@ def deploy_cmd(
         v = reg.get(version)
     outcome = deploy_version(
         reg, v, _deployer(settings), utc_now(), settings.deploy.artifact_base_url, device,
-        by=by or _default_user(), reason=reason, signing_key=_signing_key(settings),
+        by=by or _default_user(), reason=reason, signing_key=signing_key_path(settings.deploy),
     )  # fmt: skip
     if json_out:
         emit_json(outcome.to_dict())

@@ -5,6 +5,7 @@ from whichbin.deploy.approval import (
     approve_and_deploy,
     deploy_version,
     not_published_message,
+    signing_key_path,
 )
 from whichbin.deploy.fetch import fetch_artifact
 from whichbin.deploy.publish import (
@@ -30,4 +31,5 @@ __all__ = [
     "fetch_artifact",
     "not_published_message",
     "publish_deployment",
+    "signing_key_path",
 ]

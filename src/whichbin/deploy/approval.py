@@ -33,6 +33,7 @@ from whichbin.errors import DeployError, RegistryError
 from whichbin.registry.base import ModelVersion, Pin, Registry, new_pin
 
 if TYPE_CHECKING:
+    from whichbin.config import DeployConfig
     from whichbin.security.signing import Signer
 
 
@@ -226,6 +227,12 @@ def _publish_current(
             "`whichbin registry deploy` once the broker is reachable"
         ) from e
     return DeployOutcome(version, back, topic, error=f"{lost}: retracted, {done}", retracted=True)
+
+
+def signing_key_path(cfg: DeployConfig) -> Path | None:
+    """The approver's key the loaded ``deploy`` section names (config file, environment),
+    if any: what ``whichbin registry`` and ``whichbin web`` pass as ``signing_key``."""
+    return Path(cfg.signing_key).expanduser() if cfg.signing_key else None
 
 
 def configured_signer(path: str | Path | None = None) -> Signer:

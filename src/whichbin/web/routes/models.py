@@ -15,7 +15,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from whichbin.contract import check_device_id, utc_now
-from whichbin.deploy.approval import approve_and_deploy, deploy_version, not_published_message
+from whichbin.deploy.approval import (
+    approve_and_deploy,
+    deploy_version,
+    not_published_message,
+    signing_key_path,
+)
 from whichbin.deploy.publish import DeploymentRefused
 from whichbin.registry.base import MAX_NOTE, ModelVersion, VersionNotFound
 from whichbin.registry.base import version_id as make_version_id
@@ -101,6 +106,7 @@ def approve_model(
         deployer,
         utc_now(),
         base_url=settings.deploy.artifact_base_url,
+        signing_key=signing_key_path(settings.deploy),
     )
     doc = outcome.to_dict()
     if outcome.error:
@@ -154,5 +160,6 @@ def deploy_model(
         body.device,
         by=user.name,
         reason=body.reason,
+        signing_key=signing_key_path(settings.deploy),
     )
     return outcome.to_dict()
