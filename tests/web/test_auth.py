@@ -128,6 +128,25 @@ def test_basic_from_a_browser_on_another_site_is_refused(client: TestClient) -> 
     assert client.post(APPROVE, headers=headers).status_code == 403
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://localhost:9999",  # another port on this host is another site
+        "https://localhost",  # another scheme too
+        "http://localhost:9999/dashboard",  # (as a Referer)
+    ],
+)
+def test_same_host_other_port_or_scheme_is_cross_site(client: TestClient, origin: str) -> None:
+    for header in ("Origin", "Referer"):
+        r = client.post(APPROVE, headers={**basic("ana"), header: origin})
+        assert r.status_code == 403 and "cross-site" in r.json()["detail"], (header, origin)
+
+
+def test_same_origin_with_explicit_default_port_is_accepted(client: TestClient) -> None:
+    r = client.post(APPROVE, headers={**basic("ana"), "Origin": "http://localhost:80"})
+    assert r.status_code == 200
+
+
 def test_session_cookie_is_secure_over_tls(
     registry: SqliteRegistry, color_bundle: Path, users: UserStore
 ) -> None:

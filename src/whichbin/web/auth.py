@@ -25,7 +25,6 @@ from fastapi import Depends, HTTPException, Request
 
 from whichbin.config import WebConfig
 from whichbin.security.users import User, UserStore, allowed
-from whichbin.web.guards import host_of
 from whichbin.web.ratelimit import FailureLimiter
 
 logger = logging.getLogger(__name__)
@@ -183,7 +182,9 @@ def check_csrf(request: Request, who: Caller) -> None:
 
 
 def check_origin(request: Request) -> None:
-    """A browser's ``Origin`` (else ``Referer``) must name this server.
+    """A browser's ``Origin`` (else ``Referer``) must name this server: the same scheme,
+    host and port as the request's own (its ``Host`` header; behind a TLS proxy, uvicorn's
+    ``--proxy-headers`` gives the scheme).
 
     Raises:
         HTTPException: 403 for a cross-site request.
@@ -191,9 +192,26 @@ def check_origin(request: Request) -> None:
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin:
         return
-    host = host_of(request.headers.get("host", ""))
-    if origin == "null" or urlsplit(origin).hostname != host:
+    own = _origin_of(f"{request.url.scheme}://{request.headers.get('host', '')}")
+    if own is None or _origin_of(origin) != own:
         raise HTTPException(403, f"cross-site request from {origin[:100]!r} refused")
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL, the port filled in for http(s); None when malformed
+    (``null``, a bad port)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS.get(scheme)
 
 
 def require(action: str) -> Callable[..., User]:
