@@ -160,6 +160,14 @@ def test_dashboard_lists_versions(
     assert "Approved (current)" in html
     assert 'href="/reports/trash-classifier/1/"' in html
     assert "confusion matrix" in client.get("/reports/trash-classifier/1/").text
+    assert r.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert r.headers["x-frame-options"] == "DENY"
+    # Reports are served from the dashboard's origin: sandboxed, so a script in one cannot
+    # act as the logged-in user.
+    for url in ("/reports/trash-classifier/1/", "/reports/trash-classifier/1/secret.txt"):
+        headers = client.get(url).headers
+        assert headers["content-security-policy"] == "sandbox", url
+        assert headers["x-content-type-options"] == "nosniff", url
     assert client.get("/reports/trash-classifier/1/secret.txt").status_code == 200
     escape = "/reports/trash-classifier/1/" + "..%2F" * 4 + "registry.db"  # would exist
     assert (registry.root / "registry.db").exists() and client.get(escape).status_code == 404

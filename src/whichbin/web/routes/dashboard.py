@@ -11,10 +11,12 @@ from whichbin.web.dashboard import Visitor, render_dashboard
 from whichbin.web.deps import DeployerDep, RegistryDep
 
 router = APIRouter(tags=["dashboard"])
+# The dashboard's buttons act as the logged-in user: never inside another site's frame.
+NO_FRAMING = {"Content-Security-Policy": "frame-ancestors 'none'", "X-Frame-Options": "DENY"}
 
 
 @router.get("/", response_class=HTMLResponse)
-def dashboard(registry: RegistryDep, deployer: DeployerDep, who: CallerDep) -> str:
+def dashboard(registry: RegistryDep, deployer: DeployerDep, who: CallerDep) -> HTMLResponse:
     """A table of every version: metrics, gate, approval, report and artifact links; a
     login form, and approve/reject buttons for approvers."""
     versions = registry.list()
@@ -27,4 +29,5 @@ def dashboard(registry: RegistryDep, deployer: DeployerDep, who: CallerDep) -> s
     if who is not None:
         user = who.user
         visitor = Visitor(user.name, user.role, allowed(user.role, "approve"), who.csrf)
-    return render_dashboard(versions, current, registry.uri, deployer is not None, visitor)
+    html = render_dashboard(versions, current, registry.uri, deployer is not None, visitor)
+    return HTMLResponse(html, headers=NO_FRAMING)
