@@ -4,7 +4,9 @@ from whichbin.deploy.approval import (
     DeployOutcome,
     approve_and_deploy,
     deploy_version,
+    fleet_now,
     not_published_message,
+    reject_and_retract,
     signing_key_path,
 )
 from whichbin.deploy.fetch import fetch_artifact
@@ -29,7 +31,9 @@ __all__ = [
     "deploy_version",
     "deployment_topic",
     "fetch_artifact",
+    "fleet_now",
     "not_published_message",
     "publish_deployment",
+    "reject_and_retract",
     "signing_key_path",
 ]

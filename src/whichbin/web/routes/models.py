@@ -19,6 +19,7 @@ from whichbin.deploy.approval import (
     approve_and_deploy,
     deploy_version,
     not_published_message,
+    reject_and_retract,
     signing_key_path,
 )
 from whichbin.deploy.publish import DeploymentRefused
@@ -119,10 +120,36 @@ def approve_model(
 
 @router.post("/{name}/{n}/reject")
 def reject_model(
-    name: str, n: int, body: RejectRequest, user: RejecterDep, registry: RegistryDep
-) -> ModelVersion:
-    """Reject (or withdraw an approval) as the logged-in user."""
-    return registry.reject(make_version_id(name, n), reason=body.reason, by=user.name)
+    name: str,
+    n: int,
+    body: RejectRequest,
+    user: RejecterDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    deployer: DeployerDep,
+) -> JSONResponse:
+    """Reject (or withdraw an approval) as the logged-in user.
+
+    The reply is the version's record, with ``was_live`` (the fleet ran it), ``retracted``
+    (the fleet was put back on the current approval, or cleared) and ``warning`` (this
+    server publishes nothing: the fleet still runs it). 502 when the rejection was
+    recorded but the broker could not be reached to retract it.
+    """
+    outcome = reject_and_retract(
+        registry,
+        make_version_id(name, n),
+        body.reason,
+        user.name,
+        deployer,
+        utc_now(),
+        settings.deploy.artifact_base_url,
+        signing_key=signing_key_path(settings.deploy),
+    )
+    doc = outcome.rejection_dict()
+    if outcome.error:
+        doc["detail"] = outcome.error
+        return JSONResponse(doc, status_code=502)
+    return JSONResponse(doc)
 
 
 @router.post("/{name}/{n}/deploy")
