@@ -113,6 +113,7 @@ def test_web_approval_with_broker_down_is_502_but_recorded(
     r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana"})
     assert r.status_code == 502
     assert "NOT published" in r.json()["detail"] and r.json()["published"] is False
+    assert "once the broker is reachable" in r.json()["detail"]
     assert registry.get("1").status == "Approved"
     assert client.post("/api/models/trash-classifier/1/deploy").status_code == 502
 
@@ -201,3 +202,29 @@ def test_web_approval_signs_with_the_key_its_config_names(
     r = client.post("/api/models/trash-classifier/1/deploy", json={"device": "cam1"})
     assert r.status_code == 200, r.text
     assert r.json()["deployment"]["key_id"] == key.signer.key_id
+
+
+def test_a_missing_signing_key_is_a_config_error_not_a_broker_one(
+    registry: SqliteRegistry,
+    color_bundle: Path,
+    broker: Broker,
+    prefix: str,
+    users: UserStore,
+    tmp_path: Path,
+) -> None:
+    """No key: the reply names the key and how to create it, with no broker hint and no
+    502 (the broker is fine)."""
+    register(registry, color_bundle)
+    settings = Settings(
+        mqtt=MqttConfig(url=broker.url, prefix=prefix),
+        deploy=DeployConfig(signing_key=str(tmp_path / "none.pem")),
+    )
+    client = local_client(create_app(settings, registry=registry), headers=ANA)
+    r = client.post("/api/models/trash-classifier/1/approve")
+    detail = r.json()["detail"]
+    assert r.status_code == 400 and r.json()["published"] is False
+    assert "NOT published" in detail and "whichbin keys create" in detail
+    assert "broker" not in detail and "--mqtt" not in detail
+    assert registry.get("1").status == "Approved"
+    r = client.post("/api/models/trash-classifier/1/deploy")
+    assert r.status_code == 400 and r.json()["detail"].startswith("no signing key at ")

@@ -34,7 +34,7 @@ from whichbin.deploy.publish import (
     build_deployment,
     require_approved,
 )
-from whichbin.errors import DeployError, RegistryError
+from whichbin.errors import DeployError, RegistryError, SigningKeyError
 from whichbin.registry.base import ModelVersion, Pin, Registry, new_pin
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class DeployOutcome:
     retracted: bool = False  # the fleet was put back on the current approval (or cleared)
     was_live: bool = False  # a rejection of the version the fleet's deployment carried
     warning: str | None = None  # the fleet still runs a rejected version
+    unsigned: bool = False  # ``error`` is a missing or unusable signing key, not the broker
     pin: Pin | None = None  # the device pinned by this deployment
     pinned: list[Pin] = field(default_factory=list)  # devices that do not follow the fleet
 
@@ -91,11 +92,11 @@ def not_published_message(
         return str(outcome.error)
     vid = outcome.version.id
     retry = f"whichbin registry deploy {vid} --registry {registry_uri}"
+    failed = f"{vid} is approved (recorded in {registry_uri}) but its deployment was NOT published"
+    if outcome.unsigned:  # the broker was never tried: no broker hint
+        return f"{failed}: {outcome.error}. Once the key is in place, run `{retry}`"
     retry += f" --mqtt {mqtt_url}" if mqtt_url else " --mqtt URL"
-    return (
-        f"{vid} is approved (recorded in {registry_uri}) but its deployment was NOT published: "
-        f"{outcome.error}. Retry with `{retry}` once the broker is reachable"
-    )
+    return f"{failed}: {outcome.error}. Retry with `{retry}` once the broker is reachable"
 
 
 def verify_artifact(registry: Registry, version: ModelVersion, refused: str) -> None:
@@ -142,8 +143,10 @@ def deploy_version(
 
     Raises:
         DeploymentRefused: The version is not deployable (nothing was published).
-        RegistryError: A bad device id, note or artifact (nothing was published).
-        DeployError: No signing key, or publishing failed.
+        ConfigError: A bad device id (nothing was published).
+        SigningKeyError: No usable signing key (a ConfigError; nothing was published).
+        RegistryError: A bad note or a damaged artifact (nothing was published).
+        DeployError: Publishing failed.
     """
     require_approved(version)
     if device is not None:
@@ -204,6 +207,8 @@ def approve_and_deploy(
     try:
         signer = signer or configured_signer(signing_key)
         outcome = _publish_current(registry, version, deployer, now, base_url, signer)
+    except SigningKeyError as e:
+        outcome = DeployOutcome(version, error=str(e), unsigned=True)
     except DeployError as e:
         outcome = DeployOutcome(version, error=str(e))
     outcome.pinned = [p for p in registry.pins() if p.version.rpartition("/")[0] == version.name]
@@ -303,11 +308,10 @@ def reject_and_retract(
         return DeployOutcome(version, was_live=True, warning=still)
     try:
         back, topic = _put_fleet_back(registry, name, deployer, now, base_url, signer, signing_key)
-    except DeployError as e:
-        error = (
-            f"{version.id} is rejected but its fleet deployment was NOT retracted ({e}): {still}"
-        )
-        return DeployOutcome(version, was_live=True, error=error)
+    except (DeployError, SigningKeyError) as e:
+        error = f"{version.id} is rejected but its fleet deployment was NOT retracted ({e})"
+        unsigned = isinstance(e, SigningKeyError)
+        return DeployOutcome(version, was_live=True, error=f"{error}: {still}", unsigned=unsigned)
     return DeployOutcome(version, back, topic, retracted=True, was_live=True)
 
 
@@ -322,7 +326,7 @@ def configured_signer(path: str | Path | None = None) -> Signer:
     from ``deploy.signing_key`` (environment) or its default.
 
     Raises:
-        DeployError: No usable key (the message says how to create one).
+        SigningKeyError: No usable key (the message says how to create one).
     """
     from whichbin.config import load_settings
     from whichbin.errors import WhichbinError
@@ -332,5 +336,5 @@ def configured_signer(path: str | Path | None = None) -> Signer:
         try:
             path = load_settings().deploy.signing_key
         except WhichbinError as e:
-            raise DeployError(str(e)) from e
+            raise SigningKeyError(str(e)) from e
     return load_signer(path)

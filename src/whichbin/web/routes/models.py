@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from whichbin.contract import check_device_id, utc_now
 from whichbin.deploy.approval import (
+    DeployOutcome,
     approve_and_deploy,
     deploy_version,
     not_published_message,
@@ -96,8 +97,9 @@ def approve_model(
 
     401 without a login, 403 for a role that may not approve; 409 when the gate failed,
     or when a rejection won the race and the deployment was retracted; 400 when the
-    artifact is damaged; 502 when the approval was recorded but the deployment could not
-    be published (the body says so and holds the version).
+    artifact is damaged; 502 when the approval was recorded but the broker could not be
+    reached, 400 when it was recorded but this server has no usable signing key (the body
+    says so and holds the version).
     """
     outcome = approve_and_deploy(
         registry,
@@ -112,7 +114,7 @@ def approve_model(
     doc = outcome.to_dict()
     if outcome.error:
         doc["detail"] = not_published_message(outcome, registry.uri)
-        return JSONResponse(doc, status_code=409 if outcome.retracted else 502)
+        return JSONResponse(doc, status_code=_failed_status(outcome))
     if deployer is None:
         doc["detail"] = "approved; deployment publishing is off on this server (no --mqtt)"
     return JSONResponse(doc)
@@ -132,8 +134,8 @@ def reject_model(
 
     The reply is the version's record, with ``was_live`` (the fleet ran it), ``retracted``
     (the fleet was put back on the current approval, or cleared) and ``warning`` (this
-    server publishes nothing: the fleet still runs it). 502 when the rejection was
-    recorded but the broker could not be reached to retract it.
+    server publishes nothing: the fleet still runs it). 502 (400: no usable signing key)
+    when the rejection was recorded but the retraction could not be published.
     """
     outcome = reject_and_retract(
         registry,
@@ -148,8 +150,16 @@ def reject_model(
     doc = outcome.rejection_dict()
     if outcome.error:
         doc["detail"] = outcome.error
-        return JSONResponse(doc, status_code=502)
+        return JSONResponse(doc, status_code=_failed_status(outcome))
     return JSONResponse(doc)
+
+
+def _failed_status(outcome: DeployOutcome) -> int:
+    """A recorded change whose deployment did not go out: 409 retracted by a racing
+    rejection, 400 no usable signing key on this server, else 502 (the broker)."""
+    if outcome.retracted:
+        return 409
+    return 400 if outcome.unsigned else 502
 
 
 @router.post("/{name}/{n}/deploy")
@@ -167,8 +177,8 @@ def deploy_model(
 
     A version other than the current approval goes to the fleet only as a rollback, with
     a ``reason``. 401 without a login, 403 for a role that may not deploy; 400 for a bad
-    device id; 409 when the version is not deployable; 502
-    when the broker could not be reached.
+    device id or no usable signing key on this server; 409 when the version is not
+    deployable; 502 when the broker could not be reached.
     """
     body = body or DeployRequest()
     if body.device is not None:  # a bad device id is a 400 whatever the server's setup
