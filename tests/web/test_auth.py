@@ -163,6 +163,18 @@ def test_removed_user_loses_their_session_and_tokens(client: TestClient, users: 
     assert client.post(APPROVE, headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
+def test_a_session_ends_with_its_user_even_if_the_name_is_added_again(
+    client: TestClient, users: UserStore
+) -> None:
+    """Removing ana and adding a new ana (another person, maybe another role) must not hand
+    the new account the old session."""
+    client.post("/api/login", json={"username": "ana", "password": PASSWORD})
+    assert client.get("/api/me").json()["user"] == "ana"
+    users.remove("ana")
+    users.add("ana", "admin", "another password entirely")
+    assert client.get("/api/me").status_code == 401
+
+
 def test_pending_and_rejected_artifacts_and_reports_need_a_login(
     registry: SqliteRegistry, color_bundle: Path, users: UserStore, tmp_path: Path
 ) -> None:
