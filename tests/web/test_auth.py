@@ -248,6 +248,27 @@ def test_body_size_limit_declared_and_chunked(client: TestClient, registry: Sqli
     assert r.status_code == 422  # within the limit, streamed bodies reach the route
 
 
+def test_the_schema_states_the_text_limits_the_registry_enforces(client: TestClient) -> None:
+    """Clients can read the limits from /openapi.json; a longer note or reason is a 400
+    with the registry's one-line message (above), a longer ignored ``by`` a 422."""
+    from whichbin.registry.base import MAX_ACTOR, MAX_NOTE
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for model, field, limit in [
+        ("ApproveRequest", "note", MAX_NOTE),
+        ("RejectRequest", "reason", MAX_NOTE),
+        ("DeployRequest", "reason", MAX_NOTE),
+        ("ApproveRequest", "by", MAX_ACTOR),
+        ("RejectRequest", "by", MAX_ACTOR),
+        ("DeployRequest", "by", MAX_ACTOR),
+    ]:
+        prop = schemas[model]["properties"][field]
+        limits = [p.get("maxLength") for p in [prop, *prop.get("anyOf", [])]]
+        assert limit in limits, (model, field, prop)
+    r = client.post(APPROVE, json={"by": "x" * (MAX_ACTOR + 1)}, headers=basic("ana"))
+    assert r.status_code == 422
+
+
 def test_no_users_store_refuses_every_write(registry: SqliteRegistry, color_bundle: Path) -> None:
     from whichbin.web.app import open_users
 

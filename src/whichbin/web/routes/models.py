@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 
 from whichbin.contract import check_device_id, utc_now
 from whichbin.deploy.approval import (
@@ -24,26 +25,33 @@ from whichbin.deploy.approval import (
     signing_key_path,
 )
 from whichbin.deploy.publish import DeploymentRefused
-from whichbin.registry.base import MAX_NOTE, ModelVersion, VersionNotFound
+from whichbin.registry.base import MAX_ACTOR, MAX_NOTE, ModelVersion, VersionNotFound
 from whichbin.registry.base import version_id as make_version_id
 from whichbin.web.auth import ApproverDep, DeployerUserDep, RejecterDep
 from whichbin.web.deps import DeployerDep, RegistryDep, SettingsDep
 
 IGNORED_BY = "Ignored: the audit trail records the logged-in user (kept for old clients)"
+# The registry checks note and reason lengths (a 400 with its one-line message, the same
+# for the CLI); the schema states the limit so clients can read it.
+NOTE_LIMIT: JsonDict = {"maxLength": MAX_NOTE}
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
 class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
-    note: str = Field(default="", description="Why, for the audit trail")
+    by: str | None = Field(default=None, max_length=MAX_ACTOR, description=IGNORED_BY)
+    note: str = Field(
+        default="", description="Why, for the audit trail", json_schema_extra=NOTE_LIMIT
+    )
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, description="Why, for the audit trail")
-    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
+    reason: str = Field(
+        min_length=1, description="Why, for the audit trail", json_schema_extra=NOTE_LIMIT
+    )
+    by: str | None = Field(default=None, max_length=MAX_ACTOR, description=IGNORED_BY)
 
 
 class DeployRequest(BaseModel):
@@ -52,10 +60,11 @@ class DeployRequest(BaseModel):
         default=None,
         description="Pin this device to the version (whichbin/<device>/deployment)",
     )
-    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
+    by: str | None = Field(default=None, max_length=MAX_ACTOR, description=IGNORED_BY)
     reason: str = Field(
         default="",
         description="Why; needed to roll the fleet back to a version that is not current",
+        json_schema_extra=NOTE_LIMIT,
     )
 
 
