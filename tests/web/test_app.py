@@ -159,6 +159,8 @@ def test_dashboard_lists_versions(
         assert text in html
     assert "bin_accuracy 0.510 &lt; 0.800" in html  # escaped
     assert "Approved (current)" in html
+    approver_html = client.get("/", headers=ANA).text
+    assert 'name="reason" placeholder="reason" required maxlength="2000"' in approver_html
     assert 'href="/reports/trash-classifier/1/"' in html
     assert "confusion matrix" in client.get("/reports/trash-classifier/1/").text
     assert r.headers["content-security-policy"] == "frame-ancestors 'none'"

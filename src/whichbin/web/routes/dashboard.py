@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from whichbin.registry.view import live_ids
 from whichbin.security.users import allowed
 from whichbin.web.auth import CallerDep
 from whichbin.web.dashboard import Visitor, render_dashboard
@@ -20,11 +21,7 @@ def dashboard(registry: RegistryDep, deployer: DeployerDep, who: CallerDep) -> H
     """A table of every version: metrics, gate, approval, report and artifact links; a
     login form, and approve/reject buttons for approvers."""
     versions = registry.list()
-    current = set()
-    for name in sorted({v.name for v in versions}):
-        approved = registry.latest_approved(name)
-        if approved is not None:
-            current.add(approved.id)
+    current = live_ids(registry, (v.name for v in versions))
     visitor = None
     if who is not None:
         user = who.user
