@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -178,26 +179,31 @@ def test_dashboard_lists_versions(
     assert client.get("/reports/trash-classifier/2/", headers=basic("vic")).status_code == 404
 
 
+@pytest.fixture()
+def signing_with(
+    registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str, users: UserStore
+) -> Callable[[Path], TestClient]:
+    """One pending version; ana's client of a server whose config file names the given
+    key as ``deploy.signing_key`` (and publishes to the test broker)."""
+    register(registry, color_bundle)
+
+    def client(key: Path) -> TestClient:
+        mqtt = MqttConfig(url=broker.url, prefix=prefix)
+        settings = Settings(mqtt=mqtt, deploy=DeployConfig(signing_key=str(key)))
+        return local_client(create_app(settings, registry=registry), headers=ANA)
+
+    return client
+
+
 def test_web_approval_signs_with_the_key_its_config_names(
-    registry: SqliteRegistry,
-    color_bundle: Path,
-    broker: Broker,
-    prefix: str,
-    users: UserStore,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    signing_with: Callable[[Path], TestClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The server's ``deploy.signing_key`` (config file), not only the environment's."""
     from tests.helpers import SigningKey
 
     key = SigningKey.create(tmp_path / "keys")
     monkeypatch.delenv("WHICHBIN_DEPLOY__SIGNING_KEY", raising=False)
-    register(registry, color_bundle)
-    settings = Settings(
-        mqtt=MqttConfig(url=broker.url, prefix=prefix),
-        deploy=DeployConfig(signing_key=str(key.path)),
-    )
-    client = local_client(create_app(settings, registry=registry), headers=ANA)
+    client = signing_with(key.path)
     r = client.post("/api/models/trash-classifier/1/approve")
     assert r.status_code == 200, r.text
     assert r.json()["deployment"]["key_id"] == key.signer.key_id
@@ -207,21 +213,11 @@ def test_web_approval_signs_with_the_key_its_config_names(
 
 
 def test_a_missing_signing_key_is_a_config_error_not_a_broker_one(
-    registry: SqliteRegistry,
-    color_bundle: Path,
-    broker: Broker,
-    prefix: str,
-    users: UserStore,
-    tmp_path: Path,
+    signing_with: Callable[[Path], TestClient], registry: SqliteRegistry, tmp_path: Path
 ) -> None:
     """No key: the reply names the key and how to create it, with no broker hint and no
     502 (the broker is fine)."""
-    register(registry, color_bundle)
-    settings = Settings(
-        mqtt=MqttConfig(url=broker.url, prefix=prefix),
-        deploy=DeployConfig(signing_key=str(tmp_path / "none.pem")),
-    )
-    client = local_client(create_app(settings, registry=registry), headers=ANA)
+    client = signing_with(tmp_path / "none.pem")
     r = client.post("/api/models/trash-classifier/1/approve")
     detail = r.json()["detail"]
     assert r.status_code == 400 and r.json()["published"] is False

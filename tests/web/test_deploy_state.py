@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.deploy.test_deploy_state import SlowDeployer, deployer, retained
 from tests.helpers import Broker
@@ -145,16 +146,21 @@ def test_a_damaged_artifact_is_not_approved(
     assert registry.get(v1.id).status == "PendingManualApproval"
 
 
+@pytest.fixture()
+def publishing(registry: SqliteRegistry, mqtt: MqttDeployer, users: UserStore) -> TestClient:
+    """ana's client of a server that publishes to the test broker."""
+    return local_client(create_app(registry=registry, deployer=mqtt), headers=ANA)
+
+
 def test_rejecting_the_live_version_puts_the_fleet_back(
+    publishing: TestClient,
     registry: SqliteRegistry,
     color_bundle: Path,
-    mqtt: MqttDeployer,
     broker: Broker,
     prefix: str,
-    users: UserStore,
 ) -> None:
     v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
-    client = local_client(create_app(registry=registry, deployer=mqtt), headers=ANA)
+    client = publishing
     for v in (v1, v2):
         assert client.post(f"/api/models/{v.id}/approve").status_code == 200
     r = client.post(f"/api/models/{v2.id}/reject", json={"reason": "lids"})

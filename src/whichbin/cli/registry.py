@@ -270,7 +270,8 @@ def reject_cmd(
     deployer = None if no_deploy else _deployer(settings)
     outcome = reject_and_retract(
         reg, version, reason, by or _default_user(), deployer, utc_now(),
-        settings.deploy.artifact_base_url, signing_key=signing_key_path(settings.deploy),
+        base_url=settings.deploy.artifact_base_url,
+        signing_key=signing_key_path(settings.deploy),
     )  # fmt: skip
     if json_out:
         emit_json(outcome.rejection_dict())

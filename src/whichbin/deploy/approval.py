@@ -277,9 +277,8 @@ def reject_and_retract(
     by: str,
     deployer: Deployer | None,
     now: datetime,
-    base_url: str | None = None,
-    signer: Signer | None = None,
     *,
+    base_url: str | None = None,
     signing_key: Path | None = None,
 ) -> DeployOutcome:
     """Reject ``version_id``; when it was the live version (the current approval, which
@@ -307,7 +306,7 @@ def reject_and_retract(
     if deployer is None:
         return DeployOutcome(version, was_live=True, warning=still)
     try:
-        back, topic = _put_fleet_back(registry, name, deployer, now, base_url, signer, signing_key)
+        back, topic = _put_fleet_back(registry, name, deployer, now, base_url, None, signing_key)
     except (DeployError, SigningKeyError) as e:
         error = f"{version.id} is rejected but its fleet deployment was NOT retracted ({e})"
         unsigned = isinstance(e, SigningKeyError)

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
+from whichbin.config import Settings
 from whichbin.contract import check_device_id, utc_now
 from whichbin.deploy.approval import (
     DeployOutcome,
@@ -117,8 +118,7 @@ def approve_model(
         body.note if body else "",
         deployer,
         utc_now(),
-        base_url=settings.deploy.artifact_base_url,
-        signing_key=signing_key_path(settings.deploy),
+        **_publishing(settings),
     )
     doc = outcome.to_dict()
     if outcome.error:
@@ -153,14 +153,19 @@ def reject_model(
         user.name,
         deployer,
         utc_now(),
-        settings.deploy.artifact_base_url,
-        signing_key=signing_key_path(settings.deploy),
+        **_publishing(settings),
     )
     doc = outcome.rejection_dict()
     if outcome.error:
         doc["detail"] = outcome.error
         return JSONResponse(doc, status_code=_failed_status(outcome))
     return JSONResponse(doc)
+
+
+def _publishing(settings: Settings) -> dict[str, Any]:
+    """How this server's deployments are addressed and signed (its ``deploy`` section)."""
+    deploy = settings.deploy
+    return {"base_url": deploy.artifact_base_url, "signing_key": signing_key_path(deploy)}
 
 
 def _failed_status(outcome: DeployOutcome) -> int:
@@ -202,10 +207,9 @@ def deploy_model(
         version,
         deployer,
         utc_now(),
-        settings.deploy.artifact_base_url,
-        body.device,
+        device=body.device,
         by=user.name,
         reason=body.reason,
-        signing_key=signing_key_path(settings.deploy),
+        **_publishing(settings),
     )
     return outcome.to_dict()
