@@ -35,6 +35,46 @@ def test_codebuild_and_github_actions_run_the_one_retrain_command() -> None:
     assert upload["if"] == "${{ always() }}"  # the report of a failed gate is kept too
     engine = flow["jobs"]["retrain"]["env"]["WHICHBIN_ENGINE"]
     assert "vars.WHICHBIN_ENGINE" in engine and "'local'" in engine
+    # The local engine with a sagemaker:// registry needs AWS credentials too.
+    creds = next(s for s in steps if "configure-aws-credentials" in s.get("uses", ""))
+    assert "vars.AWS_ROLE_ARN" in creds["if"] and "WHICHBIN_ENGINE" not in creds["if"]
+
+
+def ci_installs() -> list[tuple[str, str, set[str]]]:
+    """(file, pipeline config, extras installed) for buildspec.yml and the workflow."""
+    import re
+
+    spec = yaml.safe_load((REPO / "buildspec.yml").read_text())
+    flow = yaml.safe_load((REPO / ".github" / "workflows" / "retrain.yml").read_text())
+    job = flow["jobs"]["retrain"]
+    found = [
+        ("buildspec.yml", spec["env"]["variables"], spec["phases"]["install"]["commands"]),
+        ("retrain.yml", job["env"], [s["run"] for s in job["steps"] if "run" in s]),
+    ]
+    out = []
+    for name, env, commands in found:
+        pips = [c for c in commands if c.startswith("pip install")]
+        assert pips, f"{name}: no pip install"
+        extras = {
+            e.strip() for c in pips for m in re.findall(r"\.\[([^\]]*)\]", c) for e in m.split(",")
+        }
+        out.append((name, env["WHICHBIN_PIPELINE_CONFIG"], extras))
+    return out
+
+
+@pytest.mark.parametrize("which", ["buildspec.yml", "retrain.yml"])
+def test_ci_installs_the_extras_its_pipeline_config_needs(which: str) -> None:
+    """CI's config must train with what CI installs: torch only comes with [train]."""
+    from whichbin.config import load_settings
+    from whichbin.training.extra import torch_asked_by
+
+    ((name, config, extras),) = [c for c in ci_installs() if c[0] == which]
+    training = load_settings(REPO / config).pipeline.training
+    needs = torch_asked_by(training)
+    assert needs is None or "train" in extras, f"{name}: {config} needs torch ({needs}): {extras}"
+    # The check can fail: the accurate preset needs torch, which [aws,sagemaker] lacks.
+    accurate = load_settings(REPO / "configs" / "accurate.yaml").pipeline.training
+    assert torch_asked_by(accurate) is not None
 
 
 def retrain(
@@ -84,6 +124,52 @@ def test_retrain_fails_the_build_when_the_gate_fails(tmp_path: Path, color_bundl
     assert done.returncode == 3, done.stderr[-2000:]
     assert "gate failed" in done.stderr
     assert (tmp_path / "fail" / "report-artifact" / "report" / "index.html").is_file()
+
+
+def stub_retrain(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, str]:
+    """The retrain command in CI with a stub whichbin (records its arguments, prints a
+    passing result); returns the run and the arguments the stub got."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    calls = tmp_path / "args.txt"
+    stub = tmp_path / "stub.py"
+    stub.write_text(
+        "import json, sys\n"
+        f"open({str(calls)!r}, 'w').write(' '.join(sys.argv[1:]))\n"
+        "print(json.dumps({'version': 'trash-classifier/1', 'gate': 'passed'}))\n"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WHICHBIN_")}
+    done = subprocess.run(
+        ["bash", "deploy/ci/retrain"],
+        cwd=REPO,
+        env={
+            **base,
+            "CI": "true",
+            "WHICHBIN_CLI": f"{sys.executable} {stub}",
+            "WHICHBIN_REPORT_DIR": str(tmp_path / "report"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+    )
+    return done, calls.read_text() if calls.is_file() else ""
+
+
+def test_retrain_in_ci_refuses_a_throwaway_registry(tmp_path: Path) -> None:
+    done, args = stub_retrain(tmp_path)
+    assert done.returncode == 1 and args == ""  # nothing ran
+    (line,) = done.stderr.strip().splitlines()
+    assert "WHICHBIN_REGISTRY is not set" in line and "WHICHBIN_ALLOW_LOCAL_REGISTRY=1" in line
+
+
+def test_retrain_says_where_it_registered(tmp_path: Path) -> None:
+    done, args = stub_retrain(tmp_path / "a", WHICHBIN_ALLOW_LOCAL_REGISTRY="1")
+    assert done.returncode == 0, done.stderr
+    assert "--registry" not in args
+    assert "registered in the config's registry (default ./whichbin-registry)" in done.stderr
+    uri = "sagemaker://trash-classifier?bucket=b"
+    done, args = stub_retrain(tmp_path / "b", WHICHBIN_REGISTRY=uri)
+    assert done.returncode == 0, done.stderr
+    assert f"--registry {uri}" in args and f"registered in {uri}" in done.stderr
 
 
 def linter(*names: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from whichbin.config import FetchPolicy
+from whichbin.deploy import fetch as fetch_module
 from whichbin.deploy.fetch import FetchRefused, check_url, fetch_artifact
 from whichbin.errors import DeployError
 
@@ -156,3 +158,58 @@ def test_partial_files_of_a_killed_download_are_removed(tmp_path: Path) -> None:
     sha = hashlib.sha256(b"model").hexdigest()
     fetch_artifact((root / "m.onnx").as_uri(), dest, sha, policy=edge_policy(tmp_path), size=5)
     assert sorted(dest.parent.iterdir()) == [dest]
+
+
+def test_a_fifo_under_the_root_is_refused_without_blocking(tmp_path: Path) -> None:
+    root = tmp_path / "artifacts"
+    root.mkdir()
+    os.mkfifo(root / "m.onnx")  # no writer: opening it for reading would block forever
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            fetch_artifact((root / "m.onnx").as_uri(), tmp_path / "m.onnx", ZERO,
+                           policy=edge_policy(tmp_path))  # fmt: skip
+        except BaseException as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=fetch, daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive(), "fetching a FIFO blocked"
+    assert isinstance(outcome[0], FetchRefused) and "not a regular file" in str(outcome[0])
+
+
+def test_a_nul_byte_in_the_url_is_refused(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/artifacts/m.onnx%00.txt"
+    with pytest.raises(FetchRefused, match="NUL"):
+        fetch_artifact(url, tmp_path / "m.onnx", ZERO, policy=edge_policy(tmp_path))
+    with pytest.raises(FetchRefused, match="NUL"):  # the registry's own copies too
+        fetch_artifact(url, tmp_path / "m.onnx", ZERO)
+
+
+def test_a_link_out_of_the_root_swapped_in_after_the_check_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "artifacts"
+    (root / "v1").mkdir(parents=True)
+    outside = tmp_path / "secret"
+    outside.mkdir()
+    (outside / "m.onnx").write_bytes(b"secret")
+    (root / "v1" / "m.onnx").write_bytes(b"model")
+    url = (root / "v1" / "m.onnx").as_uri()
+    policy = edge_policy(tmp_path)
+    check_url(url, policy)  # allowed when checked; then the folder becomes a link outside
+    (root / "v1" / "m.onnx").unlink()
+    (root / "v1").rmdir()
+    (root / "v1").symlink_to(outside)
+    monkeypatch.setattr(fetch_module, "check_url", lambda url, policy: None)  # checked before
+    with pytest.raises(FetchRefused, match="refused"):
+        fetch_artifact(url, tmp_path / "m.onnx", hashlib.sha256(b"secret").hexdigest(),
+                       policy=policy)  # fmt: skip
+    # and when the path was resolved before the swap, the link is not followed either
+    monkeypatch.setattr(os.path, "realpath", lambda path, **kw: os.path.abspath(path))
+    with pytest.raises(FetchRefused, match="symbolic link"):
+        fetch_artifact(url, tmp_path / "m.onnx", hashlib.sha256(b"secret").hexdigest(),
+                       policy=policy)  # fmt: skip
+    assert not (tmp_path / "m.onnx").exists()

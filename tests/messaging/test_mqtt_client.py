@@ -36,3 +36,49 @@ def test_a_client_with_no_subscriptions_is_ready_once_connected(broker: Broker) 
     finally:
         c.stop()
     assert not c.ready
+
+
+def test_a_subscription_after_connect_is_ready_only_once_acknowledged(broker: Broker) -> None:
+    topic = f"late-{uuid.uuid4().hex[:8]}"
+    got = threading.Event()
+    pub = MqttClient(broker.url, f"pub-{uuid.uuid4().hex[:6]}")
+    sub = MqttClient(broker.url, f"sub-{uuid.uuid4().hex[:6]}")
+    try:
+        assert pub.start(wait=10) and sub.start(wait=10) and sub.ready
+        sub.client.loop_stop()  # hold the SUBACK back: nothing reads the socket now
+        sub.subscribe(topic, lambda t, p: got.set())
+        assert sub.connected and not sub.ready, "ready before the broker acknowledged"
+        sub.client.loop_start()
+        assert sub.wait_ready(10)
+        assert pub.publish_confirmed(topic, b"1")
+        assert got.wait(5), "the message right after ready was missed"
+    finally:
+        sub.stop()
+        pub.stop()
+
+
+def test_start_says_not_ready_when_the_subscriptions_are_not_acknowledged(
+    broker: Broker,
+) -> None:
+    c = MqttClient(broker.url, f"c-{uuid.uuid4().hex[:6]}")
+    c.subscribe(f"t-{uuid.uuid4().hex[:8]}", lambda t, p: None)
+    c.client.on_subscribe = None  # the SUBACK is lost to this client
+    try:
+        assert not c.start(wait=1)
+        assert c.connected and not c.ready
+    finally:
+        c.stop()
+
+
+def test_read_retained_returns_what_the_broker_keeps(broker: Broker) -> None:
+    topic = f"kept-{uuid.uuid4().hex[:8]}"
+    c = MqttClient(broker.url, f"c-{uuid.uuid4().hex[:6]}")
+    try:
+        assert c.start(wait=10)
+        assert c.read_retained(topic, 5) is None
+        assert c.publish_confirmed(topic, b"v1", retain=True)
+        assert c.read_retained(topic, 5) == b"v1"
+        assert c.publish_confirmed(topic, b"", retain=True)  # cleared
+        assert c.read_retained(topic, 5) is None and c.ready
+    finally:
+        c.stop()

@@ -156,3 +156,87 @@ def test_sagemaker_rollback_and_pins(aws: None, color_bundle: Path) -> None:
     assert reg.unpin("cam1", by="dee") is not None and reg.unpin("cam1", by="dee") is None
     reopened = open_registry("sagemaker://trash-classifier?bucket=models&prefix=wb")
     assert [p.device for p in reopened.pins()] == ["cam0"]
+
+
+def test_sagemaker_skips_model_packages_whichbin_did_not_create(
+    aws: None, color_bundle: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A package added to the group by hand (or another tool) is not a version: list and
+    latest_approved skip it (logged); reading it is a one-line RegistryError."""
+    reg = open_registry("sagemaker://trash-classifier?bucket=models&prefix=wb")
+    v1 = register(reg, color_bundle)  # type: ignore[arg-type]
+    reg.approve("1", by="ana")
+    sm = boto3.client("sagemaker")
+    foreign = sm.create_model_package(
+        ModelPackageGroupName="trash-classifier",
+        ModelPackageDescription="made in the console",
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"team": "vision"},
+    )["ModelPackageArn"]
+    boto3.client("s3").put_object(Bucket="models", Key="x/registration.json", Body=b"not json")
+    sm.create_model_package(
+        ModelPackageGroupName="trash-classifier",
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties={"whichbin.registration": "s3://models/x/registration.json"},
+    )
+
+    assert [v.id for v in reg.list()] == [v1.id]
+    assert reg.latest_approved("trash-classifier").id == v1.id  # type: ignore[union-attr]
+    assert "not a whichbin model package" in caplog.text
+    for version_id in ("2", "3"):
+        with pytest.raises(RegistryError, match="not a whichbin") as e:
+            reg.get(version_id)
+        assert "\n" not in str(e.value)
+    with pytest.raises(RegistryError, match=f"{foreign}: not a whichbin model package"):
+        reg.describe_arn(foreign)  # type: ignore[attr-defined]
+
+
+def test_concurrent_artifact_downloads_do_not_share_a_staging_file(tmp_path: Path) -> None:
+    """Two processes' (here: threads') downloads of one artifact each get a verified copy."""
+    import threading
+
+    from whichbin.registry.base import ModelVersion
+    from whichbin.registry.sagemaker_records import download_verified
+
+    body = bytes(range(256)) * 4096
+    barrier = threading.Barrier(2, timeout=10)
+
+    class S3:
+        """Writes the object in halves, both downloads being mid-write at once."""
+
+        def download_file(self, bucket: str, key: str, filename: str) -> None:
+            with open(filename, "wb") as f:
+                f.write(body[: len(body) // 2])
+                f.flush()
+                barrier.wait()
+                f.write(body[len(body) // 2 :])
+            barrier.wait()
+
+    sha = hashlib.sha256(body).hexdigest()
+    version = ModelVersion(
+        id="m/1", name="m", number=1, sha256=f" {sha.upper()} ", artifact="s3://b/k",
+        size_bytes=len(body), gate="passed", created="",
+    )  # fmt: skip
+    dest = tmp_path / "cache" / "m" / "1" / "model.onnx"
+    results: list[object] = []
+
+    def fetch() -> None:
+        try:
+            results.append(download_verified(S3(), version, dest))
+        except Exception as e:  # noqa: BLE001  # reported below
+            results.append(e)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert results == [dest, dest]
+    assert dest.read_bytes() == body
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["model.onnx"]  # no leftovers
+
+    class NoS3:
+        def download_file(self, *args: object) -> None:
+            raise AssertionError("a verified cached copy is not downloaded again")
+
+    assert download_verified(NoS3(), version, dest) == dest  # same hash, other spelling

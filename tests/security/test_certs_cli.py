@@ -57,3 +57,63 @@ def test_bad_names_are_one_line_errors(tmp_path: Path) -> None:
 def test_help_has_an_example() -> None:
     res = runner.invoke(app, ["certs", "create", "--help"])
     assert res.exit_code == 0 and "Example" in res.output and "whichbin certs" in res.output
+
+
+def one_line_error(res) -> str:  # noqa: ANN001
+    assert res.exit_code == 1, res.output
+    assert res.output.count("\n") == 1 and "Traceback" not in res.output, res.output
+    return res.output
+
+
+def test_names_are_letters_digits_dash_underscore_dot(tmp_path: Path) -> None:
+    for bad in ("a b", "a\\b", "a\x00b", ".hidden", "x" * 65, ""):
+        out = one_line_error(
+            runner.invoke(app, ["certs", "create", str(tmp_path), "--client", bad])
+        )
+        assert "certificate name" in out
+    assert not (tmp_path / "ca.crt").exists()  # refused before anything is written
+    ok = runner.invoke(app, ["certs", "create", str(tmp_path), "--client", "cam-1_b.x"])
+    assert ok.exit_code == 0, ok.output
+
+
+def test_a_ca_is_never_replaced_when_one_of_its_files_is_missing(tmp_path: Path) -> None:
+    create = ["certs", "create", str(tmp_path), "--client", "cam1"]
+    assert runner.invoke(app, create).exit_code == 0
+    cert = (tmp_path / "ca.crt").read_bytes()
+    key = (tmp_path / "ca.key").read_bytes()
+    (tmp_path / "ca.key").unlink()  # the CA key kept offline
+    out = one_line_error(runner.invoke(app, create))
+    assert "ca.key" in out and not (tmp_path / "ca.key").exists()
+    assert (tmp_path / "ca.crt").read_bytes() == cert
+    (tmp_path / "ca.key").write_bytes(key)
+    (tmp_path / "ca.crt").unlink()
+    assert "ca.crt" in one_line_error(runner.invoke(app, create))
+    assert (tmp_path / "ca.key").read_bytes() == key
+
+
+def test_an_encrypted_ca_key_is_a_one_line_error(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    create = ["certs", "create", str(tmp_path), "--client", "cam1"]
+    assert runner.invoke(app, create).exit_code == 0
+    key = serialization.load_pem_private_key((tmp_path / "ca.key").read_bytes(), None)
+    (tmp_path / "ca.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    assert "encrypted" in one_line_error(runner.invoke(app, create))
+    (tmp_path / "ca.key").write_text("not a key")
+    assert "ca.key" in one_line_error(runner.invoke(app, create))
+
+
+def test_an_unwritable_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    import os
+
+    create = ["certs", "create", str(tmp_path), "--client", "cam1"]
+    assert runner.invoke(app, create).exit_code == 0
+    (tmp_path / "cam2.crt").mkdir()  # a certificate path that cannot be written
+    out = one_line_error(runner.invoke(app, [*create[:3], "--client", "cam2"]))
+    assert "cam2.crt" in out and os.path.isdir(tmp_path / "cam2.crt")

@@ -4,7 +4,6 @@ and password per client, ACLs), rendered into a tmp dir (the ``tls_broker`` fixt
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -33,8 +32,8 @@ class Seen:
         self.lock = threading.Lock()
         self.client = broker.client("registry")
         self.client.subscribe(topic, self._on)
+        # start(wait) returns True only once the broker acknowledged the subscription
         assert self.client.start(wait=5), self.client.failure(5)
-        time.sleep(0.2)  # the subscription is in place
 
     def _on(self, topic: str, payload: bytes) -> None:
         with self.lock:
@@ -102,8 +101,10 @@ def test_a_device_publishes_only_its_own_topics(tls_broker: TlsBroker) -> None:
         assert display.publish_confirmed("whichbin/kitchen/state", b"{}", qos=1)  # display reads
         assert kitchen.publish_confirmed("whichbin/kitchen/event", b"{}", qos=1)  # allowed
         assert display.publish_confirmed("whichbin/kitchen/correction", b"{}", qos=1)  # joystick
-        assert wait_for(lambda: "whichbin/kitchen/correction" in seen.topics(), 5)
-        time.sleep(0.3)
+        # The broker forwards each client's messages in order: once both allowed ones are
+        # in, any denied one it had let through would be in too.
+        allowed = {"whichbin/kitchen/correction", "whichbin/kitchen/event"}
+        assert wait_for(lambda: allowed <= set(seen.topics()), 5)
         assert sorted(seen.topics()) == ["whichbin/kitchen/correction", "whichbin/kitchen/event"]
     finally:
         kitchen.stop()
@@ -120,8 +121,7 @@ def test_a_device_reads_only_its_own_topics_and_the_fleet_deployment(
     kitchen.subscribe("whichbin/#", lambda t, p: got.append(t))
     registry = tls_broker.client("registry")
     try:
-        assert kitchen.start(wait=5) and registry.start(wait=5)
-        time.sleep(0.2)
+        assert kitchen.start(wait=5) and registry.start(wait=5)  # subscribed (acknowledged)
         for topic in (
             "whichbin/cam2/set/pause",
             "whichbin/cam2/deployment",
@@ -129,8 +129,8 @@ def test_a_device_reads_only_its_own_topics_and_the_fleet_deployment(
             "whichbin/kitchen/set/pause",
         ):
             assert registry.publish_confirmed(topic, b"{}", qos=1)
-        assert wait_for(lambda: len(got) >= 2, 5)
-        time.sleep(0.3)
+        # the last one is readable: in order, every earlier one forwarded has arrived too
+        assert wait_for(lambda: "whichbin/kitchen/set/pause" in got, 5)
         assert sorted(got) == ["whichbin/fleet/deployment", "whichbin/kitchen/set/pause"]
     finally:
         registry.publish_confirmed("whichbin/fleet/deployment", b"", retain=True)
@@ -187,6 +187,33 @@ def test_an_edge_follows_a_signed_approval_through_tls(
             clear.publish_confirmed("whichbin/fleet/deployment", b"", retain=True)
         clear.stop()
         seen.close()
+
+
+def test_approving_with_a_device_account_says_the_deployment_did_not_go_out(
+    tls_broker: TlsBroker, tmp_path: Path, color_bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mosquitto acknowledges (MQTT 3.1.1) a publish its ACL denies, then drops it: the
+    deployer reads the retained message back, so a camera's account cannot claim success."""
+    from whichbin.registry.local import SqliteRegistry
+
+    registry = SqliteRegistry(tmp_path / "registry")
+    v = register(registry, color_bundle)
+    folder = tls_broker.workdir
+    monkeypatch.setenv("WHICHBIN_MQTT_PASSWORD", "pw-kitchen")
+    res = CliRunner().invoke(
+        app,
+        [
+            "registry", "approve", v.id, "--registry", str(registry.root),
+            "--mqtt", tls_broker.url_for("kitchen"), "--by", "ana", "--timeout", "5",
+            "--ca-file", str(folder / "ca.crt"),
+            "--cert-file", str(folder / "kitchen.crt"),
+            "--key-file", str(folder / "kitchen.key"),
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 1, res.output
+    line = res.output.strip()
+    assert "did not keep the deployment" in line and "deploy/mosquitto/acl" in line, line
+    assert "NOT published" in line and "Traceback" not in line
 
 
 @BOTH_ACLS

@@ -187,7 +187,7 @@ def upsert_cmd(config: ConfigOpt = None, target: Any = None, as_json: JsonOpt = 
     Example: whichbin pipeline upsert --engine sagemaker --config pipeline.yaml
     """
     from whichbin.config import load_settings
-    from whichbin.pipelines.sagemaker import upsert
+    from whichbin.pipelines.sagemaker_runs import upsert
 
     cfg = load_settings(config).pipeline
     with aws_errors("SageMaker pipeline upsert"):
@@ -216,7 +216,7 @@ def start_cmd(
     import time
 
     from whichbin.errors import WhichbinError
-    from whichbin.pipelines.sagemaker import execution_outcome, start, status
+    from whichbin.pipelines.sagemaker_runs import execution_outcome, start, status
 
     load_config(config)  # a broken config fails here, as in every command
     params = dict(p.partition("=")[::2] for p in parameter)
@@ -249,7 +249,7 @@ def status_cmd(
 
     Example: whichbin pipeline status --engine sagemaker --json
     """
-    from whichbin.pipelines.sagemaker import status
+    from whichbin.pipelines.sagemaker_runs import status
 
     load_config(config)
     with aws_errors("SageMaker pipeline status"):

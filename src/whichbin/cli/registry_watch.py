@@ -28,7 +28,9 @@ def watch_cmd(
 ) -> None:
     """Deploy every new approval in a SageMaker model package group to the fleet.
 
-    Publishes the retained whichbin/fleet/deployment message with a presigned HTTPS URL.
+    Publishes the retained whichbin/fleet/deployment message with a presigned HTTPS URL,
+    and republishes it once 80 % of the URL's lifetime (--url-expires) has passed, so a
+    device that connects later never gets an expired URL.
 
     Example: whichbin registry watch --registry "sagemaker://trash-classifier?bucket=b"
     --mqtt mqtts://registry@broker:8883 --signing-key approver.pem
@@ -37,7 +39,12 @@ def watch_cmd(
 
     from whichbin.cli.output import err_console
     from whichbin.deploy.publish import MqttDeployer
-    from whichbin.deploy.sagemaker_events import ApprovalDeployer, load_signer, watch_approvals
+    from whichbin.deploy.sagemaker_events import (
+        REPUBLISH_AT,
+        ApprovalDeployer,
+        load_signer,
+        watch_approvals,
+    )
     from whichbin.errors import ConfigError
     from whichbin.messaging.mqtt import parse_mqtt_url
     from whichbin.registry import open_registry
@@ -47,6 +54,11 @@ def watch_cmd(
     uri = settings.pipeline.registry.uri
     if not uri.startswith("sagemaker://"):
         raise ConfigError(f"--registry {uri}: watch needs a sagemaker://GROUP registry")
+    if interval > expires * (1 - REPUBLISH_AT):
+        raise ConfigError(
+            f"--interval {interval:g}: poll at least every {expires * (1 - REPUBLISH_AT):g}s "
+            f"(a fifth of --url-expires {expires}), or the republished URL may expire first"
+        )
     parse_mqtt_url(settings.mqtt.url)  # a typo fails here, before anything is read
     reg = open_registry(uri, settings.pipeline.registry.model_name, create=False)
     if signing_secret:
@@ -61,7 +73,9 @@ def watch_cmd(
         err_console.print(f"{version.id} deployed to {topic} ({version.sha256[:12]})")
 
     err_console.print(f"watching {reg.uri} for approvals every {interval:g}s")
-    watch_approvals(reg, getattr(reg, "default_name", ""), deploy, interval, once=once)
+    group = getattr(reg, "default_name", "")
+    republish = expires * REPUBLISH_AT
+    watch_approvals(reg, group, deploy, interval, once=once, republish_after=republish)
 
 
 def register(registry_app: typer.Typer) -> None:

@@ -7,12 +7,15 @@ process are removed before the next download.
 
 With a ``FetchPolicy`` (what an edge passes) the URL must be allowed first: https (to the
 listed hosts, if any), http only to the listed hosts, file only under one directory, and
-never a file that is not a regular file (``/dev/zero``). Redirects are checked the same
-way. The download is capped at the signed size (and the policy's ``max_size``).
+never a file that is not a regular file (``/dev/zero``, a FIFO). A file is opened by its
+resolved path, one component at a time from the root down, refusing symbolic links, so a
+link swapped in after the check cannot lead out of the root. Redirects are checked the
+same way. The download is capped at the signed size (and the policy's ``max_size``).
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
 import logging
 import os
@@ -45,6 +48,21 @@ def _within(path: Path, root: Path) -> bool:
     return real == base or base in real.parents
 
 
+def _local_path(url: str) -> Path:
+    """The path of a ``file://`` URL.
+
+    Raises:
+        FetchRefused: It names another host, or holds a NUL byte (``%00``).
+    """
+    parsed = urlparse(url)
+    if parsed.netloc not in ("", "localhost"):
+        raise FetchRefused(f"{url}: refused: file:// URLs must name a local path")
+    path = unquote(parsed.path)
+    if "\0" in path:
+        raise FetchRefused(f"{url}: refused: the path holds a NUL byte")
+    return Path(path)
+
+
 def check_url(url: str, policy: FetchPolicy) -> None:
     """Refuse a URL the policy does not allow (nothing is opened).
 
@@ -68,11 +86,10 @@ def check_url(url: str, policy: FetchPolicy) -> None:
             f"{', '.join(policy.http_hosts) or 'none'}); use https"
         )
     if scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise FetchRefused(f"{url}: refused: file:// URLs must name a local path")
+        path = _local_path(url)
         if policy.file_root is None:
             raise FetchRefused(f"{url}: refused: file:// needs {where}.file_root")
-        if not _within(Path(unquote(parsed.path)), policy.file_root):
+        if not _within(path, policy.file_root):
             raise FetchRefused(f"{url}: refused: not under {where}.file_root {policy.file_root}")
 
 
@@ -92,17 +109,8 @@ def _open(url: str, timeout: float, policy: FetchPolicy | None, cap: int) -> IO[
     parsed = urlparse(url)
     scheme = parsed.scheme.lower()
     if scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise DeployError(f"{url}: file:// URLs must name a local path")
-        path = Path(unquote(parsed.path))
-        try:
-            f = open(path, "rb")  # noqa: SIM115 - closed by the caller
-        except OSError as e:
-            raise DeployError(f"cannot fetch {url}: {e.strerror}") from e
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # /dev/zero, a FIFO, a folder
-            f.close()
-            raise FetchRefused(f"{url}: refused: not a regular file")
-        return f
+        root = policy.file_root if policy is not None else None
+        return _open_file(url, _local_path(url), root)
     if scheme in ("http", "https"):
         request = urllib.request.Request(url, headers={"User-Agent": "whichbin"})
         opener = urllib.request.build_opener(_CheckedRedirects(policy))
@@ -119,6 +127,46 @@ def _open(url: str, timeout: float, policy: FetchPolicy | None, cap: int) -> IO[
             raise DeployError(f"{url}: {length} bytes announced, more than the {cap} allowed")
         return response  # type: ignore[no-any-return]
     raise DeployError(f"cannot fetch {url}: unsupported URL scheme (use http(s):// or file://)")
+
+
+def _open_file(url: str, path: Path, root: Path | None) -> IO[bytes]:
+    """Open the regular file ``path`` names, never following a link out of ``root``.
+
+    The resolved path is opened component by component below the resolved root with
+    O_NOFOLLOW (a link swapped in since ``check_url`` fails to open) and O_NONBLOCK (a FIFO
+    does not block); what was opened must be a regular file.
+    """
+    nofollow = os.O_RDONLY | os.O_NOFOLLOW
+    real = Path(os.path.realpath(path))
+    if root is None:
+        base, parts = Path(real.anchor), real.parts[1:]
+    else:
+        base = Path(os.path.realpath(root))
+        if base not in real.parents:
+            raise FetchRefused(f"{url}: refused: not under edge.security.fetch.file_root {root}")
+        parts = real.relative_to(base).parts
+    fd = -1
+    try:
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = nofollow | (os.O_NONBLOCK if last else os.O_DIRECTORY)
+            fd, parent = os.open(part, flags, dir_fd=fd), fd
+            os.close(parent)
+        mode = os.fstat(fd).st_mode
+    except OSError as e:
+        if fd >= 0:
+            os.close(fd)
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):  # e.g. a link swapped in since resolved
+            raise FetchRefused(
+                f"{url}: refused: {real} holds a symbolic link or a file where a folder should be"
+            ) from e
+        raise DeployError(f"cannot fetch {url}: {e.strerror}") from e
+    if not parts or not stat.S_ISREG(mode):  # /dev/zero, a FIFO, a folder
+        os.close(fd)
+        raise FetchRefused(f"{url}: refused: not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 class _Capped:

@@ -2,14 +2,16 @@
 
 ``build_deployment`` and ``artifact_url`` are pure. ``publish_deployment`` is the one
 place that talks to the broker, and it only reports success once the broker has
-acknowledged the retained message (QoS 1).
+acknowledged the retained message (QoS 1) and keeps it: under MQTT 3.1.1 a broker
+acknowledges a publish its ACL denies and drops it, so the deployer reads the retained
+message back.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -95,8 +97,11 @@ def publish_deployment(
     device: str | None = None,
     *,
     timeout: float = 10.0,
+    password: str | None = None,
 ) -> str:
-    """Publish ``deployment`` retained with QoS 1 and wait for the broker's acknowledgement.
+    """Publish ``deployment`` retained with QoS 1, wait for the broker's acknowledgement,
+    then read the retained message back (the account must be allowed to read the topic,
+    as the ``registry`` account of deploy/mosquitto/acl is).
 
     Args:
         deployment: The payload (see ``build_deployment``); None clears the retained
@@ -104,19 +109,23 @@ def publish_deployment(
         mqtt: The ``mqtt`` section: the broker, the topic prefix, password and CA bundle.
         device: Publish to ``<prefix>/<device>/deployment`` instead of the fleet topic.
         timeout: Seconds to wait for the connection and for the acknowledgement, each.
+        password: The broker password, instead of ``mqtt``'s password file or variable.
 
     Returns:
         The topic published to.
 
     Raises:
-        DeployError: The broker could not be reached or did not acknowledge the message.
+        DeployError: The broker could not be reached, did not acknowledge the message, or
+            did not keep it (the account may not publish deployments).
     """
     from whichbin.messaging.mqtt import create_mqtt_client
 
     topic = deployment_topic(mqtt.prefix, device)
     what = deployment.version if deployment else f"the clearing of {topic}"
     try:
-        client = create_mqtt_client(mqtt, f"whichbin-deploy-{uuid.uuid4().hex[:8]}")
+        client = create_mqtt_client(
+            mqtt, f"whichbin-deploy-{uuid.uuid4().hex[:8]}", password=password
+        )
     except (WhichbinError, OSError, ValueError) as e:  # bad URL, password file, CA file
         raise DeployError(f"cannot publish {what}: {e}") from e
     where = f"{client.url.host}:{client.url.port}"
@@ -126,6 +135,16 @@ def publish_deployment(
             raise DeployError(client.failure(timeout))
         if not client.publish_confirmed(topic, payload, qos=1, retain=True, timeout=timeout):
             raise DeployError(f"the MQTT broker at {where} did not acknowledge {topic}")
+        try:
+            kept = client.read_retained(topic, timeout)
+        except TimeoutError as e:
+            raise DeployError(f"the MQTT broker at {where}: {e}") from e
+        if (kept or b"") != payload.encode():
+            who = f" (user {client.url.username})" if client.url.username else ""
+            raise DeployError(
+                f"the broker at {where} did not keep the deployment on {topic}{who} (is this "
+                "account allowed to publish it? see deploy/mosquitto/acl)"
+            )
     finally:
         client.stop()
     logger.info("published %s to %s on %s", what, topic, where)
@@ -151,13 +170,18 @@ class MqttDeployer:
     Args:
         mqtt: The ``mqtt`` section.
         timeout: Seconds to wait for the broker (``deploy.timeout``).
+        password: The broker password (e.g. from a secret), instead of ``mqtt``'s
+            password file or variable.
     """
 
     mqtt: MqttConfig
     timeout: float = 10.0
+    password: str | None = field(default=None, repr=False)
 
     def send(self, deployment: Deployment | None, device: str | None = None) -> str:
-        return publish_deployment(deployment, self.mqtt, device, timeout=self.timeout)
+        return publish_deployment(
+            deployment, self.mqtt, device, timeout=self.timeout, password=self.password
+        )
 
     def clear(self, device: str | None = None) -> str:
         return self.send(None, device)

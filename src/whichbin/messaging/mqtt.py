@@ -110,15 +110,16 @@ class MqttClient:
         self._handlers: dict[str, MessageHandler] = {}
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._connected = threading.Event()
-        self._subscribed = threading.Event()  # the subscriptions of this connection are acked
-        self._sub_mid: int | None = None
-        self._lock = threading.Lock()
+        self._subscribed = threading.Event()  # no SUBSCRIBE of this connection awaits its ack
+        self._pending: set[int] = set()  # mids of SUBSCRIBE/UNSUBSCRIBE packets not yet acked
+        self._lock = threading.Lock()  # guards _handlers and _pending (never held while waiting)
         self.last_error: str | None = None  # why the last connection attempt failed
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
-        self.client.on_subscribe = self._on_subscribe
+        self.client.on_subscribe = self._on_ack
+        self.client.on_unsubscribe = self._on_ack
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self, wait: float = 0.0) -> bool:
@@ -127,17 +128,13 @@ class MqttClient:
         made before it, so no message published after this returns is missed.
 
         Returns:
-            Whether it is connected.
+            Without ``wait``, whether it is connected; with it, whether it is ``ready``.
         """
         self.client.connect_async(self.url.host, self.url.port, keepalive=self.keepalive)
         self.client.loop_start()
         if not wait:
             return self._connected.is_set()
-        end = time.monotonic() + wait
-        if not self._connected.wait(wait):
-            return False
-        self._subscribed.wait(max(0.0, end - time.monotonic()))
-        return self._connected.is_set()
+        return self.wait_ready(wait)
 
     def stop(self) -> None:
         self._stopping = True
@@ -156,6 +153,14 @@ class MqttClient:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until ``ready``; returns whether it is."""
+        end = time.monotonic() + timeout
+        if not self._connected.wait(timeout):
+            return False
+        self._subscribed.wait(max(0.0, end - time.monotonic()))
+        return self.ready
 
     def failure(self, timeout: float) -> str:
         """One line saying why no connection came up: TLS, auth or unreachable."""
@@ -197,10 +202,46 @@ class MqttClient:
         return info.is_published()
 
     def subscribe(self, topic: str, handler: MessageHandler, qos: int = 1) -> None:
-        with self._lock:
+        """Route messages on ``topic`` (a filter) to ``handler``, now and after every
+        reconnect; ``ready`` is False until the broker acknowledged it."""
+        with self._lock:  # the SUBACK's callback waits for the mid to be recorded
             self._handlers[topic] = handler
-        if self._connected.is_set():
-            self.client.subscribe(topic, qos)
+            if self._connected.is_set():
+                self._expect_ack(self.client.subscribe(topic, qos))
+
+    def read_retained(self, topic: str, timeout: float) -> bytes | None:
+        """The message the broker keeps retained on ``topic`` (None when there is none),
+        as this account may read it; the account must be allowed to read ``topic``, and
+        this client must not subscribe to ``topic`` otherwise.
+
+        Subscribes, then unsubscribes: the broker sends a subscription's retained message
+        before it answers the next request on the connection, so once the UNSUBACK is in,
+        whatever was kept has arrived.
+
+        Raises:
+            TimeoutError: The broker did not answer within ``timeout`` seconds.
+        """
+        got: list[bytes] = []
+        self.subscribe(topic, lambda _t, payload: got.append(payload))
+        end = time.monotonic() + timeout
+        if not self.wait_ready(timeout):
+            raise TimeoutError(f"no SUBACK for {topic} within {timeout:g} s")
+        with self._lock:  # the handler stays until the UNSUBACK: the message may come first
+            self._expect_ack(self.client.unsubscribe(topic))
+        try:
+            if not self.wait_ready(max(0.0, end - time.monotonic())):
+                raise TimeoutError(f"no UNSUBACK for {topic} within {timeout:g} s")
+        finally:
+            with self._lock:
+                self._handlers.pop(topic, None)
+        return got[0] if got else None
+
+    def _expect_ack(self, result: tuple[int, int | None]) -> None:
+        """Record the mid of a SUBSCRIBE/UNSUBSCRIBE just sent (call with ``_lock`` held)."""
+        rc, mid = result
+        if rc == self._mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._pending.add(mid)
+            self._subscribed.clear()
 
     # -- paho callbacks ----------------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:  # noqa: ANN001
@@ -212,23 +253,25 @@ class MqttClient:
             return
         self.last_error = None
         logger.info("MQTT connected to %s:%s", self.url.host, self.url.port)
-        with self._lock:
+        with self._lock:  # a subscribe() meanwhile waits, then sends its own SUBSCRIBE
             topics = list(self._handlers)
-        self._subscribed.clear()
-        if topics:  # one SUBSCRIBE for all: its SUBACK says every topic is in place
-            _, self._sub_mid = client.subscribe([(t, 1) for t in topics])
-        else:
+            self._pending.clear()
             self._subscribed.set()
-        self._connected.set()
+            if topics:  # one SUBSCRIBE for all: its SUBACK says every topic is in place
+                self._expect_ack(client.subscribe([(t, 1) for t in topics]))
+            self._connected.set()
         for hook in self._on_connect_hooks:
             try:
                 hook()
             except Exception:
                 logger.exception("on-connect hook failed")
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:  # noqa: ANN001
-        if mid == self._sub_mid:
-            self._subscribed.set()
+    def _on_ack(self, client, userdata, mid, reason_codes, properties=None) -> None:  # noqa: ANN001
+        """A SUBACK or UNSUBACK."""
+        with self._lock:
+            self._pending.discard(mid)
+            if not self._pending:
+                self._subscribed.set()
 
     def _on_connect_fail(self, client, userdata) -> None:  # noqa: ANN001
         # paho calls this inside its ``except OSError``: the error is the current exception.
@@ -242,8 +285,9 @@ class MqttClient:
                 "TLS: the broker closed the connection during the handshake (is the client "
                 "certificate missing, or from another CA?)"
             )
-        self._connected.clear()
-        self._subscribed.clear()
+        with self._lock:
+            self._connected.clear()
+            self._subscribed.clear()
         if getattr(self, "_stopping", False):
             logger.info("MQTT disconnected")
         else:
@@ -289,11 +333,15 @@ def _auth_error(reason: str, username: str | None) -> str:
 
 
 def create_mqtt_client(
-    cfg: MqttConfig, client_id: str, will: tuple[str, str] | None = None
+    cfg: MqttConfig,
+    client_id: str,
+    will: tuple[str, str] | None = None,
+    password: str | None = None,
 ) -> MqttClient:
     """A client for the ``mqtt`` section: its URL, keepalive, CA bundle and client
-    certificate, and the password from its ``password_file`` or ``password_env``."""
-    password = read_password(cfg.password_env, cfg.password_file)
+    certificate, and ``password`` or else the one in its ``password_file`` or ``password_env``."""
+    if password is None:
+        password = read_password(cfg.password_env, cfg.password_file)
     return MqttClient(
         cfg.url,
         client_id,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable
@@ -61,6 +62,13 @@ from whichbin.registry.sagemaker_records import (
     split_s3,
     write_pins,
 )
+
+logger = logging.getLogger(__name__)
+
+
+class ForeignPackage(RegistryError):
+    """A model package in the group that whichbin did not create (no whichbin records)."""
+
 
 # CustomerMetadataProperties keys holding the mutable approval fields.
 DECISION_FIELDS = ("approved_by", "approved_at", "rejected_reason", "rejected_by", "rejected_at")
@@ -118,7 +126,13 @@ class SagemakerRegistry(Registry):
             bucket, key = split_s3(uri)
             with aws_errors(f"read {uri}"):
                 body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            self._registrations[uri] = json.loads(body)
+            try:
+                doc = json.loads(body)
+            except ValueError as e:
+                raise ForeignPackage(f"{uri}: not a whichbin registration record ({e})") from e
+            if not isinstance(doc, dict):
+                raise ForeignPackage(f"{uri}: not a whichbin registration record (not an object)")
+            self._registrations[uri] = doc
         return self._registrations[uri]
 
     # -- SageMaker -----------------------------------------------------------------
@@ -154,6 +168,11 @@ class SagemakerRegistry(Registry):
         with aws_errors(f"describe {arn}"):
             d = self.sm.describe_model_package(ModelPackageName=arn)
         props: dict[str, str] = dict(d.get("CustomerMetadataProperties") or {})
+        if not props.get(META + "registration"):
+            raise ForeignPackage(
+                f"{arn}: not a whichbin model package (no {META}registration metadata); "
+                "whichbin reads only the packages it registered"
+            )
         reg = self._registration(props[META + "registration"])
         reg = {k: v for k, v in reg.items() if k in REGISTRATION_FIELDS}
         name, number = d["ModelPackageGroupName"], int(d["ModelPackageVersion"])
@@ -163,18 +182,33 @@ class SagemakerRegistry(Registry):
             # Approved in the SageMaker console or API: its last change was the approval.
             changed = d.get("LastModifiedTime") or d.get("CreationTime")
             decisions["approved_at"] = iso(changed) if isinstance(changed, datetime) else None
-        version = ModelVersion.model_validate(
-            {
-                **reg,
-                **decisions,
-                "id": make_id(name, number),
-                "name": name,
-                "number": number,
-                "status": status,
-                "note": d.get("ApprovalDescription") or "",
-            }
-        )
+        try:
+            version = ModelVersion.model_validate(
+                {
+                    **reg,
+                    **decisions,
+                    "id": make_id(name, number),
+                    "name": name,
+                    "number": number,
+                    "status": status,
+                    "note": d.get("ApprovalDescription") or "",
+                }
+            )
+        except ValueError as e:  # pydantic's ValidationError: a record whichbin did not write
+            first = (str(e).splitlines() or [""])[0]
+            raise ForeignPackage(f"{arn}: not a whichbin model package ({first})") from e
         return version, props
+
+    def _versions(self, summaries: builtins.list[dict[str, Any]]) -> builtins.list[ModelVersion]:
+        """The whichbin versions among ``summaries``; packages whichbin did not create are
+        skipped (and logged)."""
+        out: builtins.list[ModelVersion] = []
+        for s in summaries:
+            try:
+                out.append(self._describe(s["ModelPackageArn"])[0])
+            except ForeignPackage as e:
+                logger.warning("skipped: %s", e)
+        return out
 
     def _update(self, arn: str, version: ModelVersion, props: dict[str, str]) -> None:
         fields = version.model_dump(include=set(DECISION_FIELDS))
@@ -277,10 +311,7 @@ class SagemakerRegistry(Registry):
         return [p for _, p in sorted(read_pins(self.s3, self.bucket, self._pins_key).items())]
 
     def latest_approved(self, name: str) -> ModelVersion | None:
-        approved = [
-            self._describe(s["ModelPackageArn"])[0]
-            for s in self._summaries(name, ApprovalStatus.APPROVED.value)
-        ]
+        approved = self._versions(self._summaries(name, ApprovalStatus.APPROVED.value))
         return max(approved, key=lambda v: (v.approved_at or "", v.number), default=None)
 
     def artifact_path(self, version_id: str) -> Path:
@@ -303,7 +334,7 @@ class SagemakerRegistry(Registry):
             self.sm.describe_model_package_group(ModelPackageGroupName=group)
         except ClientError:
             return []
-        return [self._describe(s["ModelPackageArn"])[0] for s in self._summaries(group)]
+        return self._versions(self._summaries(group))
 
 
 def create_sagemaker_registry(uri: str, default_name: str) -> SagemakerRegistry:

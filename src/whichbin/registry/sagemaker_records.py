@@ -107,21 +107,28 @@ def write_pins(s3: Any, bucket: str, key: str, pins: dict[str, Pin]) -> None:
 
 def download_verified(s3: Any, version: ModelVersion, dest: Path) -> Path:
     """Download ``version.artifact`` to ``dest`` (once) and check its sha256; return ``dest``."""
+    import os
+    import tempfile
+
     from whichbin.inference import sha256_file
 
-    if dest.is_file() and sha256_file(dest) == version.sha256:
+    expected = version.sha256.strip().lower()
+    if dest.is_file() and sha256_file(dest) == expected:
         return dest
     bucket, key = split_s3(version.artifact)
-    staged = dest.with_name("download.onnx")
-    staged.parent.mkdir(parents=True, exist_ok=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # A staging file of its own per call: concurrent downloads never share one.
+    fd, name = tempfile.mkstemp(prefix=".download-", suffix=".onnx", dir=dest.parent)
+    os.close(fd)
+    staged = Path(name)
     try:
         with aws_errors(f"download {version.artifact}"):
             s3.download_file(bucket, key, str(staged))
         actual = sha256_file(staged)
-        if actual != version.sha256.strip().lower():
+        if actual != expected:
             raise RegistryError(
                 f"{version.id}: {version.artifact}: sha256 mismatch (expected "
-                f"{version.sha256[:12]}…, got {actual[:12]}…): the artifact was not installed"
+                f"{expected[:12]}…, got {actual[:12]}…): the artifact was not installed"
             )
         staged.replace(dest)  # atomic: dest is only ever a verified copy
         return dest

@@ -2,7 +2,9 @@
 certificate and one client certificate per device or service (``whichbin certs``).
 
 Keys are ECDSA P-256, written mode 0600; certificates are PEM. An existing CA in the
-folder is reused, so new devices can be added later.
+folder is reused, so new devices can be added later; a CA is created only when neither
+``ca.crt`` nor ``ca.key`` is there (a CA certificate whose key is kept offline is never
+replaced).
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -22,6 +26,7 @@ from whichbin.errors import ConfigError
 
 CA_NAME = "ca"
 BROKER_NAME = "broker"
+_CERT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")  # a file name and a common name
 
 
 @dataclass(frozen=True)
@@ -77,8 +82,19 @@ class LocalCA:
         self.key_path = self.folder / f"{CA_NAME}.key"
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            if self.cert_path.is_file() and self.key_path.is_file():
+            have_cert, have_key = self.cert_path.exists(), self.key_path.exists()
+            if have_cert and have_key:
                 self._load()
+            elif have_cert or have_key:
+                there, missing = (
+                    (self.cert_path, self.key_path)
+                    if have_cert
+                    else (self.key_path, self.cert_path)
+                )
+                raise ConfigError(
+                    f"{there} is there but {missing} is not: put the CA's other file back (a CA "
+                    "key kept offline is needed to issue certificates), or remove both for a new CA"
+                )
             else:
                 self._create()
         except OSError as e:
@@ -89,9 +105,17 @@ class LocalCA:
     def _load(self) -> None:
         try:
             self.cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
-            key = serialization.load_pem_private_key(self.key_path.read_bytes(), None)
         except ValueError as e:
-            raise ConfigError(f"{self.cert_path}: not a usable CA certificate and key") from e
+            raise ConfigError(f"{self.cert_path}: not a PEM CA certificate") from e
+        try:
+            key = serialization.load_pem_private_key(self.key_path.read_bytes(), None)
+        except TypeError as e:  # encrypted: `whichbin certs` writes it unencrypted
+            raise ConfigError(
+                f"{self.key_path}: the CA key is encrypted; decrypt it (openssl pkey -in "
+                f"{self.key_path.name} -out ...) for `whichbin certs`"
+            ) from e
+        except (ValueError, UnsupportedAlgorithm) as e:
+            raise ConfigError(f"{self.key_path}: not a usable PEM private key") from e
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise ConfigError(f"{self.key_path}: not an EC key made by `whichbin certs`")
         self.key = key
@@ -129,8 +153,7 @@ class LocalCA:
     ) -> Issued:
         """Write ``<name>.crt`` and ``<name>.key``: a server certificate for ``hosts`` (DNS
         names or IP addresses), or a client certificate whose common name is ``name``."""
-        if not name or "/" in name or name.startswith("."):
-            raise ConfigError(f"certificate name {name!r}: use letters, digits, '-', '_', '.'")
+        check_name(name)
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
@@ -148,9 +171,21 @@ class LocalCA:
             )
         cert = builder.sign(self.key, hashes.SHA256())
         issued = Issued(name, self.folder / f"{name}.crt", self.folder / f"{name}.key")
-        _write_key(issued.key, key)
-        issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        try:
+            _write_key(issued.key, key)
+            issued.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        except OSError as e:
+            raise ConfigError(f"{e.filename or self.folder}: cannot write it ({e.strerror})") from e
         return issued
+
+
+def check_name(name: str) -> None:
+    """Raises ConfigError unless ``name`` is 1-64 letters, digits, '-', '_', '.' (not
+    starting with '.')."""
+    if not _CERT_NAME.fullmatch(name):
+        raise ConfigError(
+            f"certificate name {name!r}: use 1-64 letters, digits, '-', '_', '.' (not first)"
+        )
 
 
 def _san(host: str) -> x509.GeneralName:
@@ -168,6 +203,8 @@ def create_certificates(
     reserved = {CA_NAME, BROKER_NAME} & set(clients)
     if reserved:
         raise ConfigError(f"client name {sorted(reserved)[0]!r} is reserved: pick another")
+    for name in clients:  # before anything is written
+        check_name(name)
     ca = LocalCA(folder, now)
     out = [Issued(CA_NAME, ca.cert_path, ca.key_path)]
     if broker_hosts:
