@@ -15,6 +15,10 @@ class ConfigError(WhichbinError):
     """A config file, flag or environment variable is invalid (message names the key)."""
 
 
+class SigningKeyError(ConfigError):
+    """The approver's signing key is missing or unusable (a config problem, not the broker)."""
+
+
 class DataError(WhichbinError):
     """A dataset, image or manifest is unusable (message names the file)."""
 

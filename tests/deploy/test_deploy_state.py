@@ -19,7 +19,13 @@ from tests.helpers import Broker, Recorder
 from tests.registry.fixtures import register
 from whichbin.config import MqttConfig
 from whichbin.contract import Deployment
-from whichbin.deploy import DeploymentRefused, MqttDeployer, approve_and_deploy, deploy_version
+from whichbin.deploy import (
+    DeploymentRefused,
+    MqttDeployer,
+    approve_and_deploy,
+    deploy_version,
+    reject_and_retract,
+)
 from whichbin.errors import ConfigError, RegistryError
 from whichbin.registry import ApprovalStatus
 from whichbin.registry.local import SqliteRegistry
@@ -161,3 +167,49 @@ def test_a_device_deployment_pins_the_device(
     later = approve_and_deploy(registry, v2.id, "ana", "", mqtt, NOW)
     assert [p.device for p in later.pinned] == ["cam1"]
     assert later.to_dict()["pinned"][0]["version"] == v1.id
+
+
+def test_rejecting_the_live_version_retracts_its_fleet_deployment(
+    registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
+) -> None:
+    """The fleet's retained deployment follows a rejection: back on the now-current
+    approval, then cleared when none is left."""
+    v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
+    mqtt = deployer(broker, prefix)
+    for v in (v1, v2):
+        approve_and_deploy(registry, v.id, "ana", "", mqtt, NOW)
+
+    back = reject_and_retract(registry, v2.id, "confuses lids", "bo", mqtt, NOW)
+    assert back.was_live and back.retracted and not back.error and not back.published
+    assert back.version.status == ApprovalStatus.REJECTED
+    assert back.deployment is not None and back.deployment.version == v1.id
+    fleet = retained(broker, f"{prefix}/fleet/deployment")
+    assert [m["version"] for m in fleet] == [v1.id]  # type: ignore[index]
+
+    cleared = reject_and_retract(registry, v1.id, "all wrong", "bo", mqtt, NOW)
+    assert cleared.was_live and cleared.retracted and cleared.deployment is None
+    assert retained(broker, f"{prefix}/fleet/deployment") == []
+
+
+def test_rejecting_a_version_that_is_not_live_publishes_nothing(
+    registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
+) -> None:
+    v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
+    mqtt = deployer(broker, prefix)
+    approve_and_deploy(registry, v1.id, "ana", "", mqtt, NOW)
+    approve_and_deploy(registry, v2.id, "ana", "", mqtt, NOW)
+    outcome = reject_and_retract(registry, v1.id, "old", "bo", mqtt, NOW)
+    assert not outcome.was_live and not outcome.retracted and outcome.topic is None
+    assert [m["version"] for m in retained(broker, f"{prefix}/fleet/deployment")] == [v2.id]  # type: ignore[index]
+
+
+def test_rejecting_the_live_version_without_a_deployer_warns(
+    registry: SqliteRegistry, color_bundle: Path
+) -> None:
+    v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
+    for v in (v1, v2):
+        approve_and_deploy(registry, v.id, "ana", "", None, NOW)
+    outcome = reject_and_retract(registry, v2.id, "lids", "bo", None, NOW)
+    assert outcome.was_live and not outcome.retracted and not outcome.error
+    assert "devices still run it" in (outcome.warning or "")
+    assert f"whichbin registry deploy {v1.id}" in (outcome.warning or "")

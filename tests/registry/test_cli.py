@@ -205,6 +205,7 @@ def test_reject_and_warning_for_current(registry: SqliteRegistry, color_bundle: 
         "--registry",
         registry.root,
         "--json",
+        "--no-deploy",
     )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["status"] == "Rejected"
@@ -214,6 +215,29 @@ def test_reject_and_warning_for_current(registry: SqliteRegistry, color_bundle: 
     assert r.exit_code == 1 and "already rejected" in r.stderr
     r = run("registry", "reject", v1.id, "--registry", registry.root)
     assert r.exit_code == 2  # --reason is required: a usage error
+
+
+def test_reject_of_the_live_version_retracts_it(
+    registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str
+) -> None:
+    v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
+    mqtt = ("--registry", registry.root, "--mqtt", broker.url, "--prefix", prefix)
+    for v in (v1, v2):
+        assert run("registry", "approve", v.id, *mqtt).exit_code == 0
+    rec = Recorder(broker.url, [f"{prefix}/fleet/deployment"])
+    try:
+        r = run("registry", "reject", v2.id, "--reason", "lids", *mqtt, "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["retracted"] is True
+        assert f"the fleet is back on {v1.id}" in r.stderr
+        assert wait_for(lambda: rec.payloads(f"{prefix}/fleet/deployment"))
+        assert rec.payloads(f"{prefix}/fleet/deployment")[-1]["version"] == v1.id  # type: ignore[index]
+    finally:
+        rec.close()
+    dead = ("--registry", registry.root, "--mqtt", f"mqtt://127.0.0.1:{free_port()}")
+    r = run("registry", "reject", v1.id, "--reason", "cups", *dead, "--timeout", "0.5")
+    assert r.exit_code == 1 and "NOT retracted" in r.stderr and "devices still run it" in r.stderr
+    assert registry.get(v1.id).status == ApprovalStatus.REJECTED  # recorded all the same
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -113,6 +114,7 @@ def test_web_approval_with_broker_down_is_502_but_recorded(
     r = client.post("/api/models/trash-classifier/1/approve", json={"by": "ana"})
     assert r.status_code == 502
     assert "NOT published" in r.json()["detail"] and r.json()["published"] is False
+    assert "once the broker is reachable" in r.json()["detail"]
     assert registry.get("1").status == "Approved"
     assert client.post("/api/models/trash-classifier/1/deploy").status_code == 502
 
@@ -158,10 +160,69 @@ def test_dashboard_lists_versions(
         assert text in html
     assert "bin_accuracy 0.510 &lt; 0.800" in html  # escaped
     assert "Approved (current)" in html
+    approver_html = client.get("/", headers=ANA).text
+    assert 'name="reason" placeholder="reason" required maxlength="2000"' in approver_html
     assert 'href="/reports/trash-classifier/1/"' in html
     assert "confusion matrix" in client.get("/reports/trash-classifier/1/").text
+    assert r.headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert r.headers["x-frame-options"] == "DENY"
+    # Reports are served from the dashboard's origin: sandboxed, so a script in one cannot
+    # act as the logged-in user.
+    for url in ("/reports/trash-classifier/1/", "/reports/trash-classifier/1/secret.txt"):
+        headers = client.get(url).headers
+        assert headers["content-security-policy"] == "sandbox", url
+        assert headers["x-content-type-options"] == "nosniff", url
     assert client.get("/reports/trash-classifier/1/secret.txt").status_code == 200
     escape = "/reports/trash-classifier/1/" + "..%2F" * 4 + "registry.db"  # would exist
     assert (registry.root / "registry.db").exists() and client.get(escape).status_code == 404
     assert client.get("/reports/trash-classifier/2/").status_code == 401  # pending: log in
     assert client.get("/reports/trash-classifier/2/", headers=basic("vic")).status_code == 404
+
+
+@pytest.fixture()
+def signing_with(
+    registry: SqliteRegistry, color_bundle: Path, broker: Broker, prefix: str, users: UserStore
+) -> Callable[[Path], TestClient]:
+    """One pending version; ana's client of a server whose config file names the given
+    key as ``deploy.signing_key`` (and publishes to the test broker)."""
+    register(registry, color_bundle)
+
+    def client(key: Path) -> TestClient:
+        mqtt = MqttConfig(url=broker.url, prefix=prefix)
+        settings = Settings(mqtt=mqtt, deploy=DeployConfig(signing_key=str(key)))
+        return local_client(create_app(settings, registry=registry), headers=ANA)
+
+    return client
+
+
+def test_web_approval_signs_with_the_key_its_config_names(
+    signing_with: Callable[[Path], TestClient], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's ``deploy.signing_key`` (config file), not only the environment's."""
+    from tests.helpers import SigningKey
+
+    key = SigningKey.create(tmp_path / "keys")
+    monkeypatch.delenv("WHICHBIN_DEPLOY__SIGNING_KEY", raising=False)
+    client = signing_with(key.path)
+    r = client.post("/api/models/trash-classifier/1/approve")
+    assert r.status_code == 200, r.text
+    assert r.json()["deployment"]["key_id"] == key.signer.key_id
+    r = client.post("/api/models/trash-classifier/1/deploy", json={"device": "cam1"})
+    assert r.status_code == 200, r.text
+    assert r.json()["deployment"]["key_id"] == key.signer.key_id
+
+
+def test_a_missing_signing_key_is_a_config_error_not_a_broker_one(
+    signing_with: Callable[[Path], TestClient], registry: SqliteRegistry, tmp_path: Path
+) -> None:
+    """No key: the reply names the key and how to create it, with no broker hint and no
+    502 (the broker is fine)."""
+    client = signing_with(tmp_path / "none.pem")
+    r = client.post("/api/models/trash-classifier/1/approve")
+    detail = r.json()["detail"]
+    assert r.status_code == 400 and r.json()["published"] is False
+    assert "NOT published" in detail and "whichbin keys create" in detail
+    assert "broker" not in detail and "--mqtt" not in detail
+    assert registry.get("1").status == "Approved"
+    r = client.post("/api/models/trash-classifier/1/deploy")
+    assert r.status_code == 400 and r.json()["detail"].startswith("no signing key at ")

@@ -128,6 +128,25 @@ def test_basic_from_a_browser_on_another_site_is_refused(client: TestClient) -> 
     assert client.post(APPROVE, headers=headers).status_code == 403
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://localhost:9999",  # another port on this host is another site
+        "https://localhost",  # another scheme too
+        "http://localhost:9999/dashboard",  # (as a Referer)
+    ],
+)
+def test_same_host_other_port_or_scheme_is_cross_site(client: TestClient, origin: str) -> None:
+    for header in ("Origin", "Referer"):
+        r = client.post(APPROVE, headers={**basic("ana"), header: origin})
+        assert r.status_code == 403 and "cross-site" in r.json()["detail"], (header, origin)
+
+
+def test_same_origin_with_explicit_default_port_is_accepted(client: TestClient) -> None:
+    r = client.post(APPROVE, headers={**basic("ana"), "Origin": "http://localhost:80"})
+    assert r.status_code == 200
+
+
 def test_session_cookie_is_secure_over_tls(
     registry: SqliteRegistry, color_bundle: Path, users: UserStore
 ) -> None:
@@ -142,6 +161,18 @@ def test_removed_user_loses_their_session_and_tokens(client: TestClient, users: 
     users.remove("ana")
     assert client.get("/api/me").status_code == 401
     assert client.post(APPROVE, headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_a_session_ends_with_its_user_even_if_the_name_is_added_again(
+    client: TestClient, users: UserStore
+) -> None:
+    """Removing ana and adding a new ana (another person, maybe another role) must not hand
+    the new account the old session."""
+    client.post("/api/login", json={"username": "ana", "password": PASSWORD})
+    assert client.get("/api/me").json()["user"] == "ana"
+    users.remove("ana")
+    users.add("ana", "admin", "another password entirely")
+    assert client.get("/api/me").status_code == 401
 
 
 def test_pending_and_rejected_artifacts_and_reports_need_a_login(
@@ -215,6 +246,27 @@ def test_body_size_limit_declared_and_chunked(client: TestClient, registry: Sqli
     assert registry.get("1").status == "PendingManualApproval"
     r = client.post(APPROVE, content=_chunks(4 * 1024), headers=basic("ana"))
     assert r.status_code == 422  # within the limit, streamed bodies reach the route
+
+
+def test_the_schema_states_the_text_limits_the_registry_enforces(client: TestClient) -> None:
+    """Clients can read the limits from /openapi.json; a longer note or reason is a 400
+    with the registry's one-line message (above), a longer ignored ``by`` a 422."""
+    from whichbin.registry.base import MAX_ACTOR, MAX_NOTE
+
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for model, field, limit in [
+        ("ApproveRequest", "note", MAX_NOTE),
+        ("RejectRequest", "reason", MAX_NOTE),
+        ("DeployRequest", "reason", MAX_NOTE),
+        ("ApproveRequest", "by", MAX_ACTOR),
+        ("RejectRequest", "by", MAX_ACTOR),
+        ("DeployRequest", "by", MAX_ACTOR),
+    ]:
+        prop = schemas[model]["properties"][field]
+        limits = [p.get("maxLength") for p in [prop, *prop.get("anyOf", [])]]
+        assert limit in limits, (model, field, prop)
+    r = client.post(APPROVE, json={"by": "x" * (MAX_ACTOR + 1)}, headers=basic("ana"))
+    assert r.status_code == 422
 
 
 def test_no_users_store_refuses_every_write(registry: SqliteRegistry, color_bundle: Path) -> None:

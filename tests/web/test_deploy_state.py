@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.deploy.test_deploy_state import SlowDeployer, deployer, retained
 from tests.helpers import Broker
@@ -143,3 +144,32 @@ def test_a_damaged_artifact_is_not_approved(
     )
     assert r.status_code == 400 and "damaged" in r.json()["detail"]
     assert registry.get(v1.id).status == "PendingManualApproval"
+
+
+@pytest.fixture()
+def publishing(registry: SqliteRegistry, mqtt: MqttDeployer, users: UserStore) -> TestClient:
+    """ana's client of a server that publishes to the test broker."""
+    return local_client(create_app(registry=registry, deployer=mqtt), headers=ANA)
+
+
+def test_rejecting_the_live_version_puts_the_fleet_back(
+    publishing: TestClient,
+    registry: SqliteRegistry,
+    color_bundle: Path,
+    broker: Broker,
+    prefix: str,
+) -> None:
+    v1, v2 = register(registry, color_bundle), register(registry, color_bundle)
+    client = publishing
+    for v in (v1, v2):
+        assert client.post(f"/api/models/{v.id}/approve").status_code == 200
+    r = client.post(f"/api/models/{v2.id}/reject", json={"reason": "lids"})
+    assert r.status_code == 200 and r.json()["status"] == "Rejected"
+    assert r.json()["was_live"] is True and r.json()["retracted"] is True
+    assert [m["version"] for m in retained(broker, f"{prefix}/fleet/deployment")] == [v1.id]  # type: ignore[index]
+
+    # Publishing off: the rejection is recorded and the reply says the fleet still runs it.
+    off = local_client(create_app(registry=registry), headers=ANA)
+    r = off.post(f"/api/models/{v1.id}/reject", json={"reason": "cups"})
+    assert r.status_code == 200 and r.json()["was_live"] is True
+    assert r.json()["retracted"] is False and "devices still run it" in r.json()["warning"]

@@ -64,3 +64,47 @@ def test_failure_limiter_forgets_old_keys_when_full() -> None:
     for i in range(5):
         limiter.fail([f"n{i}"], 21.0)
     assert len(limiter._failures) <= 3
+
+
+def _hammer(limiter: FailureLimiter, threads: int, per_thread: int) -> list[BaseException]:
+    """``threads`` threads fail ``user:i`` (shared) and ``client:t-i`` (their own) at once,
+    switching as often as the interpreter allows; the errors they met."""
+    import sys
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def guess(t: int) -> None:
+        try:
+            start.wait()
+            for i in range(per_thread):
+                limiter.fail([f"user:{i}", f"client:{t}-{i}"], float(i))
+                limiter.retry_after([f"user:{i}"], float(i))
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            errors.append(e)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # races show up
+    try:
+        workers = [threading.Thread(target=guess, args=(t,)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        sys.setswitchinterval(interval)
+    return errors
+
+
+def test_failure_limiter_loses_no_failure_to_threads() -> None:
+    """The web server's worker threads share one limiter: every failure counts."""
+    limiter = FailureLimiter(attempts=10**9, window=1e9)
+    assert _hammer(limiter, threads=8, per_thread=400) == []
+    assert all(len(limiter._failures[f"user:{i}"]) == 8 for i in range(400))
+
+
+def test_failure_limiter_evicts_safely_while_threads_add_keys() -> None:
+    limiter = FailureLimiter(attempts=10**9, window=1e9, max_keys=64)
+    assert _hammer(limiter, threads=8, per_thread=400) == []
+    assert len(limiter._failures) <= 64 + 2  # full, then one failure's keys

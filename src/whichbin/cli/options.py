@@ -75,7 +75,11 @@ TimeoutOpt = Annotated[
     typer.Option("--timeout", min=0.1, help="Seconds to wait for the broker \\[default: 10]"),
 ]
 NoDeployOpt = Annotated[
-    bool, typer.Option("--no-deploy", help="Record approvals without publishing deployments")
+    bool,
+    typer.Option(
+        "--no-deploy",
+        help="Record in the registry only: publish (or retract) no fleet deployment",
+    ),
 ]
 
 

@@ -134,12 +134,6 @@ def _deployer(settings: Settings) -> MqttDeployer:
     return MqttDeployer(settings.mqtt, settings.deploy.timeout)
 
 
-def _signing_key(settings: Settings) -> Path | None:
-    """The approver's key the loaded config names (config file, environment), if any."""
-    key = settings.deploy.signing_key
-    return Path(key).expanduser() if key else None
-
-
 def _deploy_settings(
     config: Path | None,
     registry: str | None,
@@ -216,7 +210,7 @@ def approve_cmd(
     """
     from whichbin.cli.output import emit_json, err_console
     from whichbin.contract import utc_now
-    from whichbin.deploy import approve_and_deploy, not_published_message
+    from whichbin.deploy import approve_and_deploy, not_published_message, signing_key_path
 
     settings = _deploy_settings(config, registry, broker, artifact_base_url, timeout)
     reg = _open(settings)
@@ -224,7 +218,7 @@ def approve_cmd(
     base_url = settings.deploy.artifact_base_url
     outcome = approve_and_deploy(
         reg, version, by or _default_user(), note, deployer, utc_now(), base_url=base_url,
-        signing_key=_signing_key(settings),
+        signing_key=signing_key_path(settings.deploy),
     )  # fmt: skip
     if json_out:
         emit_json(outcome.to_dict())
@@ -246,39 +240,49 @@ def approve_cmd(
 
 
 @app.command("reject")
+@broker_options
 def reject_cmd(
     version: str = typer.Argument(..., help="NAME/N (e.g. trash-classifier/7) or N"),
     reason: str = typer.Option(..., "--reason", help="Why, for the audit trail"),
     by: str = typer.Option(None, "--by", help="Who rejects (default: $USER)"),
     registry: RegistryOpt = None,
     config: ConfigOpt = None,
+    no_deploy: NoDeployOpt = False,
+    artifact_base_url: ArtifactBaseUrlOpt = None,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
+    broker: dict[str, Any] | None = None,
 ) -> None:
     """Reject a version (or withdraw an approval).
 
-    Devices keep running a rejected current version until another one is deployed.
+    Rejecting the live version retracts its fleet deployment: the fleet goes back on the
+    now-current approval, or its retained message is cleared (unless --no-deploy).
+    Exit code 1 if the rejection was recorded but the retraction could not be published.
 
     Example: whichbin registry reject trash-classifier/7 --reason "confuses cups and lids"
     """
     from whichbin.cli.output import emit_json, err_console
+    from whichbin.contract import utc_now
+    from whichbin.deploy import fleet_now, reject_and_retract, signing_key_path
 
-    reg = _open(_settings(config, registry))
-    was_current = reg.latest_approved(reg.get(version).name)
-    v = reg.reject(version, reason=reason, by=by or _default_user())
+    settings = _deploy_settings(config, registry, broker, artifact_base_url, timeout)
+    reg = _open(settings)
+    deployer = None if no_deploy else _deployer(settings)
+    outcome = reject_and_retract(
+        reg, version, reason, by or _default_user(), deployer, utc_now(),
+        base_url=settings.deploy.artifact_base_url,
+        signing_key=signing_key_path(settings.deploy),
+    )  # fmt: skip
     if json_out:
-        emit_json(v.model_dump(mode="json"))
+        emit_json(outcome.rejection_dict())
+    v = outcome.version
     err_console.print(f"{v.id} rejected: {v.rejected_reason}")
-    if was_current is not None and was_current.id == v.id:
-        fallback = reg.latest_approved(v.name)
-        hint = (
-            f"roll back with `whichbin registry deploy {fallback.id}`"
-            if fallback
-            else "approve another version to replace it"
-        )
-        err_console.print(
-            f"[yellow]warning:[/] {v.id} was the current deployment and devices still run it; "
-            + hint
-        )
+    if outcome.error:
+        raise DeployError(outcome.error)
+    if outcome.retracted:
+        err_console.print(f"its fleet deployment was retracted: {fleet_now(outcome.deployment)}")
+    if outcome.warning:
+        err_console.print(f"[yellow]warning:[/] {outcome.warning}")
 
 
 @app.command("deploy")
@@ -309,7 +313,7 @@ def deploy_cmd(
     """
     from whichbin.cli.output import emit_json, err_console
     from whichbin.contract import utc_now
-    from whichbin.deploy import deploy_version
+    from whichbin.deploy import deploy_version, signing_key_path
     from whichbin.errors import RegistryError
 
     settings = _deploy_settings(config, registry, broker, artifact_base_url, timeout)
@@ -322,7 +326,7 @@ def deploy_cmd(
         v = reg.get(version)
     outcome = deploy_version(
         reg, v, _deployer(settings), utc_now(), settings.deploy.artifact_base_url, device,
-        by=by or _default_user(), reason=reason, signing_key=_signing_key(settings),
+        by=by or _default_user(), reason=reason, signing_key=signing_key_path(settings.deploy),
     )  # fmt: skip
     if json_out:
         emit_json(outcome.to_dict())

@@ -4,7 +4,10 @@ from whichbin.deploy.approval import (
     DeployOutcome,
     approve_and_deploy,
     deploy_version,
+    fleet_now,
     not_published_message,
+    reject_and_retract,
+    signing_key_path,
 )
 from whichbin.deploy.fetch import fetch_artifact
 from whichbin.deploy.publish import (
@@ -28,6 +31,9 @@ __all__ = [
     "deploy_version",
     "deployment_topic",
     "fetch_artifact",
+    "fleet_now",
     "not_published_message",
     "publish_deployment",
+    "reject_and_retract",
+    "signing_key_path",
 ]

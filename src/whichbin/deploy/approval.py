@@ -4,14 +4,19 @@ The approval is recorded first; publishing comes second and may fail on its own.
 outcome says which of the two happened, so callers never report a failed publish as a
 deployment. Deployments are signed with the approver's key (``deploy.signing_key``).
 
-The fleet topic only ever carries the registry's current approval:
+The fleet topic is kept on the registry's current approval whenever a deployer is given:
 
 * the artifact's sha256 is checked before anything is approved or published;
 * after publishing, the registry is asked again: if a rejection (or a newer approval)
   won the race, the deployment is retracted, i.e. the current approval is published
   again, or the retained message cleared when there is none;
+* rejecting the live version (:func:`reject_and_retract`) retracts its deployment the
+  same way;
 * deploying an older approved version to the fleet is a rollback, recorded with who and
   why; deploying to one device pins it, recorded too.
+
+Without a deployer (``--no-deploy``, a web server without ``--mqtt``) only the registry
+changes: the fleet keeps its last deployment, and the outcome's ``warning`` says so.
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from whichbin.deploy.publish import (
     build_deployment,
     require_approved,
 )
-from whichbin.errors import DeployError, RegistryError
+from whichbin.errors import DeployError, RegistryError, SigningKeyError
 from whichbin.registry.base import ModelVersion, Pin, Registry, new_pin
 
 if TYPE_CHECKING:
+    from whichbin.config import DeployConfig
     from whichbin.security.signing import Signer
 
 
@@ -44,7 +50,10 @@ class DeployOutcome:
     deployment: Deployment | None = None
     topic: str | None = None
     error: str | None = None  # why the deployment was not published (or was retracted)
-    retracted: bool = False  # a rejection won the race: the fleet was put back
+    retracted: bool = False  # the fleet was put back on the current approval (or cleared)
+    was_live: bool = False  # a rejection of the version the fleet's deployment carried
+    warning: str | None = None  # the fleet still runs a rejected version
+    unsigned: bool = False  # ``error`` is a missing or unusable signing key, not the broker
     pin: Pin | None = None  # the device pinned by this deployment
     pinned: list[Pin] = field(default_factory=list)  # devices that do not follow the fleet
 
@@ -60,9 +69,18 @@ class DeployOutcome:
             "topic": self.topic,
             "error": self.error,
             "retracted": self.retracted,
+            "was_live": self.was_live,
+            "warning": self.warning,
             "pin": self.pin.model_dump(mode="json") if self.pin else None,
             "pinned": [p.model_dump(mode="json") for p in self.pinned],
         }
+
+    def rejection_dict(self) -> dict[str, Any]:
+        """A rejection's reply: the version's record, and what happened to the fleet."""
+        doc = self.version.model_dump(mode="json")
+        doc.update(was_live=self.was_live, retracted=self.retracted, topic=self.topic)
+        doc.update(error=self.error, warning=self.warning)
+        return doc
 
 
 def not_published_message(
@@ -74,11 +92,11 @@ def not_published_message(
         return str(outcome.error)
     vid = outcome.version.id
     retry = f"whichbin registry deploy {vid} --registry {registry_uri}"
+    failed = f"{vid} is approved (recorded in {registry_uri}) but its deployment was NOT published"
+    if outcome.unsigned:  # the broker was never tried: no broker hint
+        return f"{failed}: {outcome.error}. Once the key is in place, run `{retry}`"
     retry += f" --mqtt {mqtt_url}" if mqtt_url else " --mqtt URL"
-    return (
-        f"{vid} is approved (recorded in {registry_uri}) but its deployment was NOT published: "
-        f"{outcome.error}. Retry with `{retry}` once the broker is reachable"
-    )
+    return f"{failed}: {outcome.error}. Retry with `{retry}` once the broker is reachable"
 
 
 def verify_artifact(registry: Registry, version: ModelVersion, refused: str) -> None:
@@ -125,8 +143,10 @@ def deploy_version(
 
     Raises:
         DeploymentRefused: The version is not deployable (nothing was published).
-        RegistryError: A bad device id, note or artifact (nothing was published).
-        DeployError: No signing key, or publishing failed.
+        ConfigError: A bad device id (nothing was published).
+        SigningKeyError: No usable signing key (a ConfigError; nothing was published).
+        RegistryError: A bad note or a damaged artifact (nothing was published).
+        DeployError: Publishing failed.
     """
     require_approved(version)
     if device is not None:
@@ -187,6 +207,8 @@ def approve_and_deploy(
     try:
         signer = signer or configured_signer(signing_key)
         outcome = _publish_current(registry, version, deployer, now, base_url, signer)
+    except SigningKeyError as e:
+        outcome = DeployOutcome(version, error=str(e), unsigned=True)
     except DeployError as e:
         outcome = DeployOutcome(version, error=str(e))
     outcome.pinned = [p for p in registry.pins() if p.version.rpartition("/")[0] == version.name]
@@ -211,21 +233,91 @@ def _publish_current(
     # what the registry says, so a rejected version is never left deployed.
     version = registry.get(version.id)
     lost = f"{version.id} was {version.status.value} while its deployment was being published"
-    back: Deployment | None = None
     try:
-        if current is None:
-            topic = deployer.clear()
-            done = "the fleet deployment was cleared (no approved version left)"
-        else:
-            back = build_deployment(current, artifact_url(current, base_url), now, signer)
-            topic = deployer.send(back)
-            done = f"the fleet is back on {current.id}"
+        back, topic = _put_fleet_back(registry, version.name, deployer, now, base_url, signer)
     except DeployError as e:
         raise DeployError(
             f"{lost}, and retracting it failed ({e}): devices may still fetch it; run "
             "`whichbin registry deploy` once the broker is reachable"
         ) from e
+    done = fleet_now(back)
     return DeployOutcome(version, back, topic, error=f"{lost}: retracted, {done}", retracted=True)
+
+
+def _put_fleet_back(
+    registry: Registry,
+    name: str,
+    deployer: Deployer,
+    now: datetime,
+    base_url: str | None,
+    signer: Signer | None,
+    signing_key: Path | None = None,
+) -> tuple[Deployment | None, str]:
+    """Publish the current approval of ``name`` to the fleet, or clear the fleet's retained
+    deployment when there is none: the deployment (None when cleared) and the topic."""
+    current = registry.latest_approved(name)
+    if current is None:
+        return None, deployer.clear()
+    signer = signer or configured_signer(signing_key)
+    back = build_deployment(current, artifact_url(current, base_url), now, signer)
+    return back, deployer.send(back)
+
+
+def fleet_now(back: Deployment | None) -> str:
+    """What the fleet runs after a retraction that published ``back`` (None: cleared)."""
+    if back is None:
+        return "the fleet deployment was cleared (no approved version left)"
+    return f"the fleet is back on {back.version}"
+
+
+def reject_and_retract(
+    registry: Registry,
+    version_id: str,
+    reason: str,
+    by: str,
+    deployer: Deployer | None,
+    now: datetime,
+    *,
+    base_url: str | None = None,
+    signing_key: Path | None = None,
+) -> DeployOutcome:
+    """Reject ``version_id``; when it was the live version (the current approval, which
+    the fleet's retained deployment carries) and a deployer is given, put the fleet back on
+    the now-current approval, or clear its deployment when none is left.
+
+    The rejection is recorded first. ``was_live`` says whether the fleet ran the version;
+    ``retracted`` whether it was put back; ``warning`` (no deployer) or ``error`` (the
+    broker failed) says the fleet still runs it, and how to fix that.
+
+    Raises:
+        RegistryError: The rejection itself was refused (nothing was recorded).
+    """
+    name = registry.get(version_id).name
+    live = registry.latest_approved(name)
+    version = registry.reject(version_id, reason=reason, by=by)
+    if live is None or live.id != version.id:
+        return DeployOutcome(version)
+    current = registry.latest_approved(name)
+    still = f"{version.id} was the current deployment and devices still run it; " + (
+        f"roll back with `whichbin registry deploy {current.id}`"
+        if current
+        else "approve another version to replace it"
+    )
+    if deployer is None:
+        return DeployOutcome(version, was_live=True, warning=still)
+    try:
+        back, topic = _put_fleet_back(registry, name, deployer, now, base_url, None, signing_key)
+    except (DeployError, SigningKeyError) as e:
+        error = f"{version.id} is rejected but its fleet deployment was NOT retracted ({e})"
+        unsigned = isinstance(e, SigningKeyError)
+        return DeployOutcome(version, was_live=True, error=f"{error}: {still}", unsigned=unsigned)
+    return DeployOutcome(version, back, topic, retracted=True, was_live=True)
+
+
+def signing_key_path(cfg: DeployConfig) -> Path | None:
+    """The approver's key the loaded ``deploy`` section names (config file, environment),
+    if any: what ``whichbin registry`` and ``whichbin web`` pass as ``signing_key``."""
+    return Path(cfg.signing_key).expanduser() if cfg.signing_key else None
 
 
 def configured_signer(path: str | Path | None = None) -> Signer:
@@ -233,7 +325,7 @@ def configured_signer(path: str | Path | None = None) -> Signer:
     from ``deploy.signing_key`` (environment) or its default.
 
     Raises:
-        DeployError: No usable key (the message says how to create one).
+        SigningKeyError: No usable key (the message says how to create one).
     """
     from whichbin.config import load_settings
     from whichbin.errors import WhichbinError
@@ -243,5 +335,5 @@ def configured_signer(path: str | Path | None = None) -> Signer:
         try:
             path = load_settings().deploy.signing_key
         except WhichbinError as e:
-            raise DeployError(str(e)) from e
+            raise SigningKeyError(str(e)) from e
     return load_signer(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from whichbin.errors import ConfigError, DeployError, WhichbinError
+from whichbin.errors import ConfigError, SigningKeyError, WhichbinError
 from whichbin.security.signing import Signer, new_private_pem
 
 
@@ -45,12 +45,12 @@ def load_signer(path: str | Path | None = None) -> Signer:
     """The signing key at ``path`` (default ``default_key_path()``).
 
     Raises:
-        DeployError: Missing or unusable, saying how to create one (so an approval is
-            recorded and reported as not published).
+        SigningKeyError: Missing or unusable, saying how to create one (an approval is
+            then recorded and reported as not published).
     """
     key = Path(path) if path else default_key_path()
     if not key.is_file():
-        raise DeployError(
+        raise SigningKeyError(
             f"no signing key at {key}: create one with `whichbin keys create` (or set "
             "deploy.signing_key / WHICHBIN_DEPLOY__SIGNING_KEY); devices refuse unsigned "
             "deployments"
@@ -58,7 +58,7 @@ def load_signer(path: str | Path | None = None) -> Signer:
     try:
         return Signer.from_file(key)
     except WhichbinError as e:
-        raise DeployError(str(e)) from e
+        raise SigningKeyError(str(e)) from e
 
 
 def write_public_key(signer: Signer, path: Path) -> None:

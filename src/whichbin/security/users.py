@@ -101,7 +101,9 @@ def _token_hash(token: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    # Microseconds: a user removed and added again under the same name gets another
+    # ``created``, which is what ends the old account's sessions.
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class UserStore:

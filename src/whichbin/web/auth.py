@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from fastapi import Depends, HTTPException, Request
 
 from whichbin.config import WebConfig
 from whichbin.security.users import User, UserStore, allowed
-from whichbin.web.guards import host_of
 from whichbin.web.ratelimit import FailureLimiter
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ CHALLENGE = {"WWW-Authenticate": 'Basic realm="whichbin", charset="UTF-8"'}
 @dataclass(frozen=True)
 class Session:
     name: str
+    created: str  # the user's: a new user under the same name does not inherit the session
     csrf: str
     expires: float
 
@@ -62,6 +63,7 @@ class Auth:
         self.limiter = FailureLimiter(cfg.login_attempts, cfg.login_window)
         self.session_seconds = cfg.session_hours * 3600
         self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()  # the server's worker threads share the sessions
 
     def has_users(self) -> bool:
         return self.users is not None and bool(self.users.list())
@@ -104,26 +106,29 @@ class Auth:
     def open_session(self, user: User) -> tuple[str, Session]:
         """A new session id (the cookie's value) and its session."""
         now = time.time()
-        if len(self._sessions) >= MAX_SESSIONS:
-            for key in [k for k, s in self._sessions.items() if s.expires <= now]:
-                del self._sessions[key]
-            while len(self._sessions) >= MAX_SESSIONS:
-                del self._sessions[next(iter(self._sessions))]
         sid = secrets.token_urlsafe(32)
-        session = Session(user.name, secrets.token_urlsafe(32), now + self.session_seconds)
-        self._sessions[_digest(sid)] = session
+        expires = now + self.session_seconds
+        session = Session(user.name, user.created, secrets.token_urlsafe(32), expires)
+        with self._lock:
+            if len(self._sessions) >= MAX_SESSIONS:
+                for key in [k for k, s in self._sessions.items() if s.expires <= now]:
+                    del self._sessions[key]
+                while len(self._sessions) >= MAX_SESSIONS:
+                    del self._sessions[next(iter(self._sessions))]
+            self._sessions[_digest(sid)] = session
         return sid, session
 
     def close_session(self, sid: str) -> None:
-        self._sessions.pop(_digest(sid), None)
+        with self._lock:
+            self._sessions.pop(_digest(sid), None)
 
     def session_caller(self, sid: str) -> Caller | None:
         session = self._sessions.get(_digest(sid))
         if session is None or session.expires <= time.time():
             return None
         user = self.users.get(session.name) if self.users else None
-        if user is None:  # removed since: the session ends with the user
-            self.close_session(sid)
+        if user is None or user.created != session.created:
+            self.close_session(sid)  # removed since (maybe added again): it ends with them
             return None
         return Caller(user, "session", session.csrf)
 
@@ -183,7 +188,9 @@ def check_csrf(request: Request, who: Caller) -> None:
 
 
 def check_origin(request: Request) -> None:
-    """A browser's ``Origin`` (else ``Referer``) must name this server.
+    """A browser's ``Origin`` (else ``Referer``) must name this server: the same scheme,
+    host and port as the request's own (its ``Host`` header; behind a TLS proxy, uvicorn's
+    ``--proxy-headers`` gives the scheme).
 
     Raises:
         HTTPException: 403 for a cross-site request.
@@ -191,9 +198,26 @@ def check_origin(request: Request) -> None:
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin:
         return
-    host = host_of(request.headers.get("host", ""))
-    if origin == "null" or urlsplit(origin).hostname != host:
+    own = _origin_of(f"{request.url.scheme}://{request.headers.get('host', '')}")
+    if own is None or _origin_of(origin) != own:
         raise HTTPException(403, f"cross-site request from {origin[:100]!r} refused")
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL, the port filled in for http(s); None when malformed
+    (``null``, a bad port)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS.get(scheme)
 
 
 def require(action: str) -> Callable[..., User]:

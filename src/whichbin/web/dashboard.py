@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
-from whichbin.registry.base import ApprovalStatus, ModelVersion, headline_metrics
+from whichbin.registry.base import MAX_NOTE, ApprovalStatus, ModelVersion, headline_metrics
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
@@ -64,13 +64,13 @@ def _actions(v: ModelVersion, base: str) -> str:
     if v.status != ApprovalStatus.APPROVED and v.gate == "passed":
         forms += (
             f'<form class="act approve" data-api="/api/models/{base}/approve">'
-            '<input name="note" placeholder="note" maxlength="2000">'
+            f'<input name="note" placeholder="note" maxlength="{MAX_NOTE}">'
             "<button>Approve</button></form> "
         )
     if v.status != ApprovalStatus.REJECTED:
         forms += (
             f'<form class="act reject" data-api="/api/models/{base}/reject">'
-            '<input name="reason" placeholder="reason" required maxlength="2000">'
+            f'<input name="reason" placeholder="reason" required maxlength="{MAX_NOTE}">'
             "<button>Reject</button></form>"
         )
     return forms

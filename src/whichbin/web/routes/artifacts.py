@@ -19,6 +19,8 @@ from whichbin.web.deps import RegistryDep
 router = APIRouter(tags=["artifacts"])
 
 REPORT_INDEXES = ("index.html", "report.html", "report.md", "report.json")
+# Reports share the dashboard's origin: sandboxed, a script in one cannot use the session.
+REPORT_HEADERS = {"Content-Security-Policy": "sandbox", "X-Content-Type-Options": "nosniff"}
 
 
 @router.api_route("/artifacts/{name}/{n}/model.onnx", methods=["GET", "HEAD"])
@@ -62,21 +64,21 @@ def _report_root(
 def report(
     name: str, n: int, path: str, request: Request, registry: RegistryDep, who: CallerDep
 ) -> Response:
-    """The version's report: a file, or a file inside the report folder."""
+    """The version's report: a file, or a file inside the report folder (sandboxed)."""
     root = _report_root(registry, name, n, request, who)
     if root.is_file():
         if path not in ("", root.name):
             raise HTTPException(404, f"{name}/{n}: no report file {path}")
-        return FileResponse(root)
+        return FileResponse(root, headers=REPORT_HEADERS)
     target = (root / path).resolve()
     if not target.is_relative_to(root) or not target.exists():
         raise HTTPException(404, f"{name}/{n}: no report file {path}")
     if target.is_dir():
         for index in REPORT_INDEXES:
             if (target / index).is_file():
-                return FileResponse(target / index)
-        return HTMLResponse(_listing(name, n, root, target))
-    return FileResponse(target)
+                return FileResponse(target / index, headers=REPORT_HEADERS)
+        return HTMLResponse(_listing(name, n, root, target), headers=REPORT_HEADERS)
+    return FileResponse(target, headers=REPORT_HEADERS)
 
 
 def _listing(name: str, n: int, root: Path, folder: Path) -> str:

@@ -13,30 +13,46 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 
+from whichbin.config import Settings
 from whichbin.contract import check_device_id, utc_now
-from whichbin.deploy.approval import approve_and_deploy, deploy_version, not_published_message
+from whichbin.deploy.approval import (
+    DeployOutcome,
+    approve_and_deploy,
+    deploy_version,
+    not_published_message,
+    reject_and_retract,
+    signing_key_path,
+)
 from whichbin.deploy.publish import DeploymentRefused
-from whichbin.registry.base import MAX_NOTE, ModelVersion, VersionNotFound
+from whichbin.registry.base import MAX_ACTOR, MAX_NOTE, ModelVersion, VersionNotFound
 from whichbin.registry.base import version_id as make_version_id
 from whichbin.web.auth import ApproverDep, DeployerUserDep, RejecterDep
 from whichbin.web.deps import DeployerDep, RegistryDep, SettingsDep
 
 IGNORED_BY = "Ignored: the audit trail records the logged-in user (kept for old clients)"
+# The registry checks note and reason lengths (a 400 with its one-line message, the same
+# for the CLI); the schema states the limit so clients can read it.
+NOTE_LIMIT: JsonDict = {"maxLength": MAX_NOTE}
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
 
 class ApproveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
-    note: str = Field(default="", description="Why, for the audit trail")
+    by: str | None = Field(default=None, max_length=MAX_ACTOR, description=IGNORED_BY)
+    note: str = Field(
+        default="", description="Why, for the audit trail", json_schema_extra=NOTE_LIMIT
+    )
 
 
 class RejectRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, description="Why, for the audit trail")
-    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
+    reason: str = Field(
+        min_length=1, description="Why, for the audit trail", json_schema_extra=NOTE_LIMIT
+    )
+    by: str | None = Field(default=None, max_length=MAX_ACTOR, description=IGNORED_BY)
 
 
 class DeployRequest(BaseModel):
@@ -45,10 +61,11 @@ class DeployRequest(BaseModel):
         default=None,
         description="Pin this device to the version (whichbin/<device>/deployment)",
     )
-    by: str | None = Field(default=None, max_length=MAX_NOTE, description=IGNORED_BY)
+    by: str | None = Field(default=None, max_length=MAX_ACTOR, description=IGNORED_BY)
     reason: str = Field(
         default="",
         description="Why; needed to roll the fleet back to a version that is not current",
+        json_schema_extra=NOTE_LIMIT,
     )
 
 
@@ -90,8 +107,9 @@ def approve_model(
 
     401 without a login, 403 for a role that may not approve; 409 when the gate failed,
     or when a rejection won the race and the deployment was retracted; 400 when the
-    artifact is damaged; 502 when the approval was recorded but the deployment could not
-    be published (the body says so and holds the version).
+    artifact is damaged; 502 when the approval was recorded but the broker could not be
+    reached, 400 when it was recorded but this server has no usable signing key (the body
+    says so and holds the version).
     """
     outcome = approve_and_deploy(
         registry,
@@ -100,12 +118,12 @@ def approve_model(
         body.note if body else "",
         deployer,
         utc_now(),
-        base_url=settings.deploy.artifact_base_url,
+        **_publishing(settings),
     )
     doc = outcome.to_dict()
     if outcome.error:
         doc["detail"] = not_published_message(outcome, registry.uri)
-        return JSONResponse(doc, status_code=409 if outcome.retracted else 502)
+        return JSONResponse(doc, status_code=_failed_status(outcome))
     if deployer is None:
         doc["detail"] = "approved; deployment publishing is off on this server (no --mqtt)"
     return JSONResponse(doc)
@@ -113,10 +131,49 @@ def approve_model(
 
 @router.post("/{name}/{n}/reject")
 def reject_model(
-    name: str, n: int, body: RejectRequest, user: RejecterDep, registry: RegistryDep
-) -> ModelVersion:
-    """Reject (or withdraw an approval) as the logged-in user."""
-    return registry.reject(make_version_id(name, n), reason=body.reason, by=user.name)
+    name: str,
+    n: int,
+    body: RejectRequest,
+    user: RejecterDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    deployer: DeployerDep,
+) -> JSONResponse:
+    """Reject (or withdraw an approval) as the logged-in user.
+
+    The reply is the version's record, with ``was_live`` (the fleet ran it), ``retracted``
+    (the fleet was put back on the current approval, or cleared) and ``warning`` (this
+    server publishes nothing: the fleet still runs it). 502 (400: no usable signing key)
+    when the rejection was recorded but the retraction could not be published.
+    """
+    outcome = reject_and_retract(
+        registry,
+        make_version_id(name, n),
+        body.reason,
+        user.name,
+        deployer,
+        utc_now(),
+        **_publishing(settings),
+    )
+    doc = outcome.rejection_dict()
+    if outcome.error:
+        doc["detail"] = outcome.error
+        return JSONResponse(doc, status_code=_failed_status(outcome))
+    return JSONResponse(doc)
+
+
+def _publishing(settings: Settings) -> dict[str, Any]:
+    """How this server's deployments are addressed and signed (its ``deploy`` section)."""
+    deploy = settings.deploy
+    return {"base_url": deploy.artifact_base_url, "signing_key": signing_key_path(deploy)}
+
+
+def _failed_status(outcome: DeployOutcome) -> int:
+    """A recorded change whose deployment did not go out: 409 retracted by a racing
+    rejection, 400 no usable signing key on this server, else 502 (the broker)."""
+    if outcome.retracted:
+        return 409
+    return 400 if outcome.unsigned else 502
 
 
 @router.post("/{name}/{n}/deploy")
@@ -134,8 +191,8 @@ def deploy_model(
 
     A version other than the current approval goes to the fleet only as a rollback, with
     a ``reason``. 401 without a login, 403 for a role that may not deploy; 400 for a bad
-    device id; 409 when the version is not deployable; 502
-    when the broker could not be reached.
+    device id or no usable signing key on this server; 409 when the version is not
+    deployable; 502 when the broker could not be reached.
     """
     body = body or DeployRequest()
     if body.device is not None:  # a bad device id is a 400 whatever the server's setup
@@ -150,9 +207,9 @@ def deploy_model(
         version,
         deployer,
         utc_now(),
-        settings.deploy.artifact_base_url,
-        body.device,
+        device=body.device,
         by=user.name,
         reason=body.reason,
+        **_publishing(settings),
     )
     return outcome.to_dict()
