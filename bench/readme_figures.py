@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from figures.operations import edge_block  # noqa: E402
 from figures.sentences import expect_block, findings_block  # noqa: E402
 from figures.tables import tables_block  # noqa: E402
 from figures.text import Loader  # noqa: E402
@@ -39,6 +40,7 @@ def results_loader(results: Path) -> Loader:
 BLOCKS: dict[str, dict[str, Callable[[Loader], list[str]]]] = {
     "README.md": {"expect": expect_block},
     "docs/figures.md": {"tables": tables_block, "findings": findings_block},
+    "docs/operations.md": {"edge": edge_block},
 }
 MARKER = re.compile(r"<!-- figures:([\w-]+):(start|end) -->")
 

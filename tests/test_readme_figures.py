@@ -1,4 +1,5 @@
-"""`bench/readme_figures.py --check` (CI) fails when a figure in README.md or docs/figures.md
+"""`bench/readme_figures.py --check` (CI) fails when a figure in README.md, docs/figures.md or
+docs/operations.md
 differs from bench/results/*.json, and passes on the real tree."""
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def _copy_tree(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     (root / "docs").mkdir(parents=True)
     shutil.copy(ROOT / "README.md", root / "README.md")
-    shutil.copy(ROOT / "docs" / "figures.md", root / "docs" / "figures.md")
+    for doc in ("figures.md", "operations.md"):
+        shutil.copy(ROOT / "docs" / doc, root / "docs" / doc)
     shutil.copytree(ROOT / "bench" / "results", root / "bench" / "results")
     return root
 
@@ -70,3 +72,16 @@ def test_a_missing_block_is_an_error(tmp_path: Path) -> None:
     readme.write_text(readme.read_text().replace("<!-- figures:expect:end -->", ""))
     out = _figures(root, "--check")
     assert out.returncode != 0 and "README.md" in out.stderr
+
+
+def test_the_edge_figures_in_operations_come_from_edge_fps(tmp_path: Path) -> None:
+    root = _copy_tree(tmp_path)
+    results = root / "bench" / "results" / "edge_fps.json"
+    data = json.loads(results.read_text())
+    data["results"]["max_every_frame_threads1"]["fps"] = 12.34
+    results.write_text(json.dumps(data))
+    out = _figures(root, "--check")
+    assert out.returncode == 1
+    assert "docs/operations.md" in out.stderr and "edge" in out.stderr
+    assert _figures(root).returncode == 0  # rewrite
+    assert "**12.3 frames/s**" in (root / "docs" / "operations.md").read_text()
