@@ -1,6 +1,5 @@
 """`bench/readme_figures.py --check` (CI) fails when a figure in README.md, docs/figures.md or
-docs/operations.md
-differs from bench/results/*.json, and passes on the real tree."""
+docs/operations.md differs from bench/results/*.json, and passes on the real tree."""
 
 from __future__ import annotations
 
