@@ -42,13 +42,13 @@ def watch_cmd(
     from whichbin.deploy.sagemaker_events import (
         REPUBLISH_AT,
         ApprovalDeployer,
-        load_signer,
+        signer_from_secret,
         watch_approvals,
     )
     from whichbin.errors import ConfigError
     from whichbin.messaging.mqtt import parse_mqtt_url
     from whichbin.registry import open_registry
-    from whichbin.security.keys import load_signer as load_key_file
+    from whichbin.security.keys import load_signer
 
     settings = load_config(config, {"pipeline.registry.uri": registry, **(broker or {})})
     uri = settings.pipeline.registry.uri
@@ -62,9 +62,9 @@ def watch_cmd(
     parse_mqtt_url(settings.mqtt.url)  # a typo fails here, before anything is read
     reg = open_registry(uri, settings.pipeline.registry.model_name, create=False)
     if signing_secret:
-        signer = load_signer(signing_secret, boto3.client("secretsmanager"))
+        signer = signer_from_secret(signing_secret, boto3.client("secretsmanager"))
     else:
-        signer = load_key_file(signing_key or settings.deploy.signing_key)
+        signer = load_signer(signing_key or settings.deploy.signing_key)
     deployer = MqttDeployer(settings.mqtt, settings.deploy.timeout)
     approvals = ApprovalDeployer(boto3.client("s3"), deployer, signer, expires)
 

@@ -81,7 +81,7 @@ def read_secret(secret_id: str, secrets: Any, what: str) -> str | bytes:
     return value.get("SecretString") or value.get("SecretBinary") or b""
 
 
-def load_signer(secret_id: str, secrets: Any) -> Signer:
+def signer_from_secret(secret_id: str, secrets: Any) -> Signer:
     """The approver's Signer from a Secrets Manager secret holding the private key PEM."""
     pem = read_secret(secret_id, secrets, "signing key")
     return Signer.from_pem(pem.encode() if isinstance(pem, str) else bytes(pem))
@@ -237,7 +237,7 @@ def approval_deployer_from_env(env: Mapping[str, str] | None = None) -> Approval
     secret = env.get("WHICHBIN_SIGNING_SECRET")
     if not secret:
         raise ConfigError("set WHICHBIN_SIGNING_SECRET: devices refuse unsigned deployments")
-    signer = load_signer(secret, aws_client("secretsmanager"))
+    signer = signer_from_secret(secret, aws_client("secretsmanager"))
     try:
         expires = int(env.get("WHICHBIN_URL_EXPIRES", DEFAULT_URL_EXPIRES))
     except ValueError as e:
