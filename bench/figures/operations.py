@@ -3,7 +3,7 @@ edge_soak.json and edge_soak_30min.json."""
 
 from __future__ import annotations
 
-from figures.text import Loader, columns
+from figures.text import Loader, columns, head
 
 
 def _lat(r: dict) -> str:
@@ -33,26 +33,31 @@ def edge_block(load: Loader) -> list[str]:
     every1, drops1 = r["max_every_frame_threads1"], r["max_drops_threads1"]
     live1, livedrops1 = r["realtime_every_frame_threads1"], r["realtime_drops_threads1"]
     every2 = r["max_every_frame_threads2"]
-    lines = columns("| figure (`bench/results/…`) | value |") + [
-        "| throughput, every frame classified, 1 ONNX Runtime thread (`edge_fps`: "
-        f"`max_every_frame_threads1`) | **{every1['fps']:.1f} frames/s** (inference alone "
-        f"{fps['inference_ms_single_thread']:.0f} ms) |",
-        "| throughput as the edge runs: still frames of an item until decided "
-        f"(`max_drops_threads1`) | {drops1['fps']:.0f} frames/s |",
-        "| 30 fps recording played live, latest frame wins, every frame classified "
-        f"(`realtime_every_frame_threads1`) | {live1['fps']:.1f} frames/s, {live1['dropped']} of "
-        f"{live1['frames']} frames dropped |",
-        "| frame-to-event latency, that run: decision frame captured → event received by an "
-        f"MQTT subscriber | {_lat(live1)} |",
-        f"| the same as the edge runs (`realtime_drops_threads1`) | {_lat(livedrops1)}, "
-        f"{livedrops1['dropped']} dropped |",
-        f"| 2 ONNX Runtime threads, every frame (`max_every_frame_threads2`) | {every2['fps']:.1f} "
-        "frames/s |",
-    ]
-    for name in ("edge_soak", "edge_soak_30min"):
-        soak = load(name)
-        if soak is not None:
-            lines += _soak(name, soak)
+    lines = (
+        head("Edge throughput and latency", fps)
+        + columns("| figure (`bench/results/…`) | value |")
+        + [
+            "| throughput, every frame classified, 1 ONNX Runtime thread (`edge_fps`: "
+            f"`max_every_frame_threads1`) | **{every1['fps']:.1f} frames/s** (inference alone "
+            f"{fps['inference_ms_single_thread']:.0f} ms) |",
+            "| throughput as the edge runs: still frames of an item until decided "
+            f"(`max_drops_threads1`) | {drops1['fps']:.0f} frames/s |",
+            "| 30 fps recording played live, latest frame wins, every frame classified "
+            f"(`realtime_every_frame_threads1`) | {live1['fps']:.1f} frames/s, "
+            f"{live1['dropped']} of {live1['frames']} frames dropped |",
+            "| frame-to-event latency, that run: decision frame captured → event received by an "
+            f"MQTT subscriber | {_lat(live1)} |",
+            f"| the same as the edge runs (`realtime_drops_threads1`) | {_lat(livedrops1)}, "
+            f"{livedrops1['dropped']} dropped |",
+            "| 2 ONNX Runtime threads, every frame (`max_every_frame_threads2`) | "
+            f"{every2['fps']:.1f} frames/s |",
+        ]
+    )
+    soaks = {n: d for n in ("edge_soak", "edge_soak_30min") if (d := load(n)) is not None}
+    for name, soak in soaks.items():
+        lines += _soak(name, soak)
+    when = ", ".join(f"`{n}` {d['when']}" for n, d in soaks.items())
+    lines += ["", f"Soaks run: {when}."] if soaks else []
     right = all(v.get("bins_right") for v in r.values())
     verdict = "got its right bin in every run" if right else "did NOT always get its right bin"
     return [*lines, "", f"Every item of the recording {verdict} (`bins_right` in edge_fps.json)."]
