@@ -1,9 +1,9 @@
-"""Choose the site memory's settings (weight, gate quantile, k) on a source that is not the
-one reported as held out: extra/ plays the site (trained on everything else), 10 photos per
-bin as corrections, 3 draws. Every setting is scored post hoc on the same warm-started head:
-bin accuracy on the rest of the site, and on the other sources' test split (what the
-corrections cost everyone else). The rule: the best site accuracy that costs the other
-sources at most 1 point against the head alone.
+"""Choose the site memory's settings (weight, gate quantile, k, domain gate) on a source
+that is not the one reported as held out: extra/ plays the site (trained on everything
+else), 10 photos per bin as corrections, 3 draws. Every setting is scored post hoc on the
+same warm-started head: bin accuracy on the rest of the site, and on the other sources'
+test split (what the corrections cost everyone else). The rule: the best site accuracy
+that costs the other sources at most 1 point against the head alone.
 
 Usage: python bench/site_memory_tuning.py --work /tmp/whichbin-bench-real/work
 """
@@ -23,12 +23,14 @@ from common import write_result  # noqa: E402
 
 
 def main() -> None:
+    from dataclasses import replace
+
     from whichbin.inference import softmax
     from whichbin.rules import load_rules
     from whichbin.training.augment import VIEWS, fixed_views
     from whichbin.training.embeddings import OnnxEncoder, load_rgb
     from whichbin.training.heads import forward
-    from whichbin.training.site_memory import build_site_memory, mixed_probs
+    from whichbin.training.site_memory import build_site_memory, fit_domain, mixed_probs
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/whichbin-bench-real/work"))
@@ -48,7 +50,8 @@ def main() -> None:
     first = rw.Recipe(data, rules, 0).fit(emb[base], labels[base], splits[base], photos=photos)
     test = np.where(base & (splits == "test"))[0]
     test_truth = np.array([l2b[lab] for lab in labels[test]])
-    grid = list(product((0.3, 0.5, 0.7), (0.1, 0.25, 0.5), (3, 5, 7)))
+    grid = list(product((0.3, 0.5, 0.7, 1.0), (0.1, 0.25, 0.5), (3, 5, 7), (False, True)))
+    stock = emb[base & (splits == "train")]
     scores: dict[str, list[tuple[float, float]]] = {}
 
     def acc(probs: np.ndarray, to_bin: np.ndarray, want: np.ndarray) -> float:
@@ -84,9 +87,13 @@ def main() -> None:
         scores.setdefault("head alone", []).append(
             (acc(p_rest, to_bin, rest_truth), acc(p_test, to_bin, test_truth))
         )
-        for w, q, k in grid:
+        domain = fit_domain(memory_emb, stock)
+        for w, q, k, dom in grid:
             mem = build_site_memory(memory_emb, head_memory, allowed, owner, w, k, q)
-            scores.setdefault(f"weight {w}, quantile {q}, k {k}", []).append(
+            if dom:
+                mem = replace(mem, domain=domain)
+            name = f"weight {w}, quantile {q}, k {k}" + (", domain gate" if dom else "")
+            scores.setdefault(name, []).append(
                 (
                     acc(mixed_probs(p_rest, mem, emb[rest]), to_bin, rest_truth),
                     acc(mixed_probs(p_test, mem, emb[test]), to_bin, test_truth),

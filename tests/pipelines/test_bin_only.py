@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
@@ -42,6 +43,10 @@ def test_bin_folder_teaches_its_bin_without_becoming_a_label(
     # The corrections are the bundle's site memory, and the evaluation computed the same
     # logits as the file (no fall-back to running every image through it).
     assert clf.meta.metrics["site_memory"]["entries"] >= 7
+    # ... gated by a site-vs-stock regression, written into the graph.
+    assert clf.meta.metrics["site_memory"]["domain_gate"] == 1
+    graph = onnx.load(str(res.bundle)).graph
+    assert {"site.dom_w", "site.dom_b"} <= {i.name for i in graph.initializer}
     metrics = json.loads((Path(res.report).parent / "metrics.json").read_text())
     assert metrics["parity"]["full_onnx_run"] is False
 

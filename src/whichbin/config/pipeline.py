@@ -143,9 +143,15 @@ class TrainingConfig(Section):
     )
     # Chosen by bench/site_memory_tuning.py on extra/ as the site, not on real/.
     site_memory_weight: float = Field(
-        0.3, ge=0, le=1, description="How much the memory's answer counts when it speaks"
+        1.0, ge=0, le=1, description="How much the memory's answer counts when it speaks"
     )
-    site_memory_k: int = Field(3, ge=1, description="Memory neighbours averaged")
+    site_memory_k: int = Field(7, ge=1, description="Memory neighbours averaged")
+    site_memory_domain: bool = Field(
+        True,
+        description="The memory speaks in proportion to how much an image looks like the "
+        "site's own photos rather than the stock ones (a logistic regression in the bundle), "
+        "so stock-like items near a correction keep the head's answer",
+    )
     site_memory_quantile: float = Field(
         0.1,
         ge=0,

@@ -115,6 +115,7 @@ def site_memory_for(
     if not t.site_memory or not sel.any():
         return None
     probs = softmax(forward(layers, emb[sel]), temperature)
+    stock = emb[~bin_only_rows(targets) & (split == "train")] if t.site_memory_domain else None
     return build_site_memory(
         emb[sel],
         probs,
@@ -123,13 +124,21 @@ def site_memory_for(
         t.site_memory_weight,
         t.site_memory_k,
         t.site_memory_quantile,
+        stock,
     )
 
 
 def save_site_memory(d: Path, mem: SiteMemory) -> None:
     """Keep a site memory in a train step's directory."""
+    extra = {} if mem.domain is None else {"domain": mem.domain}
     np.savez(
-        d / "site.npz", keys=mem.keys, dists=mem.dists, gate=mem.gate, weight=mem.weight, k=mem.k
+        d / "site.npz",
+        keys=mem.keys,
+        dists=mem.dists,
+        gate=mem.gate,
+        weight=mem.weight,
+        k=mem.k,
+        **extra,
     )
 
 
@@ -138,7 +147,10 @@ def load_site_memory(d: Path) -> SiteMemory | None:
     if not (d / "site.npz").is_file():
         return None
     z = np.load(d / "site.npz")
-    return SiteMemory(z["keys"], z["dists"], float(z["gate"]), float(z["weight"]), int(z["k"]))
+    domain = z["domain"] if "domain" in z.files else None
+    return SiteMemory(
+        z["keys"], z["dists"], float(z["gate"]), float(z["weight"]), int(z["k"]), domain
+    )
 
 
 def load_head(step_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:

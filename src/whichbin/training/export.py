@@ -135,7 +135,11 @@ def _site_nodes(site: SiteMemory, temperature: float):  # noqa: ANN202
         node("ReduceMax", ["site.top"], ["site.best"], axes=[1], keepdims=1),
         node("GreaterOrEqual", ["site.best", "site.gate"], ["site.speaks"]),
         node("Cast", ["site.speaks"], ["site.speaks_f"], to=1),
-        node("Mul", ["site.speaks_f", "site.weight"], ["site.g"]),
+        node(
+            "Mul",
+            ["site.speaks_f", "site.weight"],
+            ["site.g" if site.domain is None else "site.g0"],
+        ),
         node("Sub", ["site.answer", "site.p"], ["site.delta"]),
         node("Mul", ["site.g", "site.delta"], ["site.shift"]),
         node("Add", ["site.p", "site.shift"], ["site.q"]),
@@ -143,6 +147,17 @@ def _site_nodes(site: SiteMemory, temperature: float):  # noqa: ANN202
         node("Log", ["site.q_eps"], ["site.log_q"]),
         node("Mul", ["site.log_q", "site.t"], [LOGITS]),
     ]
+    if site.domain is not None:  # g scaled by how site-like the image is (a sigmoid)
+        inits += [
+            const("site.dom_w", site.domain[:-1, None].astype(f32)),
+            const("site.dom_b", np.array(site.domain[-1], f32)),
+        ]
+        nodes[11:11] = [
+            node("MatMul", ["site.unit", "site.dom_w"], ["site.dom_z0"]),
+            node("Add", ["site.dom_z0", "site.dom_b"], ["site.dom_z"]),
+            node("Sigmoid", ["site.dom_z"], ["site.like"]),
+            node("Mul", ["site.g0", "site.like"], ["site.g"]),
+        ]
     return nodes, inits
 
 
