@@ -68,13 +68,16 @@ def test_refusal_reasons_are_one_line() -> None:
     signer = Signer.from_pem(new_private_pem())
     other = Signer.from_pem(new_private_pem())
     sig = signer.sign(*ARGS)
-    with pytest.raises(SignatureError, match="^no trusted key$"):
+    with pytest.raises(SignatureError, match="^no trusted key$") as nothing_to_check:
         TrustedKeys().verify(*ARGS, sig.key_id, sig.signature)
     trusted = TrustedKeys([other.public_key])
-    with pytest.raises(SignatureError, match="^unsigned deployment$"):
+    with pytest.raises(SignatureError, match="^unsigned deployment$") as unsigned:
         trusted.verify(*ARGS, "", "")
-    with pytest.raises(SignatureError, match=f"^unknown key {sig.key_id}$"):
+    with pytest.raises(SignatureError, match=f"^unknown key {sig.key_id}$") as unknown:
         trusted.verify(*ARGS, sig.key_id, sig.signature)
+    # Only "nothing could be checked" is ``missing`` (what insecure mode may accept).
+    assert nothing_to_check.value.missing and unsigned.value.missing
+    assert not unknown.value.missing
     # right key id, signature by someone else
     forged = other.sign(*ARGS)
     with pytest.raises(SignatureError, match="^bad signature$"):

@@ -73,7 +73,7 @@ class DeploymentGuard:
             verify_deployment(deployment, self.trusted)
         except SignatureError as e:
             reason = str(e)
-            if not (self.insecure and reason in ("unsigned deployment", "no trusted key")):
+            if not (self.insecure and e.missing):
                 hint = _HINTS.get(reason)
                 raise SignatureError(
                     f"deployment {deployment.version} refused: {reason}"

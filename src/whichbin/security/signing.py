@@ -26,9 +26,15 @@ DOMAIN = b"whichbin-deployment-v1\n"
 
 
 class SignatureError(DeployError):
-    """A deployment's signature is missing, from an untrusted key, or does not verify."""
+    """A deployment's signature is missing, from an untrusted key, or does not verify.
+    ``missing`` is True when nothing could be checked (no trusted key, or no signature):
+    the only refusals a lab bench's insecure mode may wave through."""
 
     permanent = True  # the same message never verifies later: no retry
+
+    def __init__(self, message: str, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 def canonical_message(name: str, version: str, sha256: str, size: int) -> bytes:
@@ -156,9 +162,9 @@ class TrustedKeys(Mapping[str, Ed25519PublicKey]):
     ) -> None:
         """Return if ``signature`` by ``key_id`` covers these values, else raise SignatureError."""
         if not self._keys:
-            raise SignatureError("no trusted key")
+            raise SignatureError("no trusted key", missing=True)
         if not signature or not key_id:
-            raise SignatureError("unsigned deployment")
+            raise SignatureError("unsigned deployment", missing=True)
         public = self._keys.get(key_id)
         if public is None:
             raise SignatureError(f"unknown key {key_id}")
@@ -182,11 +188,11 @@ def verify_deployment(payload: Any, trusted: TrustedKeys) -> None:
             or "bad signature".
     """
     if not trusted:
-        raise SignatureError("no trusted key")
+        raise SignatureError("no trusted key", missing=True)
     size = getattr(payload, "size", None)
     signature = getattr(payload, "signature", None) or ""
     kid = getattr(payload, "key_id", None) or ""
     if not signature or not kid or size is None:
-        raise SignatureError("unsigned deployment")
+        raise SignatureError("unsigned deployment", missing=True)
     version = str(payload.version)
     trusted.verify(model_name(version), version, str(payload.sha256), size, kid, signature)
