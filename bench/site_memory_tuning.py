@@ -50,7 +50,7 @@ def main() -> None:
     first = rw.Recipe(data, rules, 0).fit(emb[base], labels[base], splits[base], photos=photos)
     test = np.where(base & (splits == "test"))[0]
     test_truth = np.array([l2b[lab] for lab in labels[test]])
-    grid = list(product((0.3, 0.5, 0.7, 1.0), (0.1, 0.25, 0.5), (3, 5, 7), (False, True)))
+    grid = list(product((0.3, 0.5, 0.7, 1.0), (0.0, 0.1, 0.25, 0.5), (3, 5, 7), (False, True)))
     stock = emb[base & (splits == "train")]
     scores: dict[str, list[tuple[float, float]]] = {}
 

@@ -143,7 +143,7 @@ class TrainingConfig(Section):
     )
     # Chosen by bench/site_memory_tuning.py on extra/ as the site, not on real/.
     site_memory_weight: float = Field(
-        1.0, ge=0, le=1, description="How much the memory's answer counts when it speaks"
+        0.7, ge=0, le=1, description="How much the memory's answer counts when it speaks"
     )
     site_memory_k: int = Field(7, ge=1, description="Memory neighbours averaged")
     site_memory_domain: bool = Field(
@@ -153,7 +153,7 @@ class TrainingConfig(Section):
         "so stock-like items near a correction keep the head's answer",
     )
     site_memory_quantile: float = Field(
-        0.1,
+        0.0,
         ge=0,
         lt=1,
         description="The memory speaks for an image at least as similar to its nearest "
