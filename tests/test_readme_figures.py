@@ -60,7 +60,10 @@ def test_check_fails_when_a_result_changes_or_readme_prose_drifts(tmp_path: Path
 
     root2 = _copy_tree(tmp_path / "b")
     readme = root2 / "README.md"
-    readme.write_text(readme.read_text().replace("74.2 % with 5 photos", "80.0 % with 5 photos"))
+    k5 = d["held_out"][0]["few_shot"][0]
+    quoted = f"{100 * k5['bin_accuracy']['mean']:.1f} % with 5 photos"
+    assert k5["k_per_bin"] == 5 and quoted in readme.read_text()
+    readme.write_text(readme.read_text().replace(quoted, "80.0 % with 5 photos"))
     out = _figures(root2, "--check")
     assert out.returncode == 1 and "README.md" in out.stderr
 
