@@ -130,16 +130,11 @@ def site_memory_for(
 
 def save_site_memory(d: Path, mem: SiteMemory) -> None:
     """Keep a site memory in a train step's directory."""
-    extra = {} if mem.domain is None else {"domain": mem.domain}
-    np.savez(
-        d / "site.npz",
-        keys=mem.keys,
-        dists=mem.dists,
-        gate=mem.gate,
-        weight=mem.weight,
-        k=mem.k,
-        **extra,
-    )
+    arrays: dict[str, Any] = {"keys": mem.keys, "dists": mem.dists, "gate": mem.gate}
+    arrays |= {"weight": mem.weight, "k": mem.k}
+    if mem.domain is not None:
+        arrays["domain"] = mem.domain
+    np.savez(d / "site.npz", **arrays)
 
 
 def load_site_memory(d: Path) -> SiteMemory | None:

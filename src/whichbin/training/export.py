@@ -135,11 +135,8 @@ def _site_nodes(site: SiteMemory, temperature: float):  # noqa: ANN202
         node("ReduceMax", ["site.top"], ["site.best"], axes=[1], keepdims=1),
         node("GreaterOrEqual", ["site.best", "site.gate"], ["site.speaks"]),
         node("Cast", ["site.speaks"], ["site.speaks_f"], to=1),
-        node(
-            "Mul",
-            ["site.speaks_f", "site.weight"],
-            ["site.g" if site.domain is None else "site.g0"],
-        ),
+        node("Mul", ["site.speaks_f", "site.weight"], ["site.g0"]),
+        *_domain_nodes(site, inits),
         node("Sub", ["site.answer", "site.p"], ["site.delta"]),
         node("Mul", ["site.g", "site.delta"], ["site.shift"]),
         node("Add", ["site.p", "site.shift"], ["site.q"]),
@@ -147,18 +144,28 @@ def _site_nodes(site: SiteMemory, temperature: float):  # noqa: ANN202
         node("Log", ["site.q_eps"], ["site.log_q"]),
         node("Mul", ["site.log_q", "site.t"], [LOGITS]),
     ]
-    if site.domain is not None:  # g scaled by how site-like the image is (a sigmoid)
-        inits += [
-            const("site.dom_w", site.domain[:-1, None].astype(f32)),
-            const("site.dom_b", np.array(site.domain[-1], f32)),
-        ]
-        nodes[11:11] = [
-            node("MatMul", ["site.unit", "site.dom_w"], ["site.dom_z0"]),
-            node("Add", ["site.dom_z0", "site.dom_b"], ["site.dom_z"]),
-            node("Sigmoid", ["site.dom_z"], ["site.like"]),
-            node("Mul", ["site.g0", "site.like"], ["site.g"]),
-        ]
     return nodes, inits
+
+
+def _domain_nodes(site: SiteMemory, inits: list) -> list:
+    """``site.g`` from ``site.g0``: scaled by how site-like the image is (the memory's
+    site-vs-stock regression, a sigmoid), or passed through when it has none. Appends the
+    regression's weights to ``inits``."""
+    from onnx import helper, numpy_helper
+
+    node = helper.make_node
+    if site.domain is None:
+        return [node("Identity", ["site.g0"], ["site.g"])]
+    inits += [
+        numpy_helper.from_array(site.domain[:-1, None].astype(np.float32), "site.dom_w"),
+        numpy_helper.from_array(np.array(site.domain[-1], np.float32), "site.dom_b"),
+    ]
+    return [
+        node("MatMul", ["site.unit", "site.dom_w"], ["site.dom_z0"]),
+        node("Add", ["site.dom_z0", "site.dom_b"], ["site.dom_z"]),
+        node("Sigmoid", ["site.dom_z"], ["site.like"]),
+        node("Mul", ["site.g0", "site.like"], ["site.g"]),
+    ]
 
 
 def _add_outputs(

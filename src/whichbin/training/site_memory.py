@@ -87,9 +87,9 @@ def build_site_memory(
     head_probs: np.ndarray,
     allowed: np.ndarray,
     owner: np.ndarray,
-    weight: float = 0.3,
-    k: int = 3,
-    quantile: float = 0.1,
+    weight: float,
+    k: int,
+    quantile: float,
     stock: np.ndarray | None = None,
 ) -> SiteMemory:
     """Memory from bin-only photos.
