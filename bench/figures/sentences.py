@@ -31,6 +31,25 @@ def expect_block(load: Loader) -> list[str]:
         f"{min(secs):.1f}–{max(secs):.1f} s on a {d['machine']['cores']}-core machine, and the "
         f"other sources' test bin accuracy stays within {100 * (ins - other):.1f} points "
         f"({pct(other)} against {pct(ins)}).",
+        *_zero_shot_limit(load),
+    ]
+
+
+def _zero_shot_limit(load: Loader) -> list[str]:
+    """Why a new place should plan to teach its bins (zero_shot_limits.json)."""
+    z = load("zero_shot_limits")
+    if not z:
+        return []
+    scores = [v for v in z["open_set"].values() if isinstance(v, dict)]
+    best = max(v["best_decided_accuracy_at_10pct_coverage"] for v in scores)
+    return [
+        "",
+        "Plan on teaching a new place: zero-shot accuracy there is bounded by what the training "
+        "photos show. None of them shows food-soiled paper going to compost or cutlery to "
+        "landfill, so a model naming every takeaway item's material perfectly would only "
+        f"score {pct(z['vocabulary_ceiling']['bin_accuracy'])} there, and no open-set threshold "
+        f"that decides at least 10 % of its photos gets more than {pct(best)} of them right "
+        f"(`{z['command']}`).",
     ]
 
 
