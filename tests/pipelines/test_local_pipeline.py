@@ -96,6 +96,29 @@ def test_gate_refuses_candidate_worse_than_approved(tmp_path: Path, color_bundle
     assert v.gate == "failed" and v.reasons == bad.reasons
 
 
+def test_evaluate_only_compares_with_the_approved_model_and_creates_nothing(
+    tmp_path: Path, color_bundle: Path
+) -> None:
+    reg = str(tmp_path / "reg")
+    photos = make_photos(tmp_path / "photos", 14)
+    good = run_pipeline(config(tmp_path, color_bundle), [photos], reg, progress=False)
+    open_registry(reg).approve(good.version, by="alice")
+    cfg = config(tmp_path, color_bundle)
+    cfg.gate.min_bin_accuracy = 0.0
+    cfg.training.epochs, cfg.training.lr, cfg.training.seed = 1, 1e-6, 3
+    # `pipeline run --no-register`: the same verdict registering would give, nothing stored.
+    dry = run_pipeline(cfg, [photos], reg, register=False, progress=False)
+    assert dry.gate == "failed" and dry.lineage["compared_with"] == "trash-classifier/1"
+    assert any("worse than the approved model trash-classifier/1" in r for r in dry.reasons)
+    assert dry.version is None and dry.status == "unregistered"
+    assert [v.id for v in open_registry(reg).list()] == ["trash-classifier/1"]
+    # No registry there: none is created, and the gate checks its thresholds only.
+    nowhere = tmp_path / "nowhere"
+    alone = run_pipeline(cfg, [photos], str(nowhere), register=False, progress=False)
+    assert alone.gate == "passed" and alone.lineage["compared_with"] is None
+    assert not nowhere.exists()
+
+
 def test_label_without_a_bin_is_named(tmp_path: Path, color_bundle: Path) -> None:
     photos = make_photos(tmp_path / "photos", 8)
     (photos / "plastic").rename(photos / "mystery")

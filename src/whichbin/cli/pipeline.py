@@ -35,7 +35,12 @@ def run(
         "--base-model",
         help="Retrain only the head on this bundle's backbone ('default' = bundled); no torch",
     ),
-    no_register: bool = typer.Option(False, "--no-register", help="Evaluate only"),
+    no_register: bool = typer.Option(
+        False,
+        "--no-register",
+        help="Evaluate and gate (against the registry's approved model when there is one), "
+        "register nothing",
+    ),
     as_json: JsonOpt = False,
 ) -> None:
     """Run the whole pipeline; steps whose inputs did not change are reused.

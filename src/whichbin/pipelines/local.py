@@ -206,12 +206,12 @@ def run_pipeline(
             )
         cand.metrics["temperature"] = trained.temperature
 
-        if not register:
-            registry = None
-        elif registry_uri is None or isinstance(registry_uri, str):
+        if registry_uri is not None and not isinstance(registry_uri, str):
+            registry: Registry | None = registry_uri
+        elif register:
             registry = open_registry(registry_uri or cfg.registry.uri)
-        else:
-            registry = registry_uri
+        else:  # evaluate only: still compared with the approved model, nothing created
+            registry = _existing_registry(registry_uri or cfg.registry.uri)
         approved = registry.latest_approved(cfg.registry.model_name) if registry else None
         approved_metrics = None
         if registry is not None and approved is not None:
@@ -259,7 +259,7 @@ def run_pipeline(
         lineage=lineage,
         checks=gate.checks,
     )
-    if registry is not None:
+    if registry is not None and register:
         mv = _register(registry, cfg, cand, summary, gate, lineage, report)
         result.version, result.status = mv.id, str(getattr(mv.status, "value", mv.status))
         if (mv.gate, mv.reasons) != (gate.status, gate.reasons):
@@ -278,6 +278,19 @@ def run_pipeline(
     steps.record("gate_register", time.perf_counter() - t0)
     result.timings = steps.timings()
     return result
+
+
+def _existing_registry(uri: str) -> Registry | None:
+    """The registry at ``uri`` when there is one (an evaluate-only run compares with its
+    approved model), else None; a missing local registry is not created."""
+    from whichbin.errors import RegistryError
+    from whichbin.registry import open_registry
+
+    try:
+        return open_registry(uri, create=False)
+    except RegistryError as e:
+        logger.info("no registry to compare with (%s): the gate checks thresholds only", e)
+        return None
 
 
 def _register(
