@@ -40,8 +40,12 @@ def main() -> None:
     ap.add_argument("--version", type=int, default=4)
     args = ap.parse_args()
     # From scratch whatever the work dir holds, so the command reproduces the bundle.
+    # No registry (none is created): the recorded gate is the thresholds', whatever
+    # registry the current directory holds.
     cfg = PipelineConfig(
-        work_dir=str(args.work), training={"warm_start": False, "base_model": None}
+        work_dir=str(args.work),
+        training={"warm_start": False, "base_model": None},
+        registry={"uri": str(args.work / "no-registry")},
     )
     t0 = time.perf_counter()
     res = run_pipeline(cfg, SOURCES, None, register=False, progress=True)
