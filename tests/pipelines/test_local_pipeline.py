@@ -78,25 +78,7 @@ def test_rerun_is_cached_and_new_photos_recompute_only_what_changed(
     assert count == sum(more.lineage["images"].values())  # each image embedded once
 
 
-def test_gate_refuses_candidate_worse_than_approved(tmp_path: Path, color_bundle: Path) -> None:
-    reg = str(tmp_path / "reg")
-    photos = make_photos(tmp_path / "photos", 14)
-    good = run_pipeline(config(tmp_path, color_bundle), [photos], reg, progress=False)
-    open_registry(reg).approve(good.version, by="alice")
-    cfg = config(tmp_path, color_bundle)
-    cfg.gate.min_bin_accuracy = 0.0
-    # Same photos, same test split, but a head that has barely trained: a worse candidate.
-    cfg.training.epochs, cfg.training.lr, cfg.training.seed = 1, 1e-6, 3
-    bad = run_pipeline(cfg, [photos], reg, progress=False)
-    assert bad.metrics["bin_accuracy"] < good.metrics["bin_accuracy"] - 0.1
-    assert bad.gate == "failed"
-    assert any("worse than the approved model trash-classifier/1" in r for r in bad.reasons)
-    assert bad.lineage["compared_with"] == "trash-classifier/1"
-    v = open_registry(reg).get(bad.version)
-    assert v.gate == "failed" and v.reasons == bad.reasons
-
-
-def test_evaluate_only_compares_with_the_approved_model_and_creates_nothing(
+def test_gate_refuses_candidate_worse_than_approved_registering_or_not(
     tmp_path: Path, color_bundle: Path
 ) -> None:
     reg = str(tmp_path / "reg")
@@ -105,18 +87,27 @@ def test_evaluate_only_compares_with_the_approved_model_and_creates_nothing(
     open_registry(reg).approve(good.version, by="alice")
     cfg = config(tmp_path, color_bundle)
     cfg.gate.min_bin_accuracy = 0.0
+    # Same photos, same test split, but a head that has barely trained: a worse candidate.
     cfg.training.epochs, cfg.training.lr, cfg.training.seed = 1, 1e-6, 3
-    # `pipeline run --no-register`: the same verdict registering would give, nothing stored.
+    # `pipeline run --no-register` first: the verdict registering would give, nothing stored.
     dry = run_pipeline(cfg, [photos], reg, register=False, progress=False)
     assert dry.gate == "failed" and dry.lineage["compared_with"] == "trash-classifier/1"
     assert any("worse than the approved model trash-classifier/1" in r for r in dry.reasons)
     assert dry.version is None and dry.status == "unregistered"
     assert [v.id for v in open_registry(reg).list()] == ["trash-classifier/1"]
-    # No registry there: none is created, and the gate checks its thresholds only.
+    # With no registry there, none is created and the gate checks its thresholds only.
     nowhere = tmp_path / "nowhere"
     alone = run_pipeline(cfg, [photos], str(nowhere), register=False, progress=False)
     assert alone.gate == "passed" and alone.lineage["compared_with"] is None
     assert not nowhere.exists()
+
+    bad = run_pipeline(cfg, [photos], reg, progress=False)
+    assert bad.metrics["bin_accuracy"] < good.metrics["bin_accuracy"] - 0.1
+    assert bad.gate == "failed"
+    assert any("worse than the approved model trash-classifier/1" in r for r in bad.reasons)
+    assert bad.lineage["compared_with"] == "trash-classifier/1"
+    v = open_registry(reg).get(bad.version)
+    assert v.gate == "failed" and v.reasons == bad.reasons
 
 
 def test_label_without_a_bin_is_named(tmp_path: Path, color_bundle: Path) -> None:
