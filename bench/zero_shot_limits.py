@@ -119,14 +119,20 @@ def best_precision(score: np.ndarray, correct: np.ndarray, min_coverage: float =
     return float(hits[start:].max())
 
 
-def head_bin_probs(data: dict, rules: Any, base: np.ndarray, x: np.ndarray) -> dict[str, Any]:
-    """The default recipe's head trained on ``base`` rows: calibrated bin probabilities of
-    ``x`` and of the in-source validation rows, and the familiarity of both."""
+HOLDS = ("takeaway", "extra", "household", "trashnet")
+
+
+def head_bin_probs(data: dict, rules: Any, hold: str) -> dict[str, Any]:
+    """The default recipe's head trained on every source but ``hold``: calibrated bin
+    probabilities of ``hold``'s photos and of the in-source validation rows, and the
+    familiarity of both."""
     from whichbin.evaluation.openset import familiarity
     from whichbin.inference import softmax
     from whichbin.training.heads import forward
 
     emb, labels, splits = data["emb"], data["labels"], data["splits"]
+    base = data["groups"] != hold
+    x = emb[~base]
     photos = [r for r, b in zip(data["rows"], base, strict=True) if b]
     recipe = rw.Recipe(data, rules, 0)
     model = recipe.fit(emb[base], labels[base], splits[base], photos=photos)
@@ -145,11 +151,11 @@ def head_bin_probs(data: dict, rules: Any, base: np.ndarray, x: np.ndarray) -> d
     }
 
 
-def open_set(data: dict, rules: Any, hold: str) -> dict[str, Any]:
+def open_set(data: dict, rules: Any, hold: str, h: dict[str, Any]) -> dict[str, Any]:
+    """Open-set scores on ``hold``, with ``h`` its ``head_bin_probs``."""
     emb, labels, splits, groups = data["emb"], data["labels"], data["splits"], data["groups"]
     l2b = rules.label_to_bin()
     base, held = groups != hold, groups == hold
-    h = head_bin_probs(data, rules, base, emb[held])
     truth = np.array([rw.BINS.index(l2b[lab]) for lab in labels[held]])
     correct = h["probs"].argmax(1) == truth
     tr = base & (splits == "train")
@@ -171,16 +177,19 @@ def open_set(data: dict, rules: Any, hold: str) -> dict[str, Any]:
     return out
 
 
-def imagenet_prior(data: dict, rules: Any, logits: np.ndarray) -> dict[str, Any]:
-    emb, labels, groups = data["emb"], data["labels"], data["groups"]
+def imagenet_prior(
+    data: dict, rules: Any, logits: np.ndarray, heads: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """The prior alone and mixed with each held-out source's head (``heads``)."""
+    labels, groups = data["labels"], data["groups"]
     l2b = rules.label_to_bin()
     prior = prior_bins(logits)
     weights = [round(w, 1) for w in np.arange(0, 1.01, 0.1)]
     per_source: dict[str, dict[str, float]] = {}
-    for hold in ("takeaway", "extra", "household", "trashnet"):
+    for hold in HOLDS:
         held = groups == hold
         truth = np.array([rw.BINS.index(l2b[lab]) for lab in labels[held]])
-        p = head_bin_probs(data, rules, groups != hold, emb[held])["probs"]
+        p = heads[hold]["probs"]
         per_source[hold] = {
             str(w): float(
                 np.mean(
@@ -225,14 +234,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rules = load_rules()
     data = rw.load(args.work, "efficientnet_lite0")
+    heads = {hold: head_bin_probs(data, rules, hold) for hold in HOLDS}  # one head each
     write_result(
         "zero_shot_limits",
         {
             "held_out": "takeaway",
             "images": int((data["groups"] == "takeaway").sum()),
             "vocabulary_ceiling": vocabulary_ceiling(data, rules),
-            "open_set": open_set(data, rules, "takeaway"),
-            "imagenet_prior": imagenet_prior(data, rules, imagenet_logits(data["emb"])),
+            "open_set": open_set(data, rules, "takeaway", heads["takeaway"]),
+            "imagenet_prior": imagenet_prior(data, rules, imagenet_logits(data["emb"]), heads),
         },
     )
 

@@ -111,11 +111,12 @@ def site_memory_for(
     from whichbin.training.heads import forward
 
     emb, _, targets, split = arrays
-    sel = bin_only_rows(targets) & (split == "train")
+    only, train = bin_only_rows(targets), split == "train"
+    sel = only & train
     if not t.site_memory or not sel.any():
         return None
     probs = softmax(forward(layers, emb[sel]), temperature)
-    stock = emb[~bin_only_rows(targets) & (split == "train")] if t.site_memory_domain else None
+    stock = emb[~only & train] if t.site_memory_domain else None
     return build_site_memory(
         emb[sel],
         probs,

@@ -52,8 +52,11 @@ class SiteMemory:
         """How much each image looks like the site's photos rather than stock [N]."""
         if self.domain is None:
             return np.ones(len(emb), np.float32)
-        z = normalise(emb) @ self.domain[:-1] + self.domain[-1]
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))).astype(np.float32)
+        return _sigmoid(normalise(emb) @ self.domain[:-1] + self.domain[-1]).astype(np.float32)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
 def fit_domain(
@@ -74,7 +77,7 @@ def fit_domain(
     lr, b1, b2 = 0.1, 0.9, 0.999
     decay = np.r_[np.full(x.shape[1] - 1, l2), 0.0].astype(np.float32)
     for i in range(1, steps + 1):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -60, 60)))
+        p = _sigmoid(x @ w)
         grad = x.T @ (sw * (p - y)) + decay * w
         m = b1 * m + (1 - b1) * grad
         v = b2 * v + (1 - b2) * grad * grad
